@@ -1,0 +1,3 @@
+"""surveil: real-time multi-camera surveillance detection daemon."""
+
+__version__ = "0.1.0"

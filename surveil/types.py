@@ -1,0 +1,161 @@
+"""Small immutable values passed between pipeline stages.
+
+Every stage receives these and returns new ones; none is mutated after construction.
+Arrays inside are numpy; boxes are ``xyxy`` in the frame's own pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ALERT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """One decoded image from one camera."""
+
+    camera: str
+    seq: int  # per-camera sequence number of frames read (gaps = drops)
+    ts_mono: float  # time.monotonic() when the frame was read
+    ts_wall: float  # time.time() when the frame was read
+    image: np.ndarray  # H x W x 3, uint8, BGR (OpenCV order)
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])
+
+
+@dataclass(frozen=True, eq=False)
+class Detections:
+    """Detections of one frame: N boxes with score and class.
+
+    Index with a boolean mask or an index array to get a new ``Detections``.
+    """
+
+    xyxy: np.ndarray  # (N, 4) float32
+    confidence: np.ndarray  # (N,) float32
+    class_id: np.ndarray  # (N,) int64
+
+    def __post_init__(self) -> None:
+        n = len(self.xyxy)
+        if self.xyxy.shape != (n, 4) or self.confidence.shape != (n,) or self.class_id.shape != (n,):
+            raise ValueError(
+                f"Detections arrays disagree: xyxy {self.xyxy.shape}, "
+                f"confidence {self.confidence.shape}, class_id {self.class_id.shape}"
+            )
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            confidence=np.zeros((0,), np.float32),
+            class_id=np.zeros((0,), np.int64),
+        )
+
+    @classmethod
+    def from_arrays(cls, xyxy: Any, confidence: Any, class_id: Any) -> Detections:
+        return cls(
+            xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4),
+            confidence=np.asarray(confidence, np.float32).reshape(-1),
+            class_id=np.asarray(class_id, np.int64).reshape(-1),
+        )
+
+    def __len__(self) -> int:
+        return len(self.xyxy)
+
+    def __getitem__(self, index: Any) -> Detections:
+        return Detections(
+            xyxy=self.xyxy[index].reshape(-1, 4),
+            confidence=np.atleast_1d(self.confidence[index]),
+            class_id=np.atleast_1d(self.class_id[index]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DetectedFrame:
+    """A frame together with what the detector found in it."""
+
+    frame: Frame
+    detections: Detections
+    ts_detected: float  # time.monotonic() when inference finished
+
+
+@dataclass(frozen=True)
+class Track:
+    """A tracked object on one camera, as of its latest update."""
+
+    track_id: int
+    camera: str
+    class_id: int
+    xyxy: tuple[float, float, float, float]
+    confidence: float
+    first_seen: float  # wall-clock seconds
+    last_seen: float  # wall-clock seconds
+    hits: int  # frames in which it was matched to a detection
+    missed: int  # consecutive frames without a match (0 = seen in this frame)
+    history: tuple[tuple[float, float], ...] = ()  # recent bottom-centre anchors, oldest first
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a rule decided is worth an alert."""
+
+    camera: str
+    rule: str  # rule instance name, e.g. "zone_intrusion"
+    kind: str  # rule type, e.g. "zone_intrusion"
+    ts: float  # wall-clock time of the frame that triggered it
+    ts_mono: float  # monotonic capture time of that frame (for end-to-end latency)
+    track_id: int | None = None
+    zone: str | None = None
+    class_name: str | None = None
+    score: float | None = None
+    xyxy: tuple[float, float, float, float] | None = None
+    frame_seq: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An event ready to leave the process, with a stable id."""
+
+    id: str
+    event: Event
+    severity: str = "warning"
+    snapshot_jpeg: bytes | None = None
+
+    @classmethod
+    def from_event(cls, event: Event, severity: str = "warning", snapshot_jpeg: bytes | None = None) -> Alert:
+        return cls(id=str(uuid.uuid4()), event=event, severity=severity, snapshot_jpeg=snapshot_jpeg)
+
+    def to_dict(self, published_at: float) -> dict[str, Any]:
+        e = self.event
+        return {
+            "schema_version": ALERT_SCHEMA_VERSION,
+            "id": self.id,
+            "camera": e.camera,
+            "rule": e.rule,
+            "kind": e.kind,
+            "severity": self.severity,
+            "zone": e.zone,
+            "track_id": e.track_id,
+            "class": e.class_name,
+            "score": None if e.score is None else round(float(e.score), 4),
+            "box": None if e.xyxy is None else [round(float(v), 1) for v in e.xyxy],
+            "frame_seq": e.frame_seq,
+            "frame_ts": e.ts,
+            "published_ts": published_at,
+            "details": e.details,
+        }
+
+    def to_json(self, published_at: float) -> str:
+        return json.dumps(self.to_dict(published_at), separators=(",", ":"), sort_keys=True)
