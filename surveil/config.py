@@ -66,10 +66,10 @@ class ZoneConfig(_Model):
     @field_validator("polygon")
     @classmethod
     def _polygon_is_simple(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if _polygon_area(polygon) < 1e-6:
-            raise ValueError("polygon has no area (points are collinear or repeated)")
         if _self_intersects(polygon):
             raise ValueError("polygon edges cross each other; list the vertices in order around the shape")
+        if _polygon_area(polygon) < 1e-6:
+            raise ValueError("polygon has no area (points are collinear or repeated)")
         return polygon
 
 

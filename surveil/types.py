@@ -6,6 +6,7 @@ Arrays inside are numpy; boxes are ``xyxy`` in the frame's own pixel coordinates
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from dataclasses import dataclass, field
@@ -139,6 +140,7 @@ class Alert:
 
     def to_dict(self, published_at: float) -> dict[str, Any]:
         e = self.event
+        snapshot = base64.b64encode(self.snapshot_jpeg).decode("ascii") if self.snapshot_jpeg else None
         return {
             "schema_version": ALERT_SCHEMA_VERSION,
             "id": self.id,
@@ -155,6 +157,7 @@ class Alert:
             "frame_ts": e.ts,
             "published_ts": published_at,
             "details": e.details,
+            "snapshot_jpeg_b64": snapshot,
         }
 
     def to_json(self, published_at: float) -> str:

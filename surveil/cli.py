@@ -1,0 +1,89 @@
+"""Command line: `surveil run | check-config | version | train | eval | export`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from surveil import __version__
+from surveil.config import ConfigError, load_config
+
+EXIT_USAGE = 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from surveil.daemon import run_daemon
+    from surveil.pipeline import PipelineError
+
+    try:
+        return run_daemon(args.config, args.log_level)
+    except (ConfigError, PipelineError) as exc:
+        print(f"surveil: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"surveil: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    zones = sum(len(c.zones) for c in config.cameras)
+    print(f"{args.file}: OK ({len(config.cameras)} camera(s), {len(config.enabled_cameras)} enabled, {zones} zone(s))")
+    return 0
+
+
+def _cmd_version(_args: argparse.Namespace) -> int:
+    print(f"surveil {__version__}")
+    return 0
+
+
+def _add_training_commands(sub: argparse._SubParsersAction) -> None:
+    """train/eval/export import torch-heavy modules lazily, only when used."""
+    try:
+        from surveil.training import train as training
+    except ImportError:
+        training = None
+    if training is not None:
+        p = sub.add_parser("train", help="fine-tune a detector on labelled images")
+        training.add_arguments(p)
+        p.set_defaults(func=training.main)
+    try:
+        from surveil.evaluation import cli as evaluation
+    except ImportError:
+        evaluation = None
+    if evaluation is not None:
+        p = sub.add_parser("eval", help="score a checkpoint: COCO mAP, precision, recall, F1")
+        evaluation.add_eval_arguments(p)
+        p.set_defaults(func=evaluation.eval_main)
+        p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
+        evaluation.add_export_arguments(p)
+        p.set_defaults(func=evaluation.export_main)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="surveil", description="Real-time multi-camera surveillance detection.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("check-config", help="validate a config file and exit (0 = valid, 2 = invalid)")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_check_config)
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+    _add_training_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command not in ("run",):
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

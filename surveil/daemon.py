@@ -1,0 +1,132 @@
+"""The long-running process: signals, systemd notifications, watchdog and reload.
+
+SIGTERM / SIGINT: ordered stop, exit 0. SIGHUP: re-read the config; a valid one replaces the
+running pipeline, an invalid one is logged and the old pipeline keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from surveil.config import Config, ConfigError, load_config
+from surveil.logsetup import configure_logging
+from surveil.metrics import Metrics
+from surveil.pipeline import Pipeline
+from surveil.sdnotify import Notifier
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+
+
+class Daemon:
+    def __init__(self, config_path: str | Path, config: Config, metrics: Metrics | None = None, notifier: Notifier | None = None):
+        self.config_path = Path(config_path)
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.notifier = notifier or Notifier()
+        self.stop_requested = threading.Event()
+        self._reload_requested = threading.Event()
+        self._pipeline: Pipeline | None = None
+        self._metrics_server = None
+        self.metrics_port: int | None = None
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        self.stop_requested.set()
+
+    def _on_reload_signal(self, _signum: int, _frame: object) -> None:
+        self._reload_requested.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+
+    # ------------------------------------------------------------------ run
+
+    def run(self) -> int:
+        """Start everything, supervise until asked to stop; returns the exit status."""
+        if self.config.metrics.enabled:
+            self._metrics_server = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
+            self.metrics_port = self._metrics_server.server_port
+            log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, self.metrics_port)
+        self._pipeline = Pipeline(self.config, self.metrics)
+        self._pipeline.start()
+        cameras = len(self.config.enabled_cameras)
+        self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
+        log.info("surveil running with %d camera(s)", cameras)
+        try:
+            status = self._supervise()
+        finally:
+            self._shutdown()
+        return status
+
+    def _supervise(self) -> int:
+        interval = min(1.0, self.notifier.watchdog_interval_s or 1.0)
+        while not self.stop_requested.wait(interval):
+            if self._reload_requested.is_set():
+                self._reload_requested.clear()
+                self._reload()
+            health = self._pipeline.housekeeping()
+            if not health.threads_alive:
+                log.error("pipeline thread(s) died: %s; exiting so the service manager restarts us", ", ".join(health.dead_threads))
+                return EXIT_FAILURE
+            if health.detector_stalled:
+                log.error("detector has finished no batch for %.0f s while frames wait; withholding watchdog ping", self.config.watchdog_stall_s)
+                self.notifier.status("detector stalled")
+                continue
+            self.notifier.watchdog()
+        return EXIT_OK
+
+    def _reload(self) -> None:
+        log.info("reloading %s", self.config_path)
+        try:
+            new_config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload rejected, keeping the running configuration:\n%s", exc)
+            return
+        if new_config.metrics != self.config.metrics:
+            log.warning("metrics.listen changed; it takes effect at the next restart")
+        self.notifier.reloading()
+        try:
+            new_pipeline = Pipeline(new_config, self.metrics)
+        except Exception as exc:
+            log.error("reload rejected, keeping the running configuration: %s", exc)
+            self.notifier.ready("reload failed; old configuration kept")
+            return
+        self._pipeline.stop()
+        self._pipeline = new_pipeline
+        self.config = new_config
+        self._pipeline.start()
+        self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")
+        log.info("reload done")
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        started = time.monotonic()
+        if self._pipeline is not None:
+            self._pipeline.stop(timeout=8.0)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        self.notifier.close()
+        log.info("stopped in %.1f s", time.monotonic() - started)
+
+
+def run_daemon(config_path: str | Path, log_level: str | None = None) -> int:
+    config = load_config(config_path)  # ConfigError goes to the CLI, which exits 2
+    configure_logging(log_level or config.logging.level, config.logging.format)
+    daemon = Daemon(config_path, config)
+    daemon.install_signal_handlers()
+    return daemon.run()

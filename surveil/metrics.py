@@ -1,0 +1,47 @@
+"""Prometheus metrics for every stage. One registry per daemon (tests pass their own).
+
+Every metric is listed, with its meaning, in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from surveil import __version__
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        Info("surveil_build", "surveil version.", registry=r).info({"version": __version__})
+        self.frames_captured = Counter("surveil_frames_captured_total", "Frames decoded from a camera.", ["camera"], registry=r)
+        self.frames_skipped = Counter("surveil_frames_skipped_total", "Frames read but not used because of the camera's fps_limit.", ["camera"], registry=r)
+        self.frames_dropped = Counter("surveil_frames_dropped_total", "Frames overwritten by a newer one before the detector took them.", ["camera"], registry=r)
+        self.frames_processed = Counter("surveil_frames_processed_total", "Frames that went through detection, tracking and rules.", ["camera"], registry=r)
+        self.camera_up = Gauge("surveil_camera_up", "1 while the camera delivers frames, 0 while it is down.", ["camera"], registry=r)
+        self.camera_reconnects = Counter("surveil_camera_reconnects_total", "Attempts to reopen a camera after a failure.", ["camera"], registry=r)
+        self.camera_last_frame = Gauge("surveil_camera_last_frame_timestamp_seconds", "Wall-clock time of the camera's newest frame.", ["camera"], registry=r)
+        self.batch_size = Histogram("surveil_batch_size", "Frames per detector forward pass.", buckets=BATCH_BUCKETS, registry=r)
+        self.inference_seconds = Histogram("surveil_inference_seconds", "Wall time of one detector forward pass (whole batch).", buckets=LATENCY_BUCKETS, registry=r)
+        self.frame_latency_seconds = Histogram("surveil_frame_latency_seconds", "From frame capture to the end of rule evaluation, per frame.", ["camera"], buckets=LATENCY_BUCKETS, registry=r)
+        self.alert_latency_seconds = Histogram("surveil_alert_latency_seconds", "End to end: from capture of the triggering frame to the alert handed to the sinks.", buckets=LATENCY_BUCKETS, registry=r)
+        self.detections = Counter("surveil_detections_total", "Detections kept after score and class filters.", ["camera", "class"], registry=r)
+        self.alerts = Counter("surveil_alerts_total", "Alerts raised.", ["camera", "rule"], registry=r)
+        self.queue_depth = Gauge("surveil_queue_depth", "Items waiting between stages.", ["queue"], registry=r)
+        self.stage_errors = Counter("surveil_stage_errors_total", "Unexpected exceptions caught in a stage (the stage keeps running).", ["stage"], registry=r)
+        self.mqtt_connected = Gauge("surveil_mqtt_connected", "1 while connected to the MQTT broker.", registry=r)
+        self.mqtt_published = Counter("surveil_mqtt_messages_published_total", "Messages acknowledged by the broker.", ["kind"], registry=r)
+        self.mqtt_failures = Counter("surveil_mqtt_publish_failures_total", "Publish attempts that failed (they stay in the spool).", registry=r)
+        self.spool_size = Gauge("surveil_alert_spool_size", "Alerts in the on-disk spool waiting for the broker.", registry=r)
+        self.spool_dropped = Counter("surveil_alert_spool_dropped_total", "Oldest spooled alerts discarded because the spool was full.", registry=r)
+        self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
+        self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
+
+    def serve(self, host: str, port: int):
+        """Start the /metrics HTTP server in a daemon thread; returns the server (its ``server_port`` is the bound port)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return server

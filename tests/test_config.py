@@ -1,0 +1,135 @@
+"""Config loading: good files load; each bad file gives exit 2 with a message naming the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from surveil.config import ConfigError, load_config, substitute_env
+
+REPO = Path(__file__).resolve().parents[1]
+
+GOOD = """\
+cameras:
+  - name: gate
+    url: rtsp://user:${CAM_PASSWORD:-secret}@10.0.0.5/stream1
+    fps_limit: 5
+    zones:
+      - name: door
+        polygon: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
+        classes: [person]
+        min_frames: 3
+  - name: lobby
+    url: clips/lobby.mp4
+detector:
+  weights: coco
+mqtt:
+  host: broker.local
+  password: ${MQTT_PASSWORD}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_good_config_loads_with_env_and_relative_paths(tmp_path):
+    config = load_config(write(tmp_path, GOOD), environ={"MQTT_PASSWORD": "hunter2"})
+    assert [c.name for c in config.cameras] == ["gate", "lobby"]
+    assert config.cameras[0].url == "rtsp://user:secret@10.0.0.5/stream1"
+    assert config.cameras[0].kind == "stream"
+    assert config.cameras[1].kind == "file"
+    assert config.cameras[1].url == str(tmp_path / "clips" / "lobby.mp4")
+    assert config.mqtt.password.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(config.mqtt)
+    assert config.cameras[0].zones[0].classes == ["person"]
+
+
+def test_shipped_configs_are_valid():
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        if path.name.startswith("train"):
+            continue
+        load_config(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n", ["line 4", "cameras[0].colour", "unknown option"], id="unknown-key"),
+        pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: fast\n", ["line 4", "cameras[0].fps_limit", "valid number", "'fast'"], id="wrong-type"),
+        pytest.param("cameras:\n  - name: a\n", ["line 2", "cameras[0].url", "required option is missing"], id="missing-url"),
+        pytest.param(
+            "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1, 1]]\n",
+            ["line 6", "cameras[0].zones[0].polygon", "at least 3"],
+            id="polygon-too-few-points",
+        ),
+        pytest.param(
+            "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1.5, 0], [1, 1]]\n",
+            ["line 6", "cameras[0].zones[0].polygon", "less than or equal to 1"],
+            id="polygon-out-of-range",
+        ),
+        pytest.param(
+            "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1, 1], [1, 0], [0, 1]]\n",
+            ["line 6", "polygon", "cross"],
+            id="polygon-self-intersecting",
+        ),
+        pytest.param("cameras:\n  - name: a\n    url: rtsp://u:${NO_SUCH_VAR_X}@h/s\n", ["line 3", "NO_SUCH_VAR_X", "not set"], id="unset-env-var"),
+        pytest.param("cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  device: gpu\n", ["line 5", "detector.device", "pattern"], id="bad-device"),
+        pytest.param("cameras: []\n", ["line 1", "cameras", "at least 1"], id="no-cameras"),
+        pytest.param("cameras:\n  - name: a\n    url: x.mp4\n  - name: a\n    url: y.mp4\n", ["unique", "repeated: a"], id="duplicate-camera"),
+        pytest.param("cameras:\n  - name: a\n    url: [x.mp4\n", ["line", "not valid YAML"], id="broken-yaml"),
+        pytest.param("cameras:\n  - name: a b\n    url: x.mp4\n", ["line 2", "cameras[0].name", "pattern"], id="bad-camera-name"),
+        pytest.param("- just\n- a list\n", ["YAML mapping"], id="not-a-mapping"),
+        pytest.param("cameras:\n  - name: a\n    url: x.mp4\nmqtt:\n  qos: 3\n", ["line 5", "mqtt.qos", "1 or 2"], id="bad-qos"),
+    ],
+)
+def test_bad_config_names_the_problem(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in:\n{message}"
+
+
+def test_check_config_command_exits_2_without_traceback(tmp_path):
+    path = write(tmp_path, "cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n")
+    result = subprocess.run([sys.executable, "-m", "surveil", "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "line 4" in result.stderr and "colour" in result.stderr
+
+
+def test_check_config_command_accepts_good_file(tmp_path):
+    path = write(tmp_path, GOOD)
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "check-config", str(path)],
+        capture_output=True, text=True, timeout=60, env={"MQTT_PASSWORD": "x", "PATH": "/usr/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "OK (2 camera(s)" in result.stdout
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("a: ${X}", {"X": "1"}, "a: 1"),
+        ("a: ${X:-d}", {}, "a: d"),
+        ("a: ${X:-d}", {"X": "v"}, "a: v"),
+        ("# ${NOT_SET} in a comment is left alone", {}, "# ${NOT_SET} in a comment is left alone"),
+    ],
+)
+def test_substitute_env(text, env, expected):
+    assert substitute_env(text, env) == expected

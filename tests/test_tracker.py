@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+
+from surveil.tracker import IouTracker, box_iou
+from surveil.types import Detections
+
+
+def dets(*boxes, cls=0, score=0.9):
+    return Detections.from_arrays(np.array(boxes, np.float32).reshape(-1, 4), [score] * len(boxes), [cls] * len(boxes))
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ([0, 0, 10, 10], [0, 0, 10, 10], 1.0),
+        ([0, 0, 10, 10], [5, 0, 15, 10], 50 / 150),
+        ([0, 0, 10, 10], [20, 20, 30, 30], 0.0),
+        ([0, 0, 10, 10], [0, 0, 0, 0], 0.0),
+    ],
+)
+def test_box_iou(a, b, expected):
+    assert box_iou(np.array([a], np.float32), np.array([b], np.float32))[0, 0] == pytest.approx(expected)
+
+
+def test_ids_stable_while_objects_move_and_confirmed_after_min_hits():
+    tracker = IouTracker("cam", iou_threshold=0.3, max_missed=2, min_hits=2)
+    assert tracker.update(dets([0, 0, 10, 20], [50, 50, 60, 70]), now=0.0) == []  # tentative
+    ids = None
+    for step in range(1, 10):
+        tracks = tracker.update(dets([step, 0, 10 + step, 20], [50 - step, 50, 60 - step, 70]), now=float(step))
+        assert len(tracks) == 2
+        current = sorted(t.track_id for t in tracks)
+        ids = ids or current
+        assert current == ids
+
+
+def test_track_survives_missed_frames_then_expires():
+    tracker = IouTracker("cam", max_missed=2, min_hits=1)
+    first = tracker.update(dets([0, 0, 10, 10]), now=0)[0].track_id
+    assert tracker.update(Detections.empty(), now=1)[0].missed == 1
+    assert tracker.update(Detections.empty(), now=2)[0].missed == 2
+    assert tracker.update(dets([1, 0, 11, 10]), now=3)[0].track_id == first
+    for t in range(4, 7):
+        remaining = tracker.update(Detections.empty(), now=t)
+    assert remaining == []
+    assert tracker.update(dets([1, 0, 11, 10]), now=8)[0].track_id != first
+
+
+def test_classes_are_not_matched_across():
+    tracker = IouTracker("cam", min_hits=1)
+    person = tracker.update(dets([0, 0, 10, 10], cls=1), now=0)[0].track_id
+    tracks = tracker.update(dets([0, 0, 10, 10], cls=2), now=1)
+    assert {t.track_id for t in tracks if t.missed == 0} != {person}
+
+
+def test_input_detections_not_mutated():
+    d = dets([0, 0, 10, 10])
+    before = d.xyxy.copy()
+    tracker = IouTracker("cam", min_hits=1)
+    tracker.update(d, now=0)
+    tracker.update(dets([2, 2, 12, 12]), now=1)
+    np.testing.assert_array_equal(d.xyxy, before)
+
+
+@pytest.mark.parametrize("kwargs", [{"iou_threshold": 0}, {"iou_threshold": 1.5}, {"min_hits": 0}, {"max_missed": -1}])
+def test_bad_parameters_raise(kwargs):
+    with pytest.raises(ValueError):
+        IouTracker("cam", **kwargs)
