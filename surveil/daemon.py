@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from surveil.config import Config, ConfigError, load_config
+from surveil.detector import Detector
 from surveil.logsetup import configure_logging
 from surveil.metrics import Metrics
 from surveil.pipeline import Pipeline
@@ -25,8 +26,16 @@ EXIT_FAILURE = 1
 
 
 class Daemon:
-    def __init__(self, config_path: str | Path, config: Config, metrics: Metrics | None = None, notifier: Notifier | None = None):
+    def __init__(
+        self,
+        config_path: str | Path,
+        config: Config,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+        detector: Detector | None = None,
+    ):
         self.config_path = Path(config_path)
+        self._detector = detector  # None = build from config (tests inject a scripted one)
         self.config = config
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier()
@@ -61,7 +70,7 @@ class Daemon:
             self._metrics_server = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
             self.metrics_port = self._metrics_server.server_port
             log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, self.metrics_port)
-        self._pipeline = Pipeline(self.config, self.metrics)
+        self._pipeline = Pipeline(self.config, self.metrics, detector=self._detector)
         self._pipeline.start()
         cameras = len(self.config.enabled_cameras)
         self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
@@ -100,7 +109,9 @@ class Daemon:
             log.warning("metrics.listen changed; it takes effect at the next restart")
         self.notifier.reloading()
         try:
-            new_pipeline = Pipeline(new_config, self.metrics)
+            same_model = new_config.detector == self.config.detector
+            detector = self._pipeline.detector if same_model else self._detector
+            new_pipeline = Pipeline(new_config, self.metrics, detector=detector)
         except Exception as exc:
             log.error("reload rejected, keeping the running configuration: %s", exc)
             self.notifier.ready("reload failed; old configuration kept")

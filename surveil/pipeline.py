@@ -159,9 +159,10 @@ class Pipeline:
     def _build_sinks(self) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []
         mqtt = None
+        self._spool = None
         if self.config.mqtt.enabled:
-            spool = AlertSpool(self.config.mqtt.spool_path, max_items=self.config.mqtt.spool_max_alerts)
-            mqtt = MqttPublisher(self.config.mqtt, spool, _MqttEvents(self.metrics))
+            self._spool = AlertSpool(self.config.mqtt.spool_path, max_items=self.config.mqtt.spool_max_alerts)
+            mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
             sinks.append(mqtt)
         if self.config.alerts.jsonl_path:
             sinks.append(JsonlAlertSink(self.config.alerts.jsonl_path))
@@ -204,6 +205,8 @@ class Pipeline:
                     close(timeout=max(0.5, deadline - time.monotonic())) if sink is self._mqtt else close()
                 except Exception:
                     log.exception("error while closing alert sink %s", type(sink).__name__)
+        if self._spool is not None:
+            self._spool.close()
 
     def housekeeping(self, now_mono: float | None = None) -> Health:
         """Called about once a second by the daemon: stall checks, gauges, thread health."""

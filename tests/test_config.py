@@ -133,3 +133,10 @@ def test_missing_file_is_a_clear_error(tmp_path):
 )
 def test_substitute_env(text, env, expected):
     assert substitute_env(text, env) == expected
+
+
+def test_config_reference_doc_is_up_to_date():
+    from surveil.config import markdown_reference
+
+    doc = (REPO / "docs" / "config.md").read_text()
+    assert doc.strip() == markdown_reference().strip(), "regenerate: python -m surveil.config --markdown > docs/config.md"
