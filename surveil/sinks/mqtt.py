@@ -1,0 +1,490 @@
+"""MQTT alert publisher: paho-mqtt 2.x, a durable spool, retained availability and camera status.
+
+Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
+
+- ``<prefix>/available``: retained ``online`` after every (re)connect; ``offline`` on a clean
+  stop and, as the broker-held last will, when the process dies or the connection breaks.
+- ``<prefix>/<camera>/alerts/<rule>``: one ``Alert.to_json`` per alert, at ``MqttConfig.qos``.
+- ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
+
+Delivery guarantee for alerts: every alert is first appended to the :class:`AlertSpool`
+(SQLite) and only deleted from it once the broker has confirmed it (PUBACK for QoS 1,
+PUBCOMP for QoS 2; for QoS 0, once written to the socket). While the broker is unreachable
+alerts accumulate in the spool (up to its ``max_items``; beyond that the oldest are dropped
+and counted) and are sent in order after the connection returns, including after a restart
+of this process. Delivery is *at least once*: a message whose acknowledgement was lost with
+the connection is sent again (paho re-sends in-flight QoS>0 messages after a reconnect, and
+a restarted process re-sends everything still spooled), so subscribers may see duplicates
+and should de-duplicate on the alert's ``id``. ``published_ts`` in the JSON is the time the
+alert was spooled, not the time it finally reached the broker.
+
+Camera status is "latest state wins": it goes straight to paho (not the spool), the last
+status per camera is kept and re-published after every reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from surveil.config import MqttConfig
+from surveil.sinks.spool import AlertSpool, SpooledMessage
+from surveil.types import Alert
+
+log = logging.getLogger(__name__)
+
+STATUS_SCHEMA_VERSION = 1
+
+
+class MqttEvents(Protocol):
+    """Callbacks the wiring module implements (metrics, systemd status).
+
+    They are called from the publisher's threads (paho's network thread, the sender thread
+    and the caller of ``publish_alert``); they must be quick and must not block.
+    """
+
+    def connection_changed(self, connected: bool) -> None: ...
+
+    def published(self, topic: str) -> None: ...  # one alert confirmed by the broker
+
+    def publish_failed(self, reason: str) -> None: ...  # an alert the broker rejected or paho refused
+
+    def spool_size(self, n: int) -> None: ...  # messages now waiting in the spool
+
+    def spool_dropped(self, n: int) -> None: ...  # n more oldest alerts discarded (spool full)
+
+
+class NullMqttEvents:
+    """An :class:`MqttEvents` that ignores everything."""
+
+    def connection_changed(self, connected: bool) -> None:
+        pass
+
+    def published(self, topic: str) -> None:
+        pass
+
+    def publish_failed(self, reason: str) -> None:
+        pass
+
+    def spool_size(self, n: int) -> None:
+        pass
+
+    def spool_dropped(self, n: int) -> None:
+        pass
+
+
+def availability_topic(prefix: str) -> str:
+    return f"{prefix}/available"
+
+
+def alert_topic(prefix: str, camera: str, rule: str) -> str:
+    return f"{prefix}/{camera}/alerts/{rule}"
+
+
+def status_topic(prefix: str, camera: str) -> str:
+    return f"{prefix}/{camera}/status"
+
+
+def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
+    body = {
+        "schema_version": STATUS_SCHEMA_VERSION,
+        "camera": camera,
+        "up": up,
+        "state": "up" if up else "down",
+        "reason": reason,
+        "ts": ts,
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+class MqttPublisher:
+    """Publishes alerts (through the spool) and status to one MQTT broker; see the module doc.
+
+    ``max_inflight``: spooled messages handed to paho and not yet confirmed, at most.
+    ``reconnect_min_s`` / ``reconnect_max_s``: paho's reconnect back-off (doubles per failure).
+
+    ``start()`` never blocks on the broker: an unreachable broker is logged once per outage
+    and retried forever. ``stop()`` returns within its timeout in every case. The spool is
+    the caller's: ``stop()`` does not close it. A publisher is started at most once.
+    """
+
+    def __init__(
+        self,
+        config: MqttConfig,
+        spool: AlertSpool,
+        events: MqttEvents | None = None,
+        *,
+        max_inflight: int = 20,
+        reconnect_min_s: float = 1.0,
+        reconnect_max_s: float = 60.0,
+    ) -> None:
+        if max_inflight < 1:
+            raise ValueError("max_inflight must be at least 1")
+        self._config = config
+        self._spool = spool
+        self._events: MqttEvents = events if events is not None else NullMqttEvents()
+        self._prefix = config.topic_prefix.rstrip("/")
+        self._available = availability_topic(self._prefix)
+        self._window = max_inflight
+        self._reconnect = (reconnect_min_s, reconnect_max_s)
+
+        # Shared state, guarded by _cond. Rule: never call into paho while holding _cond
+        # (paho calls on_publish while holding its own message lock).
+        self._cond = threading.Condition()
+        self._ready = False  # connected and our `online` confirmed: paho's re-sends are done
+        self._session = 0  # +1 per ready connection
+        self._online_mid: int | None = None
+        self._acks: list[tuple[int, ReasonCode]] = []
+        self._append_seq = 0
+        self._seen_seq = -1
+        self._stopping = False
+
+        # Sender-thread-only state.
+        self._inflight: dict[int, SpooledMessage] = {}  # paho mid -> spooled message
+        self._inflight_ids: set[int] = set()
+        self._cursor = 0  # highest spool id handed to paho (or skipped as in flight)
+        self._seen_session = 0
+
+        self._status_lock = threading.Lock()  # may be held while calling paho
+        self._statuses: dict[str, bytes] = {}
+        self._append_lock = threading.Lock()
+
+        self._connected = False
+        self._closing = False
+        self._outage_since: float | None = None
+        self._drop_warned = False
+        self._started = False
+        self._sender: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Start connecting in the background and start the sender thread; returns at once."""
+        if self._started or self._stopping:
+            raise RuntimeError("MqttPublisher can be started once")
+        self._started = True
+        self._emit("connection_changed", False)
+        self._emit("spool_size", len(self._spool))
+        log.info(
+            "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
+            self._config.host, self._config.port, self._config.client_id, self._prefix, len(self._spool),
+        )
+        self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
+        self._client.loop_start()
+        self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
+        self._sender.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Flush, publish retained ``offline``, disconnect cleanly and stop the threads.
+
+        While connected, spooled alerts keep going out for up to half of ``timeout``. Returns
+        within ``timeout`` seconds even when the broker is down; alerts not confirmed by then
+        stay in the spool for the next start.
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._cond.wait_for(lambda: not self._ready or len(self._spool) == 0, timeout=timeout / 2)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._sender is not None:
+            self._sender.join(_remaining(deadline))
+        if not self._started:
+            return
+        self._started = False
+        self._closing = True
+        self._send_offline(deadline)
+        self._client.disconnect()
+        self._stop_network_thread(deadline)
+        self._set_connected(False)
+        log.info("MQTT: stopped; %d alert(s) left in the spool", len(self._spool))
+
+    def publish_alert(self, alert: Alert) -> None:
+        """Spool the alert durably; the sender thread delivers it when the broker is reachable."""
+        topic = alert_topic(self._prefix, alert.event.camera, alert.event.rule)
+        payload = alert.to_json(published_at=time.time()).encode("utf-8")
+        with self._append_lock:
+            before = self._spool.dropped
+            self._spool.append(topic, payload, self._config.qos)
+            dropped = self._spool.dropped - before
+            size = len(self._spool)
+        if dropped:
+            self._note_dropped(dropped)
+        self._emit("spool_size", size)
+        with self._cond:
+            self._append_seq += 1
+            self._cond.notify_all()
+
+    def publish_camera_status(self, camera: str, up: bool, reason: str = "") -> None:
+        """Publish the camera's state, retained; it is re-published after every reconnect."""
+        payload = status_payload(camera, up, reason, time.time())
+        with self._status_lock:
+            self._statuses[camera] = payload
+            if self._ready:
+                self._client.publish(status_topic(self._prefix, camera), payload, qos=1, retain=True)
+
+    @property
+    def spool(self) -> AlertSpool:
+        return self._spool
+
+    @property
+    def connected(self) -> bool:
+        """True while connected to the broker (our ``online`` may still be on its way)."""
+        return self._connected
+
+    @property
+    def in_flight(self) -> int:
+        """Spooled messages handed to paho and not yet confirmed (approximate, for tests/metrics)."""
+        return len(self._inflight)
+
+    # ------------------------------------------------------------------ paho client
+
+    def _make_client(self) -> mqtt.Client:
+        cfg = self._config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=True, protocol=mqtt.MQTTv311
+        )
+        if cfg.username:
+            password = cfg.password.get_secret_value() if cfg.password is not None else None
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set()  # the system's CA certificates, certificate required
+        client.will_set(self._available, b"offline", qos=1, retain=True)
+        # paho annotates the delays as int, but computes with floats; sub-second is fine.
+        client.reconnect_delay_set(self._reconnect[0], self._reconnect[1])  # type: ignore[arg-type]
+        client.max_inflight_messages_set(0)  # unlimited in paho; our sender bounds alerts itself
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        return client
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        try:
+            if reason.is_failure:
+                self._note_outage(f"the broker refused the connection: {reason}")
+                return
+            # Sent before paho re-sends the previous connection's unconfirmed messages; its
+            # PUBACK therefore tells the sender that those re-sends are on the wire.
+            info = client.publish(self._available, b"online", qos=1, retain=True)
+            with self._cond:
+                self._online_mid = info.mid
+            self._note_connected()
+        except Exception:
+            log.exception("MQTT: error in on_connect")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        try:
+            self._note_outage("cannot connect")
+        except Exception:
+            log.exception("MQTT: error in on_connect_fail")
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
+        try:
+            with self._cond:
+                self._ready = False
+                self._online_mid = None
+                self._cond.notify_all()
+            if not self._closing:
+                self._note_outage(f"connection lost ({reason})")
+            self._set_connected(False)
+        except Exception:
+            log.exception("MQTT: error in on_disconnect")
+
+    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
+        with self._cond:
+            if mid == self._online_mid and not self._ready:
+                self._ready = True
+                self._session += 1
+            else:
+                self._acks.append((mid, reason))
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ sender thread
+
+    def _has_work(self) -> bool:
+        if self._stopping or self._acks:
+            return True
+        if not self._ready:
+            return False
+        if self._session != self._seen_session:
+            return True
+        return len(self._inflight) < self._window and self._append_seq != self._seen_seq
+
+    def _run_sender(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(self._has_work, timeout=1.0)
+                acks, self._acks = self._acks, []
+                stopping = self._stopping
+                session = self._session if self._ready else None
+                seq = self._append_seq
+            try:
+                self._apply_acks(acks)
+                if stopping:
+                    return
+                if session is not None:
+                    self._send_some(session, seq)
+            except Exception:
+                log.exception("MQTT: sender error; retrying in 1 s")
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, timeout=1.0)
+
+    def _send_some(self, session: int, seq: int) -> None:
+        if session != self._seen_session:
+            self._seen_session = session
+            self._resume(session)
+        self._fill_window(session, seq)
+
+    def _resume(self, session: int) -> None:
+        """A new connection is ready: re-queue lost QoS 0 sends, re-publish camera status."""
+        lost = [m for m in self._inflight.values() if m.qos == 0]  # never written: paho drops them
+        if lost:
+            for mid in [mid for mid, m in self._inflight.items() if m.qos == 0]:
+                self._inflight_ids.discard(self._inflight.pop(mid).id)
+            self._cursor = min(self._cursor, min(m.id for m in lost) - 1)
+        with self._status_lock:
+            for camera, payload in self._statuses.items():
+                self._client.publish(status_topic(self._prefix, camera), payload, qos=1, retain=True)
+        log.debug("MQTT: session %d ready; %d in flight, %d spooled", session, len(self._inflight), len(self._spool))
+
+    def _fill_window(self, session: int, seq: int) -> None:
+        room = self._window - len(self._inflight)
+        if room <= 0:
+            return
+        want = room + len(self._inflight_ids)
+        rows = self._spool.peek(want, after=self._cursor)
+        exhausted = len(rows) < want
+        sent = 0
+        for row in rows:
+            if row.id in self._inflight_ids:
+                self._cursor = row.id  # paho holds it and re-sends it itself
+                continue
+            if sent >= room or not (self._ready and self._session == session):
+                return
+            if not self._send(row):
+                exhausted = True  # try again on the next connection
+                break
+            self._cursor = row.id
+            sent += 1
+        if exhausted:
+            with self._cond:
+                self._seen_seq = seq
+
+    def _send(self, row: SpooledMessage) -> bool:
+        try:
+            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+        except ValueError as exc:  # can never be sent (e.g. payload too large): drop it
+            log.error("MQTT: dropping spooled message %d on %s: %s", row.id, row.topic, exc)
+            self._spool.ack(row.id)
+            self._emit("publish_failed", str(exc))
+            return True
+        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and row.qos == 0:
+            return False  # connection just dropped; sent again after the reconnect
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            # (QoS>0 with NO_CONN is queued inside paho and sent after the reconnect.)
+            reason = mqtt.error_string(info.rc)
+            log.warning("MQTT: paho refused spooled message %d on %s: %s", row.id, row.topic, reason)
+            self._emit("publish_failed", reason)
+            return False
+        self._inflight[info.mid] = row
+        self._inflight_ids.add(row.id)
+        return True
+
+    def _apply_acks(self, acks: list[tuple[int, ReasonCode]]) -> None:
+        done: list[SpooledMessage] = []
+        for mid, reason in acks:
+            row = self._inflight.pop(mid, None)
+            if row is None:
+                continue  # status / availability messages, or a duplicate confirmation
+            self._inflight_ids.discard(row.id)
+            done.append(row)
+            if reason.is_failure:
+                log.warning("MQTT: broker rejected the message on %s: %s", row.topic, reason)
+                self._emit("publish_failed", str(reason))
+        if not done:
+            return
+        self._spool.ack_many(m.id for m in done)
+        with self._cond:
+            self._cond.notify_all()  # stop() may be waiting for the spool to empty
+        for m in done:
+            self._emit("published", m.topic)
+        self._emit("spool_size", len(self._spool))
+
+    # ------------------------------------------------------------------ stopping
+
+    def _send_offline(self, deadline: float) -> None:
+        if not self._client.is_connected():
+            return
+        info = self._client.publish(self._available, b"offline", qos=1, retain=True)
+        try:
+            info.wait_for_publish(timeout=_remaining(deadline))
+        except (RuntimeError, ValueError) as exc:
+            log.warning("MQTT: could not publish offline: %s", exc)
+            return
+        if not info.is_published():
+            log.warning("MQTT: the broker did not confirm offline in time")
+
+    def _stop_network_thread(self, deadline: float) -> None:
+        stopper = threading.Thread(target=self._client.loop_stop, name="mqtt-loop-stop", daemon=True)
+        stopper.start()
+        stopper.join(_remaining(deadline))
+        if stopper.is_alive():
+            log.warning("MQTT: network thread still busy (connecting?) at the stop deadline; leaving it")
+
+    # ------------------------------------------------------------------ state, logs, events
+
+    def _note_outage(self, reason: str) -> None:
+        if self._outage_since is not None:
+            log.debug("MQTT: still unavailable: %s", reason)
+            return
+        self._outage_since = time.monotonic()
+        log.warning(
+            "MQTT: broker %s:%d unavailable: %s; spooling alerts and retrying (back-off %g-%g s)",
+            self._config.host, self._config.port, reason, *self._reconnect,
+        )
+
+    def _note_connected(self) -> None:
+        if self._outage_since is None:
+            log.info("MQTT: connected to %s:%d", self._config.host, self._config.port)
+        else:
+            log.info(
+                "MQTT: connected to %s:%d after %.1f s unavailable; %d alert(s) spooled to send",
+                self._config.host, self._config.port, time.monotonic() - self._outage_since, len(self._spool),
+            )
+        self._outage_since = None
+        self._drop_warned = False
+        self._set_connected(True)
+
+    def _note_dropped(self, n: int) -> None:
+        if not self._drop_warned:
+            self._drop_warned = True
+            log.warning(
+                "MQTT: spool full (%d); dropping the oldest alerts (%d dropped so far)",
+                self._spool.max_items, self._spool.dropped,
+            )
+        self._emit("spool_dropped", n)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected != self._connected:
+            self._connected = connected
+            self._emit("connection_changed", connected)
+
+    def _emit(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._events, name)(*args)
+        except Exception:
+            log.exception("MQTT: event handler %s failed", name)
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())

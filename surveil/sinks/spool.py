@@ -1,0 +1,171 @@
+"""A durable, ordered on-disk queue of outgoing MQTT messages (SQLite, WAL mode).
+
+Messages are appended before any attempt to send them and deleted (acked) only once the
+broker has confirmed them, so alerts raised while the broker is unreachable, or while the
+process restarts, are kept and replayed oldest first.
+
+Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default, which
+survives a crash of this process (every append is committed before it returns) but may
+lose the last few commits on power loss; pass ``synchronous="FULL"`` to fsync every commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spool (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    retain INTEGER NOT NULL,
+    created REAL NOT NULL
+)
+"""
+# AUTOINCREMENT: ids are never reused, even after the newest row is deleted, so a reader
+# that remembers "everything up to id N was handed on" stays correct.
+
+
+@dataclass(frozen=True)
+class SpooledMessage:
+    """One message waiting in the spool; ``id`` grows with insertion order."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    created: float  # time.time() when appended
+
+
+class AlertSpool:
+    """Durable FIFO of (topic, payload, qos, retain), safe to use from several threads.
+
+    When more than ``max_items`` messages are waiting, the oldest are deleted and counted
+    in :attr:`dropped` (since this object was opened).
+    """
+
+    def __init__(self, path: str | Path, max_items: int = 100_000, synchronous: str = "NORMAL") -> None:
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown SQLite synchronous mode {synchronous!r}")
+        self.path = Path(path)
+        self.max_items = max_items
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.execute(_SCHEMA)
+        self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
+        self._dropped = 0
+        if self._count:
+            log.info("alert spool %s holds %d unsent message(s) from before", self.path, self._count)
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> int:
+        """Store one message durably and return its id (larger than every earlier id)."""
+        if qos not in (0, 1, 2):
+            raise ValueError(f"invalid QoS {qos!r}")
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = db.execute(
+                    "INSERT INTO spool (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
+                    (topic, bytes(payload), qos, int(retain), time.time()),
+                )
+                excess = self._count + 1 - self.max_items
+                if excess > 0:
+                    db.execute(
+                        "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,)
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._count += 1
+            if excess > 0:
+                self._count -= excess
+                self._dropped += excess
+            return int(cursor.lastrowid)
+
+    def ack(self, message_id: int) -> None:
+        """Delete one delivered message; acking an id that is gone already does nothing."""
+        self.ack_many((message_id,))
+
+    def ack_many(self, message_ids: Iterable[int]) -> int:
+        """Delete several delivered messages in one transaction; returns how many were there."""
+        ids = [(int(i),) for i in message_ids]
+        if not ids:
+            return 0
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                db.executemany("DELETE FROM spool WHERE id = ?", ids)
+                deleted = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            self._count -= deleted
+            return deleted
+
+    # ------------------------------------------------------------------ reading
+
+    def peek(self, limit: int, after: int = 0) -> list[SpooledMessage]:
+        """Up to ``limit`` waiting messages with id > ``after``, oldest first; nothing is removed."""
+        if limit <= 0:
+            return []
+        with self._lock:
+            rows = self._conn().execute(
+                "SELECT id, topic, payload, qos, retain, created FROM spool WHERE id > ? ORDER BY id LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [
+            SpooledMessage(id=r[0], topic=r[1], payload=bytes(r[2]), qos=r[3], retain=bool(r[4]), created=r[5])
+            for r in rows
+        ]
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def dropped(self) -> int:
+        """Oldest messages discarded because more than ``max_items`` were waiting."""
+        return self._dropped
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self) -> None:
+        """Close the database; unacked messages stay on disk for the next open."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> AlertSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"alert spool {self.path} is closed")
+        return self._db
