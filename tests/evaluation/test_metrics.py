@@ -183,3 +183,10 @@ def test_report_serialises_and_prints():
     assert person_row[1:5] == ["0.500", "1.000", "0.667", "1"]
     assert "mAP@[.50:.95] 1.000" in table
     assert report.best_thresholds() == {"person": pytest.approx(0.9)}
+
+
+def test_class_with_ground_truth_but_no_detection_counts_as_zero():
+    report = evaluate([pred([A], [0.9], [1])], [tgt([A, B], [1, 2])], TWO)
+    assert report.by_name("car").ap50 == pytest.approx(0.0)
+    assert report.by_name("car").best_threshold is None
+    assert report.map == pytest.approx(0.5) and report.ap50 == pytest.approx(0.5)
