@@ -17,3 +17,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+from tests.support.mqtt_broker import (  # noqa: E402,F401  fixtures shared by all test modules
+    mosquitto_broker,
+    mosquitto_broker_factory,
+    mqtt_collector,
+)
