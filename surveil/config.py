@@ -98,10 +98,7 @@ class CameraConfig(_Model):
     def _check(self) -> CameraConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
-        names = [z.name for z in self.zones]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"zone names must be unique per camera; repeated: {', '.join(duplicates)}")
+        _require_unique("zone names must be unique per camera", [z.name for z in self.zones])
         return self
 
     @property
@@ -203,10 +200,7 @@ class Config(_Model):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
-        names = [c.name for c in self.cameras]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"camera names must be unique; repeated: {', '.join(duplicates)}")
+        _require_unique("camera names must be unique", [c.name for c in self.cameras])
         return self
 
     @property
@@ -214,7 +208,14 @@ class Config(_Model):
         return [c for c in self.cameras if c.enabled]
 
 
-# ---------------------------------------------------------------- geometry checks
+# ---------------------------------------------------------------- checks
+
+
+def _require_unique(message: str, names: list[str]) -> None:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{message}; repeated: {', '.join(repeated)}")
+
 
 
 def _polygon_area(points: list[tuple[float, float]]) -> float:

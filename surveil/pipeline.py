@@ -48,7 +48,7 @@ class AlertSink(Protocol):
 
 
 class _CaptureEvents:
-    """CaptureEvents for the capture stage: metrics, logs and MQTT camera status."""
+    """CaptureEvents for the capture stage: metrics and MQTT camera status (capture logs itself)."""
 
     def __init__(self, metrics: Metrics, status: Callable[[str, bool, str], None]):
         self._metrics = metrics
@@ -62,12 +62,10 @@ class _CaptureEvents:
         self._metrics.frames_skipped.labels(camera).inc()
 
     def camera_up(self, camera: str) -> None:
-        log.info("camera %s is up", camera)
         self._metrics.camera_up.labels(camera).set(1)
         self._status(camera, True, "streaming")
 
     def camera_down(self, camera: str, reason: str) -> None:
-        log.warning("camera %s is down: %s", camera, reason)
         self._metrics.camera_up.labels(camera).set(0)
         self._status(camera, False, reason)
 
