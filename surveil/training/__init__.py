@@ -1,0 +1,1 @@
+"""Fine-tuning toolkit: ``surveil train`` (datasets, transforms, architectures, training loop)."""
