@@ -1,0 +1,159 @@
+"""`surveil train` end to end on a handful of images (a few steps each), plus its small parts."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from surveil.models import load_checkpoint_model, read_checkpoint
+from surveil.training import features_cache as fc
+from surveil.training import train as tr
+
+EPOCHS, STEPS = 4, 6  # 6 training images, batch 1
+TINY = {"train_sizes": [224, 256], "min_size": 256, "max_size": 400, "batch_size": 1, "lr": 0.01,
+        "warmup_iters": 2, "rpn_post_nms_top_n_train": 200, "rpn_post_nms_top_n_test": 100,
+        "box_batch_size_per_image": 64, "cache_photometric": 0.0, "val_fraction": 0.25, "threads": 1, "log_every": 1}
+
+
+def run_config(tmp: Path, data: Path, weights: str, **overrides) -> dict:
+    config = {**tr.DEFAULTS, **TINY, "train_data": [f"yolo:{data}@train"], "backbone_weights": weights,
+              "output_dir": str(tmp), "epochs": 2, **overrides}
+    tr._check_config(config)
+    return config
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Path, backbone_weights: str) -> dict:
+    """Four epochs on 6 images (6 steps each), keeping each epoch's full state."""
+    out = tmp_path_factory.mktemp("run")
+    config = run_config(out, tiny_dataset, backbone_weights, epochs=EPOCHS, keep_checkpoints=True, patience=0)
+    model_path = tr.train(config)
+    return {"config": config, "out": out, "model": model_path}
+
+
+def test_training_lowers_the_loss_and_logs_every_epoch(trained: dict) -> None:
+    rows = csv_rows(trained["out"] / "log.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(EPOCHS))
+    # Objectness and classification fall from their chance level (log 2) within a few steps. The
+    # box-regression loss rises meanwhile (a better RPN hands the head more foreground boxes), so
+    # the sum is no signal over 24 steps.
+    for key in ("loss_objectness", "loss_classifier"):
+        losses = [float(r[key]) for r in rows]
+        assert losses[-1] < losses[0] * 0.9, (key, losses)
+    assert all(r["val_ap50"] != "" and float(r["train_seconds"]) > 0 for r in rows)
+
+
+def test_deployable_checkpoint_loads_in_the_daemon_format(trained: dict) -> None:
+    model, payload = load_checkpoint_model(trained["model"])
+    assert payload["architecture"] == "fasterrcnn_mobilenet_v2_fpn"
+    assert payload["labels"] == ["__background__", "pedestrian"]
+    assert payload["arch_kwargs"]["min_size"] == 256
+    assert set(payload["score_thresholds"]) <= {"pedestrian"}
+    assert payload["metrics"]["val"]["ap50"] is not None and payload["metrics"]["seconds_per_epoch"] > 0
+    assert len(payload["config_sha256"]) == 64
+    model.eval()
+    with torch.inference_mode():
+        out = model([torch.rand(3, 120, 160)])
+    assert set(out[0]) == {"boxes", "scores", "labels"}
+
+
+def test_full_state_checkpoint_is_weights_only_safe(trained: dict) -> None:
+    state = torch.load(trained["out"] / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert state["epoch"] == EPOCHS - 1 and state["step"] == EPOCHS * STEPS
+    assert {"model", "optimizer", "lr_scheduler", "scaler", "config"} <= set(state)
+    assert state["config"]["train_sizes"] == [224, 256]
+
+
+def test_resume_continues_from_the_same_step_and_optimiser_state(trained: dict, tmp_path: Path) -> None:
+    first = trained["out"] / "checkpoint-epoch0.pt"
+    config = {**trained["config"], "output_dir": str(tmp_path), "resume": str(first), "keep_checkpoints": False}
+    tr.train(config)
+    resumed = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
+    straight = torch.load(trained["out"] / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert resumed["step"] == straight["step"] == EPOCHS * STEPS
+    assert [int(r["epoch"]) for r in csv_rows(tmp_path / "log.csv")] == list(range(1, EPOCHS))
+    for key, value in straight["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    for key, value in straight["optimizer"]["state"].items():
+        torch.testing.assert_close(resumed["optimizer"]["state"][key]["momentum_buffer"], value["momentum_buffer"],
+                                   rtol=1e-4, atol=1e-5)
+    assert resumed["lr_scheduler"]["last_epoch"] == straight["lr_scheduler"]["last_epoch"]
+
+
+def test_cached_validation_equals_running_the_whole_model(trained: dict, tiny_dataset: Path) -> None:
+    model, _ = load_checkpoint_model(trained["model"])
+    model.roi_heads.score_thresh = 0.0
+    splits = tr.load_splits(trained["config"])
+    samples = splits.train.samples[:2]
+    views = [v[0] for v in fc.build_views(model, samples, [256], flips=False)]
+    cached = fc.predict_views(model, views)
+    full = tr.predict_samples(model, samples, torch.device("cpu"))
+    for c, f in zip(cached, full):
+        assert len(c["boxes"]) == len(f.boxes) > 0
+        np.testing.assert_allclose(c["boxes"].numpy(), f.boxes, atol=0.05)
+        np.testing.assert_allclose(c["scores"].numpy(), f.scores, atol=1e-3)
+
+
+def test_image_path_without_cache_trains(tiny_dataset: Path, backbone_weights: str, tmp_path: Path) -> None:
+    config = run_config(tmp_path, tiny_dataset, backbone_weights, cache="off", epochs=1, max_steps=2)
+    output = tr.train(config)
+    assert output is not None and read_checkpoint(output)["metrics"]["epochs_run"] == 1
+    assert int(csv_rows(tmp_path / "log.csv")[0]["step"]) == 2  # --max-steps
+
+
+def test_config_file_then_flags(tmp_path: Path) -> None:
+    (tmp_path / "t.yaml").write_text("train_data: [{format: yolo, path: data, split: train, repeat: 2}]\nepochs: 3\nlr: 0.5\n")
+    parser = argparse.ArgumentParser()
+    tr.add_arguments(parser)
+    config = tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "t.yaml"), "--lr", "0.1", "--no-hflip"]))
+    assert (config["epochs"], config["lr"], config["hflip"], config["batch_size"]) == (3, 0.1, False, 4)
+    assert config["train_data"] == [f"yolo:{tmp_path / 'data'}@train*2"]
+    (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
+    with pytest.raises(tr.TrainingError, match="unknown option.*learning_rate"):
+        tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "bad.yaml")]))
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("data/x", {"path": "data/x", "format": "auto", "split": None, "repeat": 1, "sizes": None}),
+        ("mot:/d/PETS@train*3%480,640", {"path": "/d/PETS", "format": "mot", "split": "train", "repeat": 3, "sizes": [480, 640]}),
+        ("yolo:C:/odd:path@test", {"path": "C:/odd:path", "format": "yolo", "split": "test", "repeat": 1, "sizes": None}),
+        ({"path": "p", "repeat": 2, "sizes": [320]}, {"path": "p", "format": "auto", "split": None, "repeat": 2, "sizes": [320]}),
+    ],
+)
+def test_data_specs(spec, expected) -> None:
+    assert tr.parse_data_spec(spec) == expected
+
+
+def test_non_finite_loss_stops_with_a_clear_message() -> None:
+    losses = {"loss_classifier": torch.tensor(float("nan")), "loss_box_reg": torch.tensor(0.1)}
+    with pytest.raises(tr.TrainingError, match=r"loss is nan at epoch 2, step 7 .*loss_classifier=nan.*Lower --lr"):
+        tr.check_finite(losses, sum(losses.values()), 2, 7)
+
+
+def test_main_reports_errors_without_raising(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    parser = argparse.ArgumentParser()
+    tr.add_arguments(parser)
+    assert tr.main(parser.parse_args(["--train-data", str(tmp_path / "missing"), "--output-dir", str(tmp_path)])) == 1
+    assert "does not exist" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "schedule, step, factor",
+    [("cosine", 0, 0.001), ("cosine", 10, 1.0), ("cosine", 60, 0.5), ("cosine", 110, 0.0),
+     ("step", 5, 0.5005), ("step", 25, 1.0), ("step", 55, 0.1), ("step", 85, 0.01)],
+)
+def test_warmup_then_decay(schedule, step, factor) -> None:
+    config = {**tr.DEFAULTS, "warmup_iters": 10, "epochs": 11, "lr_schedule": schedule, "lr_steps": [5, 8]}
+    assert tr.lr_factor(step, 10, config) == pytest.approx(factor, abs=1e-3)
