@@ -22,7 +22,7 @@ class Frame:
     """One decoded image from one camera."""
 
     camera: str
-    seq: int  # per-camera sequence number of frames read (gaps = drops)
+    seq: int  # per-camera count of frames read (gaps: fps_limit skips or drops)
     ts_mono: float  # time.monotonic() when the frame was read
     ts_wall: float  # time.time() when the frame was read
     image: np.ndarray  # H x W x 3, uint8, BGR (OpenCV order)

@@ -19,8 +19,7 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-from tests.support.mqtt_broker import (  # noqa: E402,F401  fixtures shared by all test modules
-    mosquitto_broker,
-    mosquitto_broker_factory,
-    mqtt_collector,
-)
+# fixtures that start real services, shared by all test modules
+from tests.support.media import h264_clip  # noqa: E402,F401
+from tests.support.mqtt_broker import mosquitto_broker, mosquitto_broker_factory, mqtt_collector  # noqa: E402,F401
+from tests.support.rtsp import rtsp_server  # noqa: E402,F401

@@ -27,8 +27,9 @@ from surveil.capture import (
 )
 from surveil.config import CameraConfig
 from surveil.types import Frame
-from tests.support.media import Clip, h264_clip  # noqa: F401  (fixture)
-from tests.support.rtsp import RtspServer, free_port, rtsp_server, wait_until  # noqa: F401  (fixture)
+from tests.support.media import Clip
+from tests.support.polling import free_port, wait_until
+from tests.support.rtsp import RtspServer
 
 # ---------------------------------------------------------------- helpers
 

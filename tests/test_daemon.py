@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from surveil.models import build_model, save_checkpoint
-from tests.support.mqtt_broker import free_port, wait_until
+from tests.support.polling import free_port, wait_until
 from tests.support.scene import RIGHT_HALF, make_scene_clip
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.mqtt_broker import free_port, wait_until
+from tests.support.polling import free_port, wait_until
 from tests.support.scene import make_scene_clip
 
 REPO = Path(__file__).resolve().parents[1]

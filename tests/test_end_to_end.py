@@ -13,7 +13,7 @@ import pytest
 from surveil.config import Config
 from surveil.daemon import Daemon
 from surveil.metrics import Metrics
-from tests.support.mqtt_broker import wait_until
+from tests.support.polling import wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 
 

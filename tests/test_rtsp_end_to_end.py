@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.support.mqtt_broker import wait_until
+from tests.support.polling import wait_until
 from tests.support.rtsp import RtspServer, free_port, gst_rtsp_missing
 from tests.support.scene import make_scene_clip
 from tests.test_end_to_end import RunningDaemon, sample, scene_config

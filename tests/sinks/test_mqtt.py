@@ -20,15 +20,8 @@ from surveil.config import MqttConfig
 from surveil.sinks.mqtt import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 from surveil.types import ALERT_SCHEMA_VERSION, Alert, Event
-from tests.support.mqtt_broker import (  # noqa: F401  (fixtures)
-    MosquittoBroker,
-    MqttCollector,
-    Received,
-    mosquitto_broker,
-    mosquitto_broker_factory,
-    mqtt_collector,
-    wait_until,
-)
+from tests.support.mqtt_broker import MosquittoBroker, Received
+from tests.support.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2}

@@ -17,26 +17,20 @@ import functools
 import os
 import select
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.media import Clip
 
+from tests.support.polling import free_port, wait_until  # noqa: F401  (re-exported)
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
 START_TIMEOUT_S = 15.0
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bound to port 0, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @functools.cache
@@ -60,17 +54,6 @@ def gst_rtsp_missing() -> str | None:
     if result.stdout.strip():
         return f"GStreamer elements missing: {result.stdout.strip()} (gstreamer1.0-plugins-good/bad)"
     return None
-
-
-def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is truthy or ``timeout`` seconds pass; its last verdict."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return bool(predicate())
-        time.sleep(interval)
 
 
 class RtspServer:
