@@ -40,26 +40,18 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 
 
 def _add_training_commands(sub: argparse._SubParsersAction) -> None:
-    """train/eval/export import torch-heavy modules lazily, only when used."""
-    try:
-        from surveil.training import train as training
-    except ImportError:
-        training = None
-    if training is not None:
-        p = sub.add_parser("train", help="fine-tune a detector on labelled images")
-        training.add_arguments(p)
-        p.set_defaults(func=training.main)
-    try:
-        from surveil.evaluation import cli as evaluation
-    except ImportError:
-        evaluation = None
-    if evaluation is not None:
-        p = sub.add_parser("eval", help="score a checkpoint: COCO mAP, precision, recall, F1")
-        evaluation.add_eval_arguments(p)
-        p.set_defaults(func=evaluation.eval_main)
-        p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
-        evaluation.add_export_arguments(p)
-        p.set_defaults(func=evaluation.export_main)
+    from surveil.evaluation import cli as evaluation
+    from surveil.training import train as training
+
+    commands = [
+        ("train", "fine-tune a detector on labelled images (COCO, Pascal VOC, YOLO txt)", training.add_arguments, training.main),
+        ("eval", "score a checkpoint: COCO mAP, AP50, per-class precision/recall/F1", evaluation.add_eval_arguments, evaluation.eval_main),
+        ("export", "export a checkpoint to ONNX or TorchScript", evaluation.add_export_arguments, evaluation.export_main),
+    ]
+    for name, help_text, add_arguments, run in commands:
+        parser = sub.add_parser(name, help=help_text)
+        add_arguments(parser)
+        parser.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,7 +158,7 @@ class MqttConfig(_Model):
     tls: bool = Field(default=False, description="Connect with TLS using the system's CA certificates.")
     spool_path: str = Field(
         default="surveil-spool.sqlite3",
-        description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to this config file).",
+        description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to `state_dir`).",
     )
     spool_max_alerts: int = Field(default=100_000, ge=100, description="Oldest spooled alerts are dropped (and counted) beyond this many.")
 
@@ -182,7 +182,7 @@ class LoggingConfig(_Model):
 
 
 class AlertsConfig(_Model):
-    jsonl_path: str | None = Field(default=None, description="Append every alert as one JSON line to this file (relative to this config file); unset = off.")
+    jsonl_path: str | None = Field(default=None, description="Append every alert as one JSON line to this file (relative to `state_dir`); unset = off.")
     snapshot: bool = Field(default=False, description="Attach a JPEG of the frame (base64) to each alert.")
 
 
@@ -194,6 +194,11 @@ class Config(_Model):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert content and local sinks.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus endpoint.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
+    state_dir: str | None = Field(
+        default=None,
+        description="Folder for files the daemon writes (alert spool, JSON-lines alerts) when their paths are relative. "
+        "Default: $STATE_DIRECTORY when systemd sets it (StateDirectory=), else this config file's folder. Relative to this config file.",
+    )
     watchdog_stall_s: float = Field(
         default=60.0, gt=0, description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait."
     )
@@ -309,7 +314,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, root)) from None
-    return resolve_paths(config, path.resolve().parent)
+    return resolve_paths(config, path.resolve().parent, (os.environ if environ is None else environ).get("STATE_DIRECTORY"))
 
 
 def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | None) -> str:
@@ -370,18 +375,27 @@ def _resolve(base: Path, value: str) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
-def resolve_paths(config: Config, base: Path) -> Config:
+def resolve_paths(config: Config, base: Path, systemd_state_dir: str | None = None) -> Config:
+    """Make paths absolute: inputs against the config file's folder, outputs against the state folder."""
+    if config.state_dir:
+        state = Path(_resolve(base, config.state_dir))
+    elif systemd_state_dir:
+        state = Path(systemd_state_dir.split(":")[0])  # systemd lists several folders with ':'
+    else:
+        state = base
     cameras = [
         c.model_copy(update={"url": _resolve(base, c.url)}) if c.kind == "file" else c for c in config.cameras
     ]
     detector = config.detector
     if detector.weights != "coco":
         detector = detector.model_copy(update={"weights": _resolve(base, detector.weights)})
-    mqtt = config.mqtt.model_copy(update={"spool_path": _resolve(base, config.mqtt.spool_path)})
+    mqtt = config.mqtt.model_copy(update={"spool_path": _resolve(state, config.mqtt.spool_path)})
     alerts = config.alerts
     if alerts.jsonl_path:
-        alerts = alerts.model_copy(update={"jsonl_path": _resolve(base, alerts.jsonl_path)})
-    return config.model_copy(update={"cameras": cameras, "detector": detector, "mqtt": mqtt, "alerts": alerts})
+        alerts = alerts.model_copy(update={"jsonl_path": _resolve(state, alerts.jsonl_path)})
+    return config.model_copy(
+        update={"cameras": cameras, "detector": detector, "mqtt": mqtt, "alerts": alerts, "state_dir": str(state)}
+    )
 
 
 # ---------------------------------------------------------------- reference doc

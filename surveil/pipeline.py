@@ -189,7 +189,9 @@ class Pipeline:
         """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks."""
         deadline = time.monotonic() + timeout
         for source in self._sources:
-            source.stop(timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+            source.request_stop()
+        for source in self._sources:
+            source.stop(timeout=max(0.05, min(2.0, deadline - 4.0 - time.monotonic())))
         self._stop_detect.set()
         detect, analyse = self._threads or (None, None)
         if detect is not None:

@@ -140,3 +140,23 @@ def test_config_reference_doc_is_up_to_date():
 
     doc = (REPO / "docs" / "config.md").read_text()
     assert doc.strip() == markdown_reference().strip(), "regenerate: python -m surveil.config --markdown > docs/config.md"
+
+
+@pytest.mark.parametrize(
+    ("state_dir_option", "environ", "expected_folder"),
+    [
+        (None, {}, "."),  # next to the config file
+        (None, {"STATE_DIRECTORY": "/var/lib/surveil"}, "/var/lib/surveil"),  # systemd's StateDirectory=
+        ("state", {"STATE_DIRECTORY": "/var/lib/surveil"}, "state"),  # explicit option wins, relative to the file
+        ("/srv/surveil", {}, "/srv/surveil"),
+    ],
+)
+def test_output_paths_resolve_against_the_state_folder(tmp_path, state_dir_option, environ, expected_folder):
+    text = "cameras:\n  - name: a\n    url: in.mp4\nalerts:\n  jsonl_path: alerts.jsonl\n"
+    if state_dir_option:
+        text += f"state_dir: {state_dir_option}\n"
+    config = load_config(write(tmp_path, text), environ=environ)
+    folder = (tmp_path / expected_folder).resolve()
+    assert config.mqtt.spool_path == str(folder / "surveil-spool.sqlite3")
+    assert config.alerts.jsonl_path == str(folder / "alerts.jsonl")
+    assert config.cameras[0].url == str(tmp_path / "in.mp4")  # inputs stay relative to the config file
