@@ -160,3 +160,19 @@ def test_output_paths_resolve_against_the_state_folder(tmp_path, state_dir_optio
     assert config.mqtt.spool_path == str(folder / "surveil-spool.sqlite3")
     assert config.alerts.jsonl_path == str(folder / "alerts.jsonl")
     assert config.cameras[0].url == str(tmp_path / "in.mp4")  # inputs stay relative to the config file
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n", "line 4"),
+        ("cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  weights: no-such-model.pt\nmqtt: {enabled: false}\nmetrics: {enabled: false}\n", "does not exist"),
+    ],
+    ids=["schema-error", "missing-model-file"],
+)
+def test_run_command_exits_2_on_unusable_config(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    result = subprocess.run([sys.executable, "-m", "surveil", "run", "-c", str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
