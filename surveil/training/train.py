@@ -177,7 +177,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", type=Path, help="YAML file of options (keys as below, with '_')")
     for key, default in DEFAULTS.items():
         flag = "--" + key.replace("_", "-")
-        helptext = f"{HELP[key]} (default: {default})"
+        helptext = f"{HELP[key]} (default: {default})".replace("%", "%%")
         if isinstance(default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         elif key in DATA_KEYS:

@@ -115,6 +115,7 @@ def test_config_file_then_flags(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text("train_data: [{format: yolo, path: data, split: train, repeat: 2}]\nepochs: 3\nlr: 0.5\n")
     parser = argparse.ArgumentParser()
     tr.add_arguments(parser)
+    assert "--train-data" in parser.format_help() and "--no-hflip" in parser.format_help()
     config = tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "t.yaml"), "--lr", "0.1", "--no-hflip"]))
     assert (config["epochs"], config["lr"], config["hflip"], config["batch_size"]) == (3, 0.1, False, 4)
     assert config["train_data"] == [f"yolo:{tmp_path / 'data'}@train*2"]
