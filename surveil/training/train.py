@@ -52,7 +52,7 @@ from surveil.training.datasets import (
     read_rgb,
     split_dataset,
 )
-from surveil.training.transforms import eval_transforms, train_transforms
+from surveil.training.transforms import train_transforms
 
 log = logging.getLogger(__name__)
 
