@@ -378,8 +378,14 @@ def build_for_training(config: dict[str, Any], num_classes: int) -> tuple[nn.Mod
                             trainable_stages=int(config["trainable_stages"]), **kwargs)
     else:
         pretrained = None if str(weights) == "none" else str(weights)
-        model = build_model(architecture, num_classes, pretrained=pretrained,
-                            trainable_backbone_layers=int(config["trainable_stages"]), **kwargs)
+        try:
+            model = build_model(architecture, num_classes, pretrained=pretrained,
+                                trainable_backbone_layers=int(config["trainable_stages"]), **kwargs)
+        except (OSError, RuntimeError) as exc:  # torchvision's download failed (offline)
+            raise TrainingError(
+                f"cannot load the {weights} weights for {architecture}: {str(exc).splitlines()[0]}. Offline, copy "
+                f"torchvision's weight file into {Path(torch.hub.get_dir()) / 'checkpoints'} first."
+            ) from None
     return model, architecture, kwargs
 
 
@@ -444,7 +450,10 @@ def pick_device(name: str, local_rank: int) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         name = f"cuda:{local_rank}"
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL wants each process on its own GPU before init
+    return device
 
 
 def broadcast_flag(flag: bool, info: Dist) -> bool:
