@@ -86,13 +86,20 @@ class TorchDetector:
         return model, list(checkpoint["labels"]), dict(checkpoint.get("score_thresholds", {}))
 
     def _to_tensors(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """BGR uint8 HWC frames -> RGB float CHW tensors in [0, 1] on the device.
+
+        Frames of one size (the usual case for a camera fleet) are stacked once and moved in
+        one (pinned, asynchronous) copy; the conversion to float happens on the device.
+        """
+        if len({image.shape for image in images}) == 1:
+            batch = [torch.from_numpy(np.stack(images))]
+        else:
+            batch = [torch.from_numpy(np.ascontiguousarray(image))[None] for image in images]
         tensors = []
-        for image in images:
-            t = torch.from_numpy(np.ascontiguousarray(image))
+        for chunk in batch:
             if self.device.type == "cuda":
-                t = t.pin_memory().to(self.device, non_blocking=True)
-            # BGR uint8 HWC -> RGB float CHW in [0, 1], on the device
-            tensors.append(t.flip(-1).permute(2, 0, 1).float().div_(255.0))
+                chunk = chunk.pin_memory().to(self.device, non_blocking=True)
+            tensors.extend(chunk.flip(-1).permute(0, 3, 1, 2).float().div_(255.0).unbind(0))
         return tensors
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:

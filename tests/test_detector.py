@@ -103,3 +103,14 @@ def test_cuda_requested_without_cuda_is_clear(checkpoint):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ModelLoadError, match="CUDA is not available"):
         TorchDetector(DetectorConfig(weights=str(checkpoint), device="cuda"))
+
+
+def test_same_size_frames_batched_match_one_by_one(checkpoint):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", score_threshold=0.0))
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (240, 320, 3), np.uint8) for _ in range(2)]
+    batched = detector.detect(frames)
+    for frame, together in zip(frames, batched):
+        alone = detector.detect([frame])[0]
+        np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=1e-3)
+        np.testing.assert_allclose(together.confidence, alone.confidence, atol=1e-5)
