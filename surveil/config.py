@@ -143,6 +143,12 @@ class TrackerConfig(_Model):
     max_missed: int = Field(default=15, ge=0, description="Frames a track survives without a matching detection.")
     min_hits: int = Field(default=2, ge=1, description="Matched frames before a track is confirmed and shown to rules.")
     history: int = Field(default=64, ge=2, description="Recent anchor points kept per track.")
+    max_center_distance: float = Field(
+        default=0.6,
+        ge=0,
+        description="Second association stage for low frame rates: match what IoU left unmatched when box centres are "
+        "closer than this many box heights (0 = off).",
+    )
 
 
 class MqttConfig(_Model):

@@ -152,7 +152,7 @@ class Pipeline:
 
     def _tracker(self, camera: str) -> IouTracker:
         t = self.config.tracker
-        return IouTracker(camera, t.iou_threshold, t.max_missed, t.min_hits, t.history)
+        return IouTracker(camera, t.iou_threshold, t.max_missed, t.min_hits, t.history, t.max_center_distance)
 
     def _build_sinks(self) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []

@@ -1,10 +1,12 @@
 """Per-camera multi-object tracking by IoU association.
 
-Detections of one frame are matched to the tracks of the previous frame by the Hungarian
-algorithm on IoU (same class only). Unmatched detections start tentative tracks; a track is
-confirmed after ``min_hits`` matches and forgotten after ``max_missed`` frames without one.
-This is deliberately simple (no motion model): enough for zone intrusion at the frame rates a
-CPU detector reaches; a motion-model tracker can replace it behind the same ``update`` call.
+Detections of one frame are matched to the tracks in two stages, same class only, each by the
+Hungarian algorithm: first on IoU with each track's box moved by its estimated velocity to the
+frame's time, then — for what is left — on the distance between box centres relative to the
+box height. The second stage keeps identities at the low processed frame rates of a CPU detector
+(1-3 fps), where a walking person's boxes in consecutive processed frames barely overlap.
+Unmatched detections start tentative tracks; a track is confirmed after ``min_hits`` matches and
+forgotten after ``max_missed`` frames without one.
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ class _TrackState:
     last_seen: float
     hits: int = 1
     missed: int = 0
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))  # centre, px/s
     history: deque = field(default_factory=deque)
+
+    def predicted(self, now: float) -> np.ndarray:
+        shift = self.velocity * max(0.0, now - self.last_seen)
+        return self.xyxy + np.concatenate([shift, shift])
 
     def snapshot(self, camera: str) -> Track:
         return Track(
@@ -66,9 +73,19 @@ class _TrackState:
 class IouTracker:
     """Tracks of one camera. ``update`` takes one frame's detections, returns confirmed tracks."""
 
-    def __init__(self, camera: str, iou_threshold: float = 0.3, max_missed: int = 15, min_hits: int = 2, history: int = 64):
+    def __init__(
+        self,
+        camera: str,
+        iou_threshold: float = 0.3,
+        max_missed: int = 15,
+        min_hits: int = 2,
+        history: int = 64,
+        max_center_distance: float = 0.6,
+    ):
         if not 0.0 < iou_threshold < 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
+        if max_center_distance < 0:
+            raise ValueError(f"max_center_distance must be >= 0, got {max_center_distance}")
         if max_missed < 0 or min_hits < 1 or history < 2:
             raise ValueError("max_missed must be >= 0, min_hits >= 1 and history >= 2")
         self.camera = camera
@@ -76,6 +93,7 @@ class IouTracker:
         self.max_missed = max_missed
         self.min_hits = min_hits
         self.history = history
+        self.max_center_distance = max_center_distance
         self._tracks: list[_TrackState] = []
         self._next_id = 1
 
@@ -84,7 +102,7 @@ class IouTracker:
 
         Returned tracks include those missed in this frame (``missed > 0``) until they expire.
         """
-        matches, unmatched_tracks, unmatched_dets = self._associate(detections)
+        matches, unmatched_tracks, unmatched_dets = self._associate(detections, now)
         for t_index, d_index in matches:
             self._apply_match(self._tracks[t_index], detections, d_index, now)
         for t_index in unmatched_tracks:
@@ -94,25 +112,32 @@ class IouTracker:
             self._tracks.append(self._new_track(detections, d_index, now))
         return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]
 
-    def _associate(self, detections: Detections) -> tuple[list[tuple[int, int]], list[int], list[int]]:
-        if not self._tracks or len(detections) == 0:
-            return [], list(range(len(self._tracks))), list(range(len(detections)))
-        track_boxes = np.stack([t.xyxy for t in self._tracks])
-        iou = box_iou(track_boxes, detections.xyxy)
-        track_classes = np.array([t.class_id for t in self._tracks])
-        iou[track_classes[:, None] != detections.class_id[None, :]] = 0.0
-        rows, cols = linear_sum_assignment(-iou)
-        matches = [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= self.iou_threshold]
-        matched_t = {r for r, _ in matches}
-        matched_d = {c for _, c in matches}
-        return (
-            matches,
-            [i for i in range(len(self._tracks)) if i not in matched_t],
-            [j for j in range(len(detections)) if j not in matched_d],
-        )
+    def _associate(self, detections: Detections, now: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        tracks = list(range(len(self._tracks)))
+        dets = list(range(len(detections)))
+        if not tracks or not dets:
+            return [], tracks, dets
+        predicted = np.stack([t.predicted(now) for t in self._tracks])
+        same_class = np.array([t.class_id for t in self._tracks])[:, None] == detections.class_id[None, :]
+        iou = np.where(same_class, box_iou(predicted, detections.xyxy), 0.0)
+        matches = _hungarian(iou, tracks, dets, minimum=self.iou_threshold)
+        if self.max_center_distance > 0:
+            taken_t, taken_d = {m[0] for m in matches}, {m[1] for m in matches}
+            left_t = [t for t in tracks if t not in taken_t]
+            left_d = [d for d in dets if d not in taken_d]
+            closeness = _center_closeness(predicted[left_t], detections.xyxy[left_d], self.max_center_distance)
+            closeness = np.where(same_class[np.ix_(left_t, left_d)], closeness, 0.0)
+            matches += _hungarian(closeness, left_t, left_d, minimum=1e-6)
+        matched_t, matched_d = {m[0] for m in matches}, {m[1] for m in matches}
+        return matches, [t for t in tracks if t not in matched_t], [d for d in dets if d not in matched_d]
 
     def _apply_match(self, track: _TrackState, detections: Detections, index: int, now: float) -> None:
-        track.xyxy = detections.xyxy[index].astype(np.float32).copy()
+        new_box = detections.xyxy[index].astype(np.float32).copy()
+        dt = now - track.last_seen
+        if dt > 0:
+            moved = (_centres(new_box[None])[0] - _centres(track.xyxy[None])[0]) / dt
+            track.velocity = moved if track.hits == 1 else 0.5 * track.velocity + 0.5 * moved
+        track.xyxy = new_box
         track.confidence = float(detections.confidence[index])
         track.last_seen = now
         track.hits += 1
@@ -132,3 +157,27 @@ class IouTracker:
         state.history.append(bottom_center(state.xyxy))
         self._next_id += 1
         return state
+
+
+def _centres(xyxy: np.ndarray) -> np.ndarray:
+    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1)
+
+
+def _center_closeness(a: np.ndarray, b: np.ndarray, max_distance: float) -> np.ndarray:
+    """1 - (centre distance / (max_distance x box height)), clipped at 0; 0 also where heights differ > 1.5x."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    distance = np.linalg.norm(_centres(a)[:, None, :] - _centres(b)[None, :, :], axis=2)
+    height_a, height_b = (a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :]
+    scale = np.maximum(np.maximum(height_a, height_b), 1.0)
+    closeness = np.clip(1.0 - distance / (max_distance * scale), 0.0, 1.0)
+    similar_size = np.maximum(height_a, height_b) <= 1.5 * np.maximum(np.minimum(height_a, height_b), 1e-6)
+    return np.where(similar_size, closeness, 0.0).astype(np.float32)
+
+
+def _hungarian(score: np.ndarray, rows: list[int], cols: list[int], minimum: float) -> list[tuple[int, int]]:
+    """Best one-to-one pairs by total score, keeping pairs scoring at least ``minimum``."""
+    if score.size == 0:
+        return []
+    r, c = linear_sum_assignment(-score)
+    return [(rows[i], cols[j]) for i, j in zip(r, c) if score[i, j] >= minimum]

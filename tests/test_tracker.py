@@ -66,3 +66,43 @@ def test_input_detections_not_mutated():
 def test_bad_parameters_raise(kwargs):
     with pytest.raises(ValueError):
         IouTracker("cam", **kwargs)
+
+
+def walker(step, speed=30.0):
+    """A 20x60 'person' moving right by ``speed`` px per frame: no overlap between frames at speed >= 20."""
+    x = 10 + step * speed
+    return [x, 100, x + 20, 160]
+
+
+@pytest.mark.parametrize(
+    ("max_center_distance", "one_identity"),
+    [(0.6, True), (0.0, False)],
+    ids=["distance-stage-keeps-identity", "iou-only-loses-it"],
+)
+def test_low_frame_rate_walker(max_center_distance, one_identity):
+    tracker = IouTracker("cam", min_hits=1, max_center_distance=max_center_distance)
+    ids = set()
+    for step in range(8):
+        tracks = tracker.update(dets(walker(step)), now=float(step))
+        ids |= {t.track_id for t in tracks if t.missed == 0}
+    assert (len(ids) == 1) is one_identity
+
+
+def test_velocity_prediction_keeps_fast_walker_with_iou_alone():
+    # left edges 0, 10, then +15 per frame on a 20 px wide box: from frame 2 on, the last box and the
+    # new one overlap by IoU 5/35 < 0.3, but the box moved by the track's velocity overlaps well
+    xs = [0, 10, 25, 40, 55, 70, 85]
+    tracker = IouTracker("cam", min_hits=1, max_center_distance=0.0)
+    ids = set()
+    for step, x in enumerate(xs):
+        tracks = tracker.update(dets([x, 100, x + 20, 160]), now=float(step))
+        ids |= {t.track_id for t in tracks if t.missed == 0}
+    assert len(ids) == 1
+
+
+def test_distance_stage_respects_size_and_class():
+    tracker = IouTracker("cam", min_hits=1)
+    first = tracker.update(dets([0, 100, 20, 160]), now=0)[0].track_id
+    # a box far bigger nearby is another object, not the same one
+    tracks = tracker.update(dets([25, 40, 85, 220]), now=1)
+    assert first not in {t.track_id for t in tracks if t.missed == 0}
