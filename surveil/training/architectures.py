@@ -49,10 +49,10 @@ class MobileNetV2FPN(nn.Module):
         self.fpn = FeaturePyramidNetwork([96, 1280], out_channels)
         self.out_channels = out_channels
 
-    def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_from_stem(self.stem(images))
 
-    def forward_from_stem(self, c4: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+    def forward_from_stem(self, c4: torch.Tensor) -> dict[str, torch.Tensor]:
         c5 = self.tail(c4)
         return self.fpn(OrderedDict([("0", c4), ("1", c5)]))
 
