@@ -51,6 +51,8 @@ def test_demo_config_runs_and_stops_cleanly(tmp_path, mosquitto_broker, mqtt_col
         assert wait_until(lambda: metric(port, "surveil_frames_processed_total") >= 10, 120), "no frames processed"
         assert metric(port, "surveil_detector_ready") == 1
         assert wait_until(lambda: any(m.payload == b"online" for m in subscriber.on_topic("surveil/available")), 10)
+        if video == PETS_VIDEO:  # must-show: real alerts on the real surveillance video, offline
+            assert wait_until(lambda: subscriber.on_topic("surveil/plaza/alerts/zone_intrusion"), 120), "no alert from the demo"
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)

@@ -67,6 +67,27 @@ def test_deployable_checkpoint_loads_in_the_daemon_format(trained: dict) -> None
     assert set(out[0]) == {"boxes", "scores", "labels"}
 
 
+def test_trained_checkpoint_runs_in_the_daemon_detector_and_in_surveil_eval(trained: dict, tiny_dataset: Path, tmp_path: Path) -> None:
+    import json
+
+    from surveil.cli import main as cli_main
+    from surveil.config import DetectorConfig
+    from surveil.detector import TorchDetector
+
+    detector = TorchDetector(DetectorConfig(weights=str(trained["model"]), device="cpu", score_threshold=0.0))
+    assert detector.class_names == ["__background__", "pedestrian"]
+    image = np.zeros((180, 240, 3), np.uint8)
+    (found,) = detector.detect([image])
+    assert found.xyxy.shape[1] == 4 and (found.xyxy[:, [0, 2]] <= 240 + 1e-3).all()
+
+    report = tmp_path / "report.json"
+    status = cli_main(["eval", "--weights", str(trained["model"]), "--data", str(tiny_dataset), "--format", "yolo",
+                       "--split", "train", "--json", str(report)])
+    assert status == 0
+    scored = json.loads(report.read_text())
+    assert scored["num_images"] > 0 and 0.0 <= scored["ap50"] <= 1.0
+
+
 def test_full_state_checkpoint_is_weights_only_safe(trained: dict) -> None:
     state = torch.load(trained["out"] / "checkpoint.pt", map_location="cpu", weights_only=True)
     assert state["epoch"] == EPOCHS - 1 and state["step"] == EPOCHS * STEPS
