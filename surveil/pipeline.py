@@ -198,15 +198,14 @@ class Pipeline:
             detect.join(timeout=max(0.1, deadline - time.monotonic() - 2.0))
             self._put_analysis(_STOP, force=True)
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
-        for sink in self._sinks:
-            close = getattr(sink, "stop", None) or getattr(sink, "close", None)
-            if close is not None:
-                try:
-                    close(timeout=max(0.5, deadline - time.monotonic())) if sink is self._mqtt else close()
-                except Exception:
-                    log.exception("error while closing alert sink %s", type(sink).__name__)
-        if self._spool is not None:
-            self._spool.close()
+        closers = [sink.close for sink in self._sinks if sink is not self._mqtt]
+        if self._mqtt is not None:  # publishes `offline` and flushes what it can, then the spool closes
+            closers = [lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())), self._spool.close, *closers]
+        for close in closers:
+            try:
+                close()
+            except Exception:
+                log.exception("error while closing an alert sink")
 
     def housekeeping(self, now_mono: float | None = None) -> Health:
         """Called about once a second by the daemon: stall checks, gauges, thread health."""
