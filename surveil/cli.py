@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
@@ -39,22 +40,30 @@ def _cmd_version(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_training_commands(sub: argparse._SubParsersAction) -> None:
-    from surveil.evaluation import cli as evaluation
-    from surveil.training import train as training
+# name, help, module, argument adder, entry point; the modules import torch, so they are
+# imported only when their command is the one being run (check-config stays fast).
+TRAINING_COMMANDS = [
+    ("train", "fine-tune a detector on labelled images (COCO, Pascal VOC, YOLO txt)", "surveil.training.train", "add_arguments", "main"),
+    ("eval", "score a checkpoint: COCO mAP, AP50, per-class precision/recall/F1", "surveil.evaluation.cli", "add_eval_arguments", "eval_main"),
+    ("export", "export a checkpoint to ONNX or TorchScript", "surveil.evaluation.cli", "add_export_arguments", "export_main"),
+]
 
-    commands = [
-        ("train", "fine-tune a detector on labelled images (COCO, Pascal VOC, YOLO txt)", training.add_arguments, training.main),
-        ("eval", "score a checkpoint: COCO mAP, AP50, per-class precision/recall/F1", evaluation.add_eval_arguments, evaluation.eval_main),
-        ("export", "export a checkpoint to ONNX or TorchScript", evaluation.add_export_arguments, evaluation.export_main),
-    ]
-    for name, help_text, add_arguments, run in commands:
+
+def _add_training_commands(sub: argparse._SubParsersAction, requested: str | None) -> None:
+    for name, help_text, module_name, adder, entry in TRAINING_COMMANDS:
         parser = sub.add_parser(name, help=help_text)
-        add_arguments(parser)
-        parser.set_defaults(func=run)
+        if name == requested:
+            module = importlib.import_module(module_name)
+            getattr(module, adder)(parser)
+            parser.set_defaults(func=getattr(module, entry))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _requested_command(argv: list[str] | None) -> str | None:
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="surveil", description="Real-time multi-camera surveillance detection.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the daemon")
@@ -66,12 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check_config)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)
-    _add_training_commands(sub)
+    _add_training_commands(sub, _requested_command(argv))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     if args.command not in ("run",):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args) or 0)
