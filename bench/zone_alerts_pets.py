@@ -25,9 +25,10 @@ import numpy as np
 import yaml
 
 from surveil.config import DetectorConfig
-from surveil.evaluation.surveillance import PETS_GT, PETS_SCALE, PETS_VIDEO, read_mot_gt
-from surveil.rules import FrameInfo, Zone, ZoneIntrusionRule, anchor_point, points_in_polygon
-from surveil.tracker import IouTracker, box_iou
+from surveil.evaluation.surveillance import PETS_GT, PETS_VIDEO, pets_frame_boxes, read_mot_gt
+from surveil.geometry import anchor_point, box_iou
+from surveil.rules import FrameInfo, Zone, ZoneIntrusionRule, points_in_polygon
+from surveil.tracker import IouTracker
 from surveil.types import Detections
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,12 +44,7 @@ def demo_zones() -> tuple[list[Zone], int]:
 
 def gt_by_frame(shared: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     rows = read_mot_gt(shared / PETS_GT)
-    out = {}
-    for number in np.unique(rows[:, 0]).astype(int):
-        mine = rows[rows[:, 0] == number]
-        xywh = mine[:, 2:6] * PETS_SCALE
-        out[number] = (np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]].astype(np.float32), mine[:, 1].astype(int))
-    return out
+    return {int(n): pets_frame_boxes(rows, int(n))[:2] for n in np.unique(rows[:, 0])}
 
 
 def true_intrusions(gt, frames: list[int], zones: list[Zone], min_frames: int) -> set[tuple[int, str]]:

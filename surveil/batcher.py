@@ -27,11 +27,6 @@ class FrameBoard:
         with self._cond:
             self._cameras.add(camera)
 
-    def unregister(self, camera: str) -> None:
-        with self._cond:
-            self._cameras.discard(camera)
-            self._slots.pop(camera, None)
-
     def put(self, frame: Frame) -> None:
         with self._cond:
             replaced = frame.camera in self._slots

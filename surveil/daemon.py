@@ -59,9 +59,6 @@ class Daemon:
     def _on_reload_signal(self, _signum: int, _frame: object) -> None:
         self._reload_requested.set()
 
-    def request_reload(self) -> None:
-        self._reload_requested.set()
-
     # ------------------------------------------------------------------ run
 
     def run(self) -> int:

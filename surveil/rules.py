@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from surveil.geometry import Anchor, anchor_point
 from surveil.types import Event, Track
 
 
@@ -48,19 +49,12 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     return (crossings.sum(axis=1) % 2) == 1
 
 
-def anchor_point(xyxy: Sequence[float], anchor: Literal["bottom_center", "center"]) -> tuple[float, float]:
-    x1, y1, x2, y2 = xyxy
-    if anchor == "center":
-        return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
-    return ((x1 + x2) / 2.0, y2)
-
-
 @dataclass(frozen=True)
 class Zone:
     name: str
     polygon: np.ndarray  # (K, 2) relative coordinates
     class_ids: frozenset[int]  # empty = every class
-    anchor: Literal["bottom_center", "center"] = "bottom_center"
+    anchor: Anchor = "bottom_center"
 
     def contains(self, tracks: Sequence[Track], width: int, height: int) -> np.ndarray:
         """Boolean mask: which tracks' anchors are inside (class filter applied)."""

@@ -17,25 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from surveil.geometry import anchor_point, box_iou
 from surveil.types import Detections, Track
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of (N,4) and (M,4) xyxy boxes -> (N,M)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(br - tl, 0, None).prod(axis=2)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(axis=1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0).astype(np.float32)
-
-
-def bottom_center(xyxy: np.ndarray | tuple[float, ...]) -> tuple[float, float]:
-    x1, y1, x2, y2 = (float(v) for v in xyxy)
-    return ((x1 + x2) / 2.0, y2)
 
 
 @dataclass
@@ -142,7 +125,7 @@ class IouTracker:
         track.last_seen = now
         track.hits += 1
         track.missed = 0
-        track.history.append(bottom_center(track.xyxy))
+        track.history.append(anchor_point(track.xyxy))
 
     def _new_track(self, detections: Detections, index: int, now: float) -> _TrackState:
         state = _TrackState(
@@ -154,7 +137,7 @@ class IouTracker:
             last_seen=now,
             history=deque(maxlen=self.history),
         )
-        state.history.append(bottom_center(state.xyxy))
+        state.history.append(anchor_point(state.xyxy))
         self._next_id += 1
         return state
 

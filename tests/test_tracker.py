@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from surveil.tracker import IouTracker, box_iou
+from surveil.geometry import box_iou
+from surveil.tracker import IouTracker
 from surveil.types import Detections
 
 

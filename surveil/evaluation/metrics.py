@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from surveil.geometry import box_area, box_intersection, box_iou
+
 log = logging.getLogger(__name__)
 
 IOU_THRESHOLD = 0.5
@@ -129,26 +131,6 @@ class EvalReport:
 # ---------------------------------------------------------------------------- matching
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
-    inter = _intersection(a, b)
-    area_a = _area(a)[:, None]
-    area_b = _area(b)[None, :]
-    union = area_a + area_b - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-
-def _intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    return wh[..., 0] * wh[..., 1]
-
-
 def match_image(
     pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: np.ndarray, gt_ignore: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,7 +158,7 @@ def match_image(
 def _inside_ignored(boxes: np.ndarray, ignored: np.ndarray) -> np.ndarray:
     if not len(ignored) or not len(boxes):
         return np.zeros(len(boxes), bool)
-    ioa = _intersection(boxes, ignored) / np.maximum(_area(boxes), 1e-12)[:, None]
+    ioa = box_intersection(boxes, ignored) / np.maximum(box_area(boxes), 1e-12)[:, None]
     return ioa.max(axis=1) >= IOU_THRESHOLD
 
 

@@ -52,11 +52,17 @@ def read_mot_gt(path: Path) -> np.ndarray:
     return rows[:, :7]
 
 
-def _frame_target(rows: np.ndarray, number: int) -> Target:
+def pets_frame_boxes(rows: np.ndarray, number: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame ``number``'s ground truth on the 480x360 video: xyxy boxes, track ids, scored (flag != 0)."""
     mine = rows[rows[:, 0] == number]
     xywh = mine[:, 2:6] * PETS_SCALE
     boxes = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]].astype(np.float32)
-    return Target(boxes, np.full(len(boxes), PERSON, np.int64), ignore=mine[:, 6] == 0)
+    return boxes, mine[:, 1].astype(np.int64), mine[:, 6] != 0
+
+
+def _frame_target(rows: np.ndarray, number: int) -> Target:
+    boxes, _ids, scored = pets_frame_boxes(rows, number)
+    return Target(boxes, np.full(len(boxes), PERSON, np.int64), ignore=~scored)
 
 
 def _read_frames(video: Path) -> Iterator[tuple[int, np.ndarray]]:
