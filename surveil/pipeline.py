@@ -212,12 +212,12 @@ class Pipeline:
         now = time.monotonic() if now_mono is None else now_mono
         for source in self._sources:
             source.check_stall(now)
-        self.metrics.queue_depth.labels("frames").set(self._board.pending())
+        frames_waiting = self._board.pending()
+        self.metrics.queue_depth.labels("frames").set(frames_waiting)
         self.metrics.queue_depth.labels("analysis").set(self._analysis.qsize())
         dead = tuple(t.name for t in self._threads if not t.is_alive())
         dead += tuple(f"capture-{s.config.name}" for s in self._sources if not s.is_alive() and self._source_should_run(s))
-        frames_waiting = self._board.pending() > 0
-        stalled = frames_waiting and now - self.last_batch_mono > self.config.watchdog_stall_s
+        stalled = frames_waiting > 0 and now - self.last_batch_mono > self.config.watchdog_stall_s
         return Health(threads_alive=not dead, detector_stalled=stalled, dead_threads=dead)
 
     @staticmethod
@@ -276,8 +276,9 @@ class Pipeline:
     def _analyse(self, item: DetectedFrame) -> None:
         frame, dets = item.frame, item.detections
         names = self.detector.class_names
-        for class_id in dets.class_id:
-            self.metrics.detections.labels(frame.camera, names[class_id] if class_id < len(names) else str(class_id)).inc()
+        for class_id, count in zip(*np.unique(dets.class_id, return_counts=True)):
+            name = names[class_id] if class_id < len(names) else str(class_id)
+            self.metrics.detections.labels(frame.camera, name).inc(int(count))
         tracks = self._trackers[frame.camera].update(dets, now=frame.ts_wall)
         info = FrameInfo(frame.camera, frame.width, frame.height, frame.ts_wall, frame.ts_mono, frame.seq)
         for rule in self._rules[frame.camera]:
