@@ -10,8 +10,11 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from surveil.geometry import polygon_area, polygon_self_intersects
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +26,9 @@ from pydantic import (
 )
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+MAX_POLYGON_POINTS = 256
+MAX_ZONES = 64
+MAX_RULES = 64
 ARCHITECTURES = (
     "fasterrcnn_resnet50_fpn_v2",
     "fasterrcnn_mobilenet_v3_large_fpn",
@@ -45,32 +51,209 @@ RelPoint = Annotated[
 ]
 
 
+_MOVED_TO_RULES = ("intrusion", "min_frames", "classes", "severity", "anchor")
+
+
 class ZoneConfig(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="Zone name, unique per camera; used in alerts and topics.")
+    name: str = Field(pattern=NAME_PATTERN, description="Zone name, unique per camera; rules refer to it, alerts and topics carry it.")
     polygon: list[RelPoint] = Field(
         min_length=3,
-        description="Polygon vertices [[x, y], ...] in relative 0-1 coordinates, at least 3, not self-intersecting.",
+        max_length=MAX_POLYGON_POINTS,
+        description=f"Polygon vertices [[x, y], ...] in relative 0-1 coordinates, 3 to {MAX_POLYGON_POINTS}, not self-intersecting.",
     )
-    classes: list[str] = Field(
-        default_factory=list, description="Class names that count in this zone; empty = every class the detector keeps."
-    )
-    min_frames: int = Field(
-        default=3, ge=1, description="Consecutive processed frames a track's anchor must be inside before it counts (inertia against flicker)."
-    )
-    anchor: Literal["bottom_center", "center"] = Field(
-        default="bottom_center", description="Which point of a box decides whether it is inside: feet (bottom_center) or centre."
-    )
-    intrusion: bool = Field(default=True, description="Raise a `zone_intrusion` alert, once per track, when an object enters.")
-    severity: Literal["info", "warning", "critical"] = Field(default="warning", description="Severity carried by this zone's alerts.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rule_options_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            moved = [k for k in _MOVED_TO_RULES if k in data]
+            if moved:
+                name = data.get("name", "ZONE")
+                raise ValueError(
+                    f"zones are geometry only now; {', '.join(moved)} moved to the camera's `rules:` list. Write e.g.\n"
+                    f"      rules:\n        - {{id: {name}-intrusion, type: zone_intrusion, zone: {name}, classes: [person], min_frames: 3}}\n"
+                    "    (see docs/rules.md)"
+                )
+        return data
 
     @field_validator("polygon")
     @classmethod
     def _polygon_is_simple(cls, polygon: list[tuple[float, float]]) -> list[tuple[float, float]]:
-        if _self_intersects(polygon):
+        if polygon_self_intersects(polygon):
             raise ValueError("polygon edges cross each other; list the vertices in order around the shape")
-        if _polygon_area(polygon) < 1e-6:
+        if polygon_area(polygon) < 1e-6:
             raise ValueError("polygon has no area (points are collinear or repeated)")
         return polygon
+
+
+class LineConfig(_Model):
+    name: str = Field(pattern=NAME_PATTERN, description="Line name, unique per camera; rules refer to it, counts are published under it.")
+    a: RelPoint = Field(description="Start point [x, y] of the directed line, relative 0-1 coordinates.")
+    b: RelPoint = Field(description="End point [x, y] of the directed line.")
+    forward: str = Field(
+        default="in", pattern=NAME_PATTERN,
+        description="Name of a crossing from the left of a->b to its right, as drawn on the image (for a=[0,y], b=[1,y]: top to bottom).",
+    )
+    backward: str = Field(default="out", pattern=NAME_PATTERN, description="Name of a crossing the other way.")
+
+    @model_validator(mode="after")
+    def _check(self) -> LineConfig:
+        if abs(self.a[0] - self.b[0]) + abs(self.a[1] - self.b[1]) < 1e-3:
+            raise ValueError("a and b must be different points")
+        if self.forward == self.backward:
+            raise ValueError("forward and backward need different names")
+        return self
+
+
+Severity = Literal["info", "warning", "critical"]
+AnchorName = Literal["bottom_center", "center"]
+
+
+class ScheduleConfig(_Model):
+    timezone: str = Field(default="UTC", description="IANA time zone the times are in, e.g. Europe/Berlin.")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], min_length=1, max_length=7,
+        description="Days on which the window starts.",
+    )
+    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Armed from this local time (HH:MM).")
+    end: str = Field(
+        default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        description="Armed until this local time (HH:MM); earlier than `start` = past midnight; equal to `start` = all day.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin, America/New_York, UTC)") from None
+        return value
+
+
+class _RuleBase(_Model):
+    id: str = Field(pattern=NAME_PATTERN, description="Rule id, unique per camera; the alert topic's last level.")
+    enabled: bool = Field(default=True, description="Set false to keep the rule in the file without running it.")
+    severity: Severity = Field(default="warning", description="Severity carried by this rule's alerts.")
+    min_duration_s: float = Field(default=0.0, ge=0, le=3600, description="The condition must hold this long before the incident starts.")
+    cooldown_s: float = Field(
+        default=0.0, ge=0, le=86400, description="After an incident ends, the same object (or, for frame rules, the rule) cannot start another this soon."
+    )
+    max_starts_per_minute: int | None = Field(
+        default=None, ge=1, le=600, description="Rate cap on new incidents of this rule; extra ones are suppressed and counted."
+    )
+    update_interval_s: float = Field(
+        default=0.0, ge=0, le=3600, description="Send an `update` at most this often while the incident's details change (0 = never)."
+    )
+
+
+class _TrackRuleBase(_RuleBase):
+    classes: list[str] = Field(default_factory=list, max_length=100, description="Class names this rule counts; empty = every class the detector keeps.")
+    anchor: AnchorName = Field(default="bottom_center", description="Which point of a box places the object: feet (bottom_center) or centre.")
+    merge_window_s: float = Field(
+        default=4.0, ge=0, le=60,
+        description="Identity-swap folding: a new track that appears within this many seconds of an incident's track being lost "
+        "joins that incident instead of starting another; an incident's end waits this long (0 = off).",
+    )
+    merge_distance: float = Field(
+        default=1.5, ge=0, le=10, description="... and no farther than this many box heights from where the lost track was last seen."
+    )
+
+
+class ZoneIntrusionRuleConfig(_TrackRuleBase):
+    type: Literal["zone_intrusion"] = Field(description="An object is inside the zone (while armed).")
+    zone: str = Field(description="Name of one of this camera's zones.")
+    min_frames: int = Field(default=3, ge=1, le=100, description="Processed frames an object must be seen inside before it counts (frames where it is not detected do not reset it).")
+    exit_frames: int = Field(default=3, ge=1, le=100, description="Processed frames it must be seen outside before it has left.")
+    schedule: ScheduleConfig | None = Field(default=None, description="When the rule is armed; unset = always.")
+
+
+class LoiteringRuleConfig(_TrackRuleBase):
+    type: Literal["loitering"] = Field(description="An object stays inside the zone longer than `dwell_s`.")
+    zone: str = Field(description="Name of one of this camera's zones.")
+    dwell_s: float = Field(ge=1, le=86400, description="Seconds (of media time, not frames) inside before it is loitering.")
+    min_frames: int = Field(default=2, ge=1, le=100, description="Processed frames seen inside before the dwell clock counts it as inside.")
+    exit_frames: int = Field(default=3, ge=1, le=100, description="Processed frames seen outside before it has left.")
+    update_interval_s: float = Field(default=30.0, ge=0, le=3600, description="Send the growing dwell time at most this often (0 = never).")
+
+
+class LineCrossingRuleConfig(_TrackRuleBase):
+    type: Literal["line_crossing"] = Field(description="An object crosses the directed line.")
+    line: str = Field(description="Name of one of this camera's lines.")
+    directions: list[str] = Field(default_factory=list, max_length=2, description="Direction names that raise an alert; empty = both. Both are always counted.")
+    band: float = Field(default=0.1, ge=0, le=2, description="Dead band around the line, in box heights: jitter inside it never counts as a crossing.")
+    min_frames: int = Field(default=1, ge=1, le=30, description="Processed frames seen on the new side before the crossing counts.")
+    severity: Severity = Field(default="info", description="Severity carried by this rule's alerts.")
+    merge_window_s: float = Field(default=0.0, ge=0, le=60, description="Identity-swap folding window; crossings are instants, so 0 (off) by default.")
+
+
+class CrowdingRuleConfig(_TrackRuleBase):
+    type: Literal["crowding"] = Field(description="At least `min_count` objects in the zone for `for_s` seconds.")
+    zone: str = Field(description="Name of one of this camera's zones.")
+    min_count: int = Field(ge=1, le=1000, description="Objects that make a crowd.")
+    for_s: float = Field(default=5.0, ge=0, le=3600, description="Seconds the count must stay at or above `min_count`.")
+    end_below: int | None = Field(default=None, ge=1, le=1000, description="Ends when the count stays below this (default `min_count`) ...")
+    end_after_s: float | None = Field(default=None, ge=0, le=3600, description="... for this many seconds (default `for_s`).")
+    update_interval_s: float = Field(default=10.0, ge=0, le=3600, description="Send the changing count at most this often (0 = never).")
+    merge_window_s: float = Field(default=0.0, ge=0, le=60, description="Not used by crowding (one incident per zone).")
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> CrowdingRuleConfig:
+        if self.end_below is not None and self.end_below > self.min_count:
+            raise ValueError("end_below must be <= min_count")
+        return self
+
+
+class ZoneOccupancyRuleConfig(_Model):
+    id: str = Field(pattern=NAME_PATTERN, description="Rule id, unique per camera.")
+    type: Literal["zone_occupancy"] = Field(description="No alert: objects per class in the zone, as a gauge and a retained topic.")
+    enabled: bool = Field(default=True, description="Set false to keep the rule in the file without running it.")
+    zone: str = Field(description="Name of one of this camera's zones.")
+    classes: list[str] = Field(default_factory=list, max_length=100, description="Class names to count; empty = every class.")
+    anchor: AnchorName = Field(default="bottom_center", description="Which point of a box places the object.")
+
+
+class AbandonedObjectRuleConfig(_TrackRuleBase):
+    type: Literal["abandoned_object"] = Field(description="An object of `classes` stays put for `stationary_s` seconds.")
+    classes: list[str] = Field(min_length=1, max_length=100, description="Object classes to watch, e.g. [backpack, handbag, suitcase].")
+    stationary_s: float = Field(default=60.0, ge=1, le=86400, description="Seconds without moving before it is abandoned.")
+    max_motion: float = Field(default=0.25, gt=0, le=5, description="Moving its centre more than this many box heights restarts the clock.")
+    unattended_radius: float | None = Field(
+        default=None, gt=0, le=50, description="Only while no person is within this many person-heights (unset = regardless of people)."
+    )
+    person_classes: list[str] = Field(default_factory=lambda: ["person"], max_length=10, description="Classes that count as people for `unattended_radius`.")
+    merge_window_s: float = Field(default=4.0, ge=0, le=60, description="Identity-swap folding window (a flickering detection re-born in place).")
+
+
+class CameraTamperRuleConfig(_RuleBase):
+    type: Literal["camera_tamper"] = Field(description="The view goes dark, loses focus or changes abruptly.")
+    for_s: float = Field(default=5.0, ge=0.5, le=3600, description="Seconds a symptom must last.")
+    recover_s: float = Field(default=3.0, ge=0, le=3600, description="Seconds without symptoms before it ends.")
+    learn_s: float = Field(default=5.0, ge=0, le=3600, description="Warm-up: seconds the normal view is learned quickly at start.")
+    relearn_s: float = Field(default=300.0, ge=10, le=86400, description="A view changed this long is accepted as the new normal (camera moved on purpose).")
+    dark_level: float = Field(default=20.0, ge=0, le=255, description="Mean grey level (0-255) below which the view is dark.")
+    blur_ratio: float = Field(default=0.25, gt=0, lt=1, description="Sharpness below this fraction of the learned sharpness is blurred.")
+    changed_fraction: float = Field(default=0.6, gt=0, lt=1, description="Fraction of the view that must differ from the learned view to count as changed.")
+    severity: Severity = Field(default="critical", description="Severity carried by this rule's alerts.")
+
+
+class StreamHealthRuleConfig(_RuleBase):
+    type: Literal["stream_health"] = Field(description="The camera is down or frozen.")
+    for_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds down or frozen before the incident starts.")
+    watch: list[Literal["down", "frozen"]] = Field(default_factory=lambda: ["down", "frozen"], min_length=1, description="What to watch for.")
+    frozen_level: float = Field(default=2.0, ge=0, le=20, description="A frame whose (downscaled grey) pixels all differ by at most this many grey levels from the previous one repeats it.")
+    severity: Severity = Field(default="critical", description="Severity carried by this rule's alerts.")
+
+
+RuleConfig = Annotated[
+    ZoneIntrusionRuleConfig | LoiteringRuleConfig | LineCrossingRuleConfig | CrowdingRuleConfig | ZoneOccupancyRuleConfig
+    | AbandonedObjectRuleConfig | CameraTamperRuleConfig | StreamHealthRuleConfig,
+    Field(discriminator="type"),
+]
+RULE_CONFIGS = (
+    ZoneIntrusionRuleConfig, LoiteringRuleConfig, LineCrossingRuleConfig, CrowdingRuleConfig, ZoneOccupancyRuleConfig,
+    AbandonedObjectRuleConfig, CameraTamperRuleConfig, StreamHealthRuleConfig,
+)
 
 
 class CameraConfig(_Model):
@@ -92,13 +275,29 @@ class CameraConfig(_Model):
     )
     reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay; doubles on each failure (with jitter).")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect delay.")
-    zones: list[ZoneConfig] = Field(default_factory=list, description="Zones on this camera's image.")
+    zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named polygons on this camera's image (geometry only).")
+    lines: list[LineConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named directed lines on this camera's image.")
+    rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES, description="What to alert on or count; see docs/rules.md.")
 
     @model_validator(mode="after")
     def _check(self) -> CameraConfig:
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be >= reconnect_min_s")
         _require_unique("zone names must be unique per camera", [z.name for z in self.zones])
+        _require_unique("line names must be unique per camera", [x.name for x in self.lines])
+        _require_unique("rule ids must be unique per camera", [r.id for r in self.rules])
+        zones, lines = {z.name for z in self.zones}, {x.name: x for x in self.lines}
+        for rule in self.rules:
+            zone, line = getattr(rule, "zone", None), getattr(rule, "line", None)
+            if zone is not None and zone not in zones:
+                raise ValueError(f"rule {rule.id}: no zone named {zone!r} on this camera (zones: {', '.join(sorted(zones)) or 'none'})")
+            if line is not None and line not in lines:
+                raise ValueError(f"rule {rule.id}: no line named {line!r} on this camera (lines: {', '.join(sorted(lines)) or 'none'})")
+            if line is not None:
+                names = {lines[line].forward, lines[line].backward}
+                unknown = sorted(set(rule.directions) - names)
+                if unknown:
+                    raise ValueError(f"rule {rule.id}: line {line} has directions {sorted(names)}, not {unknown}")
         return self
 
     @property
@@ -119,7 +318,16 @@ class DetectorConfig(_Model):
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.")
     batch_size: int = Field(default=4, ge=1, le=64, description="Most frames (one per camera) per forward pass.")
     max_wait_ms: float = Field(default=40.0, ge=0, description="Flush a partial batch once its oldest frame has waited this long.")
-    score_threshold: float = Field(default=0.5, ge=0, le=1, description="Drop detections scoring below this.")
+    score_threshold: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Operating threshold: detections scoring at least this count for rules and start tracks "
+        "(default: the checkpoint's validated threshold, else 0.5).",
+    )
+    low_score_floor: float = Field(
+        default=0.1, ge=0.01, le=1,
+        description="Detections between this and the operating threshold still reach the tracker, which uses them only "
+        "to keep existing tracks alive (ByteTrack's second pass); they never start a track or an alert on their own.",
+    )
     class_score_thresholds: dict[str, float] = Field(
         default_factory=dict, description="Per-class score thresholds overriding `score_threshold`, e.g. {person: 0.6}."
     )
@@ -139,16 +347,45 @@ class DetectorConfig(_Model):
 
 
 class TrackerConfig(_Model):
-    iou_threshold: float = Field(default=0.3, gt=0, lt=1, description="Least IoU between a track's box and a detection to match them.")
-    max_missed: int = Field(default=15, ge=0, description="Frames a track survives without a matching detection.")
-    min_hits: int = Field(default=2, ge=1, description="Matched frames before a track is confirmed and shown to rules.")
-    history: int = Field(default=64, ge=2, description="Recent anchor points kept per track.")
+    kind: Literal["surveil", "iou-v1", "bytetrack-trackers"] = Field(
+        default="surveil",
+        description="Tracker: surveil (two-stage ByteTrack-class, in seconds), iou-v1 (the earlier IoU tracker), "
+        "bytetrack-trackers (the `trackers` package's ByteTrack; needs `pip install trackers`).",
+    )
+    high_score: float = Field(
+        default=0.3, ge=0, le=1, description="Detections scoring at least this are high-score when the detector gives no per-class mask."
+    )
+    low_score: float = Field(default=0.1, ge=0, le=1, description="Low-score detections (kept alive tracks only) must score at least this.")
+    birth_score: float = Field(default=0.4, ge=0, le=1, description="A new track starts only from a high-score detection scoring at least this.")
+    iou_threshold: float = Field(default=0.3, gt=0, lt=1, description="Least IoU between a track's predicted box and a detection to match them.")
+    low_iou_threshold: float = Field(default=0.4, gt=0, lt=1, description="Least IoU to match a low-score detection (second pass).")
     max_center_distance: float = Field(
         default=0.6,
         ge=0,
-        description="Second association stage for low frame rates: match what IoU left unmatched when box centres are "
+        le=3,
+        description="Stage after IoU for low frame rates: match what IoU left unmatched when box centres are "
         "closer than this many box heights (0 = off).",
     )
+    lost_center_growth: float = Field(
+        default=0.5, ge=0, le=5, description="A lost track's centre-distance gate widens by this fraction per second lost."
+    )
+    max_size_ratio: float = Field(default=1.5, ge=1, le=4, description="Centre-distance matches need box heights within this ratio.")
+    min_hits: int = Field(default=2, ge=1, le=10, description="Matched frames before a track is confirmed and shown to rules.")
+    lost_after_s: float = Field(default=3.0, gt=0, le=60, description="Seconds a confirmed track survives without a matching detection.")
+    velocity_decay_s: float = Field(default=1.0, gt=0, le=30, description="Time constant (s) of the velocity decay while a track is lost.")
+    measurement_noise: float = Field(
+        default=0.05, gt=0, le=0.5, description="Motion filter: std of a detected box coordinate, as a fraction of the box height."
+    )
+    acceleration_noise: float = Field(
+        default=0.2, gt=0, le=20, description="Motion filter: std of an object's acceleration, in box heights per second squared."
+    )
+    history: int = Field(default=64, ge=2, le=10_000, description="Recent anchor points kept per track.")
+
+    @model_validator(mode="after")
+    def _scores_ordered(self) -> TrackerConfig:
+        if self.low_score > self.high_score:
+            raise ValueError(f"low_score ({self.low_score}) must not exceed high_score ({self.high_score})")
+        return self
 
 
 class MqttConfig(_Model):
@@ -227,33 +464,6 @@ def _require_unique(message: str, names: list[str]) -> None:
     if repeated:
         raise ValueError(f"{message}; repeated: {', '.join(repeated)}")
 
-
-
-def _polygon_area(points: list[tuple[float, float]]) -> float:
-    area = 0.0
-    for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]):
-        area += x1 * y2 - x2 * y1
-    return abs(area) / 2.0
-
-
-def _segments_cross(p1, p2, p3, p4) -> bool:
-    def orient(a, b, c) -> float:
-        return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
-
-    d1, d2 = orient(p3, p4, p1), orient(p3, p4, p2)
-    d3, d4 = orient(p1, p2, p3), orient(p1, p2, p4)
-    return d1 * d2 < 0 and d3 * d4 < 0
-
-
-def _self_intersects(points: list[tuple[float, float]]) -> bool:
-    edges = list(zip(points, points[1:] + points[:1]))
-    for i, (a, b) in enumerate(edges):
-        for j in range(i + 2, len(edges)):
-            if i == 0 and j == len(edges) - 1:
-                continue  # first and last edge share a vertex
-            if _segments_cross(a, b, *edges[j]):
-                return True
-    return False
 
 
 # ---------------------------------------------------------------- camera URLs
@@ -410,6 +620,10 @@ def resolve_paths(config: Config, base: Path, systemd_state_dir: str | None = No
 def _type_name(annotation: Any) -> str:
     if annotation == list[RelPoint]:
         return "list[[x, y]]"
+    if annotation == RelPoint:
+        return "[x, y]"
+    if annotation == list[RuleConfig]:
+        return "list[rule]"
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
     text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
@@ -425,6 +639,9 @@ def markdown_reference() -> str:
         ("top level", Config),
         ("cameras[]", CameraConfig),
         ("cameras[].zones[]", ZoneConfig),
+        ("cameras[].lines[]", LineConfig),
+        *[(f"cameras[].rules[] type: {m.model_fields['type'].annotation.__args__[0]}", m) for m in RULE_CONFIGS],
+        ("schedule (zone_intrusion)", ScheduleConfig),
         ("detector", DetectorConfig),
         ("tracker", TrackerConfig),
         ("mqtt", MqttConfig),

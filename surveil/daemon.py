@@ -16,7 +16,7 @@ from surveil.config import Config, ConfigError, load_config
 from surveil.detector import Detector
 from surveil.logsetup import configure_logging
 from surveil.metrics import Metrics
-from surveil.pipeline import Pipeline
+from surveil.pipeline import Pipeline, PipelineError, build_analyzers, load_detector
 from surveil.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
@@ -105,17 +105,24 @@ class Daemon:
         if new_config.metrics != self.config.metrics:
             log.warning("metrics.listen changed; it takes effect at the next restart")
         self.notifier.reloading()
+        old_pipeline, old_config = self._pipeline, self.config
         try:
-            same_model = new_config.detector == self.config.detector
-            detector = self._pipeline.detector if same_model else self._detector
-            new_pipeline = Pipeline(new_config, self.metrics, detector=detector)
-        except Exception as exc:
+            same_model = new_config.detector == old_config.detector
+            detector = old_pipeline.detector if same_model else (self._detector or load_detector(new_config))
+            analyzers = build_analyzers(new_config, detector, self.metrics, keep=old_pipeline.analyzers, previous=old_config)
+        except PipelineError as exc:
             log.error("reload rejected, keeping the running configuration: %s", exc)
             self.notifier.ready("reload failed; old configuration kept")
             return
-        self._pipeline.stop()
-        self._pipeline = new_pipeline
-        self.config = new_config
+        kept = {name for name, analyzer in analyzers.items() if old_pipeline.analyzers.get(name) is analyzer}
+        old_pipeline.stop(keep_incidents=kept)  # releases the spool and the camera handles first
+        try:
+            self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers)
+            self.config = new_config
+        except PipelineError as exc:
+            log.error("reload failed after the old pipeline stopped (%s); restarting the old configuration", exc)
+            self._pipeline = Pipeline(old_config, self.metrics, detector=old_pipeline.detector,
+                                      analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept})
         self._pipeline.start()
         self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")
         log.info("reload done")

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class Detector(Protocol):
+    """Frames in, one ``Detections`` per frame out, down to a low score floor.
+
+    ``operating_thresholds`` (optional attribute, per class id) says which detections are
+    confident enough for rules; detectors without it count every detection as confident.
+    """
+
     class_names: list[str]  # index = class id; 0 = background
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
@@ -71,7 +77,8 @@ class TorchDetector:
             torch.set_num_threads(config.threads)
         self.model, self.class_names, checkpoint_thresholds = self._load(config)
         self.model.eval().to(self.device)
-        self.thresholds = resolve_thresholds(config, self.class_names, checkpoint_thresholds)
+        self.operating_thresholds = resolve_thresholds(config, self.class_names, checkpoint_thresholds)
+        self.thresholds = np.minimum(self.operating_thresholds, config.low_score_floor)  # what reaches the tracker
         self.keep = keep_mask(config, self.class_names)
         self._autocast = self.device.type == "cuda" and config.half
         log.info("detector ready: %s on %s, %d classes", config.weights, self.device, len(self.class_names) - 1)

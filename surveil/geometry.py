@@ -1,4 +1,9 @@
-"""Box geometry shared by the tracker, the rules and the evaluation code (numpy, xyxy pixels)."""
+"""Pure geometry shared by the tracker, the rules, the config checks and the evaluation code.
+
+Boxes are ``xyxy`` in pixels; polygons and lines are (K, 2) arrays in whatever coordinates the
+caller uses (the rules use relative 0-1 image coordinates). No state, no policy: rules decide
+what an anchor inside a polygon or on one side of a line means.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +33,91 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
+def box_centre(xyxy: Sequence[float]) -> tuple[float, float]:
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
+
+
+def box_height(xyxy: Sequence[float]) -> float:
+    return max(float(xyxy[3]) - float(xyxy[1]), 0.0)
+
+
 def anchor_point(xyxy: Sequence[float], anchor: Anchor = "bottom_center") -> tuple[float, float]:
     """The point of a box that decides where an object is: its feet (bottom centre) or its centre."""
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     if anchor == "center":
         return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
     return ((x1 + x2) / 2.0, y2)
+
+
+def relative_anchors(boxes: Sequence[Sequence[float]], anchor: Anchor, width: int, height: int) -> np.ndarray:
+    """(N, 2) anchor points of ``boxes`` in relative 0-1 image coordinates."""
+    points = np.array([anchor_point(b, anchor) for b in boxes], np.float64).reshape(-1, 2)
+    return points / np.array([max(width, 1), max(height, 1)], np.float64)
+
+
+def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Even-odd test of (N, 2) points against a simple (K, 2) polygon (convex or not), vectorised.
+
+    A point exactly on a left or bottom edge counts as inside, on a right or top edge as outside,
+    so that two polygons sharing an edge never both claim a point.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(points) == 0:
+        return np.zeros((0,), bool)
+    polygon = np.asarray(polygon, np.float64)
+    x, y = points[:, 0:1], points[:, 1:2]
+    x1, y1 = polygon[:, 0][None, :], polygon[:, 1][None, :]
+    x2, y2 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
+    straddles = (y1 > y) != (y2 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+    crossings = straddles & (x < x_cross)
+    return (crossings.sum(axis=1) % 2) == 1
+
+
+def polygon_area(points: Sequence[Sequence[float]]) -> float:
+    """Unsigned area (shoelace formula)."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    if len(p) < 3:
+        return 0.0
+    return abs(float(np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1)))) / 2.0
+
+
+def _orient(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return (b[..., 0] - a[..., 0]) * (c[..., 1] - a[..., 1]) - (b[..., 1] - a[..., 1]) * (c[..., 0] - a[..., 0])
+
+
+def polygon_self_intersects(points: Sequence[Sequence[float]]) -> bool:
+    """True when two non-adjacent edges of the closed polygon properly cross (vectorised, O(K^2) memory)."""
+    p = np.asarray(points, np.float64).reshape(-1, 2)
+    k = len(p)
+    if k < 4:
+        return False
+    a, b = p, np.roll(p, -1, axis=0)
+    i, j = np.triu_indices(k, 2)
+    keep = ~((i == 0) & (j == k - 1))  # first and last edges share a vertex
+    i, j = i[keep], j[keep]
+    d1, d2 = _orient(a[j], b[j], a[i]), _orient(a[j], b[j], b[i])
+    d3, d4 = _orient(a[i], b[i], a[j]), _orient(a[i], b[i], b[j])
+    return bool(np.any((d1 * d2 < 0) & (d3 * d4 < 0)))
+
+
+def signed_side(points: np.ndarray, a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """Signed distance of (N, 2) points from the infinite line a->b, in the points' units.
+
+    Positive = to the right of a->b as drawn on an image (y grows downwards), i.e. the side a
+    clockwise turn from the direction a->b points to.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 2)
+    a_, b_ = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    length = max(float(np.hypot(*(b_ - a_))), 1e-12)
+    return _orient(a_[None], b_[None], points) / length
+
+
+def segments_cross(p: Sequence[float], q: Sequence[float], a: Sequence[float], b: Sequence[float]) -> bool:
+    """True when segment p-q crosses segment a-b (touching an end point counts)."""
+    p_, q_, a_, b_ = (np.asarray(v, np.float64) for v in (p, q, a, b))
+    d1, d2 = _orient(a_, b_, p_), _orient(a_, b_, q_)
+    d3, d4 = _orient(p_, q_, a_), _orient(p_, q_, b_)
+    return bool(d1 * d2 <= 0 and d3 * d4 <= 0 and not (d1 == d2 == 0))

@@ -1,8 +1,11 @@
 """The one module that wires the stages together.
 
     capture threads -> FrameBoard -> detect thread -> bounded queue -> analyse thread -> sinks
-    (one per camera)   (newest wins)  (one forward     (DetectedFrame)  (track, rules,     (MQTT spool,
-                                       per batch)                         alerts)            JSON lines)
+    (one per camera)   (newest wins)  (one forward     (DetectedFrame)  (one CameraAnalyzer (MQTT spool,
+                                       per batch)                         per camera)        JSON lines)
+
+Camera status changes and once-a-second ticks reach the analysers through the analyse thread
+too, so every analyser is only ever driven by one thread.
 
 Stages do not import each other; they talk through the callables and small protocols given
 to them here. Metrics observe every stage.
@@ -18,21 +21,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import cv2
 import numpy as np
 
+from surveil.analysis import CameraAnalyzer, build_analyzer
 from surveil.batcher import FrameBoard
 from surveil.capture import CameraSource
-from surveil.config import CameraConfig, Config
+from surveil.config import Config
 from surveil.detector import Detector, TorchDetector
 from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
-from surveil.rules import FrameInfo, Rule, Zone, ZoneIntrusionRule
+from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt import MqttPublisher
 from surveil.sinks.spool import AlertSpool
-from surveil.tracker import IouTracker
-from surveil.types import Alert, DetectedFrame, Frame
+from surveil.types import AlertUpdate, DetectedFrame, Frame
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +46,22 @@ class PipelineError(Exception):
 
 
 class AlertSink(Protocol):
-    def publish_alert(self, alert: Alert) -> None: ...
+    def publish_alert(self, alert: AlertUpdate) -> None: ...
+
+
+@dataclass(frozen=True)
+class _StatusTick:
+    """For the analyse thread: a camera went up or down (``up`` set), or a once-a-second check."""
+
+    camera: str
+    now: float
+    ts_wall: float
+    up: bool | None = None
+    reason: str = ""
 
 
 class _CaptureEvents:
-    """CaptureEvents for the capture stage: metrics and MQTT camera status (capture logs itself)."""
+    """CaptureEvents for the capture stage: metrics, MQTT camera status and the analysers (capture logs itself)."""
 
     def __init__(self, metrics: Metrics, status: Callable[[str, bool, str], None]):
         self._metrics = metrics
@@ -100,24 +113,47 @@ class Health:
     dead_threads: tuple[str, ...]
 
 
-def build_rules(camera: CameraConfig, class_names: Sequence[str]) -> list[Rule]:
-    rules: list[Rule] = []
-    for zone_config in camera.zones:
-        unknown = sorted(set(zone_config.classes) - set(class_names))
-        if unknown:
-            raise PipelineError(
-                f"camera {camera.name}, zone {zone_config.name}: classes {unknown} are not known to the detector "
-                f"(it knows: {', '.join(n for n in class_names[1:] if n != 'N/A')})"
+def load_detector(config: Config) -> Detector:
+    try:
+        return TorchDetector(config.detector)
+    except ModelLoadError as exc:
+        raise PipelineError(str(exc)) from None
+
+
+def build_analyzers(
+    config: Config, detector: Detector, metrics: Metrics, keep: dict[str, CameraAnalyzer] | None = None,
+    previous: Config | None = None,
+) -> dict[str, CameraAnalyzer]:
+    """One analyser per enabled camera; those of cameras whose analysis config did not change are kept
+    (so nobody already inside a zone alerts again after a reload). Raises PipelineError for rules
+    the detector cannot serve."""
+    keep = keep or {}
+    thresholds = getattr(detector, "operating_thresholds", None)
+
+    def suppressed(camera: str, rule: str, reason: str) -> None:
+        metrics.incidents_suppressed.labels(camera, rule, reason).inc()
+
+    analyzers = {}
+    for camera in config.enabled_cameras:
+        if camera.name in keep and previous is not None and _same_analysis(previous, config, camera.name):
+            analyzers[camera.name] = keep[camera.name]
+            continue
+        try:
+            analyzers[camera.name] = build_analyzer(
+                camera, config.tracker, detector.class_names, operating_thresholds=thresholds,
+                snapshots=config.alerts.snapshot, on_suppressed=suppressed,
             )
-        zone = Zone(
-            name=zone_config.name,
-            polygon=np.asarray(zone_config.polygon, np.float64),
-            class_ids=frozenset(class_names.index(c) for c in zone_config.classes),
-            anchor=zone_config.anchor,
-        )
-        if zone_config.intrusion:
-            rules.append(ZoneIntrusionRule(camera.name, zone, zone_config.min_frames, class_names, zone_config.severity))
-    return rules
+        except RuleBuildError as exc:
+            raise PipelineError(str(exc)) from None
+    return analyzers
+
+
+def _same_analysis(old: Config, new: Config, camera: str) -> bool:
+    def of(config: Config):
+        cam = next((c for c in config.enabled_cameras if c.name == camera), None)
+        return (cam, config.tracker, config.detector, config.alerts.snapshot)
+
+    return of(old) == of(new)
 
 
 class Pipeline:
@@ -127,17 +163,17 @@ class Pipeline:
         metrics: Metrics,
         detector: Detector | None = None,
         open_capture: Callable | None = None,
+        analyzers: dict[str, CameraAnalyzer] | None = None,
     ):
         self.config = config
         self.metrics = metrics
-        try:
-            self.detector = detector or TorchDetector(config.detector)
-        except ModelLoadError as exc:
-            raise PipelineError(str(exc)) from None
+        self.detector = detector or load_detector(config)
         metrics.detector_up.set(1)
         cameras = config.enabled_cameras
-        self._rules = {c.name: build_rules(c, self.detector.class_names) for c in cameras}
-        self._trackers = {c.name: self._tracker(c.name) for c in cameras}
+        self.analyzers = analyzers if analyzers is not None else build_analyzers(config, self.detector, metrics)
+        for analyzer in self.analyzers.values():
+            analyzer.on_state = self._publish_state
+        self._status_events: queue.SimpleQueue = queue.SimpleQueue()  # tiny traffic: status changes, 1 tick/s/camera
         self._board = FrameBoard(on_drop=lambda camera: metrics.frames_dropped.labels(camera).inc())
         self._analysis: queue.Queue = queue.Queue(maxsize=max(4, 2 * len(cameras)))
         self._stop_detect = threading.Event()
@@ -149,10 +185,6 @@ class Pipeline:
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
             metrics.camera_up.labels(camera.name).set(0)
-
-    def _tracker(self, camera: str) -> IouTracker:
-        t = self.config.tracker
-        return IouTracker(camera, t.iou_threshold, t.max_missed, t.min_hits, t.history, t.max_center_distance)
 
     def _build_sinks(self) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []
@@ -169,6 +201,19 @@ class Pipeline:
     def _camera_status(self, camera: str, up: bool, reason: str) -> None:
         if self._mqtt is not None:
             self._mqtt.publish_camera_status(camera, up, reason)
+        self._status_events.put(_StatusTick(camera, time.monotonic(), time.time(), up=up, reason=reason))
+
+    def _publish_state(self, camera: str, report: StateReport, previous: dict[str, int]) -> None:
+        """Counts for dashboards: Prometheus and a retained MQTT topic."""
+        if report.kind == "lines":
+            for direction, total in report.values.items():
+                self.metrics.line_crossings.labels(camera, report.name, direction).inc(max(0, total - previous.get(direction, 0)))
+        elif report.kind == "zones":
+            for class_name, count in report.values.items():
+                self.metrics.zone_objects.labels(camera, report.name, class_name).set(count)
+        if self._mqtt is not None:
+            self._mqtt.publish_state(camera, report.kind, report.name, {"camera": camera, report.kind[:-1]: report.name,
+                                                                        "counts": report.values, "ts": time.time()})
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -185,8 +230,11 @@ class Pipeline:
             self._board.register(source.config.name)
             source.start()
 
-    def stop(self, timeout: float = 8.0) -> None:
-        """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks."""
+    def stop(self, timeout: float = 8.0, keep_incidents: set[str] = frozenset()) -> None:
+        """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks.
+
+        Open incidents end (``end_reason: stopped``) except those of the cameras in
+        ``keep_incidents``, whose analysers a reloaded pipeline carries on."""
         deadline = time.monotonic() + timeout
         for source in self._sources:
             source.request_stop()
@@ -198,6 +246,7 @@ class Pipeline:
             detect.join(timeout=max(0.1, deadline - time.monotonic() - 2.0))
             self._put_analysis(_STOP, force=True)
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
+        self._end_incidents(keep_incidents)
         closers = [sink.close for sink in self._sinks if sink is not self._mqtt]
         if self._mqtt is not None:  # publishes `offline` and flushes what it can, then the spool closes
             closers = [lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())), self._spool.close, *closers]
@@ -207,11 +256,25 @@ class Pipeline:
             except Exception:
                 log.exception("error while closing an alert sink")
 
+    def _end_incidents(self, keep: set[str]) -> None:
+        now, wall = time.monotonic(), time.time()
+        for name, analyzer in self.analyzers.items():
+            if name in keep:
+                continue
+            try:
+                for update in analyzer.close(now, wall, reason="stopped"):
+                    self._emit(update)
+            except Exception:
+                log.exception("could not end the open incidents of camera %s", name)
+
     def housekeeping(self, now_mono: float | None = None) -> Health:
         """Called about once a second by the daemon: stall checks, gauges, thread health."""
         now = time.monotonic() if now_mono is None else now_mono
         for source in self._sources:
             source.check_stall(now)
+        wall = time.time()
+        for camera in self.analyzers:
+            self._status_events.put(_StatusTick(camera, now, wall))
         frames_waiting = self._board.pending()
         self.metrics.queue_depth.labels("frames").set(frames_waiting)
         self.metrics.queue_depth.labels("analysis").set(self._analysis.qsize())
@@ -263,7 +326,11 @@ class Pipeline:
 
     def _analyse_loop(self) -> None:
         while True:
-            item = self._analysis.get()
+            self._drain_status()
+            try:
+                item = self._analysis.get(timeout=0.5)
+            except queue.Empty:
+                continue
             if item is _STOP:
                 break
             try:
@@ -273,34 +340,56 @@ class Pipeline:
                 self.metrics.stage_errors.labels("analyse").inc()
         log.debug("analyse thread stopped")
 
+    def _drain_status(self) -> None:
+        while True:
+            try:
+                tick = self._status_events.get_nowait()
+            except queue.Empty:
+                return
+            analyzer = self.analyzers.get(tick.camera)
+            if analyzer is None:
+                continue
+            try:
+                if tick.up is None:
+                    updates = analyzer.tick(tick.now, tick.ts_wall)
+                else:
+                    updates = analyzer.stream_changed(tick.up, tick.reason, tick.now, tick.ts_wall)
+            except Exception:
+                log.exception("status check failed for camera %s", tick.camera)
+                self.metrics.stage_errors.labels("analyse").inc()
+                continue
+            for update in updates:
+                self._emit(update)
+
     def _analyse(self, item: DetectedFrame) -> None:
         frame, dets = item.frame, item.detections
-        names = self.detector.class_names
-        for class_id, count in zip(*np.unique(dets.class_id, return_counts=True)):
-            name = names[class_id] if class_id < len(names) else str(class_id)
-            self.metrics.detections.labels(frame.camera, name).inc(int(count))
-        tracks = self._trackers[frame.camera].update(dets, now=frame.ts_wall)
-        info = FrameInfo(frame.camera, frame.width, frame.height, frame.ts_wall, frame.ts_mono, frame.seq)
-        for rule in self._rules[frame.camera]:
-            for event in rule.evaluate(info, tracks):
-                self._emit(Alert.from_event(event, getattr(rule, "severity", "warning"), self._snapshot(frame)))
+        analyzer = self.analyzers[frame.camera]
+        ctx = analyzer.context(frame, dets)
+        self._count_detections(frame.camera, dets[ctx.confident])
+        for update in analyzer.process(ctx):
+            self._emit(update)
         self.metrics.frames_processed.labels(frame.camera).inc()
         self.metrics.frame_latency_seconds.labels(frame.camera).observe(time.monotonic() - frame.ts_mono)
 
-    def _snapshot(self, frame: Frame) -> bytes | None:
-        if not self.config.alerts.snapshot:
-            return None
-        ok, buffer = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
-        return buffer.tobytes() if ok else None
+    def _count_detections(self, camera: str, dets) -> None:
+        names = self.detector.class_names
+        for class_id, count in zip(*np.unique(dets.class_id, return_counts=True)):
+            name = names[class_id] if class_id < len(names) else str(class_id)
+            self.metrics.detections.labels(camera, name).inc(int(count))
 
-    def _emit(self, alert: Alert) -> None:
-        log.info("alert %s: camera=%s rule=%s zone=%s track=%s class=%s", alert.id, alert.event.camera,
-                 alert.event.rule, alert.event.zone, alert.event.track_id, alert.event.class_name)
+    def _emit(self, alert: AlertUpdate) -> None:
+        subjects = ",".join(f"#{s.track_id} {s.class_name}" for s in alert.subjects) or "-"
+        log.info("alert %s %s: camera=%s rule=%s (%s) incident=%s subjects=%s details=%s", alert.phase, alert.severity,
+                 alert.camera, alert.rule, alert.rule_type, alert.incident_id, subjects, alert.details)
         for sink in self._sinks:
             try:
                 sink.publish_alert(alert)
             except Exception:
                 log.exception("alert sink %s failed for alert %s", type(sink).__name__, alert.id)
                 self.metrics.stage_errors.labels("sink").inc()
-        self.metrics.alerts.labels(alert.event.camera, alert.event.rule).inc()
-        self.metrics.alert_latency_seconds.observe(time.monotonic() - alert.event.ts_mono)
+        self.metrics.alert_messages.labels(alert.camera, alert.rule, alert.phase).inc()
+        self.metrics.incidents_open.labels(alert.camera, alert.rule).inc(
+            {"start": 1, "end": -1}.get(alert.phase, 0))
+        if alert.phase == "start":
+            self.metrics.alerts.labels(alert.camera, alert.rule).inc()
+            self.metrics.alert_latency_seconds.observe(max(0.0, time.monotonic() - alert.ts_mono))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-ALERT_SCHEMA_VERSION = 1
+ALERT_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,63 +100,87 @@ class Track:
     class_id: int
     xyxy: tuple[float, float, float, float]
     confidence: float
-    first_seen: float  # wall-clock seconds
-    last_seen: float  # wall-clock seconds
+    first_seen: float  # tracker clock (monotonic or media seconds)
+    last_seen: float  # tracker clock (monotonic or media seconds)
     hits: int  # frames in which it was matched to a detection
     missed: int  # consecutive frames without a match (0 = seen in this frame)
     history: tuple[tuple[float, float], ...] = ()  # recent bottom-centre anchors, oldest first
 
 
 @dataclass(frozen=True)
-class Event:
-    """Something a rule decided is worth an alert."""
+class Subject:
+    """An object an incident is about, as of the frame that produced the update."""
 
-    camera: str
-    rule: str  # rule instance name, e.g. "zone_intrusion"
-    kind: str  # rule type, e.g. "zone_intrusion"
-    ts: float  # wall-clock time of the frame that triggered it
-    ts_mono: float  # monotonic capture time of that frame (for end-to-end latency)
-    track_id: int | None = None
-    zone: str | None = None
-    class_name: str | None = None
-    score: float | None = None
-    xyxy: tuple[float, float, float, float] | None = None
-    frame_seq: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
+    track_id: int
+    class_name: str
+    score: float
+    xyxy: tuple[float, float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "track_id": self.track_id,
+            "class": self.class_name,
+            "score": round(float(self.score), 4),
+            "box": [round(float(v), 1) for v in self.xyxy],
+        }
+
+
+PHASES = ("start", "update", "end")
 
 
 @dataclass(frozen=True)
-class Alert:
-    """An event ready to leave the process, with a stable id."""
+class AlertUpdate:
+    """One step of an incident's life (start, update or end), ready to leave the process.
+
+    ``id`` is unique per message (subscribers de-duplicate on it: delivery is at-least-once);
+    ``incident_id`` is shared by the start, the updates and the end of one incident.
+    """
 
     id: str
-    event: Event
-    severity: str = "warning"
+    incident_id: str
+    phase: str  # start | update | end
+    camera: str
+    rule: str  # the rule's id from the config
+    rule_type: str  # zone_intrusion, loitering, ...
+    severity: str
+    ts: float  # wall-clock time of the frame (or check) behind this update
+    ts_mono: float  # monotonic capture time of that frame, for end-to-end latency
+    started_ts: float  # wall-clock time the incident started
+    frame_seq: int | None = None
+    zone: str | None = None
+    line: str | None = None
+    subjects: tuple[Subject, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
     snapshot_jpeg: bytes | None = None
 
-    @classmethod
-    def from_event(cls, event: Event, severity: str = "warning", snapshot_jpeg: bytes | None = None) -> Alert:
-        return cls(id=str(uuid.uuid4()), event=event, severity=severity, snapshot_jpeg=snapshot_jpeg)
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+
+    @staticmethod
+    def new_id() -> str:
+        return str(uuid.uuid4())
 
     def to_dict(self, published_at: float) -> dict[str, Any]:
-        e = self.event
         snapshot = base64.b64encode(self.snapshot_jpeg).decode("ascii") if self.snapshot_jpeg else None
         return {
             "schema_version": ALERT_SCHEMA_VERSION,
             "id": self.id,
-            "camera": e.camera,
-            "rule": e.rule,
-            "kind": e.kind,
+            "incident_id": self.incident_id,
+            "phase": self.phase,
+            "camera": self.camera,
+            "rule": self.rule,
+            "rule_type": self.rule_type,
             "severity": self.severity,
-            "zone": e.zone,
-            "track_id": e.track_id,
-            "class": e.class_name,
-            "score": None if e.score is None else round(float(e.score), 4),
-            "box": None if e.xyxy is None else [round(float(v), 1) for v in e.xyxy],
-            "frame_seq": e.frame_seq,
-            "frame_ts": e.ts,
+            "started_ts": self.started_ts,
+            "ts": self.ts,
+            "duration_s": round(max(0.0, self.ts - self.started_ts), 3),
+            "frame_seq": self.frame_seq,
+            "zone": self.zone,
+            "line": self.line,
+            "subjects": [s.to_dict() for s in self.subjects],
+            "details": self.details,
             "published_ts": published_at,
-            "details": e.details,
             "snapshot_jpeg_b64": snapshot,
         }
 

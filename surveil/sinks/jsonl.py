@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from surveil.types import Alert
+from surveil.types import AlertUpdate
 
 log = logging.getLogger(__name__)
 
 
 class JsonlAlertSink:
-    """Append each alert as one line of ``Alert.to_json`` to ``path``; thread-safe.
+    """Append each alert as one line of ``AlertUpdate.to_json`` to ``path``; thread-safe.
 
     Each line is flushed to the OS as soon as it is written, so another process tailing
     the file sees it at once and a crash of this process loses no written line.
@@ -27,7 +27,7 @@ class JsonlAlertSink:
         self._file: TextIO | None = self.path.open("a", encoding="utf-8")
         log.info("writing alerts to %s", self.path)
 
-    def publish_alert(self, alert: Alert) -> None:
+    def publish_alert(self, alert: AlertUpdate) -> None:
         """Write one alert as one line (``published_ts`` = now)."""
         line = alert.to_json(published_at=time.time()) + "\n"
         with self._lock:

@@ -4,8 +4,9 @@ Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
 
 - ``<prefix>/available``: retained ``online`` after every (re)connect; ``offline`` on a clean
   stop and, as the broker-held last will, when the process dies or the connection breaks.
-- ``<prefix>/<camera>/alerts/<rule>``: one ``Alert.to_json`` per alert, at ``MqttConfig.qos``.
+- ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
+- ``<prefix>/<camera>/lines/<line>`` and ``<prefix>/<camera>/zones/<zone>``: retained counts.
 
 Delivery guarantee for alerts: every alert is first appended to the :class:`AlertSpool`
 (SQLite) and only deleted from it once the broker has confirmed it (PUBACK for QoS 1,
@@ -18,7 +19,7 @@ a restarted process re-sends everything still spooled), so subscribers may see d
 and should de-duplicate on the alert's ``id``. ``published_ts`` in the JSON is the time the
 alert was spooled, not the time it finally reached the broker.
 
-Camera status is "latest state wins": it goes straight to paho (not the spool), the last
+Camera status and counts are "latest state wins": it goes straight to paho (not the spool), the last
 status per camera is kept and re-published after every reconnect.
 """
 
@@ -36,7 +37,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
 from surveil.sinks.spool import AlertSpool, SpooledMessage
-from surveil.types import Alert
+from surveil.types import AlertUpdate
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,10 @@ def alert_topic(prefix: str, camera: str, rule: str) -> str:
 
 def status_topic(prefix: str, camera: str) -> str:
     return f"{prefix}/{camera}/status"
+
+
+def state_topic(prefix: str, camera: str, kind: str, name: str) -> str:
+    return f"{prefix}/{camera}/{kind}/{name}"
 
 
 def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
@@ -153,7 +158,7 @@ class MqttPublisher:
         self._seen_session = 0
 
         self._status_lock = threading.Lock()  # may be held while calling paho
-        self._statuses: dict[str, bytes] = {}
+        self._statuses: dict[str, bytes] = {}  # retained topic -> latest payload
         self._append_lock = threading.Lock()
 
         self._connected = False
@@ -207,9 +212,9 @@ class MqttPublisher:
         self._set_connected(False)
         log.info("MQTT: stopped; %d alert(s) left in the spool", len(self._spool))
 
-    def publish_alert(self, alert: Alert) -> None:
+    def publish_alert(self, alert: AlertUpdate) -> None:
         """Spool the alert durably; the sender thread delivers it when the broker is reachable."""
-        topic = alert_topic(self._prefix, alert.event.camera, alert.event.rule)
+        topic = alert_topic(self._prefix, alert.camera, alert.rule)
         payload = alert.to_json(published_at=time.time()).encode("utf-8")
         with self._append_lock:
             before = self._spool.dropped
@@ -225,11 +230,18 @@ class MqttPublisher:
 
     def publish_camera_status(self, camera: str, up: bool, reason: str = "") -> None:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
-        payload = status_payload(camera, up, reason, time.time())
+        self._publish_retained(status_topic(self._prefix, camera), status_payload(camera, up, reason, time.time()))
+
+    def publish_state(self, camera: str, kind: str, name: str, body: dict[str, Any]) -> None:
+        """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>``."""
+        payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        self._publish_retained(state_topic(self._prefix, camera, kind, name), payload)
+
+    def _publish_retained(self, topic: str, payload: bytes) -> None:
         with self._status_lock:
-            self._statuses[camera] = payload
+            self._statuses[topic] = payload
             if self._ready:
-                self._client.publish(status_topic(self._prefix, camera), payload, qos=1, retain=True)
+                self._client.publish(topic, payload, qos=1, retain=True)
 
     @property
     def spool(self) -> AlertSpool:
@@ -353,8 +365,8 @@ class MqttPublisher:
                 self._inflight_ids.discard(self._inflight.pop(mid).id)
             self._cursor = min(self._cursor, min(m.id for m in lost) - 1)
         with self._status_lock:
-            for camera, payload in self._statuses.items():
-                self._client.publish(status_topic(self._prefix, camera), payload, qos=1, retain=True)
+            for topic, payload in self._statuses.items():
+                self._client.publish(topic, payload, qos=1, retain=True)
         log.debug("MQTT: session %d ready; %d in flight, %d spooled", session, len(self._inflight), len(self._spool))
 
     def _fill_window(self, session: int, seq: int) -> None:

@@ -1,0 +1,68 @@
+"""Who is inside a zone, with inertia: the building block of the zone rules.
+
+A track enters after its anchor was *seen* inside for ``enter_frames`` processed frames, and
+leaves after it was seen outside for ``exit_frames`` frames or when the tracker drops it. Frames
+where the tracker could not match the track (``missed > 0``) change nothing: a missed detection
+is no evidence that somebody left, which is what keeps alerts whole at low processed frame rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from surveil.geometry import Anchor
+from surveil.rules.base import Zone, class_filter
+from surveil.types import Track
+
+
+@dataclass
+class _Streak:
+    inside_frames: int = 0
+    outside_frames: int = 0
+    entered_at: float | None = None  # clock time of the first of the frames that made it enter
+
+
+class ZonePresence:
+    def __init__(self, zone: Zone, class_ids: frozenset[int], anchor: Anchor, enter_frames: int, exit_frames: int):
+        if enter_frames < 1 or exit_frames < 1:
+            raise ValueError("enter_frames and exit_frames must be >= 1")
+        self.zone = zone
+        self.class_ids = class_ids
+        self.anchor = anchor
+        self.enter_frames = enter_frames
+        self.exit_frames = exit_frames
+        self._streaks: dict[int, _Streak] = {}
+        self._first_inside: dict[int, float] = {}
+
+    def update(self, tracks: Sequence[Track], now: float, width: int, height: int) -> list[tuple[Track, float]]:
+        """Advance with this frame's tracks; return (track, entered_at) for every track now inside."""
+        candidates = class_filter(tracks, self.class_ids)
+        seen = [t for t in candidates if t.missed == 0]
+        inside = self.zone.contains([t.xyxy for t in seen], self.anchor, width, height)
+        for track, is_inside in zip(seen, inside):
+            self._observe(track.track_id, bool(is_inside), now)
+        alive = {t.track_id for t in candidates}
+        for track_id in [i for i in self._streaks if i not in alive]:
+            del self._streaks[track_id]
+            self._first_inside.pop(track_id, None)
+        return [(t, self._streaks[t.track_id].entered_at) for t in candidates if self._is_in(t.track_id)]
+
+    def _observe(self, track_id: int, inside: bool, now: float) -> None:
+        streak = self._streaks.setdefault(track_id, _Streak())
+        if inside:
+            if streak.inside_frames == 0:
+                self._first_inside[track_id] = now
+            streak.inside_frames += 1
+            streak.outside_frames = 0
+            if streak.entered_at is None and streak.inside_frames >= self.enter_frames:
+                streak.entered_at = self._first_inside[track_id]
+        else:
+            streak.outside_frames += 1
+            streak.inside_frames = 0
+            if streak.outside_frames >= self.exit_frames:
+                streak.entered_at = None
+
+    def _is_in(self, track_id: int) -> bool:
+        streak = self._streaks.get(track_id)
+        return streak is not None and streak.entered_at is not None
