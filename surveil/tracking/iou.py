@@ -1,4 +1,4 @@
-"""Per-camera multi-object tracking by IoU association.
+"""Tracker kind ``iou-v1``: per-camera multi-object tracking by IoU association (the tracker before 0.x).
 
 Detections of one frame are matched to the tracks in two stages, same class only, each by the
 Hungarian algorithm: first on IoU with each track's box moved by its estimated velocity to the
@@ -6,7 +6,10 @@ frame's time, then — for what is left — on the distance between box centres 
 box height. The second stage keeps identities at the low processed frame rates of a CPU detector
 (1-3 fps), where a walking person's boxes in consecutive processed frames barely overlap.
 Unmatched detections start tentative tracks; a track is confirmed after ``min_hits`` matches and
-forgotten after ``max_missed`` frames without one.
+forgotten after ``max_missed`` frames without one, or after ``lost_after_s`` seconds (of the
+caller's monotonic or media clock) without one, whichever is given and comes first. It ignores the
+``confident`` mask: every detection it is given can match and start a track, so callers filter by
+score first.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from surveil.geometry import anchor_point, box_iou
+from surveil.tracking.association import center_closeness as _center_closeness
+from surveil.tracking.association import centres as _centres
+from surveil.tracking.association import hungarian as _hungarian
 from surveil.types import Detections, Track
 
 
@@ -60,40 +65,54 @@ class IouTracker:
         self,
         camera: str,
         iou_threshold: float = 0.3,
-        max_missed: int = 15,
+        max_missed: int | None = 15,
         min_hits: int = 2,
         history: int = 64,
         max_center_distance: float = 0.6,
+        lost_after_s: float | None = None,
     ):
         if not 0.0 < iou_threshold < 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
         if max_center_distance < 0:
             raise ValueError(f"max_center_distance must be >= 0, got {max_center_distance}")
-        if max_missed < 0 or min_hits < 1 or history < 2:
+        if (max_missed is not None and max_missed < 0) or min_hits < 1 or history < 2:
             raise ValueError("max_missed must be >= 0, min_hits >= 1 and history >= 2")
+        if lost_after_s is not None and not lost_after_s > 0:
+            raise ValueError(f"lost_after_s must be > 0, got {lost_after_s}")
         self.camera = camera
         self.iou_threshold = iou_threshold
         self.max_missed = max_missed
         self.min_hits = min_hits
         self.history = history
         self.max_center_distance = max_center_distance
+        self.lost_after_s = lost_after_s
         self._tracks: list[_TrackState] = []
         self._next_id = 1
 
-    def update(self, detections: Detections, now: float) -> list[Track]:
+    def reset(self) -> None:
+        """Forget every track; ids keep counting up (never reused)."""
+        self._tracks = []
+
+    def update(self, detections: Detections, now: float, confident: np.ndarray | None = None) -> list[Track]:
         """Associate ``detections`` (not modified) with existing tracks; return confirmed tracks.
 
         Returned tracks include those missed in this frame (``missed > 0``) until they expire.
+        ``confident`` is accepted for the ``Tracker`` protocol and ignored.
         """
         matches, unmatched_tracks, unmatched_dets = self._associate(detections, now)
         for t_index, d_index in matches:
             self._apply_match(self._tracks[t_index], detections, d_index, now)
         for t_index in unmatched_tracks:
             self._tracks[t_index].missed += 1
-        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed and (t.hits >= self.min_hits or t.missed == 0)]
+        self._tracks = [t for t in self._tracks if not self._expired(t, now) and (t.hits >= self.min_hits or t.missed == 0)]
         for d_index in unmatched_dets:
             self._tracks.append(self._new_track(detections, d_index, now))
         return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]
+
+    def _expired(self, track: _TrackState, now: float) -> bool:
+        if self.max_missed is not None and track.missed > self.max_missed:
+            return True
+        return self.lost_after_s is not None and track.missed > 0 and now - track.last_seen > self.lost_after_s
 
     def _associate(self, detections: Detections, now: float) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         tracks = list(range(len(self._tracks)))
@@ -140,27 +159,3 @@ class IouTracker:
         state.history.append(anchor_point(state.xyxy))
         self._next_id += 1
         return state
-
-
-def _centres(xyxy: np.ndarray) -> np.ndarray:
-    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1)
-
-
-def _center_closeness(a: np.ndarray, b: np.ndarray, max_distance: float) -> np.ndarray:
-    """1 - (centre distance / (max_distance x box height)), clipped at 0; 0 also where heights differ > 1.5x."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    distance = np.linalg.norm(_centres(a)[:, None, :] - _centres(b)[None, :, :], axis=2)
-    height_a, height_b = (a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :]
-    scale = np.maximum(np.maximum(height_a, height_b), 1.0)
-    closeness = np.clip(1.0 - distance / (max_distance * scale), 0.0, 1.0)
-    similar_size = np.maximum(height_a, height_b) <= 1.5 * np.maximum(np.minimum(height_a, height_b), 1e-6)
-    return np.where(similar_size, closeness, 0.0).astype(np.float32)
-
-
-def _hungarian(score: np.ndarray, rows: list[int], cols: list[int], minimum: float) -> list[tuple[int, int]]:
-    """Best one-to-one pairs by total score, keeping pairs scoring at least ``minimum``."""
-    if score.size == 0:
-        return []
-    r, c = linear_sum_assignment(-score)
-    return [(rows[i], cols[j]) for i, j in zip(r, c) if score[i, j] >= minimum]

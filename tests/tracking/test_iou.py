@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from surveil.geometry import box_iou
-from surveil.tracker import IouTracker
+from surveil.tracking.iou import IouTracker
 from surveil.types import Detections
 
 

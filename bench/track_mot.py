@@ -1,0 +1,213 @@
+"""Trackers on MOT15 public detections, every frame and every 3rd and 5th frame, scored with motmetrics.
+
+    .venv/bin/python bench/track_mot.py [--data ../shared/data/MOT15] [--jobs 2]
+
+Sequences PETS09-S2L1, TUD-Stadtmitte, TUD-Campus and PETS09-S3-MF1 (public detections from each
+sequence's det file). Scores: the ACF detections of the first three range from about -0.5 to 139
+and are divided by 100; PETS09-S3-MF1's are already 0-1; all are then clipped to [0, 1]. Frame rate
+from each sequence's seqinfo.ini (7 where there is none). Feeding every k-th frame, a tracker sees
+frames 1, 1+k, ... with their true times and is scored on those frames only.
+
+Trackers, side by side in one run: ours (`surveil`), the previous one (`iou-v1`), and the
+`trackers` package's ByteTrack, OC-SORT and SORT (`pip install 'surveil[bench]'`). Each gets all
+detections; `surveil`, `bytetrack` and `ocsort` split them into high and low score themselves at
+the threshold T, `sort` and `iou-v1` are given only the detections scoring at least T. Births need
+T + 0.1 in `surveil` and `bytetrack` (ByteTrack's convention). Every tracker runs at each T of the
+sweep; the table shows each at its T with the best mean MOTA + IDF1 over 4 sequences x 3 steps.
+
+Scoring (motmetrics, IoU >= 0.5): only tracks matched in the current frame (missed == 0, or a
+tracker id != -1 for the package's trackers). Ground-truth rows with flag 0 are don't-care: they are
+dropped, and so is every tracker box overlapping one of them at IoU >= 0.5 (neither FP nor TP).
+The last lines are one per (tracker, sequence, step):
+`tracker=NAME seq=SEQ step=K MOTA=0.xxx IDF1=0.xxx IDsw=N`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# motmetrics 1.4.0 calls np.asfarray, which NumPy 2 removed; put it back before importing motmetrics
+if not hasattr(np, "asfarray"):
+    np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
+
+import motmetrics as mm  # noqa: E402
+
+from surveil.config import TrackerConfig  # noqa: E402
+from surveil.geometry import box_iou  # noqa: E402
+from surveil.tracking import make_tracker  # noqa: E402
+from surveil.types import Detections  # noqa: E402
+
+SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "PETS09-S3-MF1")
+RAW_SCORE_SEQUENCES = {"PETS09-S3-MF1"}  # scores already 0-1; the others are ACF scores / 100
+STEPS = (1, 3, 5)
+TRACKERS = ("surveil", "bytetrack", "ocsort", "sort", "iou-v1")
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+BIRTH_MARGIN = 0.1
+DEFAULT_FPS = 7.0
+
+
+@dataclass(frozen=True)
+class Sequence:
+    name: str
+    fps: float
+    frames: int
+    dets: dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (xyxy (N, 4), score (N,))
+    gt: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # frame -> (ids, xyxy, counted (bool))
+
+
+def _rows(path: Path) -> np.ndarray:
+    return np.loadtxt(path, delimiter=",", ndmin=2)
+
+
+def _xyxy(rows: np.ndarray) -> np.ndarray:
+    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1).astype(np.float32)
+
+
+def load_sequence(root: Path, name: str) -> Sequence:
+    folder = root / name
+    det_path = next(p for p in (folder / "det" / "det.txt", folder / "det.txt") if p.is_file())
+    det, gt = _rows(det_path), _rows(folder / "gt" / "gt.txt")
+    fps, frames = DEFAULT_FPS, int(max(det[:, 0].max(), gt[:, 0].max()))
+    info = folder / "seqinfo.ini"
+    if info.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(info)
+        fps = float(parser["Sequence"].get("frameRate", DEFAULT_FPS))
+        frames = int(parser["Sequence"].get("seqLength", frames))
+    scores = det[:, 6] if name in RAW_SCORE_SEQUENCES else det[:, 6] / 100.0
+    scores = np.clip(scores, 0.0, 1.0).astype(np.float32)
+    dets = {int(f): (_xyxy(det[det[:, 0] == f]), scores[det[:, 0] == f]) for f in np.unique(det[:, 0])}
+    gts = {int(f): (gt[gt[:, 0] == f][:, 1].astype(int), _xyxy(gt[gt[:, 0] == f]), gt[gt[:, 0] == f][:, 6] != 0) for f in np.unique(gt[:, 0])}
+    return Sequence(name, fps, frames, dets, gts)
+
+
+# --- trackers: each factory returns step(xyxy, scores, now) -> (ids, xyxy) of the tracks matched now
+
+
+def _ours(kind: str, threshold: float) -> Callable:
+    default = TrackerConfig()
+    if kind == "surveil":
+        config = TrackerConfig(kind=kind, high_score=threshold, low_score=min(default.low_score, threshold),
+                               birth_score=min(1.0, threshold + BIRTH_MARGIN))
+    else:
+        config = TrackerConfig(kind=kind)
+    tracker = make_tracker(config, "bench")
+
+    def step(xyxy, scores, now):
+        if kind == "iou-v1":
+            keep = scores >= threshold
+            xyxy, scores = xyxy[keep], scores[keep]
+        tracks = [t for t in tracker.update(Detections.from_arrays(xyxy, scores, np.zeros(len(scores))), now) if t.missed == 0]
+        return np.array([t.track_id for t in tracks], int), np.array([t.xyxy for t in tracks], np.float32).reshape(-1, 4)
+
+    return step
+
+
+def _package(kind: str, threshold: float, frame_rate: float) -> Callable:
+    import supervision as sv
+    from trackers import ByteTrackTracker, OCSORTTracker, SORTTracker
+
+    if kind == "bytetrack":
+        tracker = ByteTrackTracker(frame_rate=frame_rate, high_conf_det_threshold=threshold,
+                                   track_activation_threshold=min(1.0, threshold + BIRTH_MARGIN))
+    elif kind == "ocsort":
+        tracker = OCSORTTracker(frame_rate=frame_rate, high_conf_det_threshold=threshold)
+    else:
+        tracker = SORTTracker(frame_rate=frame_rate, track_activation_threshold=threshold)
+
+    def step(xyxy, scores, now):
+        if kind == "sort":
+            keep = scores >= threshold
+            xyxy, scores = xyxy[keep], scores[keep]
+        given = sv.Detections(xyxy=xyxy.copy(), confidence=scores.copy(), class_id=np.zeros(len(scores), int))
+        out = tracker.update(given)
+        confirmed = out.tracker_id >= 0 if out.tracker_id is not None else np.zeros(len(out), bool)
+        return np.asarray(out.tracker_id[confirmed], int), np.asarray(out.xyxy[confirmed], np.float32).reshape(-1, 4)
+
+    return step
+
+
+def make_step(kind: str, threshold: float, frame_rate: float) -> Callable:
+    if kind in ("surveil", "iou-v1"):
+        return _ours(kind, threshold)
+    return _package(kind, threshold, frame_rate)
+
+
+# --- scoring
+
+
+def _xywh(xyxy: np.ndarray) -> np.ndarray:
+    return np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+
+
+def run_one(task: tuple[str, float, Sequence, int]) -> tuple[str, float, str, int, float, float, int]:
+    kind, threshold, seq, k = task
+    step = make_step(kind, threshold, seq.fps / k)
+    acc = mm.MOTAccumulator(auto_id=True)
+    empty_box = np.zeros((0, 4), np.float32)
+    for frame in range(1, seq.frames + 1, k):
+        xyxy, scores = seq.dets.get(frame, (empty_box, np.zeros(0, np.float32)))
+        ids, boxes = step(xyxy, scores, (frame - 1) / seq.fps)
+        gt_ids, gt_boxes, counted = seq.gt.get(frame, (np.zeros(0, int), empty_box, np.zeros(0, bool)))
+        ignored = gt_boxes[~counted]
+        if len(ignored) and len(boxes):
+            dont_care = (box_iou(boxes, ignored) >= 0.5).any(axis=1)
+            ids, boxes = ids[~dont_care], boxes[~dont_care]
+        distances = mm.distances.iou_matrix(_xywh(gt_boxes[counted]), _xywh(boxes), max_iou=0.5)
+        acc.update(gt_ids[counted].tolist(), ids.tolist(), distances)
+    summary = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches"], name="x")
+    row = summary.loc["x"]
+    return kind, threshold, seq.name, k, float(row["mota"]), float(row["idf1"]), int(row["num_switches"])
+
+
+def main(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    sequences = [load_sequence(Path(args.data), name) for name in SEQUENCES]
+    tasks = [(kind, t, seq, k) for kind in args.trackers for t in args.thresholds for seq in sequences for k in STEPS]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(run_one, tasks, chunksize=4))
+    by_key = {(kind, t, name, k): (mota, idf1, sw) for kind, t, name, k, mota, idf1, sw in results}
+    best = {}
+    for kind in args.trackers:
+        def quality(t, kind=kind):
+            return np.mean([by_key[kind, t, s.name, k][0] + by_key[kind, t, s.name, k][1] for s in sequences for k in STEPS])
+
+        best[kind] = max(args.thresholds, key=quality)
+        sweep = ", ".join(f"{t:g}: {quality(t) / 2:.3f}" for t in args.thresholds)
+        print(f"{kind}: mean (MOTA+IDF1)/2 by threshold {sweep} -> chose {best[kind]:g}")
+    print()
+    print("| tracker | threshold | step | " + " | ".join(f"{s.name} MOTA / IDF1 / IDsw" for s in sequences) + " | mean MOTA | mean IDF1 |")
+    print("|---|---|---|" + "---|" * len(sequences) + "---|---|")
+    for k in STEPS:
+        for kind in args.trackers:
+            cells = [by_key[kind, best[kind], s.name, k] for s in sequences]
+            text = " | ".join(f"{m:.3f} / {i:.3f} / {sw}" for m, i, sw in cells)
+            means = np.mean([c[0] for c in cells]), np.mean([c[1] for c in cells])
+            print(f"| {kind} | {best[kind]:g} | {k} | {text} | {means[0]:.3f} | {means[1]:.3f} |")
+    print(f"\n{len(tasks)} runs in {time.perf_counter() - started:.0f} s with {args.jobs} processes\n")
+    for kind in args.trackers:
+        for s in sequences:
+            for k in STEPS:
+                m, i, sw = by_key[kind, best[kind], s.name, k]
+                print(f"tracker={kind} seq={s.name} step={k} MOTA={m:.3f} IDF1={i:.3f} IDsw={sw}")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="../shared/data/MOT15", help="MOT15 folder (relative to the repo root by default)")
+    parser.add_argument("--trackers", nargs="+", default=list(TRACKERS), choices=TRACKERS)
+    parser.add_argument("--thresholds", nargs="+", type=float, default=list(THRESHOLDS), help="score thresholds swept")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    return parser
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())

@@ -1,0 +1,36 @@
+"""Association helpers shared by the trackers: Hungarian matching and the centre-distance score."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+
+def centres(xyxy: np.ndarray) -> np.ndarray:
+    """(N, 2) box centres of (N, 4) xyxy boxes."""
+    return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1)
+
+
+def center_closeness(a: np.ndarray, b: np.ndarray, max_distance: float | np.ndarray, max_size_ratio: float = 1.5) -> np.ndarray:
+    """1 - centre distance / (max_distance x the larger box height), clipped at 0.
+
+    0 also where the box heights differ by more than ``max_size_ratio``. ``max_distance`` may be one
+    number or one per row of ``a`` (a lost track's gate grows with the time it has been lost).
+    """
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    distance = np.linalg.norm(centres(a)[:, None, :] - centres(b)[None, :, :], axis=2)
+    height_a, height_b = (a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :]
+    scale = np.maximum(np.maximum(height_a, height_b), 1.0)
+    gate = np.reshape(np.asarray(max_distance, np.float64), (-1, 1)) if np.ndim(max_distance) else max_distance
+    closeness = np.clip(1.0 - distance / (gate * scale), 0.0, 1.0)
+    similar_size = np.maximum(height_a, height_b) <= max_size_ratio * np.maximum(np.minimum(height_a, height_b), 1e-6)
+    return np.where(similar_size, closeness, 0.0).astype(np.float32)
+
+
+def hungarian(score: np.ndarray, rows: list[int], cols: list[int], minimum: float) -> list[tuple[int, int]]:
+    """Best one-to-one pairs by total score, keeping pairs scoring at least ``minimum``."""
+    if score.size == 0:
+        return []
+    r, c = linear_sum_assignment(-score)
+    return [(rows[i], cols[j]) for i, j in zip(r, c) if score[i, j] >= minimum]

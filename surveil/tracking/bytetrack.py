@@ -1,0 +1,318 @@
+"""Tracker kind ``surveil``: ByteTrack-class two-stage association in seconds, for any processed fps.
+
+Each track carries a constant-velocity Kalman filter over box centre and size whose prediction step
+uses the time since the previous update (``now`` in seconds), so the tracker predicts through frames
+that were skipped or dropped. Once a track is lost (unmatched in an update, or unseen for a second)
+its velocity decays with time constant ``velocity_decay_s``, so a long-lost track is looked for near where it vanished, not far beyond.
+
+One frame's detections are associated in stages, each by the Hungarian algorithm and only within one
+class, each stage taking only what the ones before left:
+
+1. confirmed tracks (seen or lost) x high-score detections: IoU with the predicted boxes, then the
+   centre distance relative to box height (with a size-similarity gate) for what IoU left. The
+   second step keeps identities at 1-5 processed fps, where consecutive boxes barely overlap. The
+   gate of a lost track widens with the time it has been lost.
+2. tracks seen in the previous update x low-score detections (ByteTrack's rescue): IoU, then
+   centre distance with the tighter gate of a track just seen.
+3. tentative tracks x high-score detections left: IoU then centre distance.
+
+A tentative track that misses an update is dropped; one matched ``min_hits`` times is confirmed. A
+confirmed track that goes unmatched for more than ``lost_after_s`` seconds is dropped. New tracks
+start only from high-score detections left unmatched that score at least ``birth_score``. Ids count up per tracker and are never reused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from surveil.geometry import anchor_point, box_iou
+from surveil.tracking.association import center_closeness, hungarian
+from surveil.types import Detections, Track
+
+_NDIM = 4  # cx, cy, w, h
+_COAST_S = 1.0  # longest prediction at full velocity past a track's last match
+
+
+def _xyxy_to_z(xyxy: np.ndarray) -> np.ndarray:
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return np.array([(x1 + x2) / 2, (y1 + y2) / 2, max(x2 - x1, 1.0), max(y2 - y1, 1.0)])
+
+
+def _z_to_xyxy(z: np.ndarray) -> np.ndarray:
+    cx, cy, w, h = z[:4]
+    w, h = max(w, 1.0), max(h, 1.0)
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32)
+
+
+@dataclass
+class _Motion:
+    """Constant-velocity Kalman filter over (cx, cy, w, h) in pixels and pixels per second.
+
+    Noises scale with the box height, like SORT/ByteTrack's, but per second instead of per frame.
+    """
+
+    mean: np.ndarray  # (8,) cx, cy, w, h, vcx, vcy, vw, vh
+    cov: np.ndarray  # (8, 8)
+    measurement_noise: float  # std of a measured coordinate, as a fraction of the height
+    acceleration_noise: float  # std of the centre's acceleration, heights per s^2
+
+    @classmethod
+    def start(cls, xyxy: np.ndarray, measurement_noise: float, acceleration_noise: float, initial_speed: float) -> _Motion:
+        z = _xyxy_to_z(xyxy)
+        h = z[3]
+        std = np.array([measurement_noise * h] * 2 + [measurement_noise * h] * 2 + [initial_speed * h] * 2 + [0.1 * initial_speed * h] * 2)
+        return cls(np.concatenate([z, np.zeros(4)]), np.diag(std**2), measurement_noise, acceleration_noise)
+
+    def predict(self, dt: float, decay: float) -> None:
+        """Move the state ``dt`` seconds on; ``decay`` (0-1] multiplies the velocity afterwards."""
+        if dt > 0:
+            f = np.eye(8)
+            f[:_NDIM, _NDIM:] = np.eye(_NDIM) * dt
+            h = max(self.mean[3], 1.0)
+            q_centre = (self.acceleration_noise * h) ** 2
+            q = np.array([q_centre, q_centre, 0.1 * q_centre, 0.1 * q_centre])
+            block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
+            noise = np.zeros((8, 8))
+            for i in range(_NDIM):
+                noise[np.ix_([i, i + _NDIM], [i, i + _NDIM])] = q[i] * block
+            self.mean = f @ self.mean
+            self.cov = f @ self.cov @ f.T + noise
+        if decay < 1.0:
+            self.mean[_NDIM:] *= decay
+            self.cov[_NDIM:, :] *= decay
+            self.cov[:, _NDIM:] *= decay
+        self.mean[2:4] = np.maximum(self.mean[2:4], 1.0)
+
+    def correct(self, xyxy: np.ndarray) -> None:
+        z = _xyxy_to_z(xyxy)
+        r = np.diag((self.measurement_noise * z[3] * np.ones(_NDIM)) ** 2)
+        s = self.cov[:_NDIM, :_NDIM] + r
+        gain = np.linalg.solve(s, self.cov[:_NDIM, :]).T
+        self.mean = self.mean + gain @ (z - self.mean[:_NDIM])
+        self.cov = self.cov - gain @ self.cov[:_NDIM, :]
+        self.cov = (self.cov + self.cov.T) / 2
+
+    def box(self) -> np.ndarray:
+        return _z_to_xyxy(self.mean)
+
+
+@dataclass
+class _TrackState:
+    track_id: int
+    class_id: int
+    motion: _Motion
+    xyxy: np.ndarray  # the last matched detection's box, as given
+    confidence: float
+    first_seen: float  # caller's clock
+    last_seen: float  # caller's clock
+    last_seen_t: float  # tracker's own clock (never steps back)
+    predicted_t: float  # tracker clock the motion state refers to
+    coast_until: float = 0.0  # tracker clock until which it moves at full velocity
+    hits: int = 1
+    missed: int = 0
+    history: deque = field(default_factory=deque)
+
+    def snapshot(self, camera: str) -> Track:
+        box = self.xyxy if self.missed == 0 else self.motion.box()
+        return Track(
+            track_id=self.track_id,
+            camera=camera,
+            class_id=self.class_id,
+            xyxy=tuple(float(v) for v in box),
+            confidence=self.confidence,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            hits=self.hits,
+            missed=self.missed,
+            history=tuple(self.history),
+        )
+
+
+class ByteTracker:
+    """Tracks of one camera (kind ``surveil``). ``update`` takes one frame's detections, returns confirmed tracks."""
+
+    def __init__(
+        self,
+        camera: str,
+        high_score: float = 0.3,
+        low_score: float = 0.1,
+        birth_score: float = 0.4,
+        iou_threshold: float = 0.3,
+        low_iou_threshold: float = 0.4,
+        max_center_distance: float = 0.6,
+        lost_center_growth: float = 0.5,
+        max_size_ratio: float = 1.5,
+        min_hits: int = 2,
+        lost_after_s: float = 3.0,
+        velocity_decay_s: float = 1.0,
+        measurement_noise: float = 0.05,
+        acceleration_noise: float = 0.2,
+        initial_speed: float = 1.0,
+        history: int = 64,
+    ):
+        for name, value in (("high_score", high_score), ("low_score", low_score), ("birth_score", birth_score)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if low_score > high_score:
+            raise ValueError(f"low_score ({low_score}) must not exceed high_score ({high_score})")
+        for name, value in (("iou_threshold", iou_threshold), ("low_iou_threshold", low_iou_threshold)):
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        for name, value in (
+            ("lost_after_s", lost_after_s),
+            ("velocity_decay_s", velocity_decay_s),
+            ("measurement_noise", measurement_noise),
+            ("acceleration_noise", acceleration_noise),
+            ("initial_speed", initial_speed),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value}")
+        if max_center_distance < 0 or lost_center_growth < 0:
+            raise ValueError("max_center_distance and lost_center_growth must be >= 0")
+        if max_size_ratio < 1.0:
+            raise ValueError(f"max_size_ratio must be >= 1, got {max_size_ratio}")
+        if min_hits < 1 or history < 2:
+            raise ValueError(f"min_hits must be >= 1 and history >= 2, got {min_hits} and {history}")
+        self.camera = camera
+        self.high_score, self.low_score, self.birth_score = high_score, low_score, birth_score
+        self.iou_threshold, self.low_iou_threshold = iou_threshold, low_iou_threshold
+        self.max_center_distance, self.lost_center_growth = max_center_distance, lost_center_growth
+        self.max_size_ratio = max_size_ratio
+        self.min_hits, self.lost_after_s, self.velocity_decay_s = min_hits, lost_after_s, velocity_decay_s
+        self.measurement_noise, self.acceleration_noise, self.initial_speed = measurement_noise, acceleration_noise, initial_speed
+        self.history = history
+        self._next_id = 1
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and the clock; ids keep counting up (never reused)."""
+        self._tracks: list[_TrackState] = []
+        self._clock = 0.0  # the tracker's own time: sum of the non-negative steps of ``now``
+        self._last_now: float | None = None
+
+    def update(self, detections: Detections, now: float, confident: np.ndarray | None = None) -> list[Track]:
+        """Associate ``detections`` (not modified) with the tracks at time ``now``; return confirmed tracks.
+
+        ``confident`` (N,) marks the high-score detections; None: ``confidence >= high_score``.
+        Confirmed tracks not matched now come back with ``missed > 0`` and their predicted box.
+        """
+        self._advance(now)
+        high, low = self._split(detections, confident)
+        was_seen = {id(t) for t in self._tracks if t.missed == 0}
+        self._predict()
+        confirmed = [i for i, t in enumerate(self._tracks) if t.hits >= self.min_hits]
+        tentative = [i for i, t in enumerate(self._tracks) if t.hits < self.min_hits]
+        matches, left_confirmed, left_high = self._match(confirmed, high, detections, self.iou_threshold, lost_ok=True)
+        rescued = [i for i in left_confirmed if id(self._tracks[i]) in was_seen]
+        low_matches, _, _ = self._match(rescued, low, detections, self.low_iou_threshold, lost_ok=False)
+        tentative_matches, _, left_high = self._match(tentative, left_high, detections, self.iou_threshold, lost_ok=False)
+        matches += low_matches + tentative_matches
+        for t_index, d_index in matches:
+            self._apply_match(self._tracks[t_index], detections, d_index, now)
+        matched = {t for t, _ in matches}
+        for i, track in enumerate(self._tracks):
+            if i not in matched:
+                track.missed += 1
+                track.coast_until = min(track.coast_until, self._clock)
+        self._tracks = [t for t in self._tracks if self._keep(t)]
+        self._births(detections, left_high, now)
+        return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]
+
+    def _advance(self, now: float) -> None:
+        step = 0.0 if self._last_now is None else now - self._last_now
+        if not math.isfinite(now):
+            raise ValueError(f"now must be a finite time in seconds, got {now}")
+        self._clock += max(step, 0.0)  # a clock that steps back freezes time instead of reviving it
+        self._last_now = now
+
+    def _split(self, detections: Detections, confident: np.ndarray | None) -> tuple[list[int], list[int]]:
+        scores = detections.confidence
+        if confident is None:
+            is_high = scores >= self.high_score
+        else:
+            is_high = np.asarray(confident, bool).reshape(-1)
+            if is_high.shape != scores.shape:
+                raise ValueError(f"confident has shape {is_high.shape}, detections {scores.shape}")
+        is_low = ~is_high & (scores >= self.low_score)
+        return [int(i) for i in np.flatnonzero(is_high)], [int(i) for i in np.flatnonzero(is_low)]
+
+    def _predict(self) -> None:
+        """Move every track to the clock: at full velocity until it first goes unmatched in an update,
+        but at most ``_COAST_S`` past its last match (frames skipped between updates are predicted
+        through); from then on with its velocity decaying (time constant ``velocity_decay_s``)."""
+        for track in self._tracks:
+            steady = max(0.0, min(self._clock, track.coast_until) - track.predicted_t)
+            damped = self._clock - track.predicted_t - steady
+            track.motion.predict(steady, 1.0)
+            if damped > 0:
+                decay = math.exp(-damped / self.velocity_decay_s)
+                track.motion.predict(self.velocity_decay_s * (1.0 - decay), decay)  # travel of a decaying velocity
+            track.predicted_t = self._clock
+
+    def _match(
+        self, tracks: list[int], dets: list[int], detections: Detections, iou_min: float, lost_ok: bool
+    ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """IoU stage then centre-distance stage; returns matches, tracks left, detections left."""
+        if not tracks or not dets:
+            return [], tracks, dets
+        predicted = np.stack([self._tracks[t].motion.box() for t in tracks])
+        boxes = detections.xyxy[dets]
+        classes = np.array([self._tracks[t].class_id for t in tracks])
+        same_class = classes[:, None] == detections.class_id[dets][None, :]
+        iou = np.where(same_class, box_iou(predicted, boxes), 0.0)
+        pairs = hungarian(iou, list(range(len(tracks))), list(range(len(dets))), minimum=iou_min)
+        if self.max_center_distance > 0:
+            taken_t, taken_d = {p[0] for p in pairs}, {p[1] for p in pairs}
+            rows = [r for r in range(len(tracks)) if r not in taken_t]
+            cols = [c for c in range(len(dets)) if c not in taken_d]
+            lost_s = np.array([self._clock - self._tracks[tracks[r]].last_seen_t for r in rows]) if lost_ok else np.zeros(len(rows))
+            gate = self.max_center_distance * (1.0 + self.lost_center_growth * np.minimum(lost_s, self.lost_after_s))
+            closeness = center_closeness(predicted[rows], boxes[cols], gate, self.max_size_ratio)
+            closeness = np.where(same_class[np.ix_(rows, cols)], closeness, 0.0)
+            pairs += hungarian(closeness, rows, cols, minimum=1e-6)
+        matches = [(tracks[r], dets[c]) for r, c in pairs]
+        used_t, used_d = {m[0] for m in matches}, {m[1] for m in matches}
+        return matches, [t for t in tracks if t not in used_t], [d for d in dets if d not in used_d]
+
+    def _apply_match(self, track: _TrackState, detections: Detections, index: int, now: float) -> None:
+        box = np.array(detections.xyxy[index], np.float32)  # a copy: the caller's array stays untouched
+        track.motion.correct(box)
+        track.xyxy = box
+        track.confidence = float(detections.confidence[index])
+        track.last_seen, track.last_seen_t = now, self._clock
+        track.coast_until = self._clock + _COAST_S
+        track.hits += 1
+        track.missed = 0
+        track.history.append(anchor_point(box))
+
+    def _keep(self, track: _TrackState) -> bool:
+        if track.missed == 0:
+            return True
+        if track.hits < self.min_hits:
+            return False  # a tentative track must be matched in every update
+        return self._clock - track.last_seen_t <= self.lost_after_s
+
+    def _births(self, detections: Detections, candidates: list[int], now: float) -> None:
+        for d_index in candidates:
+            if detections.confidence[d_index] < self.birth_score:
+                continue
+            box = np.array(detections.xyxy[d_index], np.float32)
+            state = _TrackState(
+                track_id=self._next_id,
+                class_id=int(detections.class_id[d_index]),
+                motion=_Motion.start(box, self.measurement_noise, self.acceleration_noise, self.initial_speed),
+                xyxy=box,
+                confidence=float(detections.confidence[d_index]),
+                first_seen=now,
+                last_seen=now,
+                last_seen_t=self._clock,
+                predicted_t=self._clock,
+                coast_until=self._clock + _COAST_S,
+                history=deque([anchor_point(box)], maxlen=self.history),
+            )
+            self._next_id += 1
+            self._tracks.append(state)
