@@ -1,6 +1,7 @@
-"""Detector architectures and the deployable checkpoint format.
+"""Building detectors by name, and the deployable checkpoint format.
 
-Shared by the daemon (loads) and ``surveil train`` (builds and saves). A deployable
+Shared by the daemon (loads) and ``surveil train`` (builds and saves); the architectures
+themselves are in :mod:`surveil.architectures`. A deployable
 checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 ``torch.load(weights_only=True)``: nothing in it is unpickled as an arbitrary object.
 """
@@ -10,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import time
 import urllib.error
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models.detection import faster_rcnn as tv_frcnn
+
+from surveil.architectures import ARCHITECTURES, TORCHVISION_COCO
 
 CHECKPOINT_FORMAT = "surveil-detector"
 CHECKPOINT_VERSION = 1
@@ -26,67 +27,24 @@ class ModelLoadError(Exception):
     """Weights that cannot be loaded; the message says what to do about it."""
 
 
-def _torchvision_builder(fn: Callable[..., nn.Module], coco_weights: Any) -> dict[str, Any]:
-    return {"build": fn, "coco": coco_weights}
-
-
-TORCHVISION_ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "fasterrcnn_resnet50_fpn_v2": _torchvision_builder(
-        tv_frcnn.fasterrcnn_resnet50_fpn_v2, tv_frcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
-    ),
-    "fasterrcnn_mobilenet_v3_large_fpn": _torchvision_builder(
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn, tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1
-    ),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": _torchvision_builder(
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_320_fpn, tv_frcnn.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1
-    ),
-}
-
-# Architectures defined by surveil itself register here (name -> builder(num_classes, **kwargs)).
-CUSTOM_ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_architecture(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        CUSTOM_ARCHITECTURES[name] = fn
-        return fn
-
-    return decorator
-
-
-def _import_custom_architectures() -> None:
-    # Imported lazily: the module defining them may need training-only code paths.
-    try:
-        import surveil.training.architectures  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("surveil.training", "surveil.training.architectures"):
-            raise
-
-
 def known_architectures() -> list[str]:
-    _import_custom_architectures()
-    return sorted([*TORCHVISION_ARCHITECTURES, *CUSTOM_ARCHITECTURES])
+    return sorted(ARCHITECTURES)
 
 
 def build_model(architecture: str, num_classes: int, **kwargs: Any) -> nn.Module:
     """An untrained model of ``architecture`` with ``num_classes`` outputs (background included)."""
-    if architecture in TORCHVISION_ARCHITECTURES:
-        build = TORCHVISION_ARCHITECTURES[architecture]["build"]
-        return build(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
-    _import_custom_architectures()
-    if architecture in CUSTOM_ARCHITECTURES:
-        return CUSTOM_ARCHITECTURES[architecture](num_classes=num_classes, **kwargs)
-    raise ModelLoadError(f"unknown architecture {architecture!r}; known: {', '.join(known_architectures())}")
+    if architecture not in ARCHITECTURES:
+        raise ModelLoadError(f"unknown architecture {architecture!r}; known: {', '.join(known_architectures())}")
+    return ARCHITECTURES[architecture](num_classes=num_classes, **kwargs)
 
 
 def load_coco_model(architecture: str, **kwargs: Any) -> tuple[nn.Module, list[str]]:
     """torchvision's COCO-pretrained model; downloads once, then loads from the torch hub cache."""
-    if architecture not in TORCHVISION_ARCHITECTURES:
+    if architecture not in TORCHVISION_COCO:
         raise ModelLoadError(f"`weights: coco` needs a torchvision architecture, not {architecture!r}")
-    entry = TORCHVISION_ARCHITECTURES[architecture]
-    weights = entry["coco"]
+    build, weights = TORCHVISION_COCO[architecture]
     try:
-        model = entry["build"](weights=weights, weights_backbone=None, **kwargs)
+        model = build(weights=weights, weights_backbone=None, **kwargs)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "download" not in str(exc).lower() and "url" not in str(exc).lower():
             raise

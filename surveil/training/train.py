@@ -40,8 +40,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from surveil.models import save_checkpoint
+from surveil.models import build_model, save_checkpoint
 from surveil.training import features_cache as fc
+from surveil.training.architectures import mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
 from surveil.training.datasets import (
     FORMATS,
     DatasetIndex,
@@ -365,8 +366,6 @@ def arch_kwargs_for(config: dict[str, Any]) -> dict[str, Any]:
 
 def build_for_training(config: dict[str, Any], num_classes: int) -> tuple[nn.Module, str, dict[str, Any]]:
     """(model with pretrained weights and freeze policy applied, architecture name, arch kwargs)."""
-    from surveil.models import build_model
-
     architecture = ALIASES.get(config["architecture"], config["architecture"])
     kwargs = arch_kwargs_for(config)
     weights = config["backbone_weights"]
@@ -374,13 +373,14 @@ def build_for_training(config: dict[str, Any], num_classes: int) -> tuple[nn.Mod
         pretrained: Any = {"imagenet": True, "none": False}.get(str(weights), weights)
         if str(weights) == "coco":
             raise TrainingError("there are no COCO weights for fasterrcnn_mobilenet_v2_fpn; use imagenet or a file")
-        model = build_model(architecture, num_classes, pretrained_backbone=pretrained,
-                            trainable_stages=int(config["trainable_stages"]), **kwargs)
+        model = mobilenet_v2_fpn_to_fine_tune(num_classes, pretrained_backbone=pretrained,
+                                              trainable_stages=int(config["trainable_stages"]), **kwargs)
+    elif str(weights) == "none":
+        model = build_model(architecture, num_classes, **kwargs)
     else:
-        pretrained = None if str(weights) == "none" else str(weights)
         try:
-            model = build_model(architecture, num_classes, pretrained=pretrained,
-                                trainable_backbone_layers=int(config["trainable_stages"]), **kwargs)
+            model = torchvision_to_fine_tune(architecture, num_classes, str(weights),
+                                             trainable_backbone_layers=int(config["trainable_stages"]), **kwargs)
         except (OSError, RuntimeError) as exc:  # torchvision's download failed (offline)
             raise TrainingError(
                 f"cannot load the {weights} weights for {architecture}: {str(exc).splitlines()[0]}. Offline, copy "

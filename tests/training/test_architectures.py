@@ -1,4 +1,4 @@
-"""The registered MobileNetV2 Faster R-CNN: freeze policy, the stem split, and the checkpoint round trip."""
+"""The MobileNetV2 Faster R-CNN: freeze policy (training), the stem split, and the checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 import torch
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from surveil.architectures import freeze_batchnorm
 from surveil.models import build_model, known_architectures, load_checkpoint_model, save_checkpoint
-from surveil.training.architectures import MNV2_STAGES, freeze_batchnorm
+from surveil.training.architectures import MNV2_STAGES, mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
 
 
 def _trainable_blocks(model: torch.nn.Module) -> list[int]:
@@ -22,7 +23,7 @@ def _trainable_blocks(model: torch.nn.Module) -> list[int]:
     [(0, []), (1, list(range(14, 19))), (2, list(range(7, 19))), (5, list(range(19)))],
 )
 def test_trainable_stages_unfreeze_from_the_top(stages: int, blocks: list[int]) -> None:
-    model = build_model("fasterrcnn_mobilenet_v2_fpn", 2, trainable_stages=stages)
+    model = mobilenet_v2_fpn_to_fine_tune(2, trainable_stages=stages)
     assert _trainable_blocks(model) == blocks
     assert model.backbone.stem_is_frozen() == (stages <= 1)
     assert all(p.requires_grad for p in model.roi_heads.parameters())
@@ -30,7 +31,7 @@ def test_trainable_stages_unfreeze_from_the_top(stages: int, blocks: list[int]) 
 
 def test_trainable_stages_out_of_range_is_an_error() -> None:
     with pytest.raises(ValueError, match=f"0..{len(MNV2_STAGES)}"):
-        build_model("fasterrcnn_mobilenet_v2_fpn", 2, trainable_stages=6)
+        mobilenet_v2_fpn_to_fine_tune(2, trainable_stages=6)
 
 
 @pytest.mark.parametrize("frozen_bn, kind", [(True, FrozenBatchNorm2d), (False, torch.nn.BatchNorm2d)])
@@ -79,3 +80,22 @@ def test_architectures_are_registered() -> None:
     names = known_architectures()
     for name in ("fasterrcnn_mobilenet_v2_fpn", "fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn_tuned"):
         assert name in names
+
+
+@pytest.mark.parametrize("frozen_bn", [True, False])
+def test_fine_tuned_model_has_the_tensors_the_daemon_rebuilds(frozen_bn: bool) -> None:
+    tuned = mobilenet_v2_fpn_to_fine_tune(2, trainable_stages=0, frozen_bn=frozen_bn)
+    rebuilt = build_model("fasterrcnn_mobilenet_v2_fpn", 2, frozen_bn=frozen_bn)
+    assert {k: v.shape for k, v in tuned.state_dict().items()} == {k: v.shape for k, v in rebuilt.state_dict().items()}
+
+
+@pytest.mark.parametrize(
+    "architecture, pretrained, message",
+    [
+        ("fasterrcnn_mobilenet_v2_fpn", "coco", "no pretrained weights for 'fasterrcnn_mobilenet_v2_fpn'"),
+        ("fasterrcnn_resnet50_fpn", "none", "pretrained must be 'imagenet' or 'coco'"),
+    ],
+)
+def test_torchvision_to_fine_tune_rejects(architecture: str, pretrained: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        torchvision_to_fine_tune(architecture, 2, pretrained)
