@@ -21,8 +21,12 @@ cameras:
     zones:
       - name: door
         polygon: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]]
-        classes: [person]
-        min_frames: 3
+    lines:
+      - {name: threshold, a: [0.1, 0.9], b: [0.9, 0.9], forward: leaving, backward: entering}
+    rules:
+      - {id: door-intrusion, type: zone_intrusion, zone: door, classes: [person], min_frames: 3,
+         schedule: {timezone: Europe/Berlin, days: [mon, tue, wed, thu, fri], start: "22:00", end: "06:00"}}
+      - {id: door-count, type: line_crossing, line: threshold, directions: [entering]}
   - name: lobby
     url: clips/lobby.mp4
 detector:
@@ -48,7 +52,9 @@ def test_good_config_loads_with_env_and_relative_paths(tmp_path):
     assert config.cameras[1].url == str(tmp_path / "clips" / "lobby.mp4")
     assert config.mqtt.password.get_secret_value() == "hunter2"
     assert "hunter2" not in repr(config.mqtt)
-    assert config.cameras[0].zones[0].classes == ["person"]
+    rules = config.cameras[0].rules
+    assert [(r.id, r.type) for r in rules] == [("door-intrusion", "zone_intrusion"), ("door-count", "line_crossing")]
+    assert rules[0].classes == ["person"] and rules[0].schedule.timezone == "Europe/Berlin"
 
 
 def test_shipped_configs_are_valid():
@@ -58,6 +64,7 @@ def test_shipped_configs_are_valid():
         load_config(path, environ={})
 
 
+RULES = "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - {name: z, polygon: [[0, 0], [1, 0], [1, 1]]}\n    rules:\n"
 BAD_CONFIGS = [
     pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n", ["line 4", "cameras[0].colour", "unknown option"], id="unknown-key"),
     pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: fast\n", ["line 4", "cameras[0].fps_limit", "valid number", "'fast'"], id="wrong-type"),
@@ -85,6 +92,21 @@ BAD_CONFIGS = [
     pytest.param("cameras:\n  - name: a b\n    url: x.mp4\n", ["line 2", "cameras[0].name", "pattern"], id="bad-camera-name"),
     pytest.param("- just\n- a list\n", ["YAML mapping"], id="not-a-mapping"),
     pytest.param("cameras:\n  - name: a\n    url: x.mp4\nmqtt:\n  qos: 3\n", ["line 5", "mqtt.qos", "1 or 2"], id="bad-qos"),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1, 0], [1, 1]]\n        intrusion: true\n        min_frames: 3\n",
+        ["line 5", "cameras[0].zones[0]", "moved to the camera's `rules:` list", "type: zone_intrusion, zone: z"],
+        id="old-style-zone-rule",
+    ),
+    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: nowhere}\n", ["no zone named 'nowhere'", "zones: z"], id="rule-unknown-zone"),
+    pytest.param(RULES + "      - {id: r, type: line_crossing, line: l}\n", ["no line named 'l'"], id="rule-unknown-line"),
+    pytest.param(RULES + "      - {id: r, type: loitering, zone: z, dwell_s: 10}\n      - {id: r, type: crowding, zone: z, min_count: 2}\n",
+                 ["rule ids must be unique", "repeated: r"], id="duplicate-rule-id"),
+    pytest.param(RULES + "      - {id: r, type: teleport, zone: z}\n", ["line 7", "cameras[0].rules[0]", "type", "zone_intrusion"], id="unknown-rule-type"),
+    pytest.param(RULES + "      - {id: r, type: loitering, zone: z}\n", ["line 7", "cameras[0].rules[0]", "dwell_s", "missing"], id="loitering-without-dwell"),
+    pytest.param(RULES + "      - {id: r, type: crowding, zone: z, min_count: 3, end_below: 5}\n", ["end_below must be <= min_count"], id="crowding-hysteresis-backwards"),
+    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {timezone: Mars/Olympus}}\n", ["unknown IANA time zone", "Mars/Olympus"], id="bad-timezone"),
+    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {start: '25:00'}}\n", ["schedule.start", "pattern"], id="bad-schedule-time"),
+    pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    lines:\n      - {name: l, a: [0.5, 0.5], b: [0.5, 0.5]}\n", ["line 5", "different points"], id="line-of-one-point"),
     ]
 
 

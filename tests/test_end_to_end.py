@@ -17,6 +17,14 @@ from tests.support.polling import wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 
 
+RULE = "right_half_intrusion"
+ALERTS = f"site/scene/alerts/{RULE}"
+
+
+def starts(subscriber) -> list[dict]:
+    return [a for a in (json.loads(m.payload) for m in subscriber.on_topic(ALERTS)) if a["phase"] == "start"]
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return response.read().decode()
@@ -40,12 +48,13 @@ def scene_config(url: str, broker, tmp_path, **camera) -> Config:
                     "stall_timeout_s": 3,
                     "reconnect_min_s": 0.2,
                     "reconnect_max_s": 1.0,
-                    "zones": [{"name": "right_half", "polygon": RIGHT_HALF, "classes": ["person"], "min_frames": 3}],
+                    "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
+                    "rules": [{"id": RULE, "type": "zone_intrusion", "zone": "right_half", "classes": ["person"], "min_frames": 3}],
                     **camera,
                 }
             ],
             "detector": {"batch_size": 4, "max_wait_ms": 10},
-            "tracker": {"min_hits": 2, "max_missed": 5},
+            "tracker": {"min_hits": 2, "lost_after_s": 1.0},
             "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "surveil-e2e", "topic_prefix": "site",
                      "spool_path": str(tmp_path / "spool.sqlite3")},
             "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
@@ -83,24 +92,29 @@ def test_one_alert_per_object_entering_a_zone(tmp_path, mosquitto_broker, mqtt_c
     with RunningDaemon(config, BlobDetector()) as running:
         # loop: false → the camera goes down with "end of file" once the clip has played
         assert wait_until(lambda: sample(running.metrics(), "surveil_frames_captured_total", 'camera="scene"') >= clip.frames, 30)
-        assert wait_until(lambda: len(subscriber.on_topic("site/scene/alerts/zone_intrusion")) >= clip.objects, 10)
+        assert wait_until(lambda: len(starts(subscriber)) >= clip.objects, 10)
         metrics = running.metrics()
-    alerts = [json.loads(m.payload) for m in subscriber.on_topic("site/scene/alerts/zone_intrusion")]
+    alerts = starts(subscriber)
     assert len(alerts) == clip.objects, alerts
-    assert len({a["track_id"] for a in alerts}) == clip.objects
+    assert len({a["subjects"][0]["track_id"] for a in alerts}) == clip.objects
     for alert in alerts:
-        assert alert["schema_version"] == 1
-        assert (alert["camera"], alert["rule"], alert["zone"], alert["class"]) == ("scene", "zone_intrusion", "right_half", "person")
-        assert alert["score"] == pytest.approx(0.99)
-        x1, y1, x2, y2 = alert["box"]
+        assert alert["schema_version"] == 2
+        assert (alert["camera"], alert["rule"], alert["rule_type"], alert["zone"]) == ("scene", RULE, "zone_intrusion", "right_half")
+        (subject,) = alert["subjects"]
+        assert subject["class"] == "person" and subject["score"] == pytest.approx(0.99)
+        x1, y1, x2, y2 = subject["box"]
         assert (x1 + x2) / 2 >= 160, "the box's anchor must be in the right half"
-        assert alert["published_ts"] >= alert["frame_ts"]
-    # the same alerts, with the same ids, went to the JSON-lines sink
+        assert alert["published_ts"] >= alert["ts"]
+    # the clean stop ends every incident it started, with the same incident ids
+    everything = [json.loads(m.payload) for m in subscriber.on_topic(ALERTS)]
+    ends = [a for a in everything if a["phase"] == "end"]
+    assert sorted(a["incident_id"] for a in ends) == sorted(a["incident_id"] for a in alerts)
+    # the same messages, with the same ids, went to the JSON-lines sink
     lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    assert sorted(a["id"] for a in lines) == sorted(a["id"] for a in alerts)
+    assert sorted(a["id"] for a in lines) == sorted(a["id"] for a in everything)
     # metrics, scraped over HTTP
     assert sample(metrics, "surveil_frames_processed_total", 'camera="scene"') > clip.frames / 2
-    assert sample(metrics, "surveil_alerts_total", 'camera="scene",rule="zone_intrusion"') == clip.objects
+    assert sample(metrics, "surveil_alerts_total", f'camera="scene",rule="{RULE}"') == clip.objects
     assert sample(metrics, "surveil_alert_latency_seconds_count") == clip.objects
     assert sample(metrics, "surveil_inference_seconds_count") > 0
     assert sample(metrics, "surveil_detections_total", 'camera="scene",class="person"') > clip.frames

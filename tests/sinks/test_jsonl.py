@@ -9,12 +9,9 @@ from pathlib import Path
 import pytest
 
 from surveil.sinks.jsonl import JsonlAlertSink
-from surveil.types import ALERT_SCHEMA_VERSION, Alert, Event
+from surveil.types import ALERT_SCHEMA_VERSION
+from tests.support.alerts import make_alert
 
-
-def make_alert(i: int, camera: str = "cam1") -> Alert:
-    event = Event(camera=camera, rule="zone_intrusion", kind="zone_intrusion", ts=1000.0 + i, ts_mono=5.0, track_id=i)
-    return Alert.from_event(event)
 
 
 def test_writes_one_line_per_alert_and_creates_dirs(tmp_path: Path) -> None:
@@ -28,7 +25,7 @@ def test_writes_one_line_per_alert_and_creates_dirs(tmp_path: Path) -> None:
     assert [json.loads(line)["id"] for line in lines] == [a.id for a in alerts]
     first = json.loads(lines[0])
     assert first["schema_version"] == ALERT_SCHEMA_VERSION
-    assert first["camera"] == "cam1" and first["rule"] == "zone_intrusion" and first["track_id"] == 0
+    assert first["camera"] == "cam1" and first["rule"] == "door" and first["subjects"][0]["track_id"] == 0
     sink.close()
     sink.close()
     with pytest.raises(RuntimeError):
@@ -59,4 +56,4 @@ def test_thread_safe_lines_never_interleave(tmp_path: Path) -> None:
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(records) == 400
     for n in range(4):
-        assert [r["track_id"] for r in records if r["camera"] == f"cam{n}"] == list(range(100))
+        assert [r["subjects"][0]["track_id"] for r in records if r["camera"] == f"cam{n}"] == list(range(100))

@@ -19,7 +19,8 @@ import pytest
 from surveil.config import MqttConfig
 from surveil.sinks.mqtt import MqttPublisher
 from surveil.sinks.spool import AlertSpool
-from surveil.types import ALERT_SCHEMA_VERSION, Alert, Event
+from surveil.types import ALERT_SCHEMA_VERSION
+from tests.support.alerts import make_alert
 from tests.support.mqtt_broker import MosquittoBroker, Received
 from tests.support.polling import wait_until
 
@@ -57,13 +58,6 @@ class RecordingEvents:
         with self._lock:
             return [v for n, v in self.calls if n == name]
 
-
-def make_alert(i: int, camera: str = "cam1", rule: str = "door") -> Alert:
-    event = Event(
-        camera=camera, rule=rule, kind="zone_intrusion", ts=1_700_000_000.0 + i, ts_mono=1.0,
-        track_id=i, zone="door", class_name="person", score=0.87654, xyxy=(1.0, 2.0, 30.0, 40.0), frame_seq=i,
-    )
-    return Alert.from_event(event)
 
 
 def alert_ids(messages: list[Received], prefix: str) -> list[str]:
@@ -116,9 +110,9 @@ def test_alert_json_arrives_on_topic(make_publisher, mqtt_collector, prefix: str
     body = json.loads(next(m for m in messages if m.topic == topic).payload)
     assert body["schema_version"] == ALERT_SCHEMA_VERSION
     assert body["id"] == alert.id
-    assert (body["camera"], body["rule"], body["kind"], body["zone"]) == ("gate", "fence", "zone_intrusion", "door")
-    assert (body["track_id"], body["class"], body["score"], body["frame_seq"]) == (7, "person", 0.8765, 7)
-    assert body["box"] == [1.0, 2.0, 30.0, 40.0]
+    assert (body["camera"], body["rule"], body["rule_type"], body["zone"]) == ("gate", "fence", "zone_intrusion", "door")
+    assert (body["incident_id"], body["phase"], body["frame_seq"]) == ("incident-gate-7", "start", 7)
+    assert body["subjects"] == [{"track_id": 7, "class": "person", "score": 0.8765, "box": [1.0, 2.0, 30.0, 40.0]}]
     assert body["published_ts"] > 0
     assert wait_until(lambda: events.values("published") == [topic], 5)
     assert wait_until(lambda: len(publisher.spool) == 0, 5)
@@ -322,6 +316,22 @@ def test_camera_status_retained_and_republished_after_reconnect(
     status = [json.loads(m.payload) for m in messages if m.topic == topic]
     assert [(s["state"], s["reason"], s["camera"]) for s in status] == [("down", "no frames for 10 s", "cam1")]
     assert [m.payload for m in messages if m.topic == f"{prefix}/available"] == [b"online"]
+
+
+def test_counts_are_retained_latest_value_wins(make_publisher, mqtt_collector, prefix: str) -> None:
+    live = mqtt_collector(f"{prefix}/#")
+    publisher, _ = make_publisher()
+    publisher.start()
+    live.wait_for(is_online(prefix))
+    publisher.publish_state("cam1", "lines", "gate", {"counts": {"in": 1, "out": 0}})
+    publisher.publish_state("cam1", "lines", "gate", {"counts": {"in": 2, "out": 1}})
+    publisher.publish_state("cam1", "zones", "lobby", {"counts": {"person": 3}})
+    live.wait_for(lambda ms: sum("/lines/" in m.topic for m in ms) == 2)
+    fresh = mqtt_collector(f"{prefix}/cam1/+/+")  # a late subscriber gets only the latest of each
+    messages = fresh.wait_for(lambda ms: len(ms) == 2)
+    assert all(m.retain for m in messages)
+    latest = {m.topic: json.loads(m.payload)["counts"] for m in messages}
+    assert latest == {f"{prefix}/cam1/lines/gate": {"in": 2, "out": 1}, f"{prefix}/cam1/zones/lobby": {"person": 3}}
 
 
 def test_stop_returns_within_timeout_when_broker_is_down(mosquitto_broker, make_publisher) -> None:
