@@ -9,9 +9,10 @@ about). The book owns the lifecycle, for every rule alike:
 - the incident ends when none of its keys is active any more; for rules that follow tracks the
   end waits ``merge_window_s`` first, because
 - *identity-swap folding*: when a new key appears within ``merge_window_s`` of an incident's
-  subject being lost, no farther than ``merge_distance`` box heights from where it was last seen,
-  it joins that incident instead of starting a new one (a tracker that swaps or re-births an
-  identity inside a walking group does not make a second alert for the same person);
+  subject being lost (the tracker no longer sees it), no farther than ``merge_distance`` box
+  heights from where it was last seen, it joins that incident instead of starting a new one (a
+  tracker that swaps or re-births an identity inside a walking group does not make a second
+  alert for the same person); the same key returning within the window continues its incident;
 - after an incident ends, the same (rule, key) cannot start again for ``cooldown_s``;
 - at most ``max_starts_per_minute`` starts per rule; extra conditions are suppressed (counted).
 """
@@ -84,7 +85,7 @@ class IncidentBook:
         for key, condition in active.items():
             if key in known:
                 continue
-            incident = self._fold(rule, condition, ctx)
+            incident = self._fold(rule, key, condition, ctx)
             if incident is not None:
                 self._refresh(incident, key, condition, ctx, out)
             else:
@@ -132,14 +133,25 @@ class IncidentBook:
         self._by_key[(rule.id, key)] = incident
         out.append(self._message(incident, "start", ctx))
 
-    def _fold(self, rule: Rule, condition: Condition, ctx: FrameContext) -> _Incident | None:
-        """An incident whose subject was just lost near where this new subject appears."""
+    def _fold(self, rule: Rule, key: Hashable, condition: Condition, ctx: FrameContext) -> _Incident | None:
+        """The incident this new key continues, if any.
+
+        The same key coming back while its incident waits to end (a person stepping out and back
+        in) continues it. A new key continues an incident whose subject the tracker has lost or
+        only predicts (not one it still sees: that person simply left), last seen within
+        ``merge_window_s`` and ``merge_distance`` box heights of where the new key appears.
+        """
         policy = rule.policy
-        if policy.merge_window_s <= 0 or condition.position is None:
+        if policy.merge_window_s <= 0:
             return None
+        mine = [i for i in self._open if i.rule is rule]
+        returning = next((i for i in mine if key in i.all_keys), None)
+        if returning is not None or condition.position is None:
+            return returning
+        seen_now = {t.track_id for t in ctx.tracks or () if t.missed == 0}
         best, best_distance = None, math.inf
-        for incident in self._open:
-            if incident.rule is not rule or incident.position is None or self._subject_seen_now(incident, ctx):
+        for incident in mine:
+            if incident.position is None or any(s.track_id in seen_now for s in incident.subjects):
                 continue
             if ctx.now - incident.last_seen_at > policy.merge_window_s:
                 continue
@@ -148,13 +160,8 @@ class IncidentBook:
             if distance <= policy.merge_distance and distance < best_distance:
                 best, best_distance = incident, distance
         if best is not None:
-            best.closing_since = None
             best.merged += 1
         return best
-
-    @staticmethod
-    def _subject_seen_now(incident: _Incident, ctx: FrameContext) -> bool:
-        return incident.closing_since is None and incident.last_seen_at >= ctx.now
 
     # ------------------------------------------------------------------ progress and end
 

@@ -54,8 +54,9 @@ class NotifyListener:
 
 
 def write_config(path: Path, clip: Path, weights: Path, metrics_port: int, zones: list[dict]) -> None:
+    rules = [{"id": f"{z['name']}-intrusion", "type": "zone_intrusion", "zone": z["name"], "classes": ["person"]} for z in zones]
     config = {
-        "cameras": [{"name": "scene", "url": str(clip), "realtime": True, "loop": True, "zones": zones}],
+        "cameras": [{"name": "scene", "url": str(clip), "realtime": True, "loop": True, "zones": zones, "rules": rules}],
         "detector": {"weights": str(weights), "device": "cpu", "batch_size": 1, "threads": 1},
         "mqtt": {"enabled": False},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
@@ -83,7 +84,7 @@ def processed(port: int) -> float:
 def test_run_notify_reload_and_sigterm(tmp_path, tiny_checkpoint):
     clip = make_scene_clip(tmp_path / "scene.mp4")
     config_path, port = tmp_path / "site.yaml", free_port()
-    zone = {"name": "right", "polygon": RIGHT_HALF, "classes": ["person"]}
+    zone = {"name": "right", "polygon": RIGHT_HALF}
     write_config(config_path, clip.path, tiny_checkpoint, port, [zone])
     listener = NotifyListener(tmp_path / "notify.sock")
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}

@@ -1,0 +1,86 @@
+"""The shipped detector's raw detections on every PETS09-S2L1 frame, computed once and cached.
+
+    .venv/bin/python bench/pets_detections.py [--weights models/pedestrian-mnv2.pt] [--min-size 800]
+
+Detections go down to the detector's low score floor (what the daemon's tracker sees), together
+with the per-class operating thresholds. The cache (``var/cache/``) is keyed by the checkpoint's
+SHA-256, the input size and the floor, so a new model or setting is never served stale results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from surveil.config import DetectorConfig
+from surveil.evaluation.surveillance import PETS_VIDEO
+from surveil.types import Detections
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cache_path(weights: Path, min_size: int, floor: float) -> Path:
+    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
+    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}.npz"
+
+
+def pets_detections(weights: Path, shared: Path, min_size: int = 800, floor: float = 0.1,
+                    threads: int = 2) -> tuple[dict[int, Detections], np.ndarray, list[str]]:
+    """{frame number (1-based): Detections}, the operating thresholds per class id, and the class names."""
+    path = cache_path(weights, min_size, floor)
+    if not path.exists():
+        _compute(weights, shared, min_size, floor, threads, path)
+    data = np.load(path, allow_pickle=False)
+    numbers, boxes, scores, classes = data["frame"], data["xyxy"], data["confidence"], data["class_id"]
+    out = {int(n): Detections.from_arrays(np.zeros((0, 4)), [], []) for n in range(1, int(data["frames"]) + 1)}
+    for n in np.unique(numbers):
+        mask = numbers == n
+        out[int(n)] = Detections.from_arrays(boxes[mask], scores[mask], classes[mask])
+    return out, data["thresholds"], [str(x) for x in data["class_names"]]
+
+
+def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: int, path: Path) -> None:
+    from surveil.detector import TorchDetector
+
+    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", min_size=min_size,
+                                            low_score_floor=floor, threads=threads))
+    capture = cv2.VideoCapture(str(shared / PETS_VIDEO))
+    rows: list[tuple[int, Detections]] = []
+    started, number = time.monotonic(), 0
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        number += 1
+        rows.append((number, detector.detect([image])[0]))
+        if number % 100 == 0:
+            print(f"  detected {number} frames, {(time.monotonic() - started) / number:.2f} s/frame", flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path, frames=number,
+        frame=np.concatenate([np.full(len(d), n) for n, d in rows]).astype(np.int32),
+        xyxy=np.concatenate([d.xyxy for _, d in rows]), confidence=np.concatenate([d.confidence for _, d in rows]),
+        class_id=np.concatenate([d.class_id for _, d in rows]), thresholds=detector.operating_thresholds,
+        class_names=np.array(detector.class_names),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
+    parser.add_argument("--weights", type=Path, default=REPO / "models/pedestrian-mnv2.pt")
+    parser.add_argument("--min-size", type=int, default=800)
+    parser.add_argument("--floor", type=float, default=0.1)
+    args = parser.parse_args()
+    dets, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size, args.floor)
+    print(f"{len(dets)} frames, {sum(len(d) for d in dets.values())} detections; operating thresholds "
+          f"{dict(zip(names, thresholds.round(3).tolist()))} ({cache_path(args.weights, args.min_size, args.floor)})")
+
+
+if __name__ == "__main__":
+    main()
