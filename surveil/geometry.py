@@ -59,16 +59,20 @@ def relative_anchors(boxes: Sequence[Sequence[float]], anchor: Anchor, width: in
 def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
     """Even-odd test of (N, 2) points against a simple (K, 2) polygon (convex or not), vectorised.
 
-    A point exactly on a left or bottom edge counts as inside, on a right or top edge as outside,
-    so that two polygons sharing an edge never both claim a point.
+    A point exactly on a left edge, or on a horizontal edge with the interior below it (larger y:
+    the top edge on an image), counts as inside; on a right edge or a bottom edge, as outside. Every
+    edge is evaluated from its smaller-y end, so two polygons sharing an edge (in either vertex
+    order) never both claim a point.
     """
     points = np.asarray(points, np.float64).reshape(-1, 2)
     if len(points) == 0:
         return np.zeros((0,), bool)
     polygon = np.asarray(polygon, np.float64)
     x, y = points[:, 0:1], points[:, 1:2]
-    x1, y1 = polygon[:, 0][None, :], polygon[:, 1][None, :]
-    x2, y2 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
+    ends = np.stack([polygon, np.roll(polygon, -1, axis=0)], axis=1)  # (K, 2 ends, xy)
+    ends = np.where((ends[:, 0, 1] > ends[:, 1, 1])[:, None, None], ends[:, ::-1], ends)  # smaller y first
+    x1, y1 = ends[:, 0, 0][None, :], ends[:, 0, 1][None, :]
+    x2, y2 = ends[:, 1, 0][None, :], ends[:, 1, 1][None, :]
     straddles = (y1 > y) != (y2 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
         x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
