@@ -116,7 +116,7 @@ class CameraAnalyzer:
     def overlay(self, ctx: FrameContext) -> Overlay:
         open_rules = {rule_id for _, rule_id, _ in self.book.open_incidents}
         active_tracks = {s.track_id for _, _, subjects in self.book.open_incidents for s in subjects}
-        labels = {name: " ".join(f"{k}:{v}" for k, v in values.items()) for (_, name), values in self._published_state.items()}
+        labels = {name: " ".join(f"{k}:{v}" for k, v in values.items()) for (_, _, name), values in self._published_state.items()}
         return Overlay(
             zones=self.zones, lines=self.lines, detections=ctx.detections, tracks=ctx.tracks or (),
             class_names=self.class_names,
@@ -142,7 +142,7 @@ class CameraAnalyzer:
     def _report_state(self) -> None:
         for rule in self.rules:
             for report in rule.state():
-                key = (report.kind, report.name)
+                key = (report.rule, report.kind, report.name)
                 previous = self._published_state.get(key)
                 if previous != report.values:
                     self._published_state[key] = dict(report.values)

@@ -185,6 +185,7 @@ class LineCrossingRuleConfig(_TrackRuleBase):
     min_frames: int = Field(default=1, ge=1, le=30, description="Processed frames seen on the new side before the crossing counts.")
     severity: Severity = Field(default="info", description="Severity carried by this rule's alerts.")
     merge_window_s: float = Field(default=0.0, ge=0, le=60, description="Identity-swap folding window; crossings are instants, so 0 (off) by default.")
+    min_duration_s: float = Field(default=0.0, ge=0, le=0, description="Crossings are instants: must stay 0.")
 
 
 class CrowdingRuleConfig(_TrackRuleBase):
@@ -195,7 +196,8 @@ class CrowdingRuleConfig(_TrackRuleBase):
     end_below: int | None = Field(default=None, ge=1, le=1000, description="Ends when the count stays below this (default `min_count`) ...")
     end_after_s: float | None = Field(default=None, ge=0, le=3600, description="... for this many seconds (default `for_s`).")
     update_interval_s: float = Field(default=10.0, ge=0, le=3600, description="Send the changing count at most this often (0 = never).")
-    merge_window_s: float = Field(default=0.0, ge=0, le=60, description="Not used by crowding (one incident per zone).")
+    merge_window_s: float = Field(default=0.0, ge=0, le=0, description="Not used by crowding (one incident per zone): must stay 0.")
+    merge_distance: float = Field(default=0.0, ge=0, le=0, description="Not used by crowding: must stay 0.")
 
     @model_validator(mode="after")
     def _hysteresis(self) -> CrowdingRuleConfig:

@@ -32,7 +32,7 @@ from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
-from surveil.sinks.mqtt import MqttPublisher
+from surveil.sinks.mqtt import MqttPublisher, counts_payload
 from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate, DetectedFrame, Frame
 
@@ -207,13 +207,14 @@ class Pipeline:
         """Counts for dashboards: Prometheus and a retained MQTT topic."""
         if report.kind == "lines":
             for direction, total in report.values.items():
-                self.metrics.line_crossings.labels(camera, report.name, direction).inc(max(0, total - previous.get(direction, 0)))
+                counter = self.metrics.line_crossings.labels(camera, report.name, report.rule, direction)
+                counter.inc(max(0, total - previous.get(direction, 0)))
         elif report.kind == "zones":
             for class_name, count in report.values.items():
-                self.metrics.zone_objects.labels(camera, report.name, class_name).set(count)
+                self.metrics.zone_objects.labels(camera, report.name, report.rule, class_name).set(count)
         if self._mqtt is not None:
-            self._mqtt.publish_state(camera, report.kind, report.name, {"camera": camera, report.kind[:-1]: report.name,
-                                                                        "counts": report.values, "ts": time.time()})
+            body = counts_payload(camera, report.kind, report.name, report.rule, report.values, time.time())
+            self._mqtt.publish_state(camera, report.kind, report.name, report.rule, body)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -16,6 +16,7 @@ import pytest
 from surveil.analysis import build_analyzer
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.rules.base import FrameContext
+from surveil.sinks.mqtt import counts_payload
 from surveil.types import AlertUpdate, Detections, Track
 from tests.support.alert_schema import (
     SCHEMA_PATH,
@@ -201,7 +202,7 @@ def test_retained_state_payloads_validate():
     kinds = {r.kind for r in reports}
     assert kinds == {"lines", "zones"}
     for report in reports:  # the body surveil.pipeline.Pipeline._publish_state builds
-        validate_counts(report.kind, {"camera": "yard", report.kind[:-1]: report.name, "counts": report.values, "ts": WALL0})
+        validate_counts(report.kind, counts_payload("yard", report.kind, report.name, report.rule, report.values, WALL0))
 
 
 def _good() -> dict:
@@ -249,7 +250,7 @@ BROKEN = {
     "snapshot not base64": _set(("snapshot_jpeg_b64",), "not base64!"),
     "line_crossing without direction": lambda p: p.update(rule_type="line_crossing", zone=None, line="gate", details={"in": 1, "out": 0}),
     "line_crossing count negative": lambda p: p.update(rule_type="line_crossing", zone=None, line="gate",
-                                                       details={"direction": "in", "in": -1, "out": 0}),
+                                                       details={"direction": "in", "counts": {"in": -1, "out": 0}}),
     "tamper unknown symptom": lambda p: p.update(rule_type="camera_tamper", zone=None, subjects=[], details={"symptoms": ["foggy"]}),
     "tamper with a subject": lambda p: p.update(rule_type="camera_tamper", zone=None, details={"symptoms": ["dark"]}),
     "frozen without frozen_s": lambda p: p.update(rule_type="stream_health", zone=None, subjects=[], details={"state": "frozen"}),
@@ -275,7 +276,7 @@ def test_broken_payloads_fail(name: str):
 
 def test_line_crossing_and_forced_end_variants_validate():
     crossing = {**_good(), "rule_type": "line_crossing", "zone": None, "line": "gate",
-                "details": {"direction": "in", "in": 1, "out": 0}}
+                "details": {"direction": "in", "counts": {"in": 1, "out": 0}}}
     assert schema_errors(crossing) == []
     stopped = {**crossing, "phase": "end", "details": {**crossing["details"], "end_reason": "stopped", "merged_identities": 2}}
     assert schema_errors(stopped) == []

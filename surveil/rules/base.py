@@ -69,6 +69,7 @@ class StateReport:
     kind: str  # "lines" or "zones"
     name: str
     values: dict[str, int]
+    rule: str = ""  # the rule that counts (two rules may count one line with different class filters)
 
 
 @dataclass(frozen=True)

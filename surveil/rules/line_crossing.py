@@ -5,7 +5,8 @@ than ``band`` box heights from the line. A crossing counts when the settled side
 anchor has stayed on the new side for ``min_frames`` seen frames, and the path from the last
 settled point to the new one passes through the segment itself (not its extension). Jitter
 inside the band never counts, and a track counts once per crossing. Each crossing is an instant
-incident (``start``, then ``end`` on the next processed frame); running counts per direction
+incident (``start``, then ``end`` on the next processed frame) keyed by the track, so a
+``cooldown_s`` holds back further crossings of the same object; running counts per direction
 are reported for dashboards.
 """
 
@@ -86,10 +87,7 @@ class LineCrossingRule(RuleBase):
         return self._geometry.forward if side > 0 else self._geometry.backward
 
     def _crossing(self, track: Track, direction: str) -> Condition:
-        crossing = self._sides[track.track_id].crossings
-        condition = self.track_condition(track, self.anchor, {"direction": direction, **self.counts})
-        return Condition(key=("crossing", track.track_id, crossing), subjects=condition.subjects,
-                         position=condition.position, scale=condition.scale, details=condition.details)
+        return self.track_condition(track, self.anchor, {"direction": direction, "counts": dict(self.counts)})
 
     def state(self) -> list[StateReport]:
-        return [StateReport("lines", self.line, dict(self.counts))]
+        return [StateReport("lines", self.line, dict(self.counts), rule=self.id)]

@@ -28,4 +28,4 @@ class ZoneOccupancyRule(RuleBase):
         return []
 
     def state(self) -> list[StateReport]:
-        return [StateReport("zones", self.zone, dict(self._counts))]
+        return [StateReport("zones", self.zone, dict(self._counts), rule=self.id)]

@@ -6,7 +6,7 @@ Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
   stop and, as the broker-held last will, when the process dies or the connection breaks.
 - ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
-- ``<prefix>/<camera>/lines/<line>`` and ``<prefix>/<camera>/zones/<zone>``: retained counts.
+- ``<prefix>/<camera>/lines/<line>/<rule>`` and ``<prefix>/<camera>/zones/<zone>/<rule>``: retained counts.
 
 Delivery guarantee for alerts: every alert is first appended to the :class:`AlertSpool`
 (SQLite) and only deleted from it once the broker has confirmed it (PUBACK for QoS 1,
@@ -42,6 +42,7 @@ from surveil.types import AlertUpdate
 log = logging.getLogger(__name__)
 
 STATUS_SCHEMA_VERSION = 1
+COUNTS_SCHEMA_VERSION = 1
 
 
 class MqttEvents(Protocol):
@@ -93,8 +94,13 @@ def status_topic(prefix: str, camera: str) -> str:
     return f"{prefix}/{camera}/status"
 
 
-def state_topic(prefix: str, camera: str, kind: str, name: str) -> str:
-    return f"{prefix}/{camera}/{kind}/{name}"
+def state_topic(prefix: str, camera: str, kind: str, name: str, rule: str) -> str:
+    return f"{prefix}/{camera}/{kind}/{name}/{rule}"
+
+
+def counts_payload(camera: str, kind: str, name: str, rule: str, counts: dict[str, int], ts: float) -> dict[str, Any]:
+    """The retained body of a line's or zone's counts (``kind`` is ``lines`` or ``zones``)."""
+    return {"schema_version": COUNTS_SCHEMA_VERSION, "camera": camera, "rule": rule, kind[:-1]: name, "counts": dict(counts), "ts": ts}
 
 
 def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
@@ -232,10 +238,10 @@ class MqttPublisher:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
         self._publish_retained(status_topic(self._prefix, camera), status_payload(camera, up, reason, time.time()))
 
-    def publish_state(self, camera: str, kind: str, name: str, body: dict[str, Any]) -> None:
-        """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>``."""
+    def publish_state(self, camera: str, kind: str, name: str, rule: str, body: dict[str, Any]) -> None:
+        """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>/<rule>``."""
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        self._publish_retained(state_topic(self._prefix, camera, kind, name), payload)
+        self._publish_retained(state_topic(self._prefix, camera, kind, name, rule), payload)
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
         with self._status_lock:

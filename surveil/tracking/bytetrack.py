@@ -11,7 +11,12 @@ class, each stage taking only what the ones before left:
 1. confirmed tracks (seen or lost) x high-score detections: IoU with the predicted boxes, then the
    centre distance relative to box height (with a size-similarity gate) for what IoU left. The
    second step keeps identities at 1-5 processed fps, where consecutive boxes barely overlap. The
-   gate of a lost track widens with the time it has been lost.
+   gate of a lost track widens with the time it has been lost; every gate also narrows in
+   proportion to the time since the track's last match when that is under ``_GATE_RAMP_S`` (at
+   7-25 fps a person moves a small fraction of their height between frames, and a wide gate there
+   only lets a track take a neighbour's detection in a crowd). The detections scoring at least
+   ``_SURE_SCORE`` go through this stage first, the other high-score ones after them, so an
+   ambiguous mid-score box (often one box over two people) cannot take a track from a confident one.
 2. tracks seen in the previous update x low-score detections (ByteTrack's rescue): IoU, then
    centre distance with the tighter gate of a track just seen.
 3. tentative tracks x high-score detections left: IoU then centre distance.
@@ -35,6 +40,8 @@ from surveil.types import Detections, Track
 
 _NDIM = 4  # cx, cy, w, h
 _COAST_S = 1.0  # longest prediction at full velocity past a track's last match
+_GATE_RAMP_S = 0.3  # centre-distance gates reach full width only this long after a track's last match
+_SURE_SCORE = 0.6  # high-score detections scoring at least this are matched to confirmed tracks first
 
 
 def _xyxy_to_z(xyxy: np.ndarray) -> np.ndarray:
@@ -206,7 +213,12 @@ class ByteTracker:
         self._predict()
         confirmed = [i for i, t in enumerate(self._tracks) if t.hits >= self.min_hits]
         tentative = [i for i, t in enumerate(self._tracks) if t.hits < self.min_hits]
-        matches, left_confirmed, left_high = self._match(confirmed, high, detections, self.iou_threshold, lost_ok=True)
+        sure = [d for d in high if detections.confidence[d] >= _SURE_SCORE]
+        matches, left_confirmed, left_sure = self._match(confirmed, sure, detections, self.iou_threshold, lost_ok=True)
+        rest = [d for d in high if detections.confidence[d] < _SURE_SCORE]
+        mid_matches, left_confirmed, left_rest = self._match(left_confirmed, rest, detections, self.iou_threshold, lost_ok=True)
+        matches += mid_matches
+        left_high = sorted(left_sure + left_rest)
         rescued = [i for i in left_confirmed if id(self._tracks[i]) in was_seen]
         low_matches, _, _ = self._match(rescued, low, detections, self.low_iou_threshold, lost_ok=False)
         tentative_matches, _, left_high = self._match(tentative, left_high, detections, self.iou_threshold, lost_ok=False)
@@ -269,8 +281,12 @@ class ByteTracker:
             taken_t, taken_d = {p[0] for p in pairs}, {p[1] for p in pairs}
             rows = [r for r in range(len(tracks)) if r not in taken_t]
             cols = [c for c in range(len(dets)) if c not in taken_d]
-            lost_s = np.array([self._clock - self._tracks[tracks[r]].last_seen_t for r in rows]) if lost_ok else np.zeros(len(rows))
+            since = np.array([self._clock - self._tracks[tracks[r]].last_seen_t for r in rows], np.float64).reshape(-1)
+            lost_s = since if lost_ok else np.zeros(len(rows))
             gate = self.max_center_distance * (1.0 + self.lost_center_growth * np.minimum(lost_s, self.lost_after_s))
+            gate = gate * np.clip(since / _GATE_RAMP_S, 0.0, 1.0)
+            open_gate = gate > 0  # a track matched at this very time (the clock did not advance): IoU only
+            rows, gate = [r for r, o in zip(rows, open_gate) if o], gate[open_gate]
             closeness = center_closeness(predicted[rows], boxes[cols], gate, self.max_size_ratio)
             closeness = np.where(same_class[np.ix_(rows, cols)], closeness, 0.0)
             pairs += hungarian(closeness, rows, cols, minimum=1e-6)

@@ -123,7 +123,7 @@ def test_line_crossing_directions_filter_alerts_but_counts_both(runs):
     run = runs("line_both_directions")
     south_only = [o for o in run.incidents if o.rule == "gate_south"]
     assert {o.details["direction"] for o in south_only} == {"southbound"}
-    assert run.states[("lines", "gate")][-1] == {"southbound": 1, "northbound": 1}
+    assert run.states[("lines", "gate", "gate_count")][-1] == {"southbound": 1, "northbound": 1}
 
 
 def test_updates_carry_subjects_and_timestamps(runs):

@@ -323,15 +323,16 @@ def test_counts_are_retained_latest_value_wins(make_publisher, mqtt_collector, p
     publisher, _ = make_publisher()
     publisher.start()
     live.wait_for(is_online(prefix))
-    publisher.publish_state("cam1", "lines", "gate", {"counts": {"in": 1, "out": 0}})
-    publisher.publish_state("cam1", "lines", "gate", {"counts": {"in": 2, "out": 1}})
-    publisher.publish_state("cam1", "zones", "lobby", {"counts": {"person": 3}})
+    publisher.publish_state("cam1", "lines", "gate", "gate-count", {"counts": {"in": 1, "out": 0}})
+    publisher.publish_state("cam1", "lines", "gate", "gate-count", {"counts": {"in": 2, "out": 1}})
+    publisher.publish_state("cam1", "zones", "lobby", "lobby-occupancy", {"counts": {"person": 3}})
     live.wait_for(lambda ms: sum("/lines/" in m.topic for m in ms) == 2)
-    fresh = mqtt_collector(f"{prefix}/cam1/+/+")  # a late subscriber gets only the latest of each
+    fresh = mqtt_collector(f"{prefix}/cam1/+/+/+")  # a late subscriber gets only the latest of each
     messages = fresh.wait_for(lambda ms: len(ms) == 2)
     assert all(m.retain for m in messages)
     latest = {m.topic: json.loads(m.payload)["counts"] for m in messages}
-    assert latest == {f"{prefix}/cam1/lines/gate": {"in": 2, "out": 1}, f"{prefix}/cam1/zones/lobby": {"person": 3}}
+    assert latest == {f"{prefix}/cam1/lines/gate/gate-count": {"in": 2, "out": 1},
+                      f"{prefix}/cam1/zones/lobby/lobby-occupancy": {"person": 3}}
 
 
 def test_stop_returns_within_timeout_when_broker_is_down(mosquitto_broker, make_publisher) -> None:

@@ -165,7 +165,7 @@ class Scenario:
     tolerance_s: float = 0.3  # |observed t - expected t| allowed for every update
     wall0: float = WALL0  # wall-clock time of scenario time 0
     tracker: dict[str, Any] = field(default_factory=dict)  # TrackerConfig overrides
-    states: dict[tuple[str, str], tuple[dict[str, int], ...]] = field(default_factory=dict)  # every value reported, in order
+    states: dict[tuple[str, str, str], tuple[dict[str, int], ...]] = field(default_factory=dict)  # every value reported, in order
     suppressed: int = 0  # rate-capped starts expected
     seed: int = 7
 
@@ -305,7 +305,7 @@ class NamingTracker:
 class Run:
     scenario: Scenario
     updates: list[AlertUpdate] = field(default_factory=list)
-    states: dict[tuple[str, str], list[dict[str, int]]] = field(default_factory=dict)
+    states: dict[tuple[str, str, str], list[dict[str, int]]] = field(default_factory=dict)
     suppressed: list[tuple[str, str]] = field(default_factory=list)
     tracker: NamingTracker | None = None
     analyzer: CameraAnalyzer | None = None
@@ -354,7 +354,7 @@ def build(scenario: Scenario) -> tuple[CameraAnalyzer, ScriptedDetector, Run]:
     zones, lines = build_geometry(camera)
 
     def on_state(camera_name: str, report, previous: dict[str, int]) -> None:
-        run.states.setdefault((report.kind, report.name), []).append(dict(report.values))
+        run.states.setdefault((report.kind, report.name, report.rule), []).append(dict(report.values))
 
     analyzer = CameraAnalyzer(camera.name, run.tracker, build_rules(camera, CLASS_NAMES), CLASS_NAMES,
                               zones=list(zones.values()), lines=list(lines.values()), book=book, on_state=on_state)
@@ -555,13 +555,17 @@ def _catalogue() -> list[Scenario]:
         objects=(person("p1", (0, 100, 50), (5, 100, 200)), person("p2", (4, 220, 200), (9, 220, 50))),
         duration=12,
         expected=(
-            E("gate_count", "start", "p1", 2.6, {"direction": "southbound", "southbound": 1, "northbound": 0}),
+            E("gate_count", "start", "p1", 2.6, {"direction": "southbound", "counts": {"southbound": 1, "northbound": 0}}),
             E("gate_south", "start", "p1", 2.6), E("gate_count", "end", "p1", 2.8), E("gate_south", "end", "p1", 2.8),
-            E("gate_count", "start", "p2", 7.0, {"direction": "northbound", "southbound": 1, "northbound": 1}),
+            E("gate_count", "start", "p2", 7.0, {"direction": "northbound", "counts": {"southbound": 1, "northbound": 1}}),
             E("gate_count", "end", "p2", 7.2),
         ),
-        states={("lines", "gate"): ({"southbound": 0, "northbound": 0}, {"southbound": 1, "northbound": 0},
-                                    {"southbound": 1, "northbound": 1})},
+        states={  # each rule counts on its own (its class filter applies), whatever its directions alert on
+            ("lines", "gate", "gate_count"): ({"southbound": 0, "northbound": 0}, {"southbound": 1, "northbound": 0},
+                                              {"southbound": 1, "northbound": 1}),
+            ("lines", "gate", "gate_south"): ({"southbound": 0, "northbound": 0}, {"southbound": 1, "northbound": 0},
+                                              {"southbound": 1, "northbound": 1}),
+        },
     ))
     along = [(8 + 0.2 * k, 70 + 6 * k, 120 + (3 if k % 2 else -3)) for k in range(31)]
     s.append(Scenario(  # p3 hovers across the line +-4 px (inside the 4.8 px band) for 3 s, then goes on down (5.2);
@@ -570,14 +574,14 @@ def _catalogue() -> list[Scenario]:
         objects=(person("p3", (0, 150, 60), *jitter(2.0, 5.0, 150, 120, 4), (7, 150, 200)), person("p6", *along)),
         duration=15,
         expected=(E("gate_count", "start", "p3", 5.2, {"direction": "southbound"}), E("gate_count", "end", "p3", 5.4)),
-        states={("lines", "gate"): ({"southbound": 0, "northbound": 0}, {"southbound": 1, "northbound": 0})},
+        states={("lines", "gate", "gate_count"): ({"southbound": 0, "northbound": 0}, {"southbound": 1, "northbound": 0})},
     ))
     s.append(Scenario(  # p4 goes round the b end (x=256) of the segment; p5 crosses its extension left of a (x=64)
         "line_around_segment_end", lines=(GATE,), rules=(gate,),
         objects=(person("p4", (0, 160, 60), (3, 300, 60), (6, 300, 200), (9, 160, 200)),
                  person("p5", (10, 30, 60), (14, 30, 200))),
         duration=15,
-        states={("lines", "gate"): ({"southbound": 0, "northbound": 0},)},
+        states={("lines", "gate", "gate_count"): ({"southbound": 0, "northbound": 0},)},
     ))
     crowd = {"id": "crowd", "type": "crowding", "zone": "left", "classes": ["person"], "min_count": 3, "for_s": 3,
              "end_below": 2, "end_after_s": 2, "update_interval_s": 2}
@@ -613,7 +617,7 @@ def _catalogue() -> list[Scenario]:
         objects=(walker("p1", 60, 0, 10, 14), car("c1", (2, 221, 225), (4, 121, 225), (14, 121, 225)),
                  walker("p2", 110, 5, None, 14)),
         duration=14,
-        states={("zones", "left"): (zero, {**zero, "person": 1}, {**zero, "person": 1, "car": 1},
+        states={("zones", "left", "occ"): (zero, {**zero, "person": 1}, {**zero, "person": 1, "car": 1},
                                     {**zero, "person": 2, "car": 1}, {**zero, "person": 1, "car": 1})},
     ))
     left_bag = {"id": "left_bag", "type": "abandoned_object", "classes": ["backpack"], "stationary_s": 5,
