@@ -32,7 +32,7 @@ from surveil.metrics import Metrics
 from surveil.models import build_model, save_checkpoint
 from surveil.pipeline import Pipeline
 
-DEFAULT_VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/vtest_pets2009-s2l1-view001_480x360.avi"
+DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "configs/media/pets2009-s2l1.mp4"  # the shipped demo clip
 
 
 def read_frames(video: Path, count: int) -> list:
