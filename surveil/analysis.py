@@ -79,11 +79,7 @@ class CameraAnalyzer:
 
     def tick(self, now: float, ts_wall: float) -> list[AlertUpdate]:
         """A status check without a frame (about once a second): time-based conditions advance."""
-        ctx = FrameContext(
-            camera=self.camera, now=now, ts_wall=ts_wall, ts_mono=now, seq=None, width=0, height=0, image=None,
-            detections=Detections.empty(), confident=np.zeros(0, bool), tracks=(), stream=self._stream,
-        )
-        return self.process(ctx)
+        return self.process(self._no_frame(now, ts_wall))
 
     # ------------------------------------------------------------------ the step
 
@@ -105,11 +101,13 @@ class CameraAnalyzer:
     def close(self, now: float, ts_wall: float, reason: str = "stopped") -> list[AlertUpdate]:
         """End every open incident (the recording ended, the camera was removed)."""
         with self._lock:
-            ctx = FrameContext(
-                camera=self.camera, now=now, ts_wall=ts_wall, ts_mono=now, seq=None, width=0, height=0, image=None,
-                detections=Detections.empty(), confident=np.zeros(0, bool), tracks=(), stream=self._stream,
-            )
-            return self.book.close_all(ctx, reason)
+            return self.book.close_all(self._no_frame(now, ts_wall), reason)
+
+    def _no_frame(self, now: float, ts_wall: float) -> FrameContext:
+        return FrameContext(
+            camera=self.camera, now=now, ts_wall=ts_wall, ts_mono=now, seq=None, width=0, height=0, image=None,
+            detections=Detections.empty(), confident=np.zeros(0, bool), tracks=(), stream=self._stream,
+        )
 
     # ------------------------------------------------------------------ outputs
 
