@@ -421,6 +421,35 @@ class MetricsConfig(_Model):
         return int(self.listen.rsplit(":", 1)[1])
 
 
+class WebConfig(_Model):
+    enabled: bool = Field(
+        default=True,
+        description="Serve the live view beside /metrics on `metrics.listen`: `/` (cameras, status, processed fps, live image), "
+        "`/cameras/<name>/latest.jpg` and `/cameras/<name>/live.mjpeg`. Frames are drawn only while someone watches.",
+    )
+    max_fps: float = Field(default=4.0, gt=0, le=30, description="Most frames per second one `live.mjpeg` stream sends (0 < x <= 30).")
+    max_streams: int = Field(default=8, ge=1, le=100, description="Most `live.mjpeg` streams open at once (1-100); more are refused with 503.")
+    jpeg_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of `latest.jpg` and the live stream (10-100).")
+    auth_token: SecretStr | None = Field(
+        default=None, min_length=16,
+        description="If set, every page needs it: `Authorization: Bearer <token>` or `?token=<token>` once in a browser "
+        "(which then gets a session cookie). At least 16 characters; use ${ENV_VAR}.",
+    )
+    username: str | None = Field(default=None, min_length=1, max_length=128, description="HTTP basic auth user name (with `password`).")
+    password: SecretStr | None = Field(default=None, min_length=8, description="HTTP basic auth password (with `username`), at least 8 characters; use ${ENV_VAR}.")
+    protect_metrics: bool = Field(
+        default=True,
+        description="When a token or a password is set, /metrics needs it too (Prometheus: `authorization` or `basic_auth` "
+        "in the scrape config); false leaves /metrics open.",
+    )
+
+    @model_validator(mode="after")
+    def _basic_auth_pair(self) -> WebConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("set both username and password for basic auth, or neither")
+        return self
+
+
 class LoggingConfig(_Model):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least severe level written.")
     format: Literal["text", "json"] = Field(default="text", description="`text` for people, `json` (one object per line) for log shippers.")
@@ -438,6 +467,7 @@ class Config(_Model):
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker for alerts and status.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert content and local sinks.")
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus endpoint.")
+    web: WebConfig = Field(default_factory=WebConfig, description="Live view in the browser, on the metrics server.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")
     state_dir: str | None = Field(
         default=None,
@@ -649,6 +679,7 @@ def markdown_reference() -> str:
         ("mqtt", MqttConfig),
         ("alerts", AlertsConfig),
         ("metrics", MetricsConfig),
+        ("web", WebConfig),
         ("logging", LoggingConfig),
     ]
     for title, model in sections:

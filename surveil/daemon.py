@@ -18,6 +18,7 @@ from surveil.logsetup import configure_logging
 from surveil.metrics import Metrics
 from surveil.pipeline import Pipeline, PipelineError, build_analyzers, load_detector
 from surveil.sdnotify import Notifier
+from surveil.web import CameraView, WebServer
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self._reload_requested = threading.Event()
         self._pipeline: Pipeline | None = None
-        self._metrics_server = None
+        self._http: WebServer | None = None  # /metrics and the live view; outlives reloads
         self.metrics_port: int | None = None
 
     # ------------------------------------------------------------------ signals
@@ -63,10 +64,7 @@ class Daemon:
 
     def run(self) -> int:
         """Start everything, supervise until asked to stop; returns the exit status."""
-        if self.config.metrics.enabled:
-            self._metrics_server = self.metrics.serve(self.config.metrics.host, self.config.metrics.port)
-            self.metrics_port = self._metrics_server.server_port
-            log.info("metrics on http://%s:%d/metrics", self.config.metrics.host, self.metrics_port)
+        self._start_http()
         self._pipeline = Pipeline(self.config, self.metrics, detector=self._detector)
         self._pipeline.start()
         cameras = len(self.config.enabled_cameras)
@@ -77,6 +75,37 @@ class Daemon:
         finally:
             self._shutdown()
         return status
+
+    def _start_http(self) -> None:
+        metrics, web = self.config.metrics, self.config.web
+        if not (metrics.enabled or web.enabled):
+            return
+        registry = self.metrics.registry if metrics.enabled else None
+        self._http = WebServer(metrics.host, metrics.port, self, registry=registry, config=web).start()
+        self.metrics_port = self._http.port
+        base = f"http://{metrics.host}:{self.metrics_port}"
+        if metrics.enabled:
+            log.info("metrics on %s/metrics", base)
+        if web.enabled:
+            log.info("live view on %s/", base)
+
+    # ------------------------------------------------------------------ the live view (surveil.web.ViewProvider)
+
+    def camera_views(self) -> list[CameraView]:
+        pipeline = self._pipeline
+        return [] if pipeline is None else pipeline.camera_views()
+
+    def frame_version(self, camera: str):
+        pipeline = self._pipeline
+        if pipeline is None:
+            raise KeyError(camera)
+        return pipeline.frame_version(camera)
+
+    def annotated_frame(self, camera: str):
+        pipeline = self._pipeline
+        if pipeline is None:
+            raise KeyError(camera)
+        return pipeline.annotated_frame(camera)
 
     def _supervise(self) -> int:
         interval = min(1.0, self.notifier.watchdog_interval_s or 1.0)
@@ -119,6 +148,8 @@ class Daemon:
         try:
             self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers)
             self.config = new_config
+            if self._http is not None:
+                self._http.configure(new_config.web)  # auth and limits change at once; the server keeps serving
         except PipelineError as exc:
             log.error("reload failed after the old pipeline stopped (%s); restarting the old configuration", exc)
             self._pipeline = Pipeline(old_config, self.metrics, detector=old_pipeline.detector,
@@ -132,9 +163,8 @@ class Daemon:
         started = time.monotonic()
         if self._pipeline is not None:
             self._pipeline.stop(timeout=8.0)
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+        if self._http is not None:
+            self._http.close()
         self.notifier.close()
         log.info("stopped in %.1f s", time.monotonic() - started)
 

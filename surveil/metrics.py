@@ -1,11 +1,12 @@
-"""Prometheus metrics for every stage. One registry per daemon (tests pass their own).
+"""Prometheus metrics for every stage. One registry per daemon (tests pass their own); the daemon's
+HTTP server (surveil/web.py) serves it on /metrics.
 
 Every metric is listed, with its meaning, in docs/metrics.md.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from surveil import __version__
 
@@ -45,8 +46,3 @@ class Metrics:
         self.spool_dropped = Counter("surveil_alert_spool_dropped_total", "Oldest spooled alerts discarded because the spool was full.", registry=r)
         self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
         self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
-
-    def serve(self, host: str, port: int):
-        """Start the /metrics HTTP server in a daemon thread; returns the server (its ``server_port`` is the bound port)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        return server

@@ -13,6 +13,7 @@ to them here. Metrics observe every stage.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -35,10 +36,12 @@ from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt import MqttPublisher, counts_payload
 from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate, DetectedFrame, Frame
+from surveil.web import CameraView, RateMeter
 
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_FRAME_VERSIONS = itertools.count(1)  # unique across pipelines, so a reload never repeats a version
 
 
 class PipelineError(Exception):
@@ -185,6 +188,10 @@ class Pipeline:
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
             metrics.camera_up.labels(camera.name).set(0)
+        # for the live view (surveil.web.ViewProvider): camera state, analysed-frame rate and version
+        self._camera_state = {c.name: ("starting", "") for c in cameras}
+        self._rates = {c.name: RateMeter() for c in cameras}
+        self._frame_versions: dict[str, int] = {}
 
     def _build_sinks(self) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []
@@ -199,6 +206,7 @@ class Pipeline:
         return sinks, mqtt
 
     def _camera_status(self, camera: str, up: bool, reason: str) -> None:
+        self._camera_state[camera] = ("up" if up else "down", reason)
         if self._mqtt is not None:
             self._mqtt.publish_camera_status(camera, up, reason)
         self._status_events.put(_StatusTick(camera, time.monotonic(), time.time(), up=up, reason=reason))
@@ -370,7 +378,27 @@ class Pipeline:
         for update in analyzer.process(ctx):
             self._emit(update)
         self.metrics.frames_processed.labels(frame.camera).inc()
+        self._rates[frame.camera].tick(time.monotonic())
+        self._frame_versions[frame.camera] = next(_FRAME_VERSIONS)
         self.metrics.frame_latency_seconds.labels(frame.camera).observe(time.monotonic() - frame.ts_mono)
+
+    # ------------------------------------------------------------------ the live view (surveil.web.ViewProvider)
+
+    def camera_views(self) -> list[CameraView]:
+        now = time.monotonic()
+        return [
+            CameraView(name, *self._camera_state[name], fps=rate.rate(now), frames=rate.count)
+            for name, rate in self._rates.items()
+        ]
+
+    def frame_version(self, camera: str) -> int | None:
+        self.analyzers[camera]  # KeyError for a camera this pipeline does not have
+        return self._frame_versions.get(camera)
+
+    def annotated_frame(self, camera: str) -> tuple[int, np.ndarray] | None:
+        version = self.frame_version(camera)  # read before drawing: a newer frame drawn under it is sent again, not lost
+        image = self.analyzers[camera].annotated_latest()
+        return None if version is None or image is None else (version, image)
 
     def _count_detections(self, camera: str, dets) -> None:
         names = self.detector.class_names

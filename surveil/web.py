@@ -1,0 +1,452 @@
+"""The daemon's HTTP server: Prometheus text and a live view of every camera.
+
+    /                              HTML: the cameras with status, processed fps and the live image
+    /cameras.json                  the same list as JSON (the page refreshes itself from it)
+    /cameras/<name>/latest.jpg     the newest analysed frame, annotated (404 unknown camera, 503 before a first frame)
+    /cameras/<name>/live.mjpeg     the same as multipart/x-mixed-replace, at most ``web.max_fps``
+    /metrics                       Prometheus text exposition
+
+A frame is drawn and encoded only when someone asks for it, once per new analysed frame however
+many people watch. The server knows nothing of the pipeline: it asks a :class:`ViewProvider`
+(the daemon, which asks its current pipeline, so a reload does not interrupt the server).
+Pages show camera names, never camera URLs; status reasons are shown with URLs and paths removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import re
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
+from http import HTTPStatus
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from surveil import __version__
+from surveil.config import WebConfig
+from surveil.render import encode_jpeg
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "surveilframe"
+KEEPALIVE_S = 10.0  # a live stream without a new frame repeats the last one this often (notices a gone client)
+SESSION_COOKIE = "surveil_session"
+_CAMERA_PATH = re.compile(r"^/cameras/([^/]+)/(latest\.jpg|live\.mjpeg)$")
+
+
+# ---------------------------------------------------------------- what the server asks of the daemon
+
+
+@dataclass(frozen=True)
+class CameraView:
+    """One camera as the live view shows it."""
+
+    name: str
+    state: str  # "up", "down" or "starting"
+    reason: str  # e.g. "streaming", "end of file"; may hold a URL: the server strips it
+    fps: float  # frames analysed per second, recently
+    frames: int  # frames analysed since the pipeline started
+
+
+class ViewProvider(Protocol):
+    def camera_views(self) -> Sequence[CameraView]: ...
+
+    def frame_version(self, camera: str) -> Hashable | None:
+        """Changes with every analysed frame (None before the first); KeyError for an unknown camera."""
+
+    def annotated_frame(self, camera: str) -> tuple[Hashable, np.ndarray] | None:
+        """(version, the newest analysed frame with its overlay drawn), None before the first; KeyError if unknown."""
+
+
+class RateMeter:
+    """Events per second over the last ``window_s`` seconds (thread-safe enough: one writer)."""
+
+    def __init__(self, window_s: float = 5.0):
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+        self.count = 0
+
+    def tick(self, now: float) -> None:
+        self._times.append(now)
+        self.count += 1
+        while self._times and self._times[0] < now - self.window_s:
+            self._times.popleft()
+
+    def rate(self, now: float) -> float:
+        times = [t for t in list(self._times) if t >= now - self.window_s]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(now - times[0], 1e-6)
+
+
+# ---------------------------------------------------------------- auth
+
+
+class Auth:
+    """Optional bearer token (header, ``?token=`` or the session cookie it earns) and/or basic auth.
+
+    Every comparison is constant-time. The session cookie holds an HMAC of the secret, never the secret."""
+
+    def __init__(self, config: WebConfig):
+        self._token = config.auth_token.get_secret_value().encode() if config.auth_token else None
+        self._basic = None
+        if config.username is not None and config.password is not None:
+            self._basic = (config.username.encode(), config.password.get_secret_value().encode())
+        secret = b"\0".join(filter(None, [self._token, *(self._basic or ())]))
+        self.session = hmac.new(secret, b"surveil-web-session", hashlib.sha256).hexdigest() if secret else ""
+        self.protect_metrics = config.protect_metrics
+
+    @property
+    def enabled(self) -> bool:
+        return self._token is not None or self._basic is not None
+
+    def check(self, headers, query: dict[str, list[str]]) -> str | None:
+        """How the request authenticated ("token", "basic", "cookie", "open"), or None."""
+        if not self.enabled:
+            return "open"
+        authorization = headers.get("Authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if self._token is not None:
+            offered = value.strip() if scheme.lower() == "bearer" else (query.get("token") or [""])[0]
+            if offered and hmac.compare_digest(offered.encode(), self._token):
+                return "token"
+        if self._basic is not None and scheme.lower() == "basic" and self._basic_ok(value.strip()):
+            return "basic"
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("Cookie", ""))
+        except Exception:
+            return None
+        morsel = cookie.get(SESSION_COOKIE)
+        if morsel is not None and hmac.compare_digest(morsel.value.encode(), self.session.encode()):
+            return "cookie"
+        return None
+
+    def _basic_ok(self, value: str) -> bool:
+        try:
+            user, _, password = base64.b64decode(value, validate=True).partition(b":")
+        except ValueError:
+            return False
+        expected_user, expected_password = self._basic
+        return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, expected_password)
+
+
+# ---------------------------------------------------------------- the server
+
+
+class WebServer:
+    """A ThreadingHTTPServer on ``host:port`` in a daemon thread; ``close()`` stops it and every stream."""
+
+    def __init__(
+        self, host: str, port: int, provider: ViewProvider, registry: CollectorRegistry | None = None,
+        config: WebConfig | None = None,
+    ):
+        self.provider = provider
+        self.registry = registry
+        self.closing = threading.Event()
+        self._streams = 0
+        self._lock = threading.Lock()
+        self._jpegs: dict[str, tuple[Hashable, bytes]] = {}
+        self.configure(config or WebConfig())
+        server_class = _IPv6Server if ":" in host else _Server
+        self._httpd = server_class((host, port), _Handler)
+        self._httpd.app = self
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return self._httpd.server_address[0]
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    def configure(self, config: WebConfig) -> None:
+        """Apply a (reloaded) web config: auth, rate and stream limits; the socket stays."""
+        self.config, self.auth = config, Auth(config)
+
+    def start(self) -> WebServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="web", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.closing.set()
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+
+    # --------------------------------------------------------- frames, shared by every watcher
+
+    def jpeg(self, camera: str) -> tuple[Hashable, bytes] | None:
+        """The newest annotated frame of ``camera`` as JPEG; drawn and encoded once per analysed frame."""
+        version = self.provider.frame_version(camera)
+        if version is None:
+            return None
+        with self._lock:
+            cached = self._jpegs.get(camera)
+        if cached is not None and cached[0] == version:
+            return cached
+        drawn = self.provider.annotated_frame(camera)
+        if drawn is None:
+            return None
+        data = encode_jpeg(drawn[1], self.config.jpeg_quality)
+        if data is None:
+            return None
+        with self._lock:
+            self._jpegs[camera] = (drawn[0], data)
+        return drawn[0], data
+
+    def open_stream(self) -> bool:
+        with self._lock:
+            if self._streams >= self.config.max_streams:
+                return False
+            self._streams += 1
+            return True
+
+    def close_stream(self) -> None:
+        with self._lock:
+            self._streams -= 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    app: WebServer
+
+
+class _IPv6Server(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = f"surveil/{__version__}"
+    protocol_version = "HTTP/1.0"
+    timeout = 30  # a client that stops reading ends its stream
+
+    @property
+    def app(self) -> WebServer:
+        return self.server.app
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002  (no query strings: they may hold a token)
+        log.debug("web %s %s", self.address_string(), urlsplit(self.path).path)
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        path = url.path
+        try:
+            self._route(path, query)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("web: error serving %s", path)
+            self._send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+
+    def _route(self, path: str, query: dict[str, list[str]]) -> None:
+        app = self.app
+        if path == "/metrics" and app.registry is None:
+            return self._send_text(HTTPStatus.NOT_FOUND, "metrics are disabled (metrics.enabled: false)\n")
+        if path != "/metrics" and not app.config.enabled:
+            return self._send_text(HTTPStatus.NOT_FOUND, "the live view is disabled (web.enabled: false)\n")
+        how = app.auth.check(self.headers, query)
+        if how is None and not (path == "/metrics" and not app.auth.protect_metrics):
+            return self._unauthorized()
+        self._cookie = how in ("token", "basic")
+        if how == "token" and "token" in query and path == "/":
+            return self._redirect("/")  # keep the token out of the address bar and the history
+        if path == "/metrics":
+            return self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(app.registry))
+        if path == "/":
+            return self._index()
+        if path == "/cameras.json":
+            body = json.dumps([_public(view) for view in app.provider.camera_views()]).encode()
+            return self._send(HTTPStatus.OK, "application/json", body)
+        match = _CAMERA_PATH.match(path)
+        if match is None:
+            return self._send_text(HTTPStatus.NOT_FOUND, "not found\n")
+        camera, what = unquote(match.group(1)), match.group(2)
+        if camera not in {view.name for view in app.provider.camera_views()}:
+            return self._send_text(HTTPStatus.NOT_FOUND, "no such camera\n")
+        if what == "latest.jpg":
+            return self._latest(camera)
+        return self._live(camera)
+
+    # --------------------------------------------------------- responses
+
+    def _latest(self, camera: str) -> None:
+        try:
+            found = self.app.jpeg(camera)
+        except KeyError:
+            found = None  # removed by a reload a moment ago
+        if found is None:
+            return self._send_text(HTTPStatus.SERVICE_UNAVAILABLE, "no analysed frame yet\n", {"Retry-After": "1"})
+        self._send(HTTPStatus.OK, "image/jpeg", found[1])
+
+    def _live(self, camera: str) -> None:
+        app = self.app
+        if not app.open_stream():
+            return self._send_text(HTTPStatus.SERVICE_UNAVAILABLE, "too many live streams\n", {"Retry-After": "5"})
+        try:
+            self.send_response(HTTPStatus.OK)
+            self._common_headers()
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.end_headers()
+            self.wfile.write(f"--{BOUNDARY}\r\n".encode())
+            self._stream(camera)
+        finally:
+            app.close_stream()
+
+    def _stream(self, camera: str) -> None:
+        app = self.app
+        sent_version, sent_at = None, 0.0
+        while not app.closing.is_set():
+            interval = 1.0 / app.config.max_fps
+            started = time.monotonic()
+            try:
+                found = app.jpeg(camera)
+            except KeyError:
+                return  # the camera went away in a reload
+            if found is not None and (found[0] != sent_version or started - sent_at >= KEEPALIVE_S):
+                version, data = found
+                # each part ends with the next boundary, so that a browser shows it without waiting for the next frame
+                head = f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                self.wfile.write(head + data + f"\r\n--{BOUNDARY}\r\n".encode())
+                self.wfile.flush()
+                sent_version, sent_at = version, started
+            app.closing.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def _index(self) -> None:
+        nonce = secrets.token_urlsafe(12)
+        body = render_index(self.app.provider.camera_views(), nonce).encode()
+        csp = f"default-src 'self'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src 'self'; connect-src 'self'"
+        self._send(HTTPStatus.OK, "text/html; charset=utf-8", body, {"Content-Security-Policy": csp})
+
+    def _unauthorized(self) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="surveil", charset="UTF-8"'} if self.app.config.username else {
+            "WWW-Authenticate": 'Bearer realm="surveil"'}
+        self._cookie = False
+        self._send_text(HTTPStatus.UNAUTHORIZED, "authentication required\n", headers)
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(HTTPStatus.SEE_OTHER)
+        self._common_headers()
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _send_text(self, status: HTTPStatus, text: str, headers: dict[str, str] | None = None) -> None:
+        self._send(status, "text/plain; charset=utf-8", text.encode(), headers)
+
+    def _send(self, status: HTTPStatus, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self._common_headers()
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _common_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "no-referrer")
+        if getattr(self, "_cookie", False):
+            self.send_header("Set-Cookie", f"{SESSION_COOKIE}={self.app.auth.session}; Path=/; HttpOnly; SameSite=Strict")
+
+
+# ---------------------------------------------------------------- the page
+
+_URLISH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*|(?:[A-Za-z]:)?[/\\][^\s'\"]*")
+
+
+def public_reason(reason: str) -> str:
+    """A status reason fit for a page: URLs and file paths (which may hold credentials) removed."""
+    return _URLISH.sub("…", reason)[:200]
+
+
+def _public(view: CameraView) -> dict:
+    item = asdict(view)
+    item["reason"] = public_reason(view.reason)
+    item["fps"] = round(view.fps, 2)
+    base = f"/cameras/{quote(view.name, safe='')}"
+    item.update(latest=f"{base}/latest.jpg", live=f"{base}/live.mjpeg")
+    return item
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }
+h1 { font-size: 1.3rem; margin: 0 0 1rem; } h1 small { color: #888; font-weight: normal; }
+.cameras { display: flex; flex-wrap: wrap; gap: 1.5rem; }
+.camera { background: #1c1c1c; padding: .75rem; border-radius: 6px; }
+.camera h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
+.camera img { display: block; max-width: 100%; min-width: 320px; min-height: 180px; background: #000; }
+.status { margin: 0 0 .5rem; color: #bbb; font-size: .9rem; }
+.state { font-weight: bold; padding: 0 .4rem; border-radius: 3px; }
+.state.up { background: #1d6b2f; color: #fff; } .state.down { background: #8b1d1d; color: #fff; }
+.state.starting { background: #555; color: #fff; }
+a { color: #8cf; }
+"""
+
+_SCRIPT = """
+async function refresh() {
+  try {
+    const response = await fetch('/cameras.json', {cache: 'no-store'});
+    if (!response.ok) return;
+    for (const camera of await response.json()) {
+      const section = document.querySelector(`section[data-camera="${CSS.escape(camera.name)}"]`);
+      if (!section) continue;
+      const state = section.querySelector('.state');
+      state.textContent = camera.state; state.className = 'state ' + camera.state;
+      section.querySelector('.fps').textContent = camera.fps.toFixed(1);
+      section.querySelector('.reason').textContent = camera.reason;
+    }
+  } catch (e) { /* the daemon is restarting; try again */ }
+}
+setInterval(refresh, 2000);
+"""
+
+
+def render_index(views: Sequence[CameraView], nonce: str) -> str:
+    """The live page: every value escaped, camera names only (no URLs)."""
+    sections = []
+    for view in views:
+        item = _public(view)
+        name = html.escape(view.name)
+        sections.append(
+            f'<section class="camera" data-camera="{name}">\n'
+            f"  <h2>{name}</h2>\n"
+            f'  <p class="status"><span class="state {html.escape(view.state)}">{html.escape(view.state)}</span>\n'
+            f'    <span class="fps">{view.fps:.1f}</span> fps analysed · <span class="reason">{html.escape(item["reason"])}</span></p>\n'
+            f'  <a href="{html.escape(item["latest"])}"><img class="live" src="{html.escape(item["live"])}" alt="live view of {name}"></a>\n'
+            "</section>"
+        )
+    cameras = "\n".join(sections) or "<p>No cameras are enabled.</p>"
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>surveil — live view</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        f"<h1>surveil live view <small>{html.escape(__version__)} · {len(views)} camera(s)</small></h1>\n"
+        f'<div class="cameras">\n{cameras}\n</div>\n'
+        '<p class="status"><a href="/metrics">metrics</a> · <a href="/cameras.json">cameras.json</a></p>\n'
+        f'<script nonce="{nonce}">{_SCRIPT}</script>\n</body>\n</html>\n'
+    )

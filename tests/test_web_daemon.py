@@ -1,0 +1,117 @@
+"""The live view served by a running daemon: real H.264 clip → capture → detector → analyser →
+``latest.jpg`` drawn by the renderer; camera URLs never reach a page; a reload keeps serving."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from surveil.config import load_config
+from surveil.daemon import Daemon
+from surveil.metrics import Metrics
+from surveil.render import ACTIVE_COLOUR, ZONE_COLOUR
+from tests.support.polling import free_port, wait_until
+from tests.support.scene import HEIGHT, WIDTH, BlobDetector, make_scene_clip
+
+CENTRE = [[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7]]
+SECRET = "hunter2-camera-password"
+TOKEN = "reloaded-token-0123456789"
+
+
+def write_config(path, clip, **web) -> None:
+    config = {
+        "cameras": [
+            {"name": "scene", "url": str(clip), "realtime": True, "loop": True,
+             "zones": [{"name": "centre", "polygon": CENTRE}],
+             "rules": [{"id": "centre-intrusion", "type": "zone_intrusion", "zone": "centre", "classes": ["person"]}]},
+            {"name": "gate", "url": f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/stream1",
+             "open_timeout_s": 1, "reconnect_min_s": 0.5, "reconnect_max_s": 1},
+        ],
+        "detector": {"batch_size": 2, "max_wait_ms": 10},
+        "mqtt": {"enabled": False},
+        "metrics": {"listen": "127.0.0.1:0"},
+        "web": web,
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+@pytest.fixture
+def running(tmp_path):
+    clip = make_scene_clip(tmp_path / "scene.mp4")
+    path = tmp_path / "site.yaml"
+    write_config(path, clip.path)
+    daemon = Daemon(path, load_config(path), metrics=Metrics(), detector=BlobDetector())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    assert wait_until(lambda: daemon.metrics_port is not None and daemon._pipeline is not None, 30)
+    yield daemon, path, clip.path
+    daemon.stop_requested.set()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
+
+
+def fetch(daemon, path, headers=None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{daemon.metrics_port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def outline_hits(image: np.ndarray, polygon, colours, tolerance: int = 60) -> float:
+    """Fraction of points along the polygon's edges with a pixel of one of ``colours`` within 1 px."""
+    height, width = image.shape[:2]
+    points = np.asarray(polygon, float) * [width, height]
+    hits = total = 0
+    for a, b in zip(points, np.roll(points, -1, axis=0)):
+        for t in np.linspace(0.1, 0.9, 20):  # the corners carry the zone's label; sample between them
+            x, y = np.round(a + t * (b - a)).astype(int)
+            patch = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(int)
+            total += 1
+            hits += any((np.abs(patch - colour).max(axis=1) <= tolerance).any() for colour in colours)
+    return hits / total
+
+
+def test_latest_jpg_shows_the_zone_outline_where_the_polygon_is(running):
+    daemon, _, _ = running
+    assert wait_until(lambda: fetch(daemon, "/cameras/scene/latest.jpg")[0] == 200, 30)
+    status, body = fetch(daemon, "/cameras/scene/latest.jpg")
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (HEIGHT, WIDTH, 3)
+    colours = [ZONE_COLOUR, ACTIVE_COLOUR]
+    assert outline_hits(image, CENTRE, colours) >= 0.9
+    # and not just anywhere: a polygon where no zone is finds (almost) none of it
+    assert outline_hits(image, [[0.1, 0.1], [0.2, 0.1], [0.2, 0.2], [0.1, 0.2]], colours) <= 0.1
+    assert fetch(daemon, "/cameras/nope/latest.jpg")[0] == 404
+
+
+def test_pages_show_camera_names_never_their_urls(running):
+    daemon, _, _ = running
+    assert wait_until(lambda: b'"state": "down"' in fetch(daemon, "/cameras.json")[1], 30), fetch(daemon, "/cameras.json")
+    for path in ("/", "/cameras.json"):
+        status, body = fetch(daemon, path)
+        text = body.decode()
+        assert status == 200 and "gate" in text and "scene" in text
+        assert SECRET not in text and "rtsp://" not in text and "viewer" not in text
+
+
+def test_reload_keeps_serving_and_applies_new_auth(running):
+    daemon, path, clip = running
+    server, port = daemon._http, daemon.metrics_port
+    assert wait_until(lambda: fetch(daemon, "/cameras/scene/latest.jpg")[0] == 200, 30)
+    write_config(path, clip, auth_token=TOKEN)
+    old = daemon._pipeline
+    daemon._reload_requested.set()
+    assert wait_until(lambda: daemon._pipeline is not old, 30)
+    assert daemon._http is server and daemon.metrics_port == port
+    assert fetch(daemon, "/")[0] == 401
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert wait_until(lambda: fetch(daemon, "/cameras/scene/latest.jpg", bearer)[0] == 200, 30)
+    assert b"surveil_frames_processed_total" in fetch(daemon, "/metrics", bearer)[1]
