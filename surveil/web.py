@@ -423,6 +423,10 @@ async function refresh() {
   } catch (e) { /* the daemon is restarting; try again */ }
 }
 setInterval(refresh, 2000);
+// the still frame first, so that the page finishes loading; then the stream (a multipart image never does)
+window.addEventListener('load', () => {
+  for (const img of document.querySelectorAll('img[data-live]')) img.src = img.dataset.live;
+});
 """
 
 
@@ -437,7 +441,7 @@ def render_index(views: Sequence[CameraView], nonce: str) -> str:
             f"  <h2>{name}</h2>\n"
             f'  <p class="status"><span class="state {html.escape(view.state)}">{html.escape(view.state)}</span>\n'
             f'    <span class="fps">{view.fps:.1f}</span> fps analysed · <span class="reason">{html.escape(item["reason"])}</span></p>\n'
-            f'  <a href="{html.escape(item["latest"])}"><img class="live" src="{html.escape(item["live"])}" alt="live view of {name}"></a>\n'
+            f'  <a href="{html.escape(item["latest"])}"><img class="live" src="{html.escape(item["latest"])}" data-live="{html.escape(item["live"])}" alt="live view of {name}"></a>\n'
             "</section>"
         )
     cameras = "\n".join(sections) or "<p>No cameras are enabled.</p>"

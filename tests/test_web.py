@@ -130,7 +130,7 @@ def test_index_lists_cameras_with_status_fps_and_live_images(serve):
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
     for name in ("gate", "yard"):
         assert f'data-camera="{name}"' in page
-        assert f'src="/cameras/{name}/live.mjpeg"' in page
+        assert f'src="/cameras/{name}/latest.jpg" data-live="/cameras/{name}/live.mjpeg"' in page
     assert '<span class="state up">up</span>' in page and '<span class="fps">2.5</span>' in page
     assert "script-src 'nonce-" in headers["Content-Security-Policy"]
     status, headers, body = get(server, "/cameras.json")

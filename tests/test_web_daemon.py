@@ -3,57 +3,25 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 
 import cv2
 import numpy as np
 import pytest
-import yaml
 
-from surveil.config import load_config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
 from surveil.render import ACTIVE_COLOUR, ZONE_COLOUR
-from tests.support.polling import free_port, wait_until
-from tests.support.scene import HEIGHT, WIDTH, BlobDetector, make_scene_clip
+from tests.support.live_daemon import CENTRE, SECRET, running_daemon, write_config
+from tests.support.polling import wait_until
+from tests.support.scene import HEIGHT, WIDTH
 
-CENTRE = [[0.3, 0.3], [0.7, 0.3], [0.7, 0.7], [0.3, 0.7]]
-SECRET = "hunter2-camera-password"
 TOKEN = "reloaded-token-0123456789"
-
-
-def write_config(path, clip, **web) -> None:
-    config = {
-        "cameras": [
-            {"name": "scene", "url": str(clip), "realtime": True, "loop": True,
-             "zones": [{"name": "centre", "polygon": CENTRE}],
-             "rules": [{"id": "centre-intrusion", "type": "zone_intrusion", "zone": "centre", "classes": ["person"]}]},
-            {"name": "gate", "url": f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/stream1",
-             "open_timeout_s": 1, "reconnect_min_s": 0.5, "reconnect_max_s": 1},
-        ],
-        "detector": {"batch_size": 2, "max_wait_ms": 10},
-        "mqtt": {"enabled": False},
-        "metrics": {"listen": "127.0.0.1:0"},
-        "web": web,
-    }
-    path.write_text(yaml.safe_dump(config))
 
 
 @pytest.fixture
 def running(tmp_path):
-    clip = make_scene_clip(tmp_path / "scene.mp4")
-    path = tmp_path / "site.yaml"
-    write_config(path, clip.path)
-    daemon = Daemon(path, load_config(path), metrics=Metrics(), detector=BlobDetector())
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    thread.start()
-    assert wait_until(lambda: daemon.metrics_port is not None and daemon._pipeline is not None, 30)
-    yield daemon, path, clip.path
-    daemon.stop_requested.set()
-    thread.join(timeout=15)
-    assert not thread.is_alive()
+    with running_daemon(tmp_path) as daemon:
+        yield daemon, daemon.config_path, tmp_path / "scene.mp4"
 
 
 def fetch(daemon, path, headers=None) -> tuple[int, bytes]:
