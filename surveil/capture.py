@@ -24,12 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
 
 from surveil.config import CameraConfig
+from surveil.redact import redact_url
 from surveil.types import Frame
 
 log = logging.getLogger(__name__)
@@ -91,19 +91,8 @@ class NullCaptureEvents:
 
 
 def mask_url(url: str | int) -> str:
-    """The URL with any password replaced by ``***`` (``rtsp://user:***@host/...``)."""
-    text = str(url)
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if "@" not in parts.netloc:
-        return text
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    if ":" not in userinfo:
-        return text
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+    """The URL as it may be shown: passwords, secret parameters and known secrets masked (surveil.redact)."""
+    return redact_url(url)
 
 
 def ensure_ffmpeg_capture_options(environ: Any = None) -> str:
@@ -132,7 +121,7 @@ def open_video_capture(config: CameraConfig) -> cv2.VideoCapture:
         cap = _open_stream(config)
     elif kind == "file":
         if not Path(str(config.url)).is_file():
-            raise CaptureOpenError(f"camera {config.name}: file not found: {config.url}")
+            raise CaptureOpenError(f"camera {config.name}: file not found: {mask_url(config.url)}")
         cap = cv2.VideoCapture(str(config.url))
     else:
         cap = _open_device(config.url)
@@ -439,9 +428,9 @@ class CameraSource:
             self._report_down("end of file")
             return _Outcome.ENDED
         if frames_since_rewind == 0:
-            return self._fail(f"camera {self.name}: no frame could be read from {self.config.url}")
+            return self._fail(f"camera {self.name}: no frame could be read from {mask_url(self.config.url)}")
         if not cap.set(cv2.CAP_PROP_POS_FRAMES, 0):
-            return self._fail(f"camera {self.name}: cannot rewind {self.config.url} to loop it")
+            return self._fail(f"camera {self.name}: cannot rewind {mask_url(self.config.url)} to loop it")
         return None
 
     def _handle_frame(self, image: np.ndarray, now: float) -> bool:

@@ -7,6 +7,8 @@ import logging
 import sys
 import time
 
+from surveil.redact import RedactingFilter
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -17,8 +19,8 @@ class JsonFormatter(logging.Formatter):
             "thread": record.threadName,
             "msg": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+        if record.exc_info or record.exc_text:  # exc_text: already formatted (and redacted) by RedactingFilter
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 
 
@@ -28,6 +30,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # on the handler: it sees the records of every logger
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

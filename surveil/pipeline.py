@@ -31,6 +31,7 @@ from surveil.config import Config
 from surveil.detector import Detector, TorchDetector
 from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
+from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt import MqttPublisher, counts_payload
@@ -83,7 +84,7 @@ class _CaptureEvents:
 
     def camera_down(self, camera: str, reason: str) -> None:
         self._metrics.camera_up.labels(camera).set(0)
-        self._status(camera, False, reason)
+        self._status(camera, False, redact(reason))  # the one door for reasons: MQTT status, alerts, the live view
 
     def reconnect_attempt(self, camera: str) -> None:
         self._metrics.camera_reconnects.labels(camera).inc()

@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
+from surveil.redact import redact
 from surveil.sinks.spool import AlertSpool, SpooledMessage
 from surveil.types import AlertUpdate
 
@@ -221,7 +222,7 @@ class MqttPublisher:
     def publish_alert(self, alert: AlertUpdate) -> None:
         """Spool the alert durably; the sender thread delivers it when the broker is reachable."""
         topic = alert_topic(self._prefix, alert.camera, alert.rule)
-        payload = alert.to_json(published_at=time.time()).encode("utf-8")
+        payload = redact(alert.to_json(published_at=time.time())).encode("utf-8")  # backstop: no config secret leaves
         with self._append_lock:
             before = self._spool.dropped
             self._spool.append(topic, payload, self._config.qos)
@@ -244,6 +245,7 @@ class MqttPublisher:
         self._publish_retained(state_topic(self._prefix, camera, kind, name, rule), payload)
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
+        payload = redact(payload.decode("utf-8")).encode("utf-8")  # backstop: a camera status reason, counts
         with self._status_lock:
             self._statuses[topic] = payload
             if self._ready:
