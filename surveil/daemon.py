@@ -18,6 +18,7 @@ from surveil.logsetup import configure_logging
 from surveil.metrics import Metrics
 from surveil.pipeline import Pipeline, PipelineError, build_analyzers, load_detector
 from surveil.sdnotify import Notifier
+from surveil.startup import preflight
 from surveil.web import CameraView, WebServer
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,7 @@ class Daemon:
 def run_daemon(config_path: str | Path, log_level: str | None = None) -> int:
     config = load_config(config_path)  # ConfigError goes to the CLI, which exits 2
     configure_logging(log_level or config.logging.level, config.logging.format)
+    preflight(config)  # StartupError (port in use, unwritable state_dir) too, before the model loads
     daemon = Daemon(config_path, config)
     daemon.install_signal_handlers()
     return daemon.run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -117,6 +118,15 @@ class Health:
     dead_threads: tuple[str, ...]
 
 
+def _open_output(option: str, path: str, opener: Callable[[str], object]):
+    """Open an output file; failure is a PipelineError naming the option, the path and the reason."""
+    try:
+        return opener(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise PipelineError(f"{option}: cannot open {path}: {getattr(exc, 'strerror', None) or exc} "
+                            "(is `state_dir` writable for the service user?)") from None
+
+
 def load_detector(config: Config) -> Detector:
     try:
         return TorchDetector(config.detector)
@@ -199,11 +209,12 @@ class Pipeline:
         mqtt = None
         self._spool = None
         if self.config.mqtt.enabled:
-            self._spool = AlertSpool(self.config.mqtt.spool_path, max_items=self.config.mqtt.spool_max_alerts)
+            self._spool = _open_output("mqtt.spool_path", self.config.mqtt.spool_path,
+                                       lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts))
             mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
             sinks.append(mqtt)
         if self.config.alerts.jsonl_path:
-            sinks.append(JsonlAlertSink(self.config.alerts.jsonl_path))
+            sinks.append(_open_output("alerts.jsonl_path", self.config.alerts.jsonl_path, JsonlAlertSink))
         return sinks, mqtt
 
     def _camera_status(self, camera: str, up: bool, reason: str) -> None:
