@@ -9,30 +9,36 @@ import sys
 
 from surveil import __version__
 from surveil.config import ConfigError, load_config
+from surveil.redact import quiet_native_logs, redact
 
 EXIT_USAGE = 2
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    quiet_native_logs()  # before cv2 is imported: OpenCV/FFmpeg's own stderr lines bypass log redaction
     from surveil.daemon import run_daemon
     from surveil.pipeline import PipelineError
+    from surveil.startup import StartupError
 
     try:
         return run_daemon(args.config, args.log_level)
-    except (ConfigError, PipelineError) as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
+    except (ConfigError, PipelineError, StartupError) as exc:  # the user's input or machine, never a traceback: exit 2
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.file)
-    except ConfigError as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    zones = sum(len(c.zones) for c in config.cameras)
-    print(f"{args.file}: OK ({len(config.cameras)} camera(s), {len(config.enabled_cameras)} enabled, {zones} zone(s))")
-    return 0
+    status = 0
+    for file in args.file:
+        try:
+            config = load_config(file)
+        except ConfigError as exc:
+            print(f"surveil: {exc}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        zones = sum(len(c.zones) for c in config.cameras)
+        print(f"{file}: OK ({len(config.cameras)} camera(s), {len(config.enabled_cameras)} enabled, {zones} zone(s))")
+    return status
 
 
 def _cmd_version(_args: argparse.Namespace) -> int:
@@ -70,8 +76,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("check-config", help="validate a config file and exit (0 = valid, 2 = invalid)")
-    p.add_argument("file")
+    p = sub.add_parser("check-config", help="validate config files and exit (0 = all valid, 2 = one or more invalid)")
+    p.add_argument("file", nargs="+")
     p.set_defaults(func=_cmd_check_config)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)

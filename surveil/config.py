@@ -6,6 +6,7 @@ generated from this schema (``python -m surveil.config --markdown``).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from surveil.geometry import polygon_area, polygon_self_intersects
+from surveil.redact import redact, secret_value, url_secrets
+from surveil.redact import remember as redact_remember
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +32,7 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_POLYGON_POINTS = 256
 MAX_ZONES = 64
 MAX_RULES = 64
+MAX_CAMERAS = 256
 ARCHITECTURES = (
     "fasterrcnn_resnet50_fpn_v2",
     "fasterrcnn_mobilenet_v3_large_fpn",
@@ -42,7 +46,8 @@ class ConfigError(Exception):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: no option anywhere accepts inf or nan (they pass every ge/le check and break at run time)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 RelPoint = Annotated[
@@ -266,20 +271,34 @@ class CameraConfig(_Model):
     )
     enabled: bool = Field(default=True, description="Set false to keep a camera in the file without opening it.")
     fps_limit: float | None = Field(
-        default=None, gt=0, description="Hand at most this many frames per second to the detector; extra frames are skipped (not counted as drops)."
+        default=None, ge=0.01, le=1000,
+        description="Hand at most this many frames per second to the detector (0.01-1000); extra frames are skipped (not counted as drops).",
     )
     realtime: bool = Field(default=True, description="Files only: play at the file's own frame rate (true) or as fast as decoding allows (false).")
     loop: bool = Field(default=True, description="Files only: start again at the end of the file.")
-    open_timeout_s: float = Field(default=5.0, gt=0, description="Give up opening a stream after this many seconds (OpenCV CAP_PROP_OPEN_TIMEOUT_MSEC).")
-    read_timeout_s: float = Field(default=5.0, gt=0, description="Give up one blocked read after this many seconds (OpenCV CAP_PROP_READ_TIMEOUT_MSEC).")
-    stall_timeout_s: float = Field(
-        default=10.0, gt=0, description="A camera that delivers no new frame for this long is marked down and reopened."
+    open_timeout_s: float = Field(
+        default=5.0, ge=0.1, le=300, description="Give up opening a stream after this many seconds, 0.1-300 (OpenCV CAP_PROP_OPEN_TIMEOUT_MSEC)."
     )
-    reconnect_min_s: float = Field(default=0.5, gt=0, description="First reconnect delay; doubles on each failure (with jitter).")
-    reconnect_max_s: float = Field(default=30.0, gt=0, description="Longest reconnect delay.")
+    read_timeout_s: float = Field(
+        default=5.0, ge=0.1, le=300, description="Give up one blocked read after this many seconds, 0.1-300 (OpenCV CAP_PROP_READ_TIMEOUT_MSEC)."
+    )
+    stall_timeout_s: float = Field(
+        default=10.0, ge=0.5, le=3600, description="A camera that delivers no new frame for this long (0.5-3600 s) is marked down and reopened."
+    )
+    reconnect_min_s: float = Field(default=0.5, ge=0.01, le=300, description="First reconnect delay, 0.01-300 s; doubles on each failure (with jitter).")
+    reconnect_max_s: float = Field(default=30.0, ge=0.01, le=3600, description="Longest reconnect delay, 0.01-3600 s.")
     zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named polygons on this camera's image (geometry only).")
     lines: list[LineConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named directed lines on this camera's image.")
     rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES, description="What to alert on or count; see docs/rules.md.")
+
+    @field_validator("url")
+    @classmethod
+    def _url_bounded(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and not 0 <= value <= 1024:
+            raise ValueError("a webcam index must be 0-1024")
+        if isinstance(value, str) and not 1 <= len(value) <= 4096:
+            raise ValueError("must be 1 to 4096 characters")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> CameraConfig:
@@ -319,7 +338,9 @@ class DetectorConfig(_Model):
     )
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.")
     batch_size: int = Field(default=4, ge=1, le=64, description="Most frames (one per camera) per forward pass.")
-    max_wait_ms: float = Field(default=40.0, ge=0, description="Flush a partial batch once its oldest frame has waited this long.")
+    max_wait_ms: float = Field(
+        default=40.0, ge=0, le=1000, description="Flush a partial batch once its oldest frame has waited this long (0-1000 ms)."
+    )
     score_threshold: float = Field(
         default=0.5, ge=0, le=1,
         description="Operating threshold: detections scoring at least this count for rules and start tracks "
@@ -331,13 +352,15 @@ class DetectorConfig(_Model):
         "to keep existing tracks alive (ByteTrack's second pass); they never start a track or an alert on their own.",
     )
     class_score_thresholds: dict[str, float] = Field(
-        default_factory=dict, description="Per-class score thresholds overriding `score_threshold`, e.g. {person: 0.6}."
+        default_factory=dict, max_length=1000, description="Per-class score thresholds overriding `score_threshold`, e.g. {person: 0.6}."
     )
-    classes: list[str] = Field(default_factory=list, description="Class names to keep; empty = all. E.g. [person, car].")
-    min_size: int | None = Field(default=None, ge=64, description="Network input: shorter side in pixels (default: the architecture's or checkpoint's).")
-    max_size: int | None = Field(default=None, ge=64, description="Network input: cap on the longer side in pixels.")
+    classes: list[str] = Field(default_factory=list, max_length=1000, description="Class names to keep; empty = all. E.g. [person, car].")
+    min_size: int | None = Field(
+        default=None, ge=64, le=4096, description="Network input: shorter side in pixels, 64-4096 (default: the architecture's or checkpoint's)."
+    )
+    max_size: int | None = Field(default=None, ge=64, le=8192, description="Network input: cap on the longer side in pixels, 64-8192.")
     half: bool = Field(default=True, description="Run under fp16 autocast on CUDA (ignored on CPU).")
-    threads: int | None = Field(default=None, ge=1, description="CPU threads for inference (torch.set_num_threads); default: torch's choice.")
+    threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads for inference, 1-1024 (torch.set_num_threads); default: torch's choice.")
 
     @field_validator("class_score_thresholds")
     @classmethod
@@ -392,25 +415,34 @@ class TrackerConfig(_Model):
 
 class MqttConfig(_Model):
     enabled: bool = Field(default=True, description="Publish alerts and status over MQTT.")
-    host: str = Field(default="localhost", description="Broker host name or address.")
+    host: str = Field(default="localhost", min_length=1, max_length=253, pattern=r"^[^\s/@]+$", description="Broker host name or address.")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
-    client_id: str = Field(default="surveil", min_length=1, description="MQTT client id; unique per daemon on one broker.")
-    topic_prefix: str = Field(default="surveil", pattern=r"^[^#+\s]+$", description="First level(s) of every topic; no wildcards.")
+    client_id: str = Field(default="surveil", min_length=1, max_length=256, description="MQTT client id; unique per daemon on one broker.")
+    topic_prefix: str = Field(default="surveil", max_length=200, pattern=r"^[^#+\s\x00]+$", description="First level(s) of every topic; no wildcards.")
     qos: Literal[0, 1, 2] = Field(default=1, description="QoS of alert messages.")
-    username: str | None = Field(default=None, description="Broker user name, if the broker requires one.")
+    username: str | None = Field(default=None, max_length=1024, description="Broker user name, if the broker requires one.")
     password: SecretStr | None = Field(default=None, description="Broker password; use ${ENV_VAR} rather than writing it here.")
-    keepalive_s: int = Field(default=30, ge=5, description="MQTT keepalive interval in seconds.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive interval in seconds (5-3600).")
     tls: bool = Field(default=False, description="Connect with TLS using the system's CA certificates.")
     spool_path: str = Field(
         default="surveil-spool.sqlite3",
         description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to `state_dir`).",
     )
-    spool_max_alerts: int = Field(default=100_000, ge=100, description="Oldest spooled alerts are dropped (and counted) beyond this many.")
+    spool_max_alerts: int = Field(
+        default=100_000, ge=100, le=10_000_000, description="Oldest spooled alerts are dropped (and counted) beyond this many (100-10,000,000)."
+    )
 
 
 class MetricsConfig(_Model):
     enabled: bool = Field(default=True, description="Serve Prometheus metrics over HTTP.")
     listen: str = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port to serve /metrics on; port 0 = any free port.")
+
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, value: str) -> str:
+        if int(value.rsplit(":", 1)[1]) > 65535:
+            raise ValueError("the port must be 0-65535")
+        return value
 
     @property
     def host(self) -> str:
@@ -461,7 +493,7 @@ class AlertsConfig(_Model):
 
 
 class Config(_Model):
-    cameras: list[CameraConfig] = Field(min_length=1, description="The cameras to watch.")
+    cameras: list[CameraConfig] = Field(min_length=1, max_length=MAX_CAMERAS, description=f"The cameras to watch (1 to {MAX_CAMERAS}).")
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The object detector.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-camera multi-object tracker.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker for alerts and status.")
@@ -475,7 +507,7 @@ class Config(_Model):
         "Default: $STATE_DIRECTORY when systemd sets it (StateDirectory=), else this config file's folder. Relative to this config file.",
     )
     watchdog_stall_s: float = Field(
-        default=60.0, gt=0, description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait."
+        default=60.0, ge=1, le=86400, description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait."
     )
 
     @model_validator(mode="after")
@@ -510,64 +542,209 @@ def camera_kind(url: str | int) -> Literal["stream", "file", "device"]:
 
 
 # ---------------------------------------------------------------- loading
+#
+# Every input, however hostile, ends in a Config or a ConfigError, within a bounded time:
+# bytes (size cap) -> text (strict UTF-8) -> YAML events (node and depth budget, counted
+# before anything is built) -> node graph (alias expansion budget) -> ${VAR} substitution into
+# scalar values -> Python data -> pydantic. Anything else that escapes is a bug, and still a
+# ConfigError (exit 2), never a traceback.
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_NODES = 50_000  # after alias expansion; a 64-camera site with 20 zones each needs ~40,000
+MAX_YAML_DEPTH = 32  # the schema itself is 8 deep
+MAX_ERRORS_SHOWN = 20
 
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_STR_TAG = "tag:yaml.org,2002:str"
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+# Option names whose rejected value is never echoed back (it may be a secret).
+_SECRET_FIELDS = re.compile(r"(?i)(url|password|passwd|secret|token|key|auth|username|user)$")
 
 
-def substitute_env(text: str, environ: dict[str, str] | None = None) -> str:
-    """Replace ``${VAR}`` and ``${VAR:-default}``; an unset VAR without default is an error."""
+def substitute_env(value: str, environ: dict[str, str] | None = None, line: int | None = None) -> str:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in one scalar value; an unset VAR without default is an error.
+
+    The result is not scanned again, and it is a value, not YAML: whatever a variable holds
+    (``#``, ``null``, newlines, ``key: value``) arrives verbatim in the option it was written in.
+    """
     env = os.environ if environ is None else environ
-    lines = text.splitlines(keepends=True)
-    for number, line in enumerate(lines, start=1):
-        if line.lstrip().startswith("#"):
-            continue
 
-        def replace(match: re.Match[str], number: int = number) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"line {number}: environment variable ${{{name}}} is not set (write ${{{name}:-default}} to give a default)")
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        where = f"line {line}: " if line else ""
+        raise ConfigError(f"{where}environment variable ${{{name}}} is not set (write ${{{name}:-default}} to give a default)")
 
-        lines[number - 1] = _ENV_PATTERN.sub(replace, line)
-    return "".join(lines)
+    return _ENV_PATTERN.sub(replace, value)
 
 
 def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Config:
-    """Read, substitute, parse and validate a config file; relative paths become absolute.
+    """Read, parse, substitute and validate a config file; relative paths become absolute.
 
-    Raises ConfigError with a message naming the file, the YAML line, the field and what was expected.
+    Raises ConfigError with a message naming the file, the YAML line, the field and what was
+    expected, for every input (see the budgets above); the secrets of a valid config are
+    handed to :mod:`surveil.redact`.
     """
     path = Path(path)
+    env = os.environ if environ is None else environ
     try:
-        raw = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from None
-    try:
-        text = substitute_env(raw, environ)
-    except ConfigError as exc:
-        raise ConfigError(f"{path} {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: not valid YAML: {problem}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the file must be a YAML mapping with at least a `cameras:` list")
-    try:
+        text = _read_text(path)
+        root = _compose_bounded(text)
+        if root is None or not isinstance(root, yaml.MappingNode):
+            raise ConfigError("the file must be a YAML mapping with at least a `cameras:` list")
+        _substitute_nodes(root, env)
+        data = _construct(root)
         config = Config.model_validate(data)
+        config = resolve_paths(config, path.resolve().parent, env.get("STATE_DIRECTORY"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}{'' if str(exc).startswith(':') else ': '}{exc}") from None
     except ValidationError as exc:
         raise ConfigError(format_validation_error(path, exc, root)) from None
-    return resolve_paths(config, path.resolve().parent, (os.environ if environ is None else environ).get("STATE_DIRECTORY"))
+    except (RecursionError, MemoryError):
+        raise ConfigError(f"{path}: too deeply nested or too large to validate") from None
+    except Exception as exc:  # a bug, but still a message and exit 2, not a traceback
+        logging.getLogger(__name__).debug("unexpected error validating %s", path, exc_info=True)
+        raise ConfigError(f"{path}: cannot be validated ({type(exc).__name__}: {redact(str(exc))[:200]}); please report this") from None
+    redact_remember(config_secrets(config))
+    return config
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file is larger than {MAX_CONFIG_BYTES:,} bytes; is this the right file?")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(
+            f"line {line}, column {column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        ) from None
+
+
+def _compose_bounded(text: str) -> yaml.Node | None:
+    """The YAML node graph, after checking the node count and nesting on the event stream (cheap, in C)."""
+    try:
+        _check_event_budget(text)
+        loader = _SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}not valid YAML: {problem}") from None
+    if root is not None:
+        _check_expanded_size(root)
+    return root
+
+
+def _check_event_budget(text: str) -> None:
+    loader = _SafeLoader(text)
+    nodes = depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, _NODE_EVENTS):
+                nodes += 1
+                if nodes > MAX_YAML_NODES:
+                    raise ConfigError(f"line {event.start_mark.line + 1}: more than {MAX_YAML_NODES:,} YAML values; is this the right file?")
+            if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ConfigError(f"line {event.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+            elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Aliases share nodes; count what they expand to (memoised, so a 'billion laughs' costs its file size)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"line {node.start_mark.line + 1}: aliases nest more than {MAX_YAML_DEPTH} levels deep (or refer to themselves)")
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        else:
+            total = 1
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                f"line {node.start_mark.line + 1}: expands (through aliases) to more than {MAX_YAML_NODES:,} YAML values"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
+
+
+def _substitute_nodes(root: yaml.Node, environ: dict[str, str]) -> None:
+    """``${VAR}`` into string scalar values (not keys, not comments: those never reach here)."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _STR_TAG and "${" in node.value:
+                node.value = substitute_env(node.value, environ, node.start_mark.line + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(value for _key, value in node.value)
+
+
+def _construct(root: yaml.Node) -> Any:
+    loader = _SafeLoader("")
+    try:
+        return loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError(f"{where}not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise ConfigError(f"a value cannot be read: {str(exc).split(';')[0]}") from None
+    finally:
+        loader.dispose()
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every secret value in a config: camera URL passwords and secret query values, the MQTT password."""
+    found: list[str] = []
+    for camera in config.cameras:
+        found += url_secrets(camera.url)
+    for name in type(config).model_fields:  # every SecretStr of every section: mqtt.password, web.password, ...
+        section = getattr(config, name)
+        if isinstance(section, BaseModel):
+            fields = type(section).model_fields.items()
+            found += [secret_value(getattr(section, f)) for f, info in fields if "SecretStr" in str(info.annotation)]
+    return [s for s in found if s]
 
 
 def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | None) -> str:
-    lines = [f"{path}: invalid configuration ({exc.error_count()} problem{'s' if exc.error_count() > 1 else ''}):"]
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    lines = [f"{path}: invalid configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
+    for error in errors[:MAX_ERRORS_SHOWN]:
         loc = tuple(error["loc"])
         field = _dotted(loc) or "(top level)"
         line = _line_of(root, loc)
@@ -578,9 +755,12 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
         elif error["type"] == "missing":
             message = "required option is missing"
         got = error.get("input")
-        if error["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
-            message += f" (got {got!r})"
-        lines.append(f"  {where}{field}: {message}")
+        if error["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) and not _SECRET_FIELDS.search(field):
+            shown = repr(got)
+            message += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
+        lines.append(redact(f"  {where}{field}: {message}"))
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
 
 

@@ -75,8 +75,14 @@ class TorchDetector:
         self.device = select_device(config.device)
         if config.threads:
             torch.set_num_threads(config.threads)
-        self.model, self.class_names, checkpoint_thresholds = self._load(config)
-        self.model.eval().to(self.device)
+        try:
+            self.model, self.class_names, checkpoint_thresholds = self._load(config)
+            self.model.eval().to(self.device)
+        except ModelLoadError:
+            raise
+        except (RuntimeError, OSError, ValueError, EOFError) as exc:  # e.g. a damaged file in the torch hub cache, a missing GPU
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            raise ModelLoadError(f"detector weights {config.weights} cannot be loaded on {self.device} ({type(exc).__name__}: {first})") from None
         self.operating_thresholds = resolve_thresholds(config, self.class_names, checkpoint_thresholds)
         self.thresholds = np.minimum(self.operating_thresholds, config.low_score_floor)  # what reaches the tracker
         self.keep = keep_mask(config, self.class_names)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 import urllib.error
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -92,27 +93,85 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a deployable checkpoint's dict safely (no arbitrary unpickling)."""
+    """Load a deployable checkpoint's dict safely (no arbitrary unpickling) and check its shape.
+
+    Every way a file can be wrong (missing, empty, text, truncated, another format, a dict
+    with missing or mistyped entries) is a ModelLoadError naming the file and the problem.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"checkpoint {path} does not exist")
     try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(64)
+    except OSError as exc:
+        raise ModelLoadError(f"checkpoint {path} cannot be read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise ModelLoadError(f"checkpoint {path} is empty (0 bytes); copy it again or write one with `surveil train`")
+    if not zipfile.is_zipfile(path):
+        kind = "a text file" if _looks_like_text(head) else "not a zip archive (truncated, or another format)"
+        raise ModelLoadError(
+            f"checkpoint {path} is not a PyTorch checkpoint: it is {kind} ({size:,} bytes, starts with {head[:16]!r}); "
+            "a surveil checkpoint is the zip archive written by `surveil train`"
+        )
+    try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt or unsafe files
-        raise ModelLoadError(f"checkpoint {path} cannot be loaded safely: {str(exc).splitlines()[0]}") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise ModelLoadError(f"{path} is not a surveil detector checkpoint (write one with `surveil train` or `surveil export`)")
-    if payload.get("format_version", 0) > CHECKPOINT_VERSION:
-        raise ModelLoadError(f"{path} was written by a newer surveil (format {payload['format_version']})")
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
+        raise ModelLoadError(f"{path} was written by a newer surveil (format {version!r})")
+    problem = _checkpoint_problem(payload)
+    if problem:
+        raise ModelLoadError(f"checkpoint {path} is damaged: {problem}")
     return payload
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(c.isprintable() or c in "\r\n\t" for c in text)
+
+
+def _checkpoint_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with a checkpoint dict's entries, or None."""
+    architecture = payload.get("architecture")
+    if architecture not in ARCHITECTURES:
+        return f"`architecture` is {architecture!r}, not one of {', '.join(known_architectures())}"
+    labels = payload.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels) or labels[0] != "__background__":
+        return "`labels` must be a list of class names starting with '__background__'"
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        return "`state_dict` must map parameter names to tensors"
+    if not isinstance(payload.get("arch_kwargs", {}), dict):
+        return "`arch_kwargs` must be a mapping"
+    thresholds = payload.get("score_thresholds", {})
+    if not isinstance(thresholds, dict) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for k, v in thresholds.items()
+    ):
+        return "`score_thresholds` must map class names to numbers in [0, 1]"
+    return None
 
 
 def load_checkpoint_model(path: str | Path, **overrides: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights; returns (model, checkpoint dict)."""
     payload = read_checkpoint(path)
     kwargs = {**payload.get("arch_kwargs", {}), **{k: v for k, v in overrides.items() if v is not None}}
-    model = build_model(payload["architecture"], num_classes=len(payload["labels"]), **kwargs)
-    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    try:
+        model = build_model(payload["architecture"], num_classes=len(payload["labels"]), **kwargs)
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    except ModelLoadError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # bad arch_kwargs, tensors of the wrong shape
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"checkpoint {path} does not fit architecture {payload['architecture']}: {first}") from None
     if missing or unexpected:
         raise ModelLoadError(
             f"checkpoint {path} does not fit architecture {payload['architecture']}: "
