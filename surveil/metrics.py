@@ -6,12 +6,42 @@ Every metric is listed, with its meaning, in docs/metrics.md.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from surveil import __version__
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
+PROCESSED_FPS_WINDOW_S = 10.0
+
+
+class ProcessedRate:
+    """Events per second per key over a sliding window; one writer thread, one reader thread."""
+
+    def __init__(self, window_s: float):
+        self.window_s = window_s
+        self._times: dict[str, deque[float]] = {}
+        self._since: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def tick(self, key: str, now: float) -> None:
+        with self._lock:
+            self._times.setdefault(key, deque()).append(now)
+            self._since.setdefault(key, now)
+
+    def rate(self, key: str, now: float) -> float:
+        """Events in the last ``window_s`` seconds (or since ``start``, when younger) per second."""
+        with self._lock:
+            times = self._times.setdefault(key, deque())
+            since = self._since.setdefault(key, now)
+            while times and times[0] <= now - self.window_s:
+                times.popleft()
+            span = min(self.window_s, now - since)
+            return len(times) / span if span >= 1.0 else 0.0
 
 
 class Metrics:
@@ -23,6 +53,11 @@ class Metrics:
         self.frames_skipped = Counter("surveil_frames_skipped_total", "Frames read but not used because of the camera's fps_limit.", ["camera"], registry=r)
         self.frames_dropped = Counter("surveil_frames_dropped_total", "Frames overwritten by a newer one before the detector took them.", ["camera"], registry=r)
         self.frames_processed = Counter("surveil_frames_processed_total", "Frames that went through detection, tracking and rules.", ["camera"], registry=r)
+        self.camera_processed_fps = Gauge(
+            "surveil_camera_processed_fps", f"Frames per second that went through detection, tracking and rules, over the last {PROCESSED_FPS_WINDOW_S:g} s.",
+            ["camera"], registry=r,
+        )
+        self._processed = ProcessedRate(PROCESSED_FPS_WINDOW_S)
         self.camera_up = Gauge("surveil_camera_up", "1 while the camera delivers frames, 0 while it is down.", ["camera"], registry=r)
         self.camera_reconnects = Counter("surveil_camera_reconnects_total", "Attempts to reopen a camera after a failure.", ["camera"], registry=r)
         self.camera_last_frame = Gauge("surveil_camera_last_frame_timestamp_seconds", "Wall-clock time of the camera's newest frame.", ["camera"], registry=r)
@@ -46,3 +81,13 @@ class Metrics:
         self.spool_dropped = Counter("surveil_alert_spool_dropped_total", "Oldest spooled alerts discarded because the spool was full.", registry=r)
         self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
         self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
+
+    def frame_processed(self, camera: str, now_mono: float) -> None:
+        """One frame of ``camera`` went through the rules (the counter, and the fps window)."""
+        self.frames_processed.labels(camera).inc()
+        self._processed.tick(camera, now_mono)
+
+    def update_processed_fps(self, cameras: Iterable[str], now_mono: float) -> None:
+        """Refresh ``surveil_camera_processed_fps`` (about once a second; it falls to 0 when nothing is processed)."""
+        for camera in cameras:
+            self.camera_processed_fps.labels(camera).set(round(self._processed.rate(camera, now_mono), 3))

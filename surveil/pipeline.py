@@ -199,6 +199,7 @@ class Pipeline:
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
             metrics.camera_up.labels(camera.name).set(0)
+            metrics.camera_processed_fps.labels(camera.name).set(0)
         # for the live view (surveil.web.ViewProvider): camera state, analysed-frame rate and version
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._rates = {c.name: RateMeter() for c in cameras}
@@ -296,6 +297,7 @@ class Pipeline:
         wall = time.time()
         for camera in self.analyzers:
             self._status_events.put(_StatusTick(camera, now, wall))
+        self.metrics.update_processed_fps(self.analyzers, now)
         frames_waiting = self._board.pending()
         self.metrics.queue_depth.labels("frames").set(frames_waiting)
         self.metrics.queue_depth.labels("analysis").set(self._analysis.qsize())
@@ -389,7 +391,7 @@ class Pipeline:
         self._count_detections(frame.camera, dets[ctx.confident])
         for update in analyzer.process(ctx):
             self._emit(update)
-        self.metrics.frames_processed.labels(frame.camera).inc()
+        self.metrics.frame_processed(frame.camera, time.monotonic())
         self._rates[frame.camera].tick(time.monotonic())
         self._frame_versions[frame.camera] = next(_FRAME_VERSIONS)
         self.metrics.frame_latency_seconds.labels(frame.camera).observe(time.monotonic() - frame.ts_mono)
