@@ -1,4 +1,4 @@
-"""Command line: `surveil run | check-config | version | train | eval | export`."""
+"""Command line: `surveil run | check-config | analyse | version | train | eval | export`."""
 
 from __future__ import annotations
 
@@ -64,6 +64,23 @@ def _add_training_commands(sub: argparse._SubParsersAction, requested: str | Non
             parser.set_defaults(func=getattr(module, entry))
 
 
+# Like the training commands, imported only when run; they open video (OpenCV), so its own
+# stderr is quieted first (it would print camera URLs with their passwords).
+TOOL_COMMANDS = [
+    ("analyse", "analyse recorded video files frame by frame: alerts as JSON lines and a summary", "surveil.recordings"),
+]
+
+
+def _add_tool_commands(sub: argparse._SubParsersAction, requested: str | None) -> None:
+    for name, help_text, module_name in TOOL_COMMANDS:
+        parser = sub.add_parser(name, help=help_text)
+        if name == requested:
+            quiet_native_logs()
+            module = importlib.import_module(module_name)
+            module.add_arguments(parser)
+            parser.set_defaults(func=module.main)
+
+
 def _requested_command(argv: list[str] | None) -> str | None:
     args = sys.argv[1:] if argv is None else argv
     return next((a for a in args if not a.startswith("-")), None)
@@ -79,6 +96,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate config files and exit (0 = all valid, 2 = one or more invalid)")
     p.add_argument("file", nargs="+")
     p.set_defaults(func=_cmd_check_config)
+    _add_tool_commands(sub, _requested_command(argv))
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)
     _add_training_commands(sub, _requested_command(argv))

@@ -1,0 +1,283 @@
+"""`surveil analyse`: recorded files through the same analyser as the daemon, frame by frame.
+
+    video file -> every (k-th) frame, none dropped -> detector (batches) -> CameraAnalyzer -> JSON lines
+
+Unlike a ``loop: false`` file camera in the daemon, nothing is paced or dropped: every frame
+(or every k-th) is analysed as fast as the detector allows, and the analyser's clock is the
+media time (frame index / the file's fps), so dwell times and rule windows mean the same as in
+the video. Each file is its own recording: a fresh analyser, whose open incidents end at the end
+of the file (``end_reason: stopped``, as the alert schema documents for the end of a recording).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import cv2
+import numpy as np
+
+from surveil.capture import file_fps
+from surveil.config import Config
+from surveil.metrics import Metrics
+from surveil.types import AlertUpdate, Frame
+
+if TYPE_CHECKING:
+    from surveil.detector import Detector
+
+
+class RecordingError(Exception):
+    """A file or camera that cannot be analysed (the message says which and why)."""
+
+
+@dataclass
+class Summary:
+    camera: str
+    files: int = 0
+    frames_read: int = 0
+    frames_analysed: int = 0
+    media_s: float = 0.0
+    wall_s: float = 0.0
+    messages: Counter = field(default_factory=Counter)  # (rule, phase) -> alert messages
+    counts: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)  # (kind, name, rule) -> values
+
+    @property
+    def fps(self) -> float:
+        return self.frames_analysed / self.wall_s if self.wall_s > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"camera {self.camera}: {self.files} file(s), {self.frames_analysed} of {self.frames_read} frames analysed "
+            f"({self.media_s:.1f} s of video) in {self.wall_s:.1f} s: {self.fps:.2f} frames/s",
+        ]
+        rules = sorted({rule for rule, _ in self.messages})
+        if rules:
+            out.append("alerts (rule: start / update / end):")
+            out += [f"  {rule}: {self.messages[rule, 'start']} / {self.messages[rule, 'update']} / {self.messages[rule, 'end']}" for rule in rules]
+        else:
+            out.append("alerts: none")
+        for (kind, name, rule), values in sorted(self.counts.items()):
+            shown = ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "0"
+            out.append(f"{kind[:-1]} {name} ({rule}): {shown}")
+        return out
+
+
+def check_camera(config: Config, camera: str | None) -> str:
+    names = [c.name for c in config.enabled_cameras]
+    if camera is None:
+        return names[0]
+    if camera not in names:
+        raise RecordingError(f"no enabled camera named {camera!r} in the config (cameras: {', '.join(names)})")
+    return camera
+
+
+def check_files(videos: Sequence[str | Path]) -> list[Path]:
+    paths = [Path(v) for v in videos]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise RecordingError(f"no such file: {', '.join(missing)}")
+    return paths
+
+
+def analyse_recordings(
+    config: Config,
+    videos: Sequence[str | Path],
+    detector: Detector,
+    *,
+    camera: str | None = None,
+    every: int = 1,
+    on_alert: Callable[[AlertUpdate], None] = lambda alert: None,
+    progress: Callable[[str], None] | None = None,
+    start_time: float = 0.0,
+) -> Summary:
+    """Analyse every ``every``-th frame of each video with ``camera``'s zones and rules.
+
+    Alert times (``ts``) are ``start_time`` + media time. Raises RecordingError for a missing or
+    unreadable file or an unknown camera (before anything is analysed, as far as it can tell)."""
+    from surveil.pipeline import build_analyzers  # imports torch
+
+    if every < 1:
+        raise RecordingError(f"--every must be at least 1, got {every}")
+    name = check_camera(config, camera)
+    paths = check_files(videos)
+    summary = Summary(camera=name)
+    metrics = Metrics()
+    started = time.monotonic()
+    for path in paths:
+        analyzer = build_analyzers(config, detector, metrics)[name]
+
+        counts: dict[tuple[str, str, str], dict[str, int]] = {}  # this file's running counts
+
+        def state(_camera, report, _previous) -> None:
+            counts[report.kind, report.name, report.rule] = dict(report.values)
+
+        analyzer.on_state = state
+        emit = _counting(summary, on_alert)
+        media_now = 0.0
+        reader = _Reader(path, name, every, start_time)
+        for frames in reader.batches(config.detector.batch_size):
+            for frame, detections in zip(frames, detector.detect([f.image for f in frames])):
+                media_now = frame.ts_mono
+                for update in analyzer.process(analyzer.context(frame, detections)):
+                    emit(update)
+                summary.frames_analysed += 1
+            if progress is not None:
+                progress(_progress_line(path, frames[-1].seq, reader.total, summary, started))
+        summary.frames_read += reader.read
+        end = max(reader.read / reader.fps, media_now)
+        for update in analyzer.close(end, start_time + end, reason="stopped"):
+            emit(update)
+        for key, values in counts.items():  # line counts; each file counts from zero, the summary adds them up
+            if key[0] != "lines":
+                continue
+            total = summary.counts.setdefault(key, {})
+            for k, v in values.items():
+                total[k] = total.get(k, 0) + v
+        summary.files += 1
+        summary.media_s += end
+    summary.wall_s = time.monotonic() - started
+    return summary
+
+
+def _counting(summary: Summary, on_alert: Callable[[AlertUpdate], None]) -> Callable[[AlertUpdate], None]:
+    def emit(update: AlertUpdate) -> None:
+        summary.messages[update.rule, update.phase] += 1
+        on_alert(update)
+
+    return emit
+
+
+class _Reader:
+    """Batches of every ``every``-th frame of one file; seq = 1-based frame number, ts_mono = media time."""
+
+    def __init__(self, path: Path, camera: str, every: int, start_time: float):
+        self.path, self.camera, self.every, self.start_time = path, camera, every, start_time
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise RecordingError(f"cannot open {path} as a video")
+        self.fps = file_fps(self.capture)
+        self.total = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.read = 0
+
+    def batches(self, size: int) -> Iterator[list[Frame]]:
+        try:
+            batch: list[Frame] = []
+            while self.capture.grab():
+                self.read += 1
+                if (self.read - 1) % self.every:
+                    continue
+                ok, image = self.capture.retrieve()
+                if not ok or image is None:
+                    break
+                media = (self.read - 1) / self.fps
+                batch.append(Frame(self.camera, self.read, media, self.start_time + media, np.ascontiguousarray(image)))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+            if self.read == 0:
+                raise RecordingError(f"{self.path}: no frame could be read")
+            if batch:
+                yield batch
+        finally:
+            self.capture.release()
+
+
+def _progress_line(path: Path, number: int, total: int, summary: Summary, started: float) -> str:
+    elapsed = max(time.monotonic() - started, 1e-6)
+    share = f" ({100 * number / total:.0f}%)" if total else ""
+    alerts = sum(n for (_, phase), n in summary.messages.items() if phase == "start")
+    return f"{path.name}: frame {number}/{total or '?'}{share}, {summary.frames_analysed / elapsed:.1f} frames/s, {alerts} alert(s)"
+
+
+class Progress:
+    """Progress on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr, every_s: float = 0.25):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every_s = every_s if self.tty else 5.0
+        self._last = 0.0
+        self._text = ""
+
+    def __call__(self, text: str) -> None:
+        self._text = text
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self._write(text)
+
+    def done(self) -> None:
+        if self._text:
+            self._write(self._text)
+        if self.tty:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def _write(self, text: str) -> None:
+        self.stream.write(f"\r\x1b[K{text}" if self.tty else text + "\n")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------- the command
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("-c", "--config", required=True, help="YAML config file: its detector and the camera's zones, lines and rules")
+    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="recorded video file(s), each analysed as its own recording")
+    parser.add_argument("--camera", help="whose zones and rules apply (default: the first enabled camera)")
+    parser.add_argument("--every", type=int, default=1, metavar="K", help="analyse every K-th frame (default 1: all)")
+    parser.add_argument("--out", default="alerts.jsonl", help="alerts as JSON lines, one message per line (default: alerts.jsonl; replaced)")
+    parser.add_argument("--start-time", type=_start_time, default=0.0, metavar="TIME",
+                        help="wall time of the first frame, Unix seconds or ISO 8601 (alert `ts` = this + media time; default 0)")
+
+
+def _start_time(text: str) -> float:
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(f"not Unix seconds or ISO 8601: {text!r}") from None
+
+
+def main(args) -> int:
+    """`surveil analyse`: 0 when every file was analysed, 2 for a bad config, file, camera or model."""
+    from surveil.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+        check_camera(config, args.camera)
+        check_files(args.videos)
+        if args.every < 1:
+            raise RecordingError(f"--every must be at least 1, got {args.every}")
+    except (ConfigError, RecordingError) as exc:
+        print(f"surveil: {exc}", file=sys.stderr)
+        return 2
+    from surveil.pipeline import PipelineError, load_detector
+
+    progress = Progress()
+    try:
+        detector = load_detector(config)
+        with open(args.out, "w", encoding="utf-8") as out:
+            def write(alert: AlertUpdate) -> None:
+                out.write(alert.to_json(published_at=time.time()) + "\n")
+
+            summary = analyse_recordings(config, args.videos, detector, camera=args.camera, every=args.every,
+                                         on_alert=write, progress=progress, start_time=args.start_time)
+    except (PipelineError, RecordingError, OSError) as exc:
+        progress.done()
+        print(f"surveil: {exc}", file=sys.stderr)
+        return 2
+    progress.done()
+    print("\n".join(summary.lines()))
+    print(f"alerts: {args.out}")
+    return 0
