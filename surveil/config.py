@@ -671,29 +671,35 @@ def _check_event_budget(text: str) -> None:
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
-    """Aliases share nodes; count what they expand to (memoised, so a 'billion laughs' costs its file size)."""
-    sizes: dict[int, int] = {}
+    """Aliases share nodes; count what they expand to, and how deep (memoised, so a 'billion laughs'
+    costs its file size). Anchors are defined before use, so the walk meets each definition first."""
+    measured: dict[int, tuple[int, int]] = {}  # node -> (values, depth) once expanded
+    in_progress: set[int] = set()
 
-    def size(node: yaml.Node, depth: int) -> int:
-        if depth > MAX_YAML_DEPTH:
-            raise ConfigError(f"line {node.start_mark.line + 1}: aliases nest more than {MAX_YAML_DEPTH} levels deep (or refer to themselves)")
-        known = sizes.get(id(node))
+    def measure(node: yaml.Node) -> tuple[int, int]:
+        known = measured.get(id(node))
         if known is not None:
             return known
+        if id(node) in in_progress:
+            raise ConfigError(f"line {node.start_mark.line + 1}: an alias refers to the value that contains it")
+        in_progress.add(id(node))
         if isinstance(node, yaml.SequenceNode):
-            total = 1 + sum(size(child, depth + 1) for child in node.value)
+            children = [measure(child) for child in node.value]
         elif isinstance(node, yaml.MappingNode):
-            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+            children = [measure(part) for pair in node.value for part in pair]
         else:
-            total = 1
+            children = []
+        in_progress.discard(id(node))
+        total = 1 + sum(size for size, _ in children)
+        depth = 1 + max((d for _, d in children), default=0)
         if total > MAX_YAML_NODES:
-            raise ConfigError(
-                f"line {node.start_mark.line + 1}: expands (through aliases) to more than {MAX_YAML_NODES:,} YAML values"
-            )
-        sizes[id(node)] = total
-        return total
+            raise ConfigError(f"line {node.start_mark.line + 1}: expands (through aliases) to more than {MAX_YAML_NODES:,} YAML values")
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"line {node.start_mark.line + 1}: aliases nest more than {MAX_YAML_DEPTH} levels deep")
+        measured[id(node)] = (total, depth)
+        return total, depth
 
-    size(root, 0)
+    measure(root)
 
 
 def _substitute_nodes(root: yaml.Node, environ: dict[str, str]) -> None:
