@@ -17,13 +17,22 @@ class, each stage taking only what the ones before left:
    only lets a track take a neighbour's detection in a crowd). The detections scoring at least
    ``_SURE_SCORE`` go through this stage first, the other high-score ones after them, so an
    ambiguous mid-score box (often one box over two people) cannot take a track from a confident one.
+   A track missed in the previous update (lost) takes nothing by centre distance that overlaps, at
+   IoU >= ``_CROWD_IOU``, the predicted box of another confirmed track seen in the previous update:
+   in a group, a lost track's widening gate otherwise reaches a live neighbour's detection (or a
+   second box over that neighbour), and the lost identity jumps onto the wrong person.
 2. tracks seen in the previous update x low-score detections (ByteTrack's rescue): IoU, then
    centre distance with the tighter gate of a track just seen.
 3. tentative tracks x high-score detections left: IoU then centre distance.
 
 A tentative track that misses an update is dropped; one matched ``min_hits`` times is confirmed. A
 confirmed track that goes unmatched for more than ``lost_after_s`` seconds is dropped. New tracks
-start only from high-score detections left unmatched that score at least ``birth_score``. Ids count up per tracker and are never reused.
+start only from high-score detections left unmatched that score at least ``birth_score`` and
+overlapping no confirmed track's box (matched box, or predicted box of a lost track) at IoU >=
+``_BIRTH_IOU``: the detector often gives a walker two boxes, and a track born from the second one
+later takes the walker's identity over (its prediction overlapping the walker's box better). Both
+overlap rules hold within one class (a person beside a parked car is not a second box over the car).
+Ids count up per tracker and are never reused.
 """
 
 from __future__ import annotations
@@ -42,6 +51,8 @@ _NDIM = 4  # cx, cy, w, h
 _COAST_S = 1.0  # longest prediction at full velocity past a track's last match
 _GATE_RAMP_S = 0.3  # centre-distance gates reach full width only this long after a track's last match
 _SURE_SCORE = 0.6  # high-score detections scoring at least this are matched to confirmed tracks first
+_CROWD_IOU = 0.2  # a lost track takes no detection by centre distance that overlaps a live track this much
+_BIRTH_IOU = 0.3  # no new track from a detection overlapping a confirmed track's box this much
 
 
 def _xyxy_to_z(xyxy: np.ndarray) -> np.ndarray:
@@ -231,7 +242,7 @@ class ByteTracker:
                 track.missed += 1
                 track.coast_until = min(track.coast_until, self._clock)
         self._tracks = [t for t in self._tracks if self._keep(t)]
-        self._births(detections, left_high, now)
+        self._births(detections, self._unclaimed(detections, left_high), now)
         return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]
 
     def _advance(self, now: float) -> None:
@@ -289,10 +300,39 @@ class ByteTracker:
             rows, gate = [r for r, o in zip(rows, open_gate) if o], gate[open_gate]
             closeness = center_closeness(predicted[rows], boxes[cols], gate, self.max_size_ratio)
             closeness = np.where(same_class[np.ix_(rows, cols)], closeness, 0.0)
+            closeness = self._crowd_gate(closeness, [tracks[r] for r in rows], boxes[cols], detections.class_id[dets][cols])
             pairs += hungarian(closeness, rows, cols, minimum=1e-6)
         matches = [(tracks[r], dets[c]) for r, c in pairs]
         used_t, used_d = {m[0] for m in matches}, {m[1] for m in matches}
         return matches, [t for t in tracks if t not in used_t], [d for d in dets if d not in used_d]
+
+    def _crowd_gate(self, closeness: np.ndarray, rows: list[int], boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Zero the centre-distance scores of lost tracks (``rows``: track indices) for the detections
+        (``boxes``, ``classes``) that overlap a live track's predicted box of their class at IoU >=
+        ``_CROWD_IOU``. Live: confirmed and seen in the previous update (``missed`` is only updated
+        after all stages, so it still says that)."""
+        lost = np.array([self._tracks[t].missed > 0 for t in rows], bool)
+        live = [t for t in self._tracks if t.missed == 0 and t.hits >= self.min_hits]
+        if not lost.any() or not live or closeness.size == 0:
+            return closeness
+        crowded = self._overlap(boxes, classes, [t.motion.box() for t in live], [t.class_id for t in live]) >= _CROWD_IOU
+        return np.where(lost[:, None] & crowded[None, :], 0.0, closeness)
+
+    def _unclaimed(self, detections: Detections, candidates: list[int]) -> list[int]:
+        """The birth candidates overlapping no confirmed track's box of their class at IoU >= ``_BIRTH_IOU``."""
+        claimed = [t for t in self._tracks if t.hits >= self.min_hits]
+        if not candidates or not claimed:
+            return candidates
+        boxes = [t.xyxy if t.missed == 0 else t.motion.box() for t in claimed]
+        overlap = self._overlap(detections.xyxy[candidates], detections.class_id[candidates], boxes, [t.class_id for t in claimed])
+        return [d for d, o in zip(candidates, overlap) if o < _BIRTH_IOU]
+
+    @staticmethod
+    def _overlap(boxes: np.ndarray, classes: np.ndarray, track_boxes: list, track_classes: list) -> np.ndarray:
+        """(N,) largest IoU of each box with a track box of the same class."""
+        iou = box_iou(boxes, np.stack(track_boxes))
+        same = np.asarray(classes)[:, None] == np.asarray(track_classes)[None, :]
+        return np.where(same, iou, 0.0).max(axis=1)
 
     def _apply_match(self, track: _TrackState, detections: Detections, index: int, now: float) -> None:
         box = np.array(detections.xyxy[index], np.float32)  # a copy: the caller's array stays untouched

@@ -155,6 +155,51 @@ def test_confirmed_after_min_hits():
     assert len(tracker.update(dets(walker(0.2)), now=0.2)) == 1
 
 
+
+@pytest.mark.parametrize(
+    ("shift", "births"),
+    [
+        (6.0, False),  # a second box over the tracked walker (IoU 0.54): no new track
+        (20.0, True),  # a second person beside it (no overlap): a new track
+    ],
+    ids=["second-box-on-walker", "walker-beside"],
+)
+def test_no_birth_from_a_second_box_on_a_tracked_object(shift, births):
+    tracker = ByteTracker("cam", min_hits=2)
+    ids = set()
+    for i in range(10):
+        t = 0.1 * i
+        box = walker(t)
+        given = dets(box) if i < 3 else dets(box, [box[0] + shift, 100, box[2] + shift, 160], scores=[0.9, 0.5])
+        ids |= seen_ids(tracker.update(given, now=t))
+    assert len(ids) == (2 if births else 1)
+
+
+
+def test_overlap_with_another_class_does_not_block_a_birth():
+    tracker = ByteTracker("cam", min_hits=1)
+    car = [0, 100, 80, 160]
+    tracker.update(dets(car, cls=2), now=0.0)
+    person = Detections.from_arrays(np.array([car, [0, 95, 40, 160]], np.float32), [0.9, 0.9], [2, 1])
+    tracks = tracker.update(person, now=0.1)
+    assert sorted(t.class_id for t in tracks if t.missed == 0) == [1, 2]
+
+def test_lost_track_does_not_take_a_box_over_a_live_neighbour_by_centre_distance():
+    # A stands at x 10-30, B at x 60-80 (boxes 60 high); B goes unseen for 0.6 s, then a second box
+    # D over A (x 22-42, IoU 0.25 with A) comes within B's centre-distance gate (centres 38 px apart)
+    a, b, d = [10, 100, 30, 160], [60, 100, 80, 160], [22, 100, 42, 160]
+    tracker = ByteTracker("cam", min_hits=2, lost_after_s=3.0)
+    for i in range(5):
+        tracks = tracker.update(dets(a, b), now=0.1 * i)
+    by_x = {t.xyxy[0]: t.track_id for t in tracks}
+    id_a, id_b = by_x[10.0], by_x[60.0]
+    for i in range(5, 10):
+        tracker.update(dets(a), now=0.1 * i)
+    tracks = {t.track_id: t for t in tracker.update(dets(a, d), now=1.0)}
+    assert tracks[id_a].missed == 0
+    assert tracks[id_b].missed > 0  # still lost (kept for lost_after_s), not moved onto A's neighbour box
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
