@@ -83,3 +83,26 @@ def _text(canvas: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[
 def encode_jpeg(image: np.ndarray, quality: int = 80) -> bytes | None:
     ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return buffer.tobytes() if ok else None
+
+
+GRID_COLOUR = (200, 200, 200)
+
+
+def draw_grid(image: np.ndarray, step: float = 0.1) -> np.ndarray:
+    """A copy of ``image`` with a relative-coordinate grid (0 = left/top, 1 = right/bottom) every
+    ``step``, each line labelled with its coordinate: what `surveil snapshot` draws under the zones."""
+    canvas = image.copy()
+    height, width = canvas.shape[:2]
+    faint = canvas.copy()
+    count = int(round(1 / step))
+    for i in range(1, count):
+        x, y = int(round(i * step * width)), int(round(i * step * height))
+        cv2.line(faint, (x, 0), (x, height - 1), GRID_COLOUR, 1)
+        cv2.line(faint, (0, y), (width - 1, y), GRID_COLOUR, 1)
+    cv2.addWeighted(faint, 0.6, canvas, 0.4, 0, dst=canvas)
+    for i in range(1, count):
+        label = f"{i * step:.1f}"
+        x, y = int(round(i * step * width)), int(round(i * step * height))
+        _text(canvas, label, (x + 2, 12), GRID_COLOUR)  # x along the top
+        _text(canvas, label, (2, y - 3), GRID_COLOUR)  # y down the left
+    return canvas

@@ -12,6 +12,7 @@ import pytest
 
 from surveil.render import ACTIVE_COLOUR, ZONE_COLOUR
 from tests.support.live_daemon import CENTRE, SECRET, running_daemon, write_config
+from tests.support.pixels import outline_hits
 from tests.support.polling import wait_until
 from tests.support.scene import HEIGHT, WIDTH
 
@@ -31,20 +32,6 @@ def fetch(daemon, path, headers=None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
-
-
-def outline_hits(image: np.ndarray, polygon, colours, tolerance: int = 60) -> float:
-    """Fraction of points along the polygon's edges with a pixel of one of ``colours`` within 1 px."""
-    height, width = image.shape[:2]
-    points = np.asarray(polygon, float) * [width, height]
-    hits = total = 0
-    for a, b in zip(points, np.roll(points, -1, axis=0)):
-        for t in np.linspace(0.1, 0.9, 20):  # the corners carry the zone's label; sample between them
-            x, y = np.round(a + t * (b - a)).astype(int)
-            patch = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(int)
-            total += 1
-            hits += any((np.abs(patch - colour).max(axis=1) <= tolerance).any() for colour in colours)
-    return hits / total
 
 
 def test_latest_jpg_shows_the_zone_outline_where_the_polygon_is(running):
