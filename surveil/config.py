@@ -428,6 +428,11 @@ class MqttConfig(_Model):
         default="surveil-spool.sqlite3",
         description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to `state_dir`).",
     )
+    @field_validator("qos", mode="before")
+    @classmethod
+    def _qos_from_text(cls, value: Any) -> Any:  # `qos: ${MQTT_QOS}` arrives as a string
+        return int(value) if isinstance(value, str) and value.strip() in ("0", "1", "2") else value
+
     spool_max_alerts: int = Field(
         default=100_000, ge=100, le=10_000_000, description="Oldest spooled alerts are dropped (and counted) beyond this many (100-10,000,000)."
     )
