@@ -195,7 +195,8 @@ class MqttCollector:
     """
 
     def __init__(
-        self, host: str, port: int, topic: str = "#", persistent: bool = True, client_id: str | None = None
+        self, host: str, port: int, topic: str = "#", persistent: bool = True, client_id: str | None = None,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.topic = topic
         self.persistent = persistent
@@ -208,6 +209,8 @@ class MqttCollector:
             clean_session=not persistent,
         )
         self._client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
+        if auth is not None:
+            self._client.username_pw_set(*auth)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
