@@ -14,8 +14,8 @@ bench/pets_detections.py and cached).
 Truth, per phase: a *visit* of a person to a zone starts when the person's ground-truth feet have
 been inside for ``min_frames`` consecutive processed frames and ends after ``exit_frames``
 processed frames outside (or when the person leaves the scene); stepping back in within the rule's
-``merge_window_s`` continues the same visit (the daemon folds such a return into the open
-incident, and so does the truth). Each incident start is attributed
+``merge_window_s`` of having left continues the same visit (the daemon folds such a return into
+the incident still waiting to end, and so does the truth). Each incident start is attributed
 to the ground-truth person whose box overlaps the alerted box best (IoU >= 0.5) and to that
 person's visit of the zone open at that frame (or ending at most ``merge_window_s`` earlier).
 - recall: visits with at least one start;
@@ -79,7 +79,7 @@ def gt_frames(shared: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 
 def visits(gt, frames: list[int], camera: CameraConfig) -> list[tuple[int, str, int, int]]:
-    """(person, zone, first frame, last frame) of every true visit in the processed frames."""
+    """(person, zone, first frame, last frame inside) of every true visit in the processed frames."""
     rule = camera.rules[0]
     found = []
     for zone in camera.zones:
@@ -95,26 +95,27 @@ def visits(gt, frames: list[int], camera: CameraConfig) -> list[tuple[int, str, 
                 if s[2] is None and s[0] >= rule.min_frames:
                     s[2] = number
                 if s[2] is not None and s[1] >= rule.exit_frames:
-                    found.append((person, zone.name, s[2], s[3]))
+                    found.append((person, zone.name, s[2], s[3], number))
                     s[2] = None
             for person in [p for p in streak if p not in set(ids.tolist())]:
                 s = streak.pop(person)
                 if s[2] is not None:
-                    found.append((person, zone.name, s[2], s[3]))
-        found += [(p, zone.name, s[2], s[3]) for p, s in streak.items() if s[2] is not None]
+                    found.append((person, zone.name, s[2], s[3], number))
+        found += [(p, zone.name, s[2], s[3], FRAMES) for p, s in streak.items() if s[2] is not None]
     return _join_returns(sorted(found), gap_frames=int(rule.merge_window_s * FPS))
 
 
-def _join_returns(found: list[tuple[int, str, int, int]], gap_frames: int) -> list[tuple[int, str, int, int]]:
-    """A person who steps out and back in within the rule's merge window is still on the same visit."""
-    joined: list[tuple[int, str, int, int]] = []
+def _join_returns(found: list[tuple[int, str, int, int, int]], gap_frames: int) -> list[tuple[int, str, int, int]]:
+    """A person who is back in (again ``min_frames`` inside) within the rule's merge window after
+    leaving (``exit_frames`` outside) is still on the same visit, as the daemon's incident book has it."""
+    joined: list[tuple[int, str, int, int, int]] = []
     for visit in found:
         last = joined[-1] if joined else None
-        if last and last[:2] == visit[:2] and visit[2] - last[3] <= gap_frames:
-            joined[-1] = (*last[:3], visit[3])
+        if last and last[:2] == visit[:2] and visit[2] - last[4] <= gap_frames:
+            joined[-1] = (*last[:3], visit[3], visit[4])
         else:
             joined.append(visit)
-    return joined
+    return [v[:4] for v in joined]
 
 
 def run(detections_at, thresholds, class_names, frames, camera, tracker) -> list[tuple[int, str, np.ndarray]]:
@@ -196,7 +197,7 @@ def main() -> None:
         print(row("ground-truth boxes", label, args.step, summary(phases("gt", oracle, None, names, gt, args.step, camera, tracker))), flush=True)
     if args.no_model:
         return
-    from bench.pets_detections import pets_detections
+    from pets_detections import pets_detections  # a sibling script in bench/
 
     found, thresholds, class_names = pets_detections(args.weights, args.shared_data, args.min_size)
     final = None

@@ -29,6 +29,9 @@ from surveil.rules.base import Condition, FrameContext, Rule
 from surveil.types import AlertUpdate, Subject
 
 
+_BORN_SLACK_S = 1.0  # a re-born identity may appear (tentatively) just before the old one is last matched
+
+
 @dataclass
 class _Incident:
     id: str
@@ -139,7 +142,9 @@ class IncidentBook:
         The same key coming back while its incident waits to end (a person stepping out and back
         in) continues it. A new key continues an incident whose subject the tracker has lost or
         only predicts (not one it still sees: that person simply left), last seen within
-        ``merge_window_s`` and ``merge_distance`` box heights of where the new key appears.
+        ``merge_window_s`` and ``merge_distance`` box heights of where the new key appears, and
+        only when the new subject is younger than that loss: a track that already existed while
+        the lost one was still seen is somebody else.
         """
         policy = rule.policy
         if policy.merge_window_s <= 0:
@@ -155,6 +160,8 @@ class IncidentBook:
                 continue
             if ctx.now - incident.last_seen_at > policy.merge_window_s:
                 continue
+            if condition.born is not None and condition.born < incident.last_seen_at - _BORN_SLACK_S:
+                continue  # the new subject was tracked before the lost one vanished: somebody else
             scale = max(incident.scale, condition.scale, 1.0)
             distance = math.dist(incident.position, condition.position) / scale
             if distance <= policy.merge_distance and distance < best_distance:

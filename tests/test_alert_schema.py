@@ -62,9 +62,9 @@ EXPECTED = {
 }
 
 
-def _track(track_id: int, class_id: int, feet: tuple[float, float], t: float, height: float = 60.0) -> Track:
+def _track(track_id: int, class_id: int, feet: tuple[float, float], t: float, height: float = 60.0, born: float = 0.0) -> Track:
     x, y = feet
-    return Track(track_id, "yard", class_id, (x - height / 5, y - height, x + height / 5, y), 0.9, 0.0, t, 5, 0)
+    return Track(track_id, "yard", class_id, (x - height / 5, y - height, x + height / 5, y), 0.9, born, t, 5, 0)
 
 
 def _scene_image(step: int, rng: np.random.Generator) -> np.ndarray:
@@ -86,7 +86,7 @@ def _tracks_at(step: int, t: float) -> list[Track]:
     elif step < 44:
         pass  # person 1 lost for 0.4 s ...
     elif step < 55:  # ... and comes back as track 7 close by: folded into the same incidents
-        tracks.append(_track(7, 1, (205.0 + (step - 44) * 2, 200.0), t))
+        tracks.append(_track(7, 1, (205.0 + (step - 44) * 2, 200.0), t, born=44 / FPS))  # a new identity, born after the loss
     if 5 <= step < 30:
         tracks.append(_track(2, 1, (300.0, 200.0 + (step % 3)), t))
     if step < 30:  # person 3 walks west across the gate line, back east, and west again

@@ -56,6 +56,7 @@ class Act:
     visible: tuple[tuple[float, float], ...] = ()
     details: Callable[[float], dict[str, Any]] = field(default=lambda t: {})
     track_id: int = 0
+    born: float | None = None  # when the tracker first saw the subject (None: unknown)
 
     def active(self, t: float) -> bool:
         return any(t0 <= t < t1 for t0, t1 in self.intervals)
@@ -66,7 +67,7 @@ class Act:
     def condition(self, t: float) -> Condition:
         subject = Subject(self.track_id, self.key, 0.9, (0.0, 0.0, 10.0, 50.0))
         return Condition(key=self.key, subjects=(subject,), seen=self.seen(t), position=self.position,
-                         scale=50.0, details=self.details(t))
+                         scale=50.0, born=self.born, details=self.details(t))
 
     def track(self, t: float) -> Track | None:
         if not (self.active(t) or self.seen(t)):
@@ -142,6 +143,14 @@ CASES = {
     "fold_near_new_key": (  # a lost at 4, b appears 0.4 heights away at 5: same incident; end waits 3 s after b ends
         P(merge_window_s=3, merge_distance=1.5), [Act("a", ((1, 4),)), Act("b", ((5, 8),), position=NEAR)], 12,
         [("start", 1, "a", 1.0), ("end", 1, "b", 8.0)],
+    ),
+    "fold_a_subject_born_after_the_loss": (  # b's track began at 4.5, after a was last seen (3.5): a re-birth
+        P(merge_window_s=3, merge_distance=1.5), [Act("a", ((1, 4),)), Act("b", ((5, 8),), position=NEAR, born=4.5)], 12,
+        [("start", 1, "a", 1.0), ("end", 1, "b", 8.0)],
+    ),
+    "no_fold_a_subject_tracked_before_the_loss": (  # b's track existed since 0.5, long before a vanished: somebody else
+        P(merge_window_s=3, merge_distance=1.5), [Act("a", ((1, 4),)), Act("b", ((5, 8),), position=NEAR, born=0.5)], 12,
+        [("start", 1, "a", 1.0), ("start", 2, "b", 5.0), ("end", 1, "a", 4.0), ("end", 2, "b", 8.0)],
     ),
     "no_fold_far_away": (  # a's end is sent at 7 (merge window) stamped 4
         P(merge_window_s=3, merge_distance=1.5), [Act("a", ((1, 4),)), Act("b", ((5, 8),), position=FAR)], 12,

@@ -59,6 +59,7 @@ class Condition:
     seen: bool = True  # the subject was matched in this frame (False: the tracker only predicts it)
     position: tuple[float, float] | None = None  # pixels; where the subject is (for identity-swap folding)
     scale: float = 0.0  # pixels; the subject's box height (distance yardstick for folding)
+    born: float | None = None  # when the tracker first saw the subject (a re-born identity is younger than the loss)
     details: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,6 +153,7 @@ class RuleBase:
             seen=track.missed == 0,
             position=position,
             scale=box_height(track.xyxy),
+            born=track.first_seen,
             details=details,
         )
 

@@ -1,9 +1,11 @@
 """Who is inside a zone, with inertia: the building block of the zone rules.
 
-A track enters after its anchor was *seen* inside for ``enter_frames`` processed frames, and
-leaves after it was seen outside for ``exit_frames`` frames or when the tracker drops it. Frames
-where the tracker could not match the track (``missed > 0``) change nothing: a missed detection
-is no evidence that somebody left, which is what keeps alerts whole at low processed frame rates.
+A track enters after its anchor was inside for ``enter_frames`` processed frames in a row, the
+last of them *seen* (matched to a detection), and leaves after it was seen outside for
+``exit_frames`` frames or when the tracker drops it. A frame where the tracker could not match the
+track (``missed > 0``) but predicts it inside continues an inside run that a seen frame began; it
+never starts, ends or completes anything on its own. A missed detection is no evidence that
+somebody left, which is what keeps alerts whole at the low processed frame rates of a CPU.
 """
 
 from __future__ import annotations
@@ -38,10 +40,12 @@ class ZonePresence:
     def update(self, tracks: Sequence[Track], now: float, width: int, height: int) -> list[tuple[Track, float]]:
         """Advance with this frame's tracks; return (track, entered_at) for every track now inside."""
         candidates = class_filter(tracks, self.class_ids)
-        seen = [t for t in candidates if t.missed == 0]
-        inside = self.zone.contains([t.xyxy for t in seen], self.anchor, width, height)
-        for track, is_inside in zip(seen, inside):
-            self._observe(track.track_id, bool(is_inside), now)
+        inside = self.zone.contains([t.xyxy for t in candidates], self.anchor, width, height)
+        for track, is_inside in zip(candidates, inside):
+            if track.missed == 0:
+                self._observe(track.track_id, bool(is_inside), now)
+            elif is_inside:
+                self._predicted_inside(track.track_id)
         alive = {t.track_id for t in candidates}
         for track_id in [i for i in self._streaks if i not in alive]:
             del self._streaks[track_id]
@@ -62,6 +66,11 @@ class ZonePresence:
             streak.inside_frames = 0
             if streak.outside_frames >= self.exit_frames:
                 streak.entered_at = None
+
+    def _predicted_inside(self, track_id: int) -> None:
+        streak = self._streaks.get(track_id)
+        if streak is not None and streak.inside_frames > 0:
+            streak.inside_frames += 1
 
     def _is_in(self, track_id: int) -> bool:
         streak = self._streaks.get(track_id)

@@ -1,0 +1,46 @@
+"""ZonePresence: inertia in processed frames; a frame the tracker only predicts never decides alone."""
+
+import numpy as np
+import pytest
+
+from surveil.rules.base import Zone
+from surveil.rules.presence import ZonePresence
+from surveil.types import Track
+
+SQUARE = Zone("square", np.array([[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]))
+IN, OUT = (45.0, 20.0, 55.0, 50.0), (45.0, 60.0, 55.0, 90.0)  # feet at y=50 (inside) / y=90 (outside) of 100x100
+
+
+def track(box, missed=0):
+    return Track(7, "cam", 1, box, 0.9, 0.0, 0.0, 3, missed)
+
+
+@pytest.mark.parametrize(
+    ("frames", "inside_after"),
+    [
+        pytest.param(["in", "in", "in"], [False, False, True], id="three-seen-frames-enter"),
+        pytest.param(["in", "pred-in", "in"], [False, False, True], id="a-predicted-frame-continues-a-seen-run"),
+        pytest.param(["pred-in", "pred-in", "pred-in"], [False, False, False], id="prediction-alone-never-enters"),
+        pytest.param(["in", "pred-in", "pred-in"], [False, False, False], id="entering-needs-a-seen-frame"),
+        pytest.param(["in", "out", "in", "in"], [False, False, False, False], id="seen-outside-resets-the-run"),
+        pytest.param(["in", "pred-out", "in", "in"], [False, False, False, True], id="predicted-outside-is-no-evidence"),
+        pytest.param(["in"] * 3 + ["out", "out"], [False, False, True, True, True], id="leaving-needs-exit-frames"),
+        pytest.param(["in"] * 3 + ["out", "pred-out", "out", "out"], [False, False, True, True, True, True, False],
+                     id="missed-frames-do-not-count-towards-leaving"),
+    ],
+)
+def test_inertia(frames, inside_after):
+    presence = ZonePresence(SQUARE, frozenset(), "bottom_center", enter_frames=3, exit_frames=3)
+    boxes = {"in": (IN, 0), "out": (OUT, 0), "pred-in": (IN, 1), "pred-out": (OUT, 1)}
+    observed = []
+    for step, kind in enumerate(frames):
+        box, missed = boxes[kind]
+        observed.append(bool(presence.update([track(box, missed)], float(step), 100, 100)))
+    assert observed == inside_after
+
+
+def test_a_dropped_track_is_forgotten():
+    presence = ZonePresence(SQUARE, frozenset(), "bottom_center", enter_frames=1, exit_frames=1)
+    assert presence.update([track(IN)], 0.0, 100, 100)
+    assert presence.update([], 1.0, 100, 100) == []
+    assert presence.update([track(OUT)], 2.0, 100, 100) == []
