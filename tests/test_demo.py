@@ -70,6 +70,10 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
         assert metric(port, "surveil_detector_ready") == 1
         assert wait_until(lambda: any(m.payload == b"online" for m in subscriber.on_topic("surveil/available")), 10)
         assert wait_until(lambda: starts(subscriber), 120), "no alert from the demo"  # real alerts, offline
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:  # the live view
+            assert 'data-camera="plaza"' in response.read().decode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cameras/plaza/latest.jpg", timeout=5) as response:
+            assert response.headers["Content-Type"] == "image/jpeg" and response.read()[:2] == b"\xff\xd8"
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=20)
