@@ -1,4 +1,9 @@
-"""``loitering``: an object stays inside a zone for more than ``dwell_s`` seconds (clock time, not frames)."""
+"""``loitering``: an object stays inside a zone for more than ``dwell_s`` seconds (clock time, not frames).
+
+The dwell runs from the first frame of the entering run to the latest frame the object was inside,
+so a person who is on the way out (outside, but not yet for ``exit_frames``) does not start
+loitering on the strength of inertia alone.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +30,9 @@ class LoiteringRule(RuleBase):
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
         inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)
-        return [
-            self.track_condition(t, self.anchor, {"dwell_s": round(ctx.now - entered, 1)})
-            for t, entered in inside
-            if ctx.now - entered >= self.dwell_s
-        ]
+        conditions = []
+        for track, entered in inside:
+            dwell = (self._presence.last_inside(track.track_id) or entered) - entered  # time inside, not time since
+            if dwell >= self.dwell_s:
+                conditions.append(self.track_condition(track, self.anchor, {"dwell_s": round(dwell, 1)}))
+        return conditions

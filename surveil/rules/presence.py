@@ -23,6 +23,7 @@ class _Streak:
     inside_frames: int = 0
     outside_frames: int = 0
     entered_at: float | None = None  # clock time of the first of the frames that made it enter
+    last_inside_at: float | None = None  # clock time of the latest frame it was (seen or predicted) inside
 
 
 class ZonePresence:
@@ -45,7 +46,7 @@ class ZonePresence:
             if track.missed == 0:
                 self._observe(track.track_id, bool(is_inside), now)
             elif is_inside:
-                self._predicted_inside(track.track_id)
+                self._predicted_inside(track.track_id, now)
         alive = {t.track_id for t in candidates}
         for track_id in [i for i in self._streaks if i not in alive]:
             del self._streaks[track_id]
@@ -59,6 +60,7 @@ class ZonePresence:
                 self._first_inside[track_id] = now
             streak.inside_frames += 1
             streak.outside_frames = 0
+            streak.last_inside_at = now
             if streak.entered_at is None and streak.inside_frames >= self.enter_frames:
                 streak.entered_at = self._first_inside[track_id]
         else:
@@ -67,10 +69,16 @@ class ZonePresence:
             if streak.outside_frames >= self.exit_frames:
                 streak.entered_at = None
 
-    def _predicted_inside(self, track_id: int) -> None:
+    def _predicted_inside(self, track_id: int, now: float) -> None:
         streak = self._streaks.get(track_id)
         if streak is not None and streak.inside_frames > 0:
             streak.inside_frames += 1
+            streak.last_inside_at = now
+
+    def last_inside(self, track_id: int) -> float | None:
+        """When the track was last (seen or predicted) inside; None if never."""
+        streak = self._streaks.get(track_id)
+        return None if streak is None else streak.last_inside_at
 
     def _is_in(self, track_id: int) -> bool:
         streak = self._streaks.get(track_id)
