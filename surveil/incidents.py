@@ -179,7 +179,8 @@ class IncidentBook:
             incident.all_keys.add(key)
             self._by_key[(incident.rule.id, key)] = incident
         incident.closing_since = None
-        incident.subjects = condition.subjects or incident.subjects
+        if condition.seen or not incident.subjects:  # boxes where the object was seen, never a prediction
+            incident.subjects = condition.subjects or incident.subjects
         incident.details = {**dict(condition.details), **({"merged_identities": incident.merged} if incident.merged else {})}
         if condition.seen:
             incident.last_seen_at = ctx.now
