@@ -361,6 +361,18 @@ class DetectorConfig(_Model):
     max_size: int | None = Field(default=None, ge=64, le=8192, description="Network input: cap on the longer side in pixels, 64-8192.")
     half: bool = Field(default=True, description="Run under fp16 autocast on CUDA (ignored on CPU).")
     threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads for inference, 1-1024 (torch.set_num_threads); default: torch's choice.")
+    backend: Literal["torch", "onnxruntime", "openvino", "auto"] = Field(
+        default="torch",
+        description="Inference runtime: `torch` (batched; the GPU path), `onnxruntime` or `openvino` (CPU; the checkpoint is "
+        "exported to ONNX once and cached in `<state_dir>/model-cache`; openvino needs `pip install -e '.[fast]'`), "
+        "`auto` (torch on CUDA, else openvino, else onnxruntime, else torch: whichever is installed). Same boxes within "
+        "tolerance (docs/benchmarks.md).",
+    )
+    openvino_precision: Literal["fp32", "bf16"] = Field(
+        default="fp32",
+        description="backend openvino: `bf16` is about twice as fast on CPUs with native bf16 (AMX / AVX512-BF16) but moves "
+        "boxes and scores (up to about 0.1 on the shipped model): check the operating threshold for it; fp32 on other CPUs.",
+    )
 
     @field_validator("class_score_thresholds")
     @classmethod

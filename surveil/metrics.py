@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from surveil import __version__
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 PROCESSED_FPS_WINDOW_S = 10.0
 
@@ -63,6 +64,10 @@ class Metrics:
         self.camera_last_frame = Gauge("surveil_camera_last_frame_timestamp_seconds", "Wall-clock time of the camera's newest frame.", ["camera"], registry=r)
         self.batch_size = Histogram("surveil_batch_size", "Frames per detector forward pass.", buckets=BATCH_BUCKETS, registry=r)
         self.inference_seconds = Histogram("surveil_inference_seconds", "Wall time of one detector forward pass (whole batch).", buckets=LATENCY_BUCKETS, registry=r)
+        self.stage_seconds = Histogram(
+            "surveil_stage_seconds", "Per frame, time in one pipeline stage: `wait` (capture to the start of its detector batch), "
+            "`analyse` (tracker, rules and handing alerts to the sinks).", ["stage"], buckets=STAGE_BUCKETS, registry=r,
+        )
         self.frame_latency_seconds = Histogram("surveil_frame_latency_seconds", "From frame capture to the end of rule evaluation, per frame.", ["camera"], buckets=LATENCY_BUCKETS, registry=r)
         self.alert_latency_seconds = Histogram("surveil_alert_latency_seconds", "End to end: from capture of the triggering frame to the alert handed to the sinks.", buckets=LATENCY_BUCKETS, registry=r)
         self.detections = Counter("surveil_detections_total", "Detections kept after score and class filters.", ["camera", "class"], registry=r)

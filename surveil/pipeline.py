@@ -21,15 +21,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from surveil.analysis import CameraAnalyzer, build_analyzer
+from surveil.backends import create_detector
 from surveil.batcher import FrameBoard
 from surveil.capture import CameraSource
 from surveil.config import Config
-from surveil.detector import Detector, TorchDetector
+from surveil.detector import Detector
 from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
 from surveil.redact import redact
@@ -128,8 +130,10 @@ def _open_output(option: str, path: str, opener: Callable[[str], object]):
 
 
 def load_detector(config: Config) -> Detector:
+    """The detector of ``detector.backend``; ONNX exports are cached in ``<state_dir>/model-cache``."""
+    cache_dir = Path(config.state_dir) / "model-cache" if config.state_dir else None
     try:
-        return TorchDetector(config.detector)
+        return create_detector(config.detector, cache_dir)
     except ModelLoadError as exc:
         raise PipelineError(str(exc)) from None
 
@@ -323,6 +327,8 @@ class Pipeline:
 
     def _detect_batch(self, frames: list[Frame]) -> None:
         started = time.monotonic()
+        for frame in frames:
+            self.metrics.stage_seconds.labels("wait").observe(max(0.0, started - frame.ts_mono))
         try:
             detections = self.detector.detect([f.image for f in frames])
         except Exception:
@@ -385,6 +391,7 @@ class Pipeline:
                 self._emit(update)
 
     def _analyse(self, item: DetectedFrame) -> None:
+        started = time.monotonic()
         frame, dets = item.frame, item.detections
         analyzer = self.analyzers[frame.camera]
         ctx = analyzer.context(frame, dets)
@@ -394,7 +401,9 @@ class Pipeline:
         self.metrics.frame_processed(frame.camera, time.monotonic())
         self._rates[frame.camera].tick(time.monotonic())
         self._frame_versions[frame.camera] = next(_FRAME_VERSIONS)
-        self.metrics.frame_latency_seconds.labels(frame.camera).observe(time.monotonic() - frame.ts_mono)
+        finished = time.monotonic()
+        self.metrics.stage_seconds.labels("analyse").observe(finished - started)
+        self.metrics.frame_latency_seconds.labels(frame.camera).observe(finished - frame.ts_mono)
 
     # ------------------------------------------------------------------ the live view (surveil.web.ViewProvider)
 
