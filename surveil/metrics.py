@@ -84,6 +84,9 @@ class Metrics:
         self.mqtt_failures = Counter("surveil_mqtt_publish_failures_total", "Publish attempts that failed (they stay in the spool).", registry=r)
         self.spool_size = Gauge("surveil_alert_spool_size", "Alerts in the on-disk spool waiting for the broker.", registry=r)
         self.spool_dropped = Counter("surveil_alert_spool_dropped_total", "Oldest spooled alerts discarded because the spool was full.", registry=r)
+        self.spool_writable = Gauge("surveil_alert_spool_writable", "1 while the alert spool takes writes; 0 while its disk refuses them (alerts then go to the broker directly).", registry=r)
+        self.spool_writable.set(1)
+        self.spool_bypassed = Counter("surveil_alert_spool_bypassed_total", "Alerts handed to the broker directly because the spool could not be written (not durable across a restart).", registry=r)
         self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
         self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
 

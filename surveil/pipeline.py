@@ -112,6 +112,12 @@ class _MqttEvents:
     def spool_dropped(self, n: int) -> None:
         self._metrics.spool_dropped.inc(n)
 
+    def spool_writable(self, ok: bool) -> None:
+        self._metrics.spool_writable.set(1 if ok else 0)
+
+    def spool_bypassed(self) -> None:
+        self._metrics.spool_bypassed.inc()
+
 
 @dataclass(frozen=True)
 class Health:

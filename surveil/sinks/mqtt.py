@@ -19,6 +19,14 @@ a restarted process re-sends everything still spooled), so subscribers may see d
 and should de-duplicate on the alert's ``id``. ``published_ts`` in the JSON is the time the
 alert was spooled, not the time it finally reached the broker.
 
+A spool that cannot be written (disk full, read-only state directory) never holds an alert
+back: ``publish_alert`` then hands the alert straight to paho (in memory: QoS>0 messages are
+re-sent by paho after a reconnect, but are lost if the process ends first), counts it
+(``spool_bypassed``) and logs the failure once per episode (``spool_writable(False)``). Rows
+the broker confirmed but whose DELETE failed are kept as delivered in memory and deleted by
+``AlertSpool.reconcile`` as soon as the disk takes writes again (tried every second), so the
+spool size is right again and a restart re-sends nothing already confirmed.
+
 Camera status and counts are "latest state wins": it goes straight to paho (not the spool), the last
 status per camera is kept and re-published after every reconnect.
 """
@@ -37,7 +45,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
 from surveil.redact import redact
-from surveil.sinks.spool import AlertSpool, SpooledMessage
+from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
 from surveil.types import AlertUpdate
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,10 @@ class MqttEvents(Protocol):
 
     def spool_dropped(self, n: int) -> None: ...  # n more oldest alerts discarded (spool full)
 
+    def spool_writable(self, ok: bool) -> None: ...  # the spool's disk refused a write (False) / takes writes again (True)
+
+    def spool_bypassed(self) -> None: ...  # one alert handed to paho directly because the spool could not take it
+
 
 class NullMqttEvents:
     """An :class:`MqttEvents` that ignores everything."""
@@ -80,6 +92,12 @@ class NullMqttEvents:
         pass
 
     def spool_dropped(self, n: int) -> None:
+        pass
+
+    def spool_writable(self, ok: bool) -> None:
+        pass
+
+    def spool_bypassed(self) -> None:
         pass
 
 
@@ -167,6 +185,10 @@ class MqttPublisher:
         self._status_lock = threading.Lock()  # may be held while calling paho
         self._statuses: dict[str, bytes] = {}  # retained topic -> latest payload
         self._append_lock = threading.Lock()
+        self._direct_lock = threading.Lock()  # may be held while calling paho
+        self._direct: dict[int, str] = {}  # paho mid -> topic of alerts sent around the spool
+        self._spool_error: str | None = None  # set while the spool refuses writes
+        self._spool_state_lock = threading.Lock()
 
         self._connected = False
         self._closing = False
@@ -203,7 +225,7 @@ class MqttPublisher:
         """
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._cond.wait_for(lambda: not self._ready or len(self._spool) == 0, timeout=timeout / 2)
+            self._cond.wait_for(lambda: not self._ready or (len(self._spool) == 0 and not self._direct), timeout=timeout / 2)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -225,15 +247,38 @@ class MqttPublisher:
         payload = redact(alert.to_json(published_at=time.time())).encode("utf-8")  # backstop: no config secret leaves
         with self._append_lock:
             before = self._spool.dropped
-            self._spool.append(topic, payload, self._config.qos)
+            try:
+                self._spool.append(topic, payload, self._config.qos)
+            except SpoolWriteError as exc:
+                self._note_spool_error(str(exc))
+                self._publish_direct(topic, payload)
+                return
             dropped = self._spool.dropped - before
             size = len(self._spool)
+        self._note_spool_ok()
         if dropped:
             self._note_dropped(dropped)
         self._emit("spool_size", size)
         with self._cond:
             self._append_seq += 1
             self._cond.notify_all()
+
+    def _publish_direct(self, topic: str, payload: bytes) -> None:
+        """Deliver an alert the spool could not take: straight to paho, confirmed like the others."""
+        self._emit("spool_bypassed")
+        with self._direct_lock:
+            info = self._client.publish(topic, payload, qos=self._config.qos)
+            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN) or (
+                info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self._config.qos == 0
+            ):
+                reason = mqtt.error_string(info.rc)
+                log.error("MQTT: alert on %s lost: the spool cannot take it and paho refused it (%s)", topic, reason)
+                self._emit("publish_failed", reason)
+                return
+            if self._config.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._emit("published", topic)  # written to the socket: QoS 0 is done
+                return
+            self._direct[info.mid] = topic
 
     def publish_camera_status(self, camera: str, up: bool, reason: str = "") -> None:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
@@ -350,6 +395,7 @@ class MqttPublisher:
                 seq = self._append_seq
             try:
                 self._apply_acks(acks)
+                self._reconcile_spool()
                 if stopping:
                     return
                 if session is not None:
@@ -358,6 +404,18 @@ class MqttPublisher:
                 log.exception("MQTT: sender error; retrying in 1 s")
                 with self._cond:
                     self._cond.wait_for(lambda: self._stopping, timeout=1.0)
+
+    def _reconcile_spool(self) -> None:
+        """While the spool refuses writes: delete what was delivered as soon as the disk allows."""
+        if self._spool_error is None or not self._spool.undeleted:
+            return
+        try:
+            removed = self._spool.reconcile()
+        except SpoolWriteError:
+            return  # still full; logged once already
+        self._note_spool_ok()
+        log.info("MQTT: alert spool reconciled: %d delivered alert(s) deleted, %d waiting", removed, len(self._spool))
+        self._emit("spool_size", len(self._spool))
 
     def _send_some(self, session: int, seq: int) -> None:
         if session != self._seen_session:
@@ -422,18 +480,28 @@ class MqttPublisher:
 
     def _apply_acks(self, acks: list[tuple[int, ReasonCode]]) -> None:
         done: list[SpooledMessage] = []
+        direct: list[str] = []
         for mid, reason in acks:
             row = self._inflight.pop(mid, None)
             if row is None:
+                with self._direct_lock:
+                    topic = self._direct.pop(mid, None)
+                if topic is not None:
+                    direct.append(topic)
                 continue  # status / availability messages, or a duplicate confirmation
             self._inflight_ids.discard(row.id)
             done.append(row)
             if reason.is_failure:
                 log.warning("MQTT: broker rejected the message on %s: %s", row.topic, reason)
                 self._emit("publish_failed", str(reason))
+        for topic in direct:
+            self._emit("published", topic)
         if not done:
             return
-        self._spool.ack_many(m.id for m in done)
+        try:
+            self._spool.ack_many(m.id for m in done)
+        except SpoolWriteError as exc:  # delivered all the same; reconcile() deletes them later
+            self._note_spool_error(str(exc))
         with self._cond:
             self._cond.notify_all()  # stop() may be waiting for the spool to empty
         for m in done:
@@ -485,6 +553,29 @@ class MqttPublisher:
         self._drop_warned = False
         self._set_connected(True)
 
+    def _note_spool_error(self, reason: str) -> None:
+        with self._spool_state_lock:
+            first, self._spool_error = self._spool_error is None, reason
+        if first:
+            log.error("MQTT: %s; alerts go to the broker directly, not durably, until the disk takes writes again", reason)
+            self._emit("spool_writable", False)
+
+    def _note_spool_ok(self) -> None:
+        if self._spool_error is None:
+            return
+        if self._spool.undeleted:
+            try:
+                self._spool.reconcile()
+            except SpoolWriteError:
+                return
+        with self._spool_state_lock:
+            if self._spool_error is None:
+                return
+            self._spool_error = None
+        log.warning("MQTT: alert spool %s takes writes again; alerts are spooled durably again", self._spool.path)
+        self._emit("spool_writable", True)
+        self._emit("spool_size", len(self._spool))
+
     def _note_dropped(self, n: int) -> None:
         if not self._drop_warned:
             self._drop_warned = True
@@ -500,8 +591,11 @@ class MqttPublisher:
             self._emit("connection_changed", connected)
 
     def _emit(self, name: str, *args: Any) -> None:
+        handler = getattr(self._events, name, None)
+        if handler is None:  # an events object from before this event existed
+            return
         try:
-            getattr(self._events, name)(*args)
+            handler(*args)
         except Exception:
             log.exception("MQTT: event handler %s failed", name)
 

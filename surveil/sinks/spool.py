@@ -4,6 +4,13 @@ Messages are appended before any attempt to send them and deleted (acked) only o
 broker has confirmed them, so alerts raised while the broker is unreachable, or while the
 process restarts, are kept and replayed oldest first.
 
+A spool that cannot be written (disk full, I/O error) raises :class:`SpoolWriteError` from
+``append``; the caller then delivers without it (see ``MqttPublisher``). Rows whose delivery
+could not be recorded (the DELETE after the broker's confirmation failed) are remembered in
+memory as delivered: ``peek`` and ``len`` leave them out, and :meth:`reconcile` (called again
+and again by the publisher, and by ``close``) deletes them once the disk takes writes again.
+Only if the process ends before that are they sent once more (at-least-once).
+
 Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default, which
 survives a crash of this process (every append is committed before it returns) but may
 lose the last few commits on power loss; pass ``synchronous="FULL"`` to fsync every commit.
@@ -33,6 +40,14 @@ CREATE TABLE IF NOT EXISTS spool (
 """
 # AUTOINCREMENT: ids are never reused, even after the newest row is deleted, so a reader
 # that remembers "everything up to id N was handed on" stays correct.
+
+
+class SpoolWriteError(Exception):
+    """The spool could not be written (disk full, read-only, I/O error); the message says which file and why."""
+
+
+def _write_error(path: Path, action: str, exc: sqlite3.Error) -> SpoolWriteError:
+    return SpoolWriteError(f"alert spool {path}: cannot {action}: {exc}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class AlertSpool:
         self._db.execute(_SCHEMA)
         self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         self._dropped = 0
+        self._delivered: set[int] = set()  # confirmed by the broker, DELETE not yet written
         if self._count:
             log.info("alert spool %s holds %d unsent message(s) from before", self.path, self._count)
 
@@ -82,7 +98,10 @@ class AlertSpool:
             raise ValueError(f"invalid QoS {qos!r}")
         with self._lock:
             db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _write_error(self.path, "append", exc) from None
             try:
                 cursor = db.execute(
                     "INSERT INTO spool (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
@@ -94,8 +113,11 @@ class AlertSpool:
                         "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,)
                     )
                 db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(db)
+                raise _write_error(self.path, "append", exc) from None
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
             self._count += 1
             if excess > 0:
@@ -108,23 +130,48 @@ class AlertSpool:
         self.ack_many((message_id,))
 
     def ack_many(self, message_ids: Iterable[int]) -> int:
-        """Delete several delivered messages in one transaction; returns how many were there."""
-        ids = [(int(i),) for i in message_ids]
+        """Delete several delivered messages in one transaction; returns how many were there.
+
+        If the DELETE cannot be written, the messages still count as delivered (``peek`` and
+        ``len`` leave them out) and ``SpoolWriteError`` is raised; :meth:`reconcile` deletes them later.
+        """
+        ids = {int(i) for i in message_ids}
         if not ids:
             return 0
         with self._lock:
-            db = self._conn()
+            self._delivered |= ids
+            return self._delete_delivered()
+
+    def reconcile(self) -> int:
+        """Delete the delivered messages whose DELETE failed before; returns how many were removed.
+
+        Raises ``SpoolWriteError`` while the disk still refuses the write."""
+        with self._lock:
+            return self._delete_delivered() if self._delivered else 0
+
+    @property
+    def undeleted(self) -> int:
+        """Delivered messages still on disk because their DELETE failed (see :meth:`reconcile`)."""
+        return len(self._delivered)
+
+    def _delete_delivered(self) -> int:
+        db = self._conn()
+        ids = sorted(self._delivered)
+        try:
             db.execute("BEGIN IMMEDIATE")
             try:
                 before = db.total_changes
-                db.executemany("DELETE FROM spool WHERE id = ?", ids)
+                db.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
                 deleted = db.total_changes - before
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _rollback(db)
                 raise
-            self._count -= deleted
-            return deleted
+        except sqlite3.Error as exc:
+            raise _write_error(self.path, f"delete {len(ids)} delivered message(s)", exc) from None
+        self._delivered.clear()
+        self._count -= deleted
+        return deleted
 
     # ------------------------------------------------------------------ reading
 
@@ -135,15 +182,17 @@ class AlertSpool:
         with self._lock:
             rows = self._conn().execute(
                 "SELECT id, topic, payload, qos, retain, created FROM spool WHERE id > ? ORDER BY id LIMIT ?",
-                (after, limit),
+                (after, limit + len(self._delivered)),
             ).fetchall()
+            rows = [r for r in rows if r[0] not in self._delivered][:limit]
         return [
             SpooledMessage(id=r[0], topic=r[1], payload=bytes(r[2]), qos=r[3], retain=bool(r[4]), created=r[5])
             for r in rows
         ]
 
     def __len__(self) -> int:
-        return self._count
+        """Messages waiting for the broker (delivered ones whose DELETE failed are not counted)."""
+        return self._count - len(self._delivered)
 
     @property
     def dropped(self) -> int:
@@ -153,8 +202,16 @@ class AlertSpool:
     # ------------------------------------------------------------------ lifetime
 
     def close(self) -> None:
-        """Close the database; unacked messages stay on disk for the next open."""
+        """Close the database; unacked messages stay on disk for the next open.
+
+        Delivered messages whose DELETE failed are deleted now if the disk allows; otherwise
+        the next process sends them again (logged)."""
         with self._lock:
+            if self._db is not None and self._delivered:
+                try:
+                    self._delete_delivered()
+                except SpoolWriteError as exc:
+                    log.warning("%s; the next start sends them again", exc)
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -169,3 +226,10 @@ class AlertSpool:
         if self._db is None:
             raise RuntimeError(f"alert spool {self.path} is closed")
         return self._db
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    try:
+        db.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction left (SQLite rolls back itself on some errors, e.g. SQLITE_FULL)
