@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -425,17 +426,49 @@ class TrackerConfig(_Model):
         return self
 
 
+class HomeAssistantConfig(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Publish Home Assistant MQTT discovery (retained): a binary sensor per camera (up) and per alerting rule "
+        "(incident open), a sensor per zone count; their availability follows the daemon's availability topic.",
+    )
+    discovery_prefix: str = Field(
+        default="homeassistant", min_length=1, max_length=200, pattern=r"^[^#+\s\x00]+$", description="Home Assistant's discovery prefix."
+    )
+
+
 class MqttConfig(_Model):
     enabled: bool = Field(default=True, description="Publish alerts and status over MQTT.")
     host: str = Field(default="localhost", min_length=1, max_length=253, pattern=r"^[^\s/@]+$", description="Broker host name or address.")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
-    client_id: str = Field(default="surveil", min_length=1, max_length=256, description="MQTT client id; unique per daemon on one broker.")
+    instance: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[^/#+\s\x00]+$",
+        description="This daemon's name on the broker: its availability topic is `<topic_prefix>/<instance>/available`, so several "
+        "daemons can share a broker and a prefix. Default: the host name.",
+    )
+    client_id: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="MQTT client id; must be unique on the broker. Default: `surveil-<instance>-<random>`, new at every start.",
+    )
     topic_prefix: str = Field(default="surveil", max_length=200, pattern=r"^[^#+\s\x00]+$", description="First level(s) of every topic; no wildcards.")
     qos: Literal[0, 1, 2] = Field(default=1, description="QoS of alert messages.")
     username: str | None = Field(default=None, max_length=1024, description="Broker user name, if the broker requires one.")
     password: SecretStr | None = Field(default=None, description="Broker password; use ${ENV_VAR} rather than writing it here.")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive interval in seconds (5-3600).")
-    tls: bool = Field(default=False, description="Connect with TLS using the system's CA certificates.")
+    tls: bool = Field(
+        default=False,
+        description="Connect with TLS. The broker's certificate is verified: it must chain to `ca_file` (or, without it, to the "
+        "system's CA certificates) and name `host`. Implied by `ca_file` and `cert_file`.",
+    )
+    ca_file: str | None = Field(default=None, min_length=1, max_length=4096, description="PEM file with the CA certificate(s) the broker's certificate must chain to (relative to this config file).")
+    cert_file: str | None = Field(default=None, min_length=1, max_length=4096, description="Client certificate (PEM) for brokers that require one, with `key_file` (relative to this config file).")
+    key_file: str | None = Field(default=None, min_length=1, max_length=4096, description="Private key (PEM, unencrypted) of `cert_file` (relative to this config file).")
+    tls_insecure: bool = Field(
+        default=False,
+        description="Accept a broker certificate that does not name `host` (the chain is still verified). For tests and "
+        "addresses without a certificate name only; it allows a man in the middle holding any certificate of that CA.",
+    )
+    home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (off by default).")
     spool_path: str = Field(
         default="surveil-spool.sqlite3",
         description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to `state_dir`).",
@@ -448,6 +481,21 @@ class MqttConfig(_Model):
     spool_max_alerts: int = Field(
         default=100_000, ge=100, le=10_000_000, description="Oldest spooled alerts are dropped (and counted) beyond this many (100-10,000,000)."
     )
+
+    @model_validator(mode="after")
+    def _client_certificate_pair(self) -> MqttConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file for a client certificate, or neither")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.ca_file is not None or self.cert_file is not None
+
+    @property
+    def instance_name(self) -> str:
+        """``instance``, or the host name (characters not allowed in a topic level replaced by ``_``)."""
+        return self.instance or re.sub(r"[/#+\s\x00]", "_", socket.gethostname()) or "surveil"
 
 
 class MetricsConfig(_Model):
@@ -840,7 +888,10 @@ def resolve_paths(config: Config, base: Path, systemd_state_dir: str | None = No
     detector = config.detector
     if detector.weights != "coco":
         detector = detector.model_copy(update={"weights": _resolve(base, detector.weights)})
-    mqtt = config.mqtt.model_copy(update={"spool_path": _resolve(state, config.mqtt.spool_path)})
+    mqtt = config.mqtt.model_copy(update={
+        "spool_path": _resolve(state, config.mqtt.spool_path),
+        **{k: _resolve(base, v) for k in ("ca_file", "cert_file", "key_file") if (v := getattr(config.mqtt, k)) is not None},
+    })
     alerts = config.alerts
     if alerts.jsonl_path:
         alerts = alerts.model_copy(update={"jsonl_path": _resolve(state, alerts.jsonl_path)})

@@ -37,7 +37,7 @@ from surveil.models import ModelLoadError
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
-from surveil.sinks.mqtt import MqttPublisher, counts_payload
+from surveil.sinks.mqtt import MqttPublisher, MqttSetupError, counts_payload
 from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate, DetectedFrame, Frame
 from surveil.web import CameraView, RateMeter
@@ -222,7 +222,11 @@ class Pipeline:
         if self.config.mqtt.enabled:
             self._spool = _open_output("mqtt.spool_path", self.config.mqtt.spool_path,
                                        lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts))
-            mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
+            try:
+                mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
+            except MqttSetupError as exc:
+                self._spool.close()
+                raise PipelineError(str(exc)) from None
             sinks.append(mqtt)
         if self.config.alerts.jsonl_path:
             sinks.append(_open_output("alerts.jsonl_path", self.config.alerts.jsonl_path, JsonlAlertSink))

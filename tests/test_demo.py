@@ -16,12 +16,14 @@ from pathlib import Path
 
 import pytest
 
+from surveil.config import MqttConfig
 from tests.support.alert_schema import validate_alert
 from tests.support.polling import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
+AVAILABLE = f"surveil/{MqttConfig().instance_name}/available"  # the demo names no instance: the host name
 
 
 def metric(port: int, name: str) -> float:
@@ -68,7 +70,7 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
     try:
         assert wait_until(lambda: metric(port, "surveil_frames_processed_total") >= 10, 120), "no frames processed"
         assert metric(port, "surveil_detector_ready") == 1
-        assert wait_until(lambda: any(m.payload == b"online" for m in subscriber.on_topic("surveil/available")), 10)
+        assert wait_until(lambda: any(m.payload == b"online" for m in subscriber.on_topic(AVAILABLE)), 10)
         assert wait_until(lambda: starts(subscriber), 120), "no alert from the demo"  # real alerts, offline
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:  # the live view
             assert 'data-camera="plaza"' in response.read().decode()
@@ -85,7 +87,7 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
     assert process.returncode == 0, output
     assert elapsed < 10, f"stop took {elapsed:.1f} s"
     assert "Traceback" not in output, output
-    assert wait_until(lambda: subscriber.on_topic("surveil/available")[-1].payload == b"offline", 5)
+    assert wait_until(lambda: subscriber.on_topic(AVAILABLE)[-1].payload == b"offline", 5)
     alerts = [json.loads(m.payload) for m in subscriber.messages if "/alerts/" in m.topic]
     for alert in alerts:  # what went over the wire, from another process
         validate_alert(alert)

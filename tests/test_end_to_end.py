@@ -55,7 +55,7 @@ def scene_config(url: str, broker, tmp_path, **camera) -> Config:
             ],
             "detector": {"batch_size": 4, "max_wait_ms": 10},
             "tracker": {"min_hits": 2, "lost_after_s": 1.0},
-            "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "surveil-e2e", "topic_prefix": "site",
+            "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "surveil-e2e", "instance": "e2e", "topic_prefix": "site",
                      "spool_path": str(tmp_path / "spool.sqlite3")},
             "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
             "metrics": {"listen": "127.0.0.1:0"},
@@ -120,4 +120,4 @@ def test_one_alert_per_object_entering_a_zone(tmp_path, mosquitto_broker, mqtt_c
     assert sample(metrics, "surveil_detections_total", 'camera="scene",class="person"') > clip.frames
     assert sample(metrics, "surveil_mqtt_connected") == 1
     # retained availability flips to offline on a clean stop
-    assert wait_until(lambda: any(m.payload == b"offline" for m in subscriber.on_topic("site/available")), 5)
+    assert wait_until(lambda: any(m.payload == b"offline" for m in subscriber.on_topic("site/e2e/available")), 5)

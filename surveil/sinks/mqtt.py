@@ -2,8 +2,9 @@
 
 Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
 
-- ``<prefix>/available``: retained ``online`` after every (re)connect; ``offline`` on a clean
-  stop and, as the broker-held last will, when the process dies or the connection breaks.
+- ``<prefix>/<instance>/available``: retained ``online`` after every (re)connect; ``offline`` on
+  a clean stop and, as the broker-held last will, when the process dies or the connection breaks
+  (``<instance>`` = ``MqttConfig.instance_name``, the host name by default: each daemon has its own).
 - ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
 - ``<prefix>/<camera>/lines/<line>/<rule>`` and ``<prefix>/<camera>/zones/<zone>/<rule>``: retained counts.
@@ -35,8 +36,13 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import socket
+import ssl
+import sys
 import threading
 import time
+import uuid
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -101,8 +107,51 @@ class NullMqttEvents:
         pass
 
 
-def availability_topic(prefix: str) -> str:
-    return f"{prefix}/available"
+class MqttSetupError(ValueError):
+    """The MQTT client cannot be set up from this config (e.g. an unreadable CA or key file)."""
+
+
+def availability_topic(prefix: str, instance: str) -> str:
+    return f"{prefix}/{instance}/available"
+
+
+def default_client_id(instance: str) -> str:
+    """Unique per process: two daemons (or a restarted one) never take each other's connection."""
+    return f"surveil-{instance}-{uuid.uuid4().hex[:8]}"
+
+
+def tls_context(config: MqttConfig) -> ssl.SSLContext:
+    """Verification on: the broker's certificate must chain to ``ca_file`` (else the system's CAs) and,
+    unless ``tls_insecure``, name the host; a client certificate when ``cert_file`` is set."""
+    try:
+        context = ssl.create_default_context(cafile=config.ca_file)
+        if config.cert_file is not None:
+            context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        files = ", ".join(f"{k}={v}" for k in ("ca_file", "cert_file", "key_file") if (v := getattr(config, k)))
+        raise MqttSetupError(f"mqtt: cannot load the TLS files ({files}): {getattr(exc, 'strerror', None) or exc}") from None
+    if config.tls_insecure:
+        context.check_hostname = False  # the chain is still verified (CERT_REQUIRED)
+    return context
+
+
+def describe_connect_error(exc: BaseException | None) -> str:
+    """Why a connection attempt failed, in words an operator can act on (TLS reasons included)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed: {exc.verify_message or exc.reason or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name: {exc.strerror or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running on that port?)"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return "connection timed out"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the broker (TLS expected, or the broker refused us?)"
+    if exc is None:
+        return "cannot connect"
+    return f"cannot connect: {getattr(exc, 'strerror', None) or exc}"
 
 
 def alert_topic(prefix: str, camera: str, rule: str) -> str:
@@ -138,7 +187,10 @@ class MqttPublisher:
     """Publishes alerts (through the spool) and status to one MQTT broker; see the module doc.
 
     ``max_inflight``: spooled messages handed to paho and not yet confirmed, at most.
-    ``reconnect_min_s`` / ``reconnect_max_s``: paho's reconnect back-off (doubles per failure).
+    ``reconnect_min_s`` / ``reconnect_max_s``: paho's reconnect back-off (doubles per failure). Each
+    publisher draws its own jitter once (min × 0.5-1, max × 0.8-1), so daemons that lost the same
+    broker do not come back in lock-step; with the default 5 s cap, alerts flow again within about
+    5 s of the broker's return.
 
     ``start()`` never blocks on the broker: an unreachable broker is logged once per outage
     and retried forever. ``stop()`` returns within its timeout in every case. The spool is
@@ -153,7 +205,8 @@ class MqttPublisher:
         *,
         max_inflight: int = 20,
         reconnect_min_s: float = 1.0,
-        reconnect_max_s: float = 60.0,
+        reconnect_max_s: float = 5.0,
+        rng: random.Random | None = None,
     ) -> None:
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
@@ -161,9 +214,14 @@ class MqttPublisher:
         self._spool = spool
         self._events: MqttEvents = events if events is not None else NullMqttEvents()
         self._prefix = config.topic_prefix.rstrip("/")
-        self._available = availability_topic(self._prefix)
+        self.instance = config.instance_name
+        self.client_id = config.client_id or default_client_id(self.instance)
+        self._available = availability_topic(self._prefix, self.instance)
         self._window = max_inflight
-        self._reconnect = (reconnect_min_s, reconnect_max_s)
+        rng = rng or random.Random()
+        low = reconnect_min_s * rng.uniform(0.5, 1.0)
+        self._reconnect = (low, max(low, reconnect_max_s * rng.uniform(0.8, 1.0)))
+        self._tls = tls_context(config) if config.uses_tls else None
 
         # Shared state, guarded by _cond. Rule: never call into paho while holding _cond
         # (paho calls on_publish while holding its own message lock).
@@ -193,6 +251,7 @@ class MqttPublisher:
         self._connected = False
         self._closing = False
         self._outage_since: float | None = None
+        self._outage_reason = ""
         self._drop_warned = False
         self._started = False
         self._sender: threading.Thread | None = None
@@ -209,7 +268,7 @@ class MqttPublisher:
         self._emit("spool_size", len(self._spool))
         log.info(
             "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
-            self._config.host, self._config.port, self._config.client_id, self._prefix, len(self._spool),
+            self._config.host, self._config.port, self.client_id, self._prefix, len(self._spool),
         )
         self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
         self._client.loop_start()
@@ -297,6 +356,14 @@ class MqttPublisher:
                 self._client.publish(topic, payload, qos=1, retain=True)
 
     @property
+    def availability_topic(self) -> str:
+        return self._available
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
     def spool(self) -> AlertSpool:
         return self._spool
 
@@ -315,13 +382,13 @@ class MqttPublisher:
     def _make_client(self) -> mqtt.Client:
         cfg = self._config
         client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=cfg.client_id, clean_session=True, protocol=mqtt.MQTTv311
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True, protocol=mqtt.MQTTv311
         )
         if cfg.username:
             password = cfg.password.get_secret_value() if cfg.password is not None else None
             client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set()  # the system's CA certificates, certificate required
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
         client.will_set(self._available, b"offline", qos=1, retain=True)
         # paho annotates the delays as int, but computes with floats; sub-second is fine.
         client.reconnect_delay_set(self._reconnect[0], self._reconnect[1])  # type: ignore[arg-type]
@@ -348,8 +415,8 @@ class MqttPublisher:
             log.exception("MQTT: error in on_connect")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        try:
-            self._note_outage("cannot connect")
+        try:  # paho calls this inside its `except OSError:` block: the exception says why
+            self._note_outage(describe_connect_error(sys.exc_info()[1]))
         except Exception:
             log.exception("MQTT: error in on_connect_fail")
 
@@ -359,8 +426,12 @@ class MqttPublisher:
                 self._ready = False
                 self._online_mid = None
                 self._cond.notify_all()
-            if not self._closing:
+            if self._closing:
+                pass
+            elif self._outage_since is None:
                 self._note_outage(f"connection lost ({reason})")
+            else:  # the broker closing a refused connection: the refusal is the reason
+                log.debug("MQTT: disconnected during the outage (%s)", reason)
             self._set_connected(False)
         except Exception:
             log.exception("MQTT: error in on_disconnect")
@@ -533,11 +604,16 @@ class MqttPublisher:
 
     def _note_outage(self, reason: str) -> None:
         if self._outage_since is not None:
-            log.debug("MQTT: still unavailable: %s", reason)
+            if reason != self._outage_reason:  # a new cause is news (refused -> TLS error); the same one each retry is not
+                self._outage_reason = reason
+                log.warning("MQTT: broker %s:%d still unavailable: %s", self._config.host, self._config.port, reason)
+            else:
+                log.debug("MQTT: still unavailable: %s", reason)
             return
         self._outage_since = time.monotonic()
+        self._outage_reason = reason
         log.warning(
-            "MQTT: broker %s:%d unavailable: %s; spooling alerts and retrying (back-off %g-%g s)",
+            "MQTT: broker %s:%d unavailable: %s; spooling alerts and retrying (back-off %.2f-%.1f s)",
             self._config.host, self._config.port, reason, *self._reconnect,
         )
 

@@ -80,7 +80,7 @@ def make_publisher(
     def make(qos: int = 1, spool_path: Path | None = None, max_items: int = 100_000, **kwargs: object):
         config = MqttConfig(
             host=mosquitto_broker.host, port=mosquitto_broker.port, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-            topic_prefix=prefix, qos=qos, keepalive_s=5,
+            instance="unit", topic_prefix=prefix, qos=qos, keepalive_s=5,
         )
         spool = AlertSpool(spool_path or tmp_path / f"spool-{len(made)}.sqlite3", max_items=max_items)
         events = RecordingEvents()
@@ -95,7 +95,7 @@ def make_publisher(
 
 
 def is_online(prefix: str) -> Callable[[list[Received]], bool]:
-    return lambda ms: any(m.topic == f"{prefix}/available" and m.payload == b"online" for m in ms)
+    return lambda ms: any(m.topic == f"{prefix}/unit/available" and m.payload == b"online" for m in ms)
 
 
 def test_alert_json_arrives_on_topic(make_publisher, mqtt_collector, prefix: str) -> None:
@@ -120,17 +120,17 @@ def test_alert_json_arrives_on_topic(make_publisher, mqtt_collector, prefix: str
 
 
 def test_available_online_while_running_offline_after_stop(make_publisher, mqtt_collector, prefix: str) -> None:
-    live = mqtt_collector(f"{prefix}/available")
+    live = mqtt_collector(f"{prefix}/unit/available")
     publisher, events = make_publisher()
     publisher.start()
     live.wait_for(is_online(prefix))
 
-    fresh = mqtt_collector(f"{prefix}/available")  # subscribes after the fact: sees the retained copy
+    fresh = mqtt_collector(f"{prefix}/unit/available")  # subscribes after the fact: sees the retained copy
     fresh.wait_for(lambda ms: [(m.payload, m.retain) for m in ms] == [(b"online", True)])
 
     publisher.stop(timeout=5.0)
     live.wait_for(lambda ms: ms[-1].payload == b"offline")
-    after = mqtt_collector(f"{prefix}/available")
+    after = mqtt_collector(f"{prefix}/unit/available")
     after.wait_for(lambda ms: [(m.payload, m.retain) for m in ms] == [(b"offline", True)])
     assert events.values("connection_changed")[-1] is False
 
@@ -141,14 +141,14 @@ from surveil.config import MqttConfig
 from surveil.sinks.mqtt import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 host, port, client_id, prefix, spool = sys.argv[1:6]
-config = MqttConfig(host=host, port=int(port), client_id=client_id, topic_prefix=prefix, keepalive_s=5)
+config = MqttConfig(host=host, port=int(port), client_id=client_id, instance="unit", topic_prefix=prefix, keepalive_s=5)
 MqttPublisher(config, AlertSpool(spool), reconnect_min_s=0.05, reconnect_max_s=0.2).start()
 time.sleep(120)
 """
 
 
 def test_last_will_offline_when_process_is_killed(mosquitto_broker, mqtt_collector, prefix: str, tmp_path: Path) -> None:
-    collector = mqtt_collector(f"{prefix}/available")
+    collector = mqtt_collector(f"{prefix}/unit/available")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     args = [mosquitto_broker.host, str(mosquitto_broker.port), f"child-{prefix}", prefix, str(tmp_path / "s.sqlite3")]
     child = subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env)
@@ -161,7 +161,7 @@ def test_last_will_offline_when_process_is_killed(mosquitto_broker, mqtt_collect
         if child.poll() is None:
             child.kill()
             child.wait()
-    fresh = mqtt_collector(f"{prefix}/available")
+    fresh = mqtt_collector(f"{prefix}/unit/available")
     fresh.wait_for(lambda ms: [(m.payload, m.retain) for m in ms] == [(b"offline", True)])
 
 
@@ -309,13 +309,13 @@ def test_camera_status_retained_and_republished_after_reconnect(
     assert wait_until(lambda: publisher.connected, 10)
 
     def retained_status(ms: list[Received]) -> bool:
-        return any(m.topic == topic and m.retain for m in ms) and any(m.topic == f"{prefix}/available" for m in ms)
+        return any(m.topic == topic and m.retain for m in ms) and any(m.topic == f"{prefix}/unit/available" for m in ms)
 
     after = mqtt_collector(f"{prefix}/#")
     messages = after.wait_for(retained_status)
     status = [json.loads(m.payload) for m in messages if m.topic == topic]
     assert [(s["state"], s["reason"], s["camera"]) for s in status] == [("down", "no frames for 10 s", "cam1")]
-    assert [m.payload for m in messages if m.topic == f"{prefix}/available"] == [b"online"]
+    assert [m.payload for m in messages if m.topic == f"{prefix}/unit/available"] == [b"online"]
 
 
 def test_counts_are_retained_latest_value_wins(make_publisher, mqtt_collector, prefix: str) -> None:
@@ -346,7 +346,7 @@ def test_stop_returns_within_timeout_when_broker_is_down(mosquitto_broker, make_
 
 
 def test_stop_returns_within_timeout_after_broker_went_away(mosquitto_broker, make_publisher, mqtt_collector, prefix) -> None:
-    collector = mqtt_collector(f"{prefix}/available")
+    collector = mqtt_collector(f"{prefix}/unit/available")
     publisher, _ = make_publisher()
     publisher.start()
     collector.wait_for(is_online(prefix))
