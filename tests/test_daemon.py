@@ -99,8 +99,14 @@ def test_run_notify_reload_and_sigterm(tmp_path, tiny_checkpoint):
 
         # SIGHUP with an invalid file: rejected, the old config keeps running
         config_path.write_text("cameras: [{name: scene}]\n")
+        listener.wait_for("(drain what is queued)", 0.3)
+        pings = listener.count("WATCHDOG=1")
         process.send_signal(signal.SIGHUP)
         before = processed(port)
+        # two watchdog pings later the supervisor has seen the signal (it checks for reloads before pinging):
+        # without this a fast model processes the next frames before the bad file is read, and the valid
+        # file written below would be the one read
+        assert listener.wait_for("WATCHDOG=1", 10, count=pings + 2)
         assert wait_until(lambda: processed(port) > before + 3, 30), "stopped processing after a bad reload"
         assert listener.count("RELOADING=1") == 0
 
