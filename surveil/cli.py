@@ -1,4 +1,4 @@
-"""Command line: `surveil run | check-config | analyse | snapshot | version | train | eval | export`."""
+"""Command line: `surveil run | check-config | analyse | snapshot | bench | version | train | eval | export`."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def _add_training_commands(sub: argparse._SubParsersAction, requested: str | Non
 TOOL_COMMANDS = [
     ("analyse", "analyse recorded video files frame by frame: alerts as JSON lines and a summary", "surveil.recordings"),
     ("snapshot", "write one frame of a camera with its zones, lines and a coordinate grid drawn", "surveil.snapshot"),
+    ("bench", "benchmark: N file cameras through the real pipeline beside the bare model and a naive loop", "surveil.bench"),
 ]
 
 

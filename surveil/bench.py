@@ -1,0 +1,553 @@
+"""`surveil bench`: the real pipeline on N file cameras beside the bare model and a naive loop, in one run.
+
+    surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--backend openvino]
+
+What runs, all in this process and on the same clip (the config's first camera; its zones and rules
+are copied to every bench camera):
+
+1. bare model: the detector alone on frames decoded in advance, at the config's batch size and
+   input size — the ceiling the pipeline can reach;
+2. naive loop: what a tutorial writes — read a frame, ``model([tensor])`` with the PyTorch model as
+   trained (eager), apply the rules, one frame at a time, round-robin over the same clips;
+3. the pipeline (:class:`surveil.pipeline.Pipeline`: capture threads at the video's own rate,
+   frame board, detect thread, analysers, an MQTT sink to a real broker) for each camera count.
+
+Latencies come from the pipeline's own Prometheus histograms (read from its registry, only what
+was observed during the measured window; quantiles interpolated inside buckets as Prometheus'
+``histogram_quantile`` does): wait (capture to detector), detect (one batch), analyse, end to end
+(capture to the end of the rules) and alert (capture to the alert handed to the sinks); with MQTT,
+alert to broker is the time from the sink taking an alert to a subscriber receiving it through the
+broker (≈ the PUBACK time on loopback). Figures are benchmark output, never test assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config whose first camera, rules and detector are used (default {DEFAULT_CONFIG})")
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8], help="camera counts for the scaling table (default 1 2 4 8)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per pipeline run, and for the bare model and the naive loop")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds each pipeline runs before measuring")
+    parser.add_argument("--video", help="clip every bench camera plays (default: the config's first camera's file)")
+    parser.add_argument("--weights", help="override detector.weights")
+    parser.add_argument("--backend", choices=["torch", "onnxruntime", "openvino", "auto"], help="override detector.backend")
+    parser.add_argument("--openvino-precision", choices=["fp32", "bf16"], help="override detector.openvino_precision")
+    parser.add_argument("--min-size", type=int, help="override detector.min_size")
+    parser.add_argument("--batch-size", type=int, help="override detector.batch_size")
+    parser.add_argument("--threads", type=int, help="override detector.threads")
+    parser.add_argument("--mqtt", metavar="HOST:PORT", help="broker for the MQTT sink (default: start a local mosquitto when it is on PATH, else no MQTT)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+
+
+def main(args: argparse.Namespace) -> int:
+    from surveil.config import ConfigError, load_config
+    from surveil.pipeline import PipelineError
+
+    logging.getLogger("surveil").setLevel(logging.WARNING)  # one INFO line per alert would bury the report
+    try:
+        base = load_config(args.config)
+        bench = BenchSetup.from_args(base, args)
+    except (ConfigError, PipelineError, BenchError) as exc:
+        print(f"surveil: {exc}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="surveil-bench-") as tmp:
+        try:
+            return run_bench(bench, Path(tmp), args)
+        except (PipelineError, BenchError) as exc:
+            print(f"surveil: {exc}", file=sys.stderr)
+            return 2
+
+
+class BenchError(Exception):
+    """The bench cannot run as asked (the message says why)."""
+
+
+@dataclass
+class BenchSetup:
+    config: object  # surveil.config.Config: detector overrides applied
+    video: str
+
+    @classmethod
+    def from_args(cls, base, args: argparse.Namespace) -> BenchSetup:
+        cameras = [c for c in base.enabled_cameras]
+        if not cameras:
+            raise BenchError(f"{args.config} has no enabled camera to copy")
+        video = args.video or str(cameras[0].url)
+        if not Path(video).is_file():
+            raise BenchError(f"the bench plays a video file; {video!r} is not one (use --video)")
+        overrides = {k: v for k, v in {
+            "weights": args.weights, "backend": args.backend, "openvino_precision": args.openvino_precision,
+            "min_size": args.min_size, "batch_size": args.batch_size, "threads": args.threads,
+        }.items() if v is not None}
+        detector = base.detector.model_copy(update=overrides)
+        return cls(base.model_copy(update={"detector": detector}), video)
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def memory_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MB."""
+    values = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                values[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+def histogram_buckets(registry, name: str, labels: dict[str, str] | None = None) -> dict[float, float]:
+    """Cumulative bucket counts (le -> count) of histogram ``name``, summed over the label sets matching ``labels``."""
+    out: dict[float, float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name != f"{name}_bucket":
+                continue
+            if labels and any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            le = float(sample.labels["le"])
+            out[le] = out.get(le, 0.0) + sample.value
+    return out
+
+
+def quantile(buckets: dict[float, float], q: float) -> float | None:
+    """Prometheus' histogram_quantile over cumulative buckets; None without observations."""
+    bounds = sorted(buckets)
+    if not bounds or buckets[bounds[-1]] <= 0:
+        return None
+    total = buckets[bounds[-1]]
+    rank = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            width = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((rank - lower_count) / width if width else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def counter_total(registry, name: str) -> dict[str, float]:
+    """Counter ``name`` by its ``camera`` label (or '' when it has none)."""
+    out: dict[str, float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name == name:
+                key = sample.labels.get("camera", "")
+                out[key] = out.get(key, 0.0) + sample.value
+    return out
+
+
+LATENCIES = [  # label, histogram, labels
+    ("wait (capture→detect)", "surveil_stage_seconds", {"stage": "wait"}),
+    ("detect (one batch)", "surveil_inference_seconds", None),
+    ("analyse", "surveil_stage_seconds", {"stage": "analyse"}),
+    ("end to end (capture→rules done)", "surveil_frame_latency_seconds", None),
+    ("alert (capture→sinks)", "surveil_alert_latency_seconds", None),
+]
+
+
+@dataclass
+class Snapshot:
+    at: float
+    cpu: float
+    processed: dict[str, float]
+    dropped: dict[str, float]
+    captured: dict[str, float]
+    skipped: dict[str, float]
+    histograms: dict[str, dict[float, float]]
+
+    @classmethod
+    def take(cls, registry) -> Snapshot:
+        return cls(
+            at=time.monotonic(), cpu=cpu_seconds(),
+            processed=counter_total(registry, "surveil_frames_processed_total"),
+            dropped=counter_total(registry, "surveil_frames_dropped_total"),
+            captured=counter_total(registry, "surveil_frames_captured_total"),
+            skipped=counter_total(registry, "surveil_detector_skipped_total"),
+            histograms={label: histogram_buckets(registry, name, labels) for label, name, labels in LATENCIES},
+        )
+
+
+@dataclass
+class RunResult:
+    cameras: int
+    seconds: float
+    fps_per_camera: dict[str, float]
+    dropped: float
+    captured: float
+    skipped: float
+    cpu_percent: float
+    rss_mb: float
+    peak_rss_mb: float
+    latencies: dict[str, tuple[float | None, float | None]]
+    delivery: list[float] = field(default_factory=list)
+
+    @property
+    def fps(self) -> float:
+        return sum(self.fps_per_camera.values())
+
+
+def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[float]) -> RunResult:
+    elapsed = after.at - before.at
+
+    def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+        return {k: b.get(k, 0.0) - a.get(k, 0.0) for k in b}
+
+    latencies = {}
+    for label, _, _ in LATENCIES:
+        window = delta(before.histograms[label], after.histograms[label])
+        latencies[label] = (quantile(window, 0.5), quantile(window, 0.99))
+    rss, peak = memory_mb()
+    return RunResult(
+        cameras=cameras, seconds=elapsed,
+        fps_per_camera={k: v / elapsed for k, v in sorted(delta(before.processed, after.processed).items())},
+        dropped=sum(delta(before.dropped, after.dropped).values()),
+        captured=sum(delta(before.captured, after.captured).values()),
+        skipped=sum(delta(before.skipped, after.skipped).values()),
+        cpu_percent=100.0 * (after.cpu - before.cpu) / elapsed, rss_mb=rss, peak_rss_mb=peak,
+        latencies=latencies, delivery=delivery,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- MQTT
+
+
+class LocalBroker:
+    """A mosquitto on a free loopback port, in a temporary folder; ``None`` host when none can run."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> bool:
+        executable = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None)
+        if executable is None:
+            return False
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        conf = self.workdir / "mosquitto.conf"
+        user = f"user {_user_name()}\n"  # as root, mosquitto would switch to user `mosquitto`
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\nlog_dest none\n")
+        self.proc = subprocess.Popen([executable, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
+
+
+def _user_name() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+class DeliveryWatch:
+    """Subscribes to the alert topics; records receive time minus the alert's ``published_ts`` (sink hand-off)."""
+
+    def __init__(self, host: str, port: int, prefix: str):
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.delays: list[float] = []
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"surveil-bench-{os.getpid()}")
+        self._client.on_message = self._on_message
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{prefix}/+/alerts/#", qos=1)
+        self._client.connect(host, port)
+        self._client.loop_start()
+
+    def _on_message(self, client, userdata, message) -> None:
+        received = time.time()
+        try:
+            sent = float(json.loads(message.payload)["published_ts"])
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            self.delays.append(max(0.0, received - sent))
+
+    def take(self) -> list[float]:
+        with self._lock:
+            out, self.delays = self.delays, []
+        return out
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+# ---------------------------------------------------------------------------------------------- the three loads
+
+
+def read_frames(video: str, count: int) -> list[np.ndarray]:
+    import cv2
+
+    capture = cv2.VideoCapture(video)
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise BenchError(f"cannot read frames from {video}")
+    return frames
+
+
+def bare_model(detector, frames: Sequence[np.ndarray], batch: int, seconds: float) -> tuple[float, float]:
+    """(frames/s, median ms per batch) of ``detector.detect`` alone on decoded frames."""
+    detector.detect(list(frames[:batch]))  # warm-up (first-call allocations, OpenVINO shape compile)
+    times, done, index = [], 0, 0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds or not times:
+        chunk = [frames[(index + k) % len(frames)] for k in range(batch)]
+        t0 = time.perf_counter()
+        detector.detect(chunk)
+        times.append(time.perf_counter() - t0)
+        index += batch
+        done += batch
+    return done / (time.perf_counter() - started), 1000.0 * float(np.median(times))
+
+
+def naive_loop(config, video: str, clips: int, seconds: float) -> float:
+    """A tutorial's loop: read, eager ``model([tensor])``, rules; one frame at a time, round-robin over ``clips`` captures."""
+    import cv2
+    import torch
+
+    from surveil.analysis import build_analyzer
+    from surveil.detector import TorchDetector
+    from surveil.evaluation.predict import bgr_to_tensor
+    from surveil.types import Frame
+
+    model_holder = TorchDetector(config.detector, optimize=False)  # the model as trained, no folding
+    model = model_holder.model
+    template = config.enabled_cameras[0]
+    analyzers = [build_analyzer(template.model_copy(update={"name": f"naive-{i}"}), config.tracker, model_holder.class_names,
+                                operating_thresholds=model_holder.operating_thresholds) for i in range(clips)]
+    captures = [cv2.VideoCapture(video) for _ in range(clips)]
+    done, seq = 0, 0
+    started = time.perf_counter()
+    with torch.no_grad():
+        while time.perf_counter() - started < seconds or done == 0:
+            camera = seq % clips
+            ok, image = captures[camera].read()
+            if not ok:
+                captures[camera].set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            output = model([bgr_to_tensor(image)])[0]
+            dets = model_holder._to_detections(output)
+            now = time.monotonic()
+            frame = Frame(camera=f"naive-{camera}", seq=seq, ts_mono=now, ts_wall=time.time(), image=image)
+            analyzers[camera].process(analyzers[camera].context(frame, dets))
+            seq += 1
+            done += 1
+    for capture in captures:
+        capture.release()
+    return done / (time.perf_counter() - started)
+
+
+def bench_config(config, video: str, cameras: int, workdir: Path, mqtt: tuple[str, int] | None):
+    """``cameras`` copies of the config's first camera playing ``video`` at its own rate; sinks in ``workdir``."""
+    template = config.enabled_cameras[0]
+    cams = [template.model_copy(update={"name": f"cam{i + 1}", "url": video, "realtime": True, "loop": True}) for i in range(cameras)]
+    mqtt_config = config.mqtt.model_copy(update={
+        "enabled": mqtt is not None, "host": mqtt[0] if mqtt else "localhost", "port": mqtt[1] if mqtt else 1883,
+        "client_id": f"surveil-bench-{os.getpid()}-{cameras}", "topic_prefix": "surveil-bench",
+        "spool_path": str(workdir / f"spool-{cameras}.sqlite3"),
+    })
+    alerts = config.alerts.model_copy(update={"jsonl_path": str(workdir / f"alerts-{cameras}.jsonl")})
+    return config.model_copy(update={"cameras": cams, "mqtt": mqtt_config, "alerts": alerts, "state_dir": str(workdir)})
+
+
+def pipeline_run(config, detector, cameras: int, warmup: float, seconds: float, watch: DeliveryWatch | None) -> RunResult:
+    from surveil.metrics import Metrics
+    from surveil.pipeline import Pipeline
+
+    metrics = Metrics()
+    pipeline = Pipeline(config, metrics, detector=detector)
+    pipeline.start()
+    stop = threading.Event()
+    ticker = threading.Thread(target=_housekeeping, args=(pipeline, stop), name="bench-housekeeping", daemon=True)
+    ticker.start()
+    try:
+        time.sleep(warmup)
+        if watch:
+            watch.take()
+        before = Snapshot.take(metrics.registry)
+        time.sleep(seconds)
+        after = Snapshot.take(metrics.registry)
+        time.sleep(0.3)  # alerts of the window still on their way to the subscriber
+        delivery = watch.take() if watch else []
+    finally:
+        stop.set()
+        ticker.join(timeout=2)
+        pipeline.stop()
+    return diff_run(cameras, before, after, delivery)
+
+
+def _housekeeping(pipeline, stop: threading.Event) -> None:
+    while not stop.wait(1.0):
+        pipeline.housekeeping()
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def ms(value: float | None) -> str:
+    return "   -   " if value is None else f"{1000 * value:7.1f}"
+
+
+def machine_line() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{platform.machine()} {model}, {os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}"
+
+
+def print_run(result: RunResult, mqtt: bool) -> None:
+    per = result.fps_per_camera
+    print(f"processed: {result.fps:.2f} frames/s in total; per camera " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
+    share = result.dropped / result.captured if result.captured else 0.0
+    print(f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {result.skipped:.0f}")
+    print(f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB")
+    print(f"  {'latency':34s}    p50 ms   p99 ms")
+    for label, (p50, p99) in result.latencies.items():
+        print(f"  {label:34s} {ms(p50)}  {ms(p99)}")
+    if mqtt:
+        if result.delivery:
+            d = np.asarray(result.delivery)
+            print(f"  {'alert→broker→subscriber (MQTT)':34s} {ms(float(np.percentile(d, 50)))}  {ms(float(np.percentile(d, 99)))}  ({len(d)} alerts)")
+        else:
+            print(f"  {'alert→broker→subscriber (MQTT)':34s}    -        -     (no alert in the window)")
+
+
+def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int:
+    import torch
+
+    from surveil.backends import resolve_backend
+    from surveil.pipeline import load_detector
+
+    config = bench.config
+    d = config.detector
+    print("== machine")
+    print(machine_line())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
+    backend = resolve_backend(d)
+    precision = getattr(detector, "precision", "fp16" if getattr(detector, "_autocast", False) else "fp32")
+    print(f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
+          f"device {getattr(detector, 'device', 'cpu')}; clip {bench.video}")
+
+    broker, mqtt = None, None
+    if args.mqtt:
+        host, _, port = args.mqtt.rpartition(":")
+        mqtt = (host or "127.0.0.1", int(port))
+        print(f"MQTT: broker {args.mqtt} (given)")
+    else:
+        broker = LocalBroker(workdir)
+        if broker.start():
+            mqtt = ("127.0.0.1", broker.port)
+            print(f"MQTT: a local mosquitto on 127.0.0.1:{broker.port}, started by the bench")
+        else:
+            broker = None
+            print("MQTT: off (no mosquitto on PATH and no --mqtt): alert→broker latency not measured")
+    watch = DeliveryWatch(*mqtt, "surveil-bench") if mqtt else None
+    try:
+        return _measure(bench, detector, workdir, args, mqtt, watch)
+    finally:
+        if watch:
+            watch.close()
+        if broker:
+            broker.stop()
+
+
+def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch) -> int:
+    config, d = bench.config, bench.config.detector
+    frames = read_frames(bench.video, 64)
+    print("\n== bare model (detector alone on decoded frames, same batch and input size)")
+    bare_fps, bare_ms = bare_model(detector, frames, d.batch_size, args.seconds)
+    print(f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median)")
+    naive_fps = None
+    if not args.no_naive:
+        clips = max(args.cameras)
+        print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {clips} clip(s))")
+        naive_fps = naive_loop(config, bench.video, clips, args.seconds)
+        print(f"{naive_fps:.2f} frames/s")
+    results = []
+    for cameras in args.cameras:
+        print(f"\n== pipeline, {cameras} camera(s) at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s")
+        result = pipeline_run(bench_config(config, bench.video, cameras, workdir, mqtt), detector, cameras, args.warmup, args.seconds, watch)
+        print_run(result, mqtt is not None)
+        results.append(result)
+    print_summary(results, bare_fps, naive_fps)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | None) -> None:
+    print("\n== scaling (compute and memory per camera)")
+    print("cameras | offered fps | processed fps | per camera (min-max) | dropped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB")
+    for r in results:
+        per = list(r.fps_per_camera.values()) or [0.0]
+        p50, p99 = r.latencies["end to end (capture→rules done)"]
+        share = 100 * r.dropped / r.captured if r.captured else 0.0
+        print(f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | {ms(p50)}    "
+              f"| {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}")
+    print("(offered: frames the cameras decoded per second; the pipeline cannot exceed it, so pipeline/bare < 1 where it is "
+          "below the bare model's rate)")
+    print("\n== ratios")
+    print(f"bare model {bare_fps:.2f} frames/s" + (f", naive loop {naive_fps:.2f} frames/s" if naive_fps else ", naive loop not run"))
+    for r in results:
+        naive = f", pipeline/naive {r.fps / naive_fps:.2f}" if naive_fps else ""
+        print(f"{r.cameras} camera(s): pipeline/bare {r.fps / bare_fps:.2f}{naive}")
