@@ -252,6 +252,7 @@ class MqttPublisher:
         self._closing = False
         self._outage_since: float | None = None
         self._outage_reason = ""
+        self._socket_error = ""  # paho's last error-level log line: why a connection broke
         self._drop_warned = False
         self._started = False
         self._sender: threading.Thread | None = None
@@ -398,7 +399,12 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_log = self._on_log
         return client
+
+    def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
+        if level == mqtt.MQTT_LOG_ERR:  # e.g. "failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] ..."
+            self._socket_error = text
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         try:
@@ -429,7 +435,8 @@ class MqttPublisher:
             if self._closing:
                 pass
             elif self._outage_since is None:
-                self._note_outage(f"connection lost ({reason})")
+                cause, self._socket_error = self._socket_error, ""
+                self._note_outage(f"connection lost ({reason}{': ' + cause if cause else ''})")
             else:  # the broker closing a refused connection: the refusal is the reason
                 log.debug("MQTT: disconnected during the outage (%s)", reason)
             self._set_connected(False)
@@ -626,6 +633,7 @@ class MqttPublisher:
                 self._config.host, self._config.port, time.monotonic() - self._outage_since, len(self._spool),
             )
         self._outage_since = None
+        self._socket_error = ""
         self._drop_warned = False
         self._set_connected(True)
 
