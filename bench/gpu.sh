@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# GPU throughput of the bare model against the real pipeline (bench/gpu_bench.py has the details):
+# fasterrcnn_resnet50_fpn_v2 and fasterrcnn_mobilenet_v3_large_fpn, random weights, 1280x720 frames,
+# batch 1, 4, 8, 16, fp32 and fp16: bare images/s, pipeline images/s, their ratio, peak GPU memory.
+# Target: pipeline/bare >= 0.9 at batch 8. One call, under 8 minutes (hard limit 470 s).
+#
+#   bench/gpu.sh              # on a CUDA machine
+#   bench/gpu.sh --dry-run    # CPU, tiny sizes, one iteration (tests/test_gpu_bench.py runs it in CI)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python=${PYTHON:-.venv/bin/python}
+exec timeout 470 "$python" bench/gpu_bench.py "$@"

@@ -1,0 +1,164 @@
+"""GPU throughput: the bare model against the real pipeline, batch by batch, fp32 and fp16 (run by bench/gpu.sh).
+
+For ``fasterrcnn_resnet50_fpn_v2`` and ``fasterrcnn_mobilenet_v3_large_fpn`` with random weights (no
+download) on 1280x720 frames, at batch 1, 4, 8 and 16:
+
+- bare: ``TorchDetector.detect`` on the same decoded frames, batch after batch (images/s);
+- pipeline: :class:`surveil.pipeline.Pipeline` with as many cameras as the batch (in-memory cameras
+  delivering the frames at ``--camera-fps`` each, more than the model takes), the frame board,
+  the detect thread at that batch size, tracker and analysers (images/s processed);
+- their ratio, and the peak GPU memory of the run.
+
+Target (issue 10): pipeline / bare >= 0.9 at batch 8.
+
+``--dry-run``: CPU, tiny frames and input, batches 1 and 2, one iteration: CI runs it so the script
+cannot rot (its figures mean nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from surveil.config import Config, DetectorConfig  # noqa: E402
+from surveil.detector import TorchDetector  # noqa: E402
+from surveil.metrics import Metrics  # noqa: E402
+from surveil.models import build_model, save_checkpoint  # noqa: E402
+from surveil.pipeline import Pipeline  # noqa: E402
+
+ARCHITECTURES = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
+TARGET = "pipeline/bare >= 0.9 at batch 8"
+
+
+class MemoryCamera:
+    """A cv2.VideoCapture stand-in: the same decoded frames, paced at ``fps`` (a camera, not a file)."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float):
+        self._frames, self._period, self._index = frames, 1.0 / fps, 0
+        self._next = time.monotonic()
+
+    def isOpened(self) -> bool:  # noqa: N802 (cv2's name)
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        self._next = max(self._next + self._period, time.monotonic() - self._period)
+        self._index += 1
+        return True, self._frames[self._index % len(self._frames)]
+
+    def get(self, prop: int) -> float:
+        return 0.0
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+def make_frames(height: int, width: int, count: int = 8) -> list[np.ndarray]:
+    """Smooth random scenes (not noise: noise makes every proposal survive NMS and inflates the heads' cost)."""
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(count):
+        small = rng.integers(0, 255, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+        frames.append(np.ascontiguousarray(np.kron(small, np.ones((16, 16, 1), np.uint8))[:height, :width]))
+    return frames
+
+
+def bare(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, iterations: int | None) -> float:
+    chunk = [frames[k % len(frames)] for k in range(batch)]
+    detector.detect(chunk)  # warm-up (cudnn autotune, allocator)
+    _sync(detector)
+    done, started = 0, time.perf_counter()
+    while (iterations is None and time.perf_counter() - started < seconds) or (iterations is not None and done < iterations * batch):
+        detector.detect(chunk)
+        done += batch
+    _sync(detector)
+    return done / (time.perf_counter() - started)
+
+
+def pipeline(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float) -> float:
+    config = Config.model_validate({
+        "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
+        "detector": {**detector.config.model_dump(), "batch_size": batch, "max_wait_ms": 50},
+        "mqtt": {"enabled": False}, "metrics": {"enabled": False},
+    })
+    metrics = Metrics()
+    pipe = Pipeline(config, metrics, detector=detector, open_capture=lambda camera: MemoryCamera(frames, camera_fps))
+    pipe.start()
+    try:
+        time.sleep(warmup)
+        before = _processed(metrics)
+        started = time.perf_counter()
+        time.sleep(seconds)
+        return (_processed(metrics) - before) / (time.perf_counter() - started)
+    finally:
+        pipe.stop()
+
+
+def _processed(metrics: Metrics) -> float:
+    return sum(s.value for f in metrics.registry.collect() for s in f.samples if s.name == "surveil_frames_processed_total")
+
+
+def _sync(detector: TorchDetector) -> None:
+    if detector.device.type == "cuda":
+        torch.cuda.synchronize(detector.device)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, one iteration: checks the script runs")
+    parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES))
+    parser.add_argument("--batches", type=int, nargs="+")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per bare and per pipeline figure")
+    parser.add_argument("--camera-fps", type=float, default=60.0, help="frames per second each in-memory camera offers")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    dry = args.dry_run
+    device = "cpu" if dry else ("cuda" if torch.cuda.is_available() else None)
+    if device is None:
+        print("no CUDA device: run with --dry-run (CPU, tiny sizes) or on a GPU machine")
+        return 2
+    height, width = (72, 128) if dry else (720, 1280)
+    batches = args.batches or ([1, 2] if dry else [1, 4, 8, 16])
+    precisions = ["fp32"] if dry else ["fp32", "fp16"]
+    name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (dry run: figures mean nothing)"
+    print(f"device: {name}; torch {torch.__version__}; frames {width}x{height}; target: {TARGET}")
+    frames = make_frames(height, width)
+    print("architecture                        | prec | batch | bare img/s | pipeline img/s | ratio | peak GPU MB")
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch in args.architectures:
+            torch.manual_seed(0)
+            weights = save_checkpoint(Path(tmp) / f"{arch}.pt", build_model(arch, num_classes=91), arch,
+                                      ["__background__", *[f"class{i}" for i in range(1, 91)]])
+            for precision in precisions:
+                sizes = {"min_size": 64, "max_size": 128} if dry else {}
+                detector = TorchDetector(DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", **sizes))
+                for batch in batches:
+                    if device == "cuda":
+                        torch.cuda.reset_peak_memory_stats()
+                    b = bare(detector, frames, batch, args.seconds, 1 if dry else None)
+                    p = pipeline(detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, args.camera_fps)
+                    memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
+                    print(f"{arch:35s} | {precision} | {batch:5d} | {b:10.1f} | {p:14.1f} | {p / b:5.2f} | {memory:11.0f}", flush=True)
+                del detector
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
