@@ -1,7 +1,9 @@
 """The long-running process: signals, systemd notifications, watchdog and reload.
 
 SIGTERM / SIGINT: ordered stop, exit 0. SIGHUP: re-read the config; a valid one replaces the
-running pipeline, an invalid one is logged and the old pipeline keeps running.
+running pipeline, an invalid one is logged and the old pipeline keeps running. What did not change
+carries on: the analysers (tracks, open incidents) of unchanged cameras, the detector when the model
+did not change, and the MQTT connection and spool when the ``mqtt`` section did not change.
 """
 
 from __future__ import annotations
@@ -148,16 +150,18 @@ class Daemon:
             self.notifier.ready("reload failed; old configuration kept")
             return
         kept = {name for name, analyzer in analyzers.items() if old_pipeline.analyzers.get(name) is analyzer}
-        old_pipeline.stop(keep_incidents=kept)  # releases the spool and the camera handles first
+        same_mqtt = new_config.mqtt == old_config.mqtt  # then the connection carries on: no offline/online blip
+        # releases the camera handles, and the spool unless the publisher is handed over (never open twice)
+        mqtt = old_pipeline.stop(keep_incidents=kept, hand_over_mqtt=same_mqtt)
         try:
-            self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers)
+            self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers, mqtt=mqtt)
             self.config = new_config
             if self._http is not None:
                 self._http.configure(new_config.web)  # auth and limits change at once; the server keeps serving
         except PipelineError as exc:
             log.error("reload failed after the old pipeline stopped (%s); restarting the old configuration", exc)
             self._pipeline = Pipeline(old_config, self.metrics, detector=old_pipeline.detector,
-                                      analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept})
+                                      analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept}, mqtt=mqtt)
         self._pipeline.start()
         self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")
         log.info("reload done")

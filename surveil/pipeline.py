@@ -188,7 +188,10 @@ class Pipeline:
         detector: Detector | None = None,
         open_capture: Callable | None = None,
         analyzers: dict[str, CameraAnalyzer] | None = None,
+        mqtt: MqttPublisher | None = None,
     ):
+        """``mqtt``: a running publisher handed over by the pipeline a reload replaces (see ``stop``);
+        this pipeline then owns it (and its spool) and does not start it again."""
         self.config = config
         self.metrics = metrics
         self.detector = detector or load_detector(config)
@@ -201,7 +204,8 @@ class Pipeline:
         self._board = FrameBoard(on_drop=lambda camera: metrics.frames_dropped.labels(camera).inc())
         self._analysis: queue.Queue = queue.Queue(maxsize=max(4, 2 * len(cameras)))
         self._stop_detect = threading.Event()
-        self._sinks, self._mqtt = self._build_sinks()
+        self._mqtt_running = mqtt is not None
+        self._sinks, self._mqtt = self._build_sinks(mqtt)
         events = _CaptureEvents(metrics, self._camera_status)
         capture_kwargs = {"open_capture": open_capture} if open_capture else {}
         self._sources = [CameraSource(c, self._board.put, events, **capture_kwargs) for c in cameras]
@@ -215,11 +219,14 @@ class Pipeline:
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
 
-    def _build_sinks(self) -> tuple[list[AlertSink], MqttPublisher | None]:
+    def _build_sinks(self, handed: MqttPublisher | None) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []
         mqtt = None
         self._spool = None
-        if self.config.mqtt.enabled:
+        if handed is not None:  # the same connection and spool carry on: no offline/online blip
+            mqtt, self._spool = handed, handed.spool
+            sinks.append(mqtt)
+        elif self.config.mqtt.enabled:
             self._spool = _open_output("mqtt.spool_path", self.config.mqtt.spool_path,
                                        lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts))
             try:
@@ -254,8 +261,9 @@ class Pipeline:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._mqtt is not None:
+        if self._mqtt is not None and not self._mqtt_running:
             self._mqtt.start()
+            self._mqtt_running = True
         self._threads = [
             threading.Thread(target=self._detect_loop, name="detect", daemon=True),
             threading.Thread(target=self._analyse_loop, name="analyse", daemon=True),
@@ -266,11 +274,13 @@ class Pipeline:
             self._board.register(source.config.name)
             source.start()
 
-    def stop(self, timeout: float = 8.0, keep_incidents: set[str] = frozenset()) -> None:
+    def stop(self, timeout: float = 8.0, keep_incidents: set[str] = frozenset(), hand_over_mqtt: bool = False) -> MqttPublisher | None:
         """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks.
 
         Open incidents end (``end_reason: stopped``) except those of the cameras in
-        ``keep_incidents``, whose analysers a reloaded pipeline carries on."""
+        ``keep_incidents``, whose analysers a reloaded pipeline carries on. With ``hand_over_mqtt``
+        the MQTT publisher and its spool stay open and are returned, for the next pipeline
+        (``Pipeline(mqtt=...)``); the spool is never open twice."""
         deadline = time.monotonic() + timeout
         for source in self._sources:
             source.request_stop()
@@ -284,13 +294,15 @@ class Pipeline:
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
         self._end_incidents(keep_incidents)
         closers = [sink.close for sink in self._sinks if sink is not self._mqtt]
-        if self._mqtt is not None:  # publishes `offline` and flushes what it can, then the spool closes
+        handed = self._mqtt if hand_over_mqtt else None
+        if self._mqtt is not None and handed is None:  # publishes `offline` and flushes what it can, then the spool closes
             closers = [lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())), self._spool.close, *closers]
         for close in closers:
             try:
                 close()
             except Exception:
                 log.exception("error while closing an alert sink")
+        return handed
 
     def _end_incidents(self, keep: set[str]) -> None:
         now, wall = time.monotonic(), time.time()
