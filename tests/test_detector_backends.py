@@ -19,10 +19,9 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.backends import OnnxDetector, cache_key, cached_onnx, create_detector, resolve_backend
+from surveil.backends import OnnxDetector, cache_key, cached_onnx, create_detector, detection_agreement, resolve_backend
 from surveil.config import DetectorConfig
 from surveil.detector import TorchDetector
-from surveil.geometry import box_iou
 from surveil.models import ModelLoadError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,23 +66,6 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("model-cache")
 
 
-def agreement(reference_dets, other_dets, thresholds, min_iou: float, max_score_diff: float) -> tuple[int, int]:
-    """(matched, total) confident detections over all frames, counted from both sides."""
-    matched = total = 0
-    for ref, other in zip(reference_dets, other_dets):
-        for a, b in ((ref, other), (other, ref)):
-            confident = a.confidence >= thresholds[a.class_id]
-            for box, score, cls in zip(a.xyxy[confident], a.confidence[confident], a.class_id[confident]):
-                total += 1
-                same = b.class_id == cls
-                if not same.any():
-                    continue
-                ious = box_iou(box[None], b.xyxy[same])[0]
-                best = int(np.argmax(ious))
-                matched += ious[best] >= min_iou and abs(b.confidence[same][best] - score) <= max_score_diff
-    return matched, total
-
-
 def run(detector, frames):
     return [detector.detect([f])[0] for f in frames]
 
@@ -96,7 +78,7 @@ def test_reference_sees_people(reference):
 def test_torch_optimized_agrees(frames, reference):
     dets, thresholds = reference
     detector = TorchDetector(config())
-    matched, total = agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
+    matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
     assert matched == total
 
 
@@ -106,7 +88,7 @@ def test_onnxruntime_agrees(frames, reference, cache_dir):
     detector = create_detector(config(backend="onnxruntime"), cache_dir)
     assert isinstance(detector, OnnxDetector) and detector.class_names == ["__background__", "pedestrian"]
     np.testing.assert_allclose(detector.operating_thresholds, thresholds)
-    matched, total = agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
+    matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
     assert matched == total
 
 
@@ -115,7 +97,7 @@ def test_openvino_fp32_agrees(frames, reference, cache_dir):
     dets, thresholds = reference
     detector = create_detector(config(backend="openvino"), cache_dir)
     assert detector.precision == "fp32"
-    matched, total = agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
+    matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
     assert matched == total
 
 
@@ -123,7 +105,7 @@ def test_openvino_fp32_agrees(frames, reference, cache_dir):
 def test_openvino_bf16_agrees_loosely(frames, reference, cache_dir):
     dets, thresholds = reference
     detector = create_detector(config(backend="openvino", openvino_precision="bf16"), cache_dir)
-    matched, total = agreement(dets, run(detector, frames), thresholds, 0.7, 0.1)
+    matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.7, 0.1)
     assert matched >= 0.9 * total, f"{matched} of {total} confident detections agree ({detector.precision})"
 
 
