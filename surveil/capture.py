@@ -8,18 +8,31 @@ newest frame) and what happens to the camera is told to a ``CaptureEvents``.
 Outages are reported once each: ``camera_down`` on the first failure (open failed, read failed,
 no frame for ``stall_timeout_s``, unexpected error), ``reconnect_attempt`` on every reopen,
 ``camera_up`` on the first frame after an outage (and on the first frame of all).
+
+Why a camera is down is said plainly: when OpenCV cannot open a stream (or a stream read fails),
+:func:`diagnose_stream` probes the URL itself — name resolution, a TCP connect, and for RTSP a
+DESCRIBE (with the URL's credentials, Basic or Digest) — and names the cause: cannot resolve,
+refused, no answer (timeout), unauthorised (401), not found (404), no video track. FFmpeg's own
+log stays silent (``surveil.redact.quiet_native_logs``), so logs stay one record per line (JSON
+with ``logging.format: json``). :func:`reason_kind` maps a reason to the short name used as the
+``reason`` label of ``surveil_camera_down_reason``.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
 import logging
 import math
 import os
 import random
+import re
+import socket
 import sys
 import threading
 import time
+from urllib.parse import unquote, urlsplit, urlunsplit
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +140,147 @@ def open_video_capture(config: CameraConfig) -> cv2.VideoCapture:
         cap = _open_device(config.url)
     if not cap.isOpened():
         cap.release()
-        raise CaptureOpenError(f"camera {config.name}: cannot open {mask_url(config.url)}")
+        if kind == "file":
+            why = "not a video OpenCV can decode (no video stream)"
+        elif kind == "stream":
+            why = diagnose_stream(str(config.url), min(config.open_timeout_s, PROBE_TIMEOUT_S))
+        else:
+            why = "no such device, or it is busy"
+        raise CaptureOpenError(f"camera {config.name}: cannot open {mask_url(config.url)}: {why}")
     return cap
+
+
+# ---------------------------------------------------------------- diagnosis
+
+PROBE_TIMEOUT_S = 5.0
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
+_REASON_KINDS = (  # (kind, pattern) in order; the first match names the reason
+    ("dns", r"cannot resolve"),
+    ("refused", r"connection refused"),
+    ("timeout", r"no answer|timed out"),
+    ("unauthorized", r"unauthori[sz]ed|\b401\b"),
+    ("not_found", r"not found|\b404\b|no such device"),
+    ("no_video", r"no video"),
+    ("end_of_file", r"end of file"),
+    ("stalled", r"no frame for"),
+    ("read_failed", r"read failed"),
+)
+
+
+def reason_kind(reason: str) -> str:
+    """The short name of a down reason: one of ``surveil.metrics.DOWN_REASONS``."""
+    for kind, pattern in _REASON_KINDS:
+        if re.search(pattern, reason, re.I):
+            return kind
+    return "error"
+
+
+def diagnose_stream(url: str, timeout: float = PROBE_TIMEOUT_S) -> str:
+    """Why a stream URL does not open, found by probing it ourselves (never raises)."""
+    try:
+        parts = urlsplit(url)
+        host, scheme = parts.hostname, parts.scheme.lower()
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError as exc:
+        return f"malformed URL ({exc})"
+    if not host or port is None:
+        return "the URL names no host or port"
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        return f"cannot resolve host {host} ({getattr(exc, 'strerror', None) or exc})"
+    sock = None
+    try:
+        family, kind, proto, _, address = addresses[0]
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except ConnectionRefusedError:
+            return f"connection refused by {host}:{port} (nothing listens there)"
+        except (TimeoutError, socket.timeout):
+            return f"no answer from {host}:{port} within {timeout:g} s (timed out connecting)"
+        except OSError as exc:
+            return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+        if scheme != "rtsp":
+            return f"{host}:{port} accepts connections, but no video could be opened from it"
+        return _probe_rtsp(sock, parts, host, port, timeout)
+    except Exception as exc:  # a probe must never take the capture thread down
+        return f"cannot open ({type(exc).__name__} while diagnosing)"
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def _probe_rtsp(sock: socket.socket, parts, host: str, port: int, timeout: float) -> str:
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    if ":" in host and not host.startswith("["):
+        netloc = f"[{host}]" + (f":{parts.port}" if parts.port else "")
+    bare = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))  # no credentials on the wire here
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    status, headers, body = _rtsp_describe(sock, bare, 1, None, timeout)
+    if status is None:
+        return f"{host}:{port} accepts connections but sends no RTSP answer within {timeout:g} s (timed out)"
+    if status == 401 and user:
+        challenge = headers.get("www-authenticate", "")
+        status, headers, body = _rtsp_describe(sock, bare, 2, _authorization(challenge, user, password, bare), timeout)
+        if status is None:
+            return f"{host}:{port} closed the connection after the credentials were sent (unauthorized?)"
+    if status == 401:
+        return "unauthorized (401): " + ("the camera rejected the credentials" if user else "the camera needs credentials in the URL")
+    if status == 404:
+        return f"not found (404): no stream at path {parts.path or '/'}"
+    if status != 200:
+        return f"the RTSP server answered {status}"
+    if not re.search(rb"^m=video", body, re.M):
+        return "no video stream: the RTSP session offers no video track"
+    return "the RTSP server offers video, but it could not be decoded (codec?)"
+
+
+def _rtsp_describe(sock: socket.socket, url: str, cseq: int, authorization: str | None, timeout: float):
+    request = f"DESCRIBE {url} RTSP/1.0\r\nCSeq: {cseq}\r\nAccept: application/sdp\r\nUser-Agent: surveil-probe\r\n"
+    if authorization:
+        request += f"Authorization: {authorization}\r\n"
+    sock.sendall((request + "\r\n").encode())
+    data = b""
+    deadline = time.monotonic() + timeout
+    while b"\r\n\r\n" not in data:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(4096)
+        except (TimeoutError, socket.timeout, OSError):
+            return None, {}, b""
+        if not chunk:
+            return None, {}, b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    match = re.match(r"RTSP/\d\.\d (\d{3})", lines[0])
+    if not match:
+        return None, {}, b""
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    length = int(headers.get("content-length", "0") or 0)
+    while len(body) < min(length, 65536) and time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        body += chunk
+    return int(match.group(1)), headers, body
+
+
+def _authorization(challenge: str, user: str, password: str, url: str) -> str:
+    if challenge.lower().startswith("digest"):
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+        realm, nonce = fields.get("realm", ""), fields.get("nonce", "")
+        ha1 = hashlib.md5(f"{user}:{realm}:{password}".encode()).hexdigest()
+        ha2 = hashlib.md5(f"DESCRIBE:{url}".encode()).hexdigest()
+        response = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+        return f'Digest username="{user}", realm="{realm}", nonce="{nonce}", uri="{url}", response="{response}"'
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _open_stream(config: CameraConfig) -> cv2.VideoCapture:
@@ -390,7 +542,7 @@ class CameraSource:
 
     def _open(self) -> Any:
         cap = self._open_capture(self.config)
-        if not cap.isOpened():
+        if not cap.isOpened():  # an open_capture that does not diagnose itself (open_video_capture raises)
             _release(cap, self.name)
             raise CaptureOpenError(f"camera {self.name}: cannot open {mask_url(self.config.url)}")
         with self._lock:  # a slow open that succeeds is not a stall
@@ -415,7 +567,8 @@ class CameraSource:
                     return _Outcome.FAILED
                 continue
             if not is_file:
-                return self._fail("read failed (stream ended or connection lost)")
+                why = diagnose_stream(str(self.config.url), min(self.config.read_timeout_s, PROBE_TIMEOUT_S))
+                return self._fail(f"read failed (stream ended or connection lost; now: {why})")
             outcome = self._end_of_file(cap, frames_since_rewind)
             if outcome is not None:
                 return outcome

@@ -10,7 +10,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector
 
 from surveil import __version__
 
@@ -18,6 +18,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 PROCESSED_FPS_WINDOW_S = 10.0
+# why a camera is down (surveil.capture.diagnose names them; docs/metrics.md explains them)
+DOWN_REASONS = ("dns", "refused", "timeout", "unauthorized", "not_found", "no_video", "end_of_file", "stalled", "read_failed", "error")
 
 
 class ProcessedRate:
@@ -50,6 +52,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         Info("surveil_build", "surveil version.", registry=r).info({"version": __version__})
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds, ...
+        PlatformCollector(registry=r)  # python_info
         self.frames_captured = Counter("surveil_frames_captured_total", "Frames decoded from a camera.", ["camera"], registry=r)
         self.frames_skipped = Counter("surveil_frames_skipped_total", "Frames read but not used because of the camera's fps_limit.", ["camera"], registry=r)
         self.frames_dropped = Counter("surveil_frames_dropped_total", "Frames overwritten by a newer one before the detector took them.", ["camera"], registry=r)
@@ -60,6 +64,11 @@ class Metrics:
         )
         self._processed = ProcessedRate(PROCESSED_FPS_WINDOW_S)
         self.camera_up = Gauge("surveil_camera_up", "1 while the camera delivers frames, 0 while it is down.", ["camera"], registry=r)
+        self.camera_down_reason = Gauge(
+            "surveil_camera_down_reason", "1 for the reason the camera is down now (all 0 while it is up); see docs/metrics.md for the reasons.",
+            ["camera", "reason"], registry=r,
+        )
+        self.camera_fps_limit = Gauge("surveil_camera_fps_limit", "The camera's configured fps_limit (0 = none): the rate processing should reach.", ["camera"], registry=r)
         self.camera_reconnects = Counter("surveil_camera_reconnects_total", "Attempts to reopen a camera after a failure.", ["camera"], registry=r)
         self.camera_last_frame = Gauge("surveil_camera_last_frame_timestamp_seconds", "Wall-clock time of the camera's newest frame.", ["camera"], registry=r)
         self.batch_size = Histogram("surveil_batch_size", "Frames per detector forward pass.", buckets=BATCH_BUCKETS, registry=r)
@@ -89,6 +98,33 @@ class Metrics:
         self.spool_bypassed = Counter("surveil_alert_spool_bypassed_total", "Alerts handed to the broker directly because the spool could not be written (not durable across a restart).", registry=r)
         self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
         self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
+
+    def init_camera(self, camera) -> None:
+        """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""
+        name = camera.name
+        for family in (self.frames_captured, self.frames_skipped, self.frames_dropped, self.frames_processed,
+                       self.camera_reconnects, self.frame_latency_seconds):
+            family.labels(name)
+        self.camera_up.labels(name).set(0)
+        self.camera_processed_fps.labels(name).set(0)
+        self.camera_fps_limit.labels(name).set(camera.fps_limit or 0)
+        self.set_down_reason(name, None)
+        lines = {line.name: line for line in camera.lines}
+        for rule in camera.rules:
+            if rule.type == "zone_occupancy":
+                continue
+            self.alerts.labels(name, rule.id)
+            self.incidents_open.labels(name, rule.id)
+            for phase in ("start", "update", "end"):
+                self.alert_messages.labels(name, rule.id, phase)
+            if rule.type == "line_crossing" and rule.line in lines:
+                for direction in (lines[rule.line].forward, lines[rule.line].backward):
+                    self.line_crossings.labels(name, rule.line, rule.id, direction)
+
+    def set_down_reason(self, camera: str, reason: str | None) -> None:
+        """``surveil_camera_down_reason{reason}`` = 1 for ``reason`` (None: up), 0 for every other reason."""
+        for known in DOWN_REASONS:
+            self.camera_down_reason.labels(camera, known).set(1 if known == reason else 0)
 
     def frame_processed(self, camera: str, now_mono: float) -> None:
         """One frame of ``camera`` went through the rules (the counter, and the fps window)."""

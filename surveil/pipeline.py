@@ -29,7 +29,7 @@ import numpy as np
 from surveil.analysis import CameraAnalyzer, build_analyzer
 from surveil.backends import create_detector
 from surveil.batcher import FrameBoard
-from surveil.capture import CameraSource
+from surveil.capture import CameraSource, reason_kind
 from surveil.config import Config
 from surveil.detector import Detector
 from surveil.metrics import Metrics
@@ -83,10 +83,12 @@ class _CaptureEvents:
 
     def camera_up(self, camera: str) -> None:
         self._metrics.camera_up.labels(camera).set(1)
+        self._metrics.set_down_reason(camera, None)
         self._status(camera, True, "streaming")
 
     def camera_down(self, camera: str, reason: str) -> None:
         self._metrics.camera_up.labels(camera).set(0)
+        self._metrics.set_down_reason(camera, reason_kind(reason))
         self._status(camera, False, redact(reason))  # the one door for reasons: MQTT status, alerts, the live view
 
     def reconnect_attempt(self, camera: str) -> None:
@@ -212,8 +214,7 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
-            metrics.camera_up.labels(camera.name).set(0)
-            metrics.camera_processed_fps.labels(camera.name).set(0)
+            metrics.init_camera(camera)
         # for the live view (surveil.web.ViewProvider): camera state, analysed-frame rate and version
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._rates = {c.name: RateMeter() for c in cameras}

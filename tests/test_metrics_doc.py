@@ -11,6 +11,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 def exported_names() -> set[str]:
     names = set()
     for family in Metrics().registry.collect():
+        if not family.name.startswith("surveil_"):
+            continue  # process_* and python_info: prometheus-client's own collectors
         suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
         names.add(family.name + suffix)
     return names
