@@ -215,6 +215,8 @@ class Pipeline:
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
             metrics.init_camera(camera)
+        if self._mqtt is not None:  # retained, sent once connected (and after every reconnect)
+            self._mqtt.publish_fleet([c.name for c in cameras], config.sharding.index, config.sharding.instances)
         # for the live view (surveil.web.ViewProvider): camera state, analysed-frame rate and version
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._rates = {c.name: RateMeter() for c in cameras}
@@ -265,6 +267,8 @@ class Pipeline:
         if self._mqtt is not None and not self._mqtt_running:
             self._mqtt.start()
             self._mqtt_running = True
+        if self._mqtt is not None and self.config.mqtt.home_assistant.enabled:
+            self._mqtt.publish_discovery(self.config.enabled_cameras)
         self._threads = [
             threading.Thread(target=self._detect_loop, name="detect", daemon=True),
             threading.Thread(target=self._analyse_loop, name="analyse", daemon=True),

@@ -7,6 +7,8 @@ Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
   (``<instance>`` = ``MqttConfig.instance_name``, the host name by default: each daemon has its own).
 - ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
+- ``<prefix>/fleet/<instance>``: retained JSON ``{"instance", "cameras", "shard": {"index", "instances"}, "ts"}``,
+  the cameras this instance runs (see :mod:`surveil.sharding`).
 - ``<prefix>/<camera>/lines/<line>/<rule>`` and ``<prefix>/<camera>/zones/<zone>/<rule>``: retained counts.
 
 Delivery guarantee for alerts: every alert is first appended to the :class:`AlertSpool`
@@ -37,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import socket
 import ssl
 import sys
@@ -162,6 +165,10 @@ def status_topic(prefix: str, camera: str) -> str:
     return f"{prefix}/{camera}/status"
 
 
+def fleet_topic(prefix: str, instance: str) -> str:
+    return f"{prefix}/fleet/{instance}"
+
+
 def state_topic(prefix: str, camera: str, kind: str, name: str, rule: str) -> str:
     return f"{prefix}/{camera}/{kind}/{name}/{rule}"
 
@@ -181,6 +188,43 @@ def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
         "ts": ts,
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def _object_id(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9_-]", "_", p) for p in parts)
+
+
+def home_assistant_entities(config: MqttConfig, prefix: str, instance: str, available: str, cameras) -> list[tuple[str, dict[str, Any]]]:
+    """(discovery topic, config) of every entity Home Assistant should know about."""
+    discovery = config.home_assistant.discovery_prefix.rstrip("/")
+    node = _object_id("surveil", instance)
+    device = {"identifiers": [node], "name": f"surveil {instance}", "manufacturer": "surveil"}
+    common = {"availability_topic": available, "payload_available": "online", "payload_not_available": "offline", "device": device}
+    out: list[tuple[str, dict[str, Any]]] = []
+    for camera in cameras:
+        uid = _object_id(node, camera.name, "up")
+        out.append((f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, 'up')}/config", {
+            **common, "name": f"{camera.name} camera", "unique_id": uid, "device_class": "connectivity",
+            "state_topic": status_topic(prefix, camera.name), "value_template": "{{ 'ON' if value_json.up else 'OFF' }}",
+            "json_attributes_topic": status_topic(prefix, camera.name),
+        }))
+        for rule in camera.rules:
+            if rule.type == "zone_occupancy":
+                uid = _object_id(node, camera.name, rule.zone, rule.id)
+                out.append((f"{discovery}/sensor/{node}/{_object_id(camera.name, rule.zone, rule.id)}/config", {
+                    **common, "name": f"{camera.name} {rule.zone} objects", "unique_id": uid, "unit_of_measurement": "objects",
+                    "state_class": "measurement", "state_topic": state_topic(prefix, camera.name, "zones", rule.zone, rule.id),
+                    "value_template": "{{ value_json.counts.values() | sum }}",
+                }))
+                continue
+            uid = _object_id(node, camera.name, rule.id)
+            out.append((f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, rule.id)}/config", {
+                **common, "name": f"{camera.name} {rule.id}", "unique_id": uid,
+                "state_topic": alert_topic(prefix, camera.name, rule.id),
+                "value_template": "{{ 'OFF' if value_json.phase == 'end' else 'ON' }}",
+                "json_attributes_topic": alert_topic(prefix, camera.name, rule.id),
+            }))
+    return out
 
 
 class MqttPublisher:
@@ -344,10 +388,24 @@ class MqttPublisher:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
         self._publish_retained(status_topic(self._prefix, camera), status_payload(camera, up, reason, time.time()))
 
+    def publish_fleet(self, cameras: list[str], index: int | str, instances: int) -> None:
+        """Retained ``<prefix>/fleet/<instance>``: the cameras this instance runs; re-published after every reconnect."""
+        body = {"instance": self.instance, "cameras": cameras, "shard": {"index": index, "instances": instances}, "ts": time.time()}
+        self._publish_retained(fleet_topic(self._prefix, self.instance), json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
     def publish_state(self, camera: str, kind: str, name: str, rule: str, body: dict[str, Any]) -> None:
         """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>/<rule>``."""
         payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
         self._publish_retained(state_topic(self._prefix, camera, kind, name, rule), payload)
+
+    def publish_discovery(self, cameras) -> int:
+        """Home Assistant MQTT discovery (retained, re-published after every reconnect): a binary sensor
+        per camera (up) and per alerting rule (incident open), a sensor per zone count; each one's
+        availability is this daemon's availability topic. Returns how many entities were announced."""
+        entities = home_assistant_entities(self._config, self._prefix, self.instance, self._available, cameras)
+        for topic, body in entities:
+            self._publish_retained(topic, json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+        return len(entities)
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
         payload = redact(payload.decode("utf-8")).encode("utf-8")  # backstop: a camera status reason, counts
