@@ -1,4 +1,4 @@
-"""Command line: `surveil run | check-config | analyse | snapshot | bench | version | train | eval | export`."""
+"""Command line: `surveil run | check-config | shards | analyse | snapshot | bench | version | train | eval | export`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from surveil.startup import StartupError
 
     try:
-        return run_daemon(args.config, args.log_level)
+        return run_daemon(args.config, args.log_level, shard=args.shard)
     except (ConfigError, PipelineError, StartupError) as exc:  # the user's input or machine, never a traceback: exit 2
         print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
@@ -39,6 +39,29 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         zones = sum(len(c.zones) for c in config.cameras)
         print(f"{file}: OK ({len(config.cameras)} camera(s), {len(config.enabled_cameras)} enabled, {zones} zone(s))")
     return status
+
+
+def _cmd_shards(args: argparse.Namespace) -> int:
+    """Which instance runs which enabled camera, for ``--instances`` daemons (default: the config's ``sharding.instances``)."""
+    from surveil.sharding import MAX_INSTANCES, assign
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"surveil: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    instances = config.sharding.instances if args.instances is None else args.instances
+    pins = config.sharding.pin
+    beyond = sorted(name for name, index in pins.items() if index >= instances)
+    if not 1 <= instances <= MAX_INSTANCES or beyond:
+        why = f"pinned beyond index {instances - 1}: {', '.join(beyond)}" if beyond else f"--instances must be 1-{MAX_INSTANCES}"
+        print(f"surveil: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    names = [c.name for c in config.cameras if c.enabled]
+    for index, cameras in assign(names, instances, pins).items():
+        shown = ", ".join(f"{name} (pinned)" if name in pins else name for name in cameras)
+        print(f"{index}/{instances}: {len(cameras)} camera(s): {shown}")
+    return 0
 
 
 def _cmd_version(_args: argparse.Namespace) -> int:
@@ -94,11 +117,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
+    p.add_argument("--shard", metavar="INDEX/INSTANCES", help="run only this shard's cameras, e.g. 0/3 (overrides SURVEIL_SHARD and sharding)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate config files and exit (0 = all valid, 2 = one or more invalid)")
     p.add_argument("file", nargs="+")
     p.set_defaults(func=_cmd_check_config)
     _add_tool_commands(sub, _requested_command(argv))
+    p = sub.add_parser("shards", help="print which instance of a fleet runs which camera (rendezvous hashing, pins)")
+    p.add_argument("-c", "--config", required=True, help="YAML config file")
+    p.add_argument("--instances", type=int, help="number of daemons (default: sharding.instances)")
+    p.set_defaults(func=_cmd_shards)
     p = sub.add_parser("version", help="print the version")
     p.set_defaults(func=_cmd_version)
     _add_training_commands(sub, _requested_command(argv))

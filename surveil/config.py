@@ -19,6 +19,7 @@ import yaml
 from surveil.geometry import polygon_area, polygon_self_intersects
 from surveil.redact import redact, secret_value, url_secrets
 from surveil.redact import remember as redact_remember
+from surveil.sharding import owner
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -557,6 +558,38 @@ class AlertsConfig(_Model):
     snapshot: bool = Field(default=False, description="Attach a JPEG of the frame (base64) to each alert.")
 
 
+ShardIndex = Annotated[int, Field(ge=0, le=1023)]
+ShardPins = dict[Annotated[str, Field(pattern=NAME_PATTERN)], ShardIndex]
+
+
+class ShardingConfig(_Model):
+    instances: int = Field(
+        default=1, ge=1, le=1024,
+        description="How many daemons share the cameras (1-1024). Each runs the cameras that rendezvous hashing of the camera "
+        "name assigns to its `index` (see docs/scaling.md); `surveil shards -c FILE --instances N` prints the assignment. "
+        "`SURVEIL_SHARD=i/N` or `surveil run --shard i/N` override this section.",
+    )
+    index: ShardIndex | Literal["auto"] = Field(
+        default=0,
+        description="This daemon's shard, 0 to `instances`-1, or `auto`: the ordinal at the end of the host name, as a "
+        "Kubernetes StatefulSet pod has (`surveil-3` is 3). `auto` is resolved by `surveil run`; other commands see every camera.",
+    )
+    pin: ShardPins = Field(
+        default_factory=dict, max_length=MAX_CAMERAS,
+        description="Camera name -> the index (0 to `instances`-1) that always runs it, e.g. the host with the USB webcam; "
+        "the other cameras are hashed.",
+    )
+
+    @model_validator(mode="after")
+    def _indexes_in_range(self) -> ShardingConfig:
+        if isinstance(self.index, int) and self.index >= self.instances:
+            raise ValueError(f"index must be 0-{self.instances - 1} for {self.instances} instance(s), not {self.index}")
+        wrong = sorted(name for name, index in self.pin.items() if index >= self.instances)
+        if wrong:
+            raise ValueError(f"pinned to an index beyond {self.instances - 1}: {', '.join(wrong)}")
+        return self
+
+
 class Config(_Model):
     cameras: list[CameraConfig] = Field(min_length=1, max_length=MAX_CAMERAS, description=f"The cameras to watch (1 to {MAX_CAMERAS}).")
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The object detector.")
@@ -574,15 +607,29 @@ class Config(_Model):
     watchdog_stall_s: float = Field(
         default=60.0, ge=1, le=86400, description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait."
     )
+    sharding: ShardingConfig = Field(default_factory=ShardingConfig, description="Several daemons sharing the cameras (one by default).")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
         _require_unique("camera names must be unique", [c.name for c in self.cameras])
+        unknown = sorted(set(self.sharding.pin) - {c.name for c in self.cameras})
+        if unknown:
+            raise ValueError(f"sharding.pin names no camera: {', '.join(unknown)}")
         return self
 
     @property
     def enabled_cameras(self) -> list[CameraConfig]:
-        return [c for c in self.cameras if c.enabled]
+        """The enabled cameras this daemon's shard owns (all of them with one instance or an unresolved ``auto``)."""
+        enabled = [c for c in self.cameras if c.enabled]
+        shard = self.sharding
+        if shard.instances == 1 or shard.index == "auto":
+            return enabled
+        return [c for c in enabled if owner(c.name, shard.instances, shard.pin) == shard.index]
+
+    def with_shard(self, index: int, instances: int) -> Config:
+        """This config as shard ``index`` of ``instances`` (pins checked again); ValueError if they do not fit."""
+        sharding = ShardingConfig.model_validate({"instances": instances, "index": index, "pin": dict(self.sharding.pin)})
+        return self.model_copy(update={"sharding": sharding})
 
 
 # ---------------------------------------------------------------- checks
@@ -910,6 +957,10 @@ def _type_name(annotation: Any) -> str:
         return "[x, y]"
     if annotation == list[RuleConfig]:
         return "list[rule]"
+    if annotation == ShardIndex | Literal["auto"]:
+        return "int | 'auto'".replace("|", "\\|")
+    if annotation == ShardPins:
+        return "dict[camera, int]"
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
     text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
@@ -935,6 +986,7 @@ def markdown_reference() -> str:
         ("metrics", MetricsConfig),
         ("web", WebConfig),
         ("logging", LoggingConfig),
+        ("sharding", ShardingConfig),
     ]
     for title, model in sections:
         out += [f"## `{title}`", "", "| option | type | default | meaning |", "|---|---|---|---|"]

@@ -14,11 +14,12 @@ import threading
 import time
 from pathlib import Path
 
+from surveil import sharding
 from surveil.config import Config, ConfigError, load_config
 from surveil.detector import Detector
 from surveil.logsetup import configure_logging
 from surveil.metrics import Metrics
-from surveil.pipeline import Pipeline, PipelineError, build_analyzers, load_detector
+from surveil.pipeline import Health, Pipeline, PipelineError, build_analyzers, load_detector
 from surveil.sdnotify import Notifier
 from surveil.startup import preflight
 from surveil.web import CameraView, WebServer
@@ -37,8 +38,10 @@ class Daemon:
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
         detector: Detector | None = None,
+        shard: str | None = None,
     ):
         self.config_path = Path(config_path)
+        self._shard_flag = shard  # `--shard i/N`, applied again to every reloaded config
         self._detector = detector  # None = build from config (tests inject a scripted one)
         self.config = config
         self.metrics = metrics or Metrics()
@@ -48,6 +51,7 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._http: WebServer | None = None  # /metrics and the live view; outlives reloads
         self.metrics_port: int | None = None
+        self._health: tuple[Health | None, float] = (None, time.monotonic())  # the supervisor's latest check, for /healthz
 
     # ------------------------------------------------------------------ signals
 
@@ -72,7 +76,12 @@ class Daemon:
         self._pipeline.start()
         cameras = len(self.config.enabled_cameras)
         self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
-        log.info("surveil running with %d camera(s)", cameras)
+        shard = self.config.sharding
+        if shard.instances > 1:
+            log.info("surveil running with %d camera(s), shard %s/%d: %s", cameras, shard.index, shard.instances,
+                     ", ".join(c.name for c in self.config.enabled_cameras) or "none")
+        else:
+            log.info("surveil running with %d camera(s)", cameras)
         try:
             status = self._supervise()
         finally:
@@ -110,6 +119,35 @@ class Daemon:
             raise KeyError(camera)
         return pipeline.annotated_frame(camera)
 
+    # ------------------------------------------------------------------ Kubernetes probes (/healthz, /readyz)
+
+    def liveness(self) -> tuple[bool, str]:
+        """Threads alive and the detector progressing, as the supervisor last saw them (it checks every second)."""
+        health, at = self._health
+        if health is None:
+            return True, "starting"
+        age = time.monotonic() - at
+        if age > 30:
+            return False, f"the supervisor has not checked the pipeline for {age:.0f} s"
+        if not health.threads_alive:
+            return False, f"thread(s) died: {', '.join(health.dead_threads)}"
+        if health.detector_stalled:
+            return False, f"detector has finished no batch for {self.config.watchdog_stall_s:.0f} s while frames wait"
+        return True, "threads alive, detector progressing"
+
+    def readiness(self) -> tuple[bool, str]:
+        """The model loaded and at least one owned camera delivering analysed frames (an instance owning none is ready)."""
+        pipeline = self._pipeline
+        if pipeline is None:
+            return False, "loading the model"
+        views = pipeline.camera_views()
+        if not views:
+            return True, "this shard owns no camera"
+        delivering = [v.name for v in views if v.state == "up" and v.frames > 0]
+        if not delivering:
+            return False, f"none of {len(views)} owned camera(s) delivering yet"
+        return True, f"{len(delivering)} of {len(views)} owned camera(s) delivering"
+
     def _supervise(self) -> int:
         interval = min(1.0, self.notifier.watchdog_interval_s or 1.0)
         while not self.stop_requested.wait(interval):
@@ -120,6 +158,7 @@ class Daemon:
                 except Exception:  # a bug; the health check below still notices a pipeline it left stopped
                     log.exception("reload failed; keeping the running configuration")
             health = self._pipeline.housekeeping()
+            self._health = (health, time.monotonic())
             if not health.threads_alive:
                 log.error("pipeline thread(s) died: %s; exiting so the service manager restarts us", ", ".join(health.dead_threads))
                 return EXIT_FAILURE
@@ -133,7 +172,7 @@ class Daemon:
     def _reload(self) -> None:
         log.info("reloading %s", self.config_path)
         try:
-            new_config = load_config(self.config_path)
+            new_config = load_shard(self.config_path, self._shard_flag)
         except ConfigError as exc:
             log.error("reload rejected, keeping the running configuration:\n%s", exc)
             return
@@ -177,10 +216,19 @@ class Daemon:
         log.info("stopped in %.1f s", time.monotonic() - started)
 
 
-def run_daemon(config_path: str | Path, log_level: str | None = None) -> int:
-    config = load_config(config_path)  # ConfigError goes to the CLI, which exits 2
+def load_shard(config_path: str | Path, shard: str | None = None) -> Config:
+    """The config file as this process's shard (``--shard``, ``SURVEIL_SHARD``, ``sharding``); ConfigError if invalid."""
+    config = load_config(config_path)
+    try:
+        return sharding.apply(config, shard)
+    except sharding.ShardError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def run_daemon(config_path: str | Path, log_level: str | None = None, shard: str | None = None) -> int:
+    config = load_shard(config_path, shard)  # ConfigError goes to the CLI, which exits 2
     configure_logging(log_level or config.logging.level, config.logging.format)
     preflight(config)  # StartupError (port in use, unwritable state_dir) too, before the model loads
-    daemon = Daemon(config_path, config)
+    daemon = Daemon(config_path, config, shard=shard)
     daemon.install_signal_handlers()
     return daemon.run()

@@ -5,6 +5,7 @@
     /cameras/<name>/latest.jpg     the newest analysed frame, annotated (404 unknown camera, 503 before a first frame)
     /cameras/<name>/live.mjpeg     the same as multipart/x-mixed-replace, at most ``web.max_fps``
     /metrics                       Prometheus text exposition
+    /healthz, /readyz              200 or 503 with one line why: liveness and readiness for Kubernetes (no auth)
 
 A frame is drawn and encoded only when someone asks for it, once per new analysed frame however
 many people watch. The server knows nothing of the pipeline: it asks a :class:`ViewProvider`
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 BOUNDARY = "surveilframe"
 KEEPALIVE_S = 10.0  # a live stream without a new frame repeats the last one this often (notices a gone client)
 SESSION_COOKIE = "surveil_session"
+_PROBES = {"/healthz": "liveness", "/readyz": "readiness"}  # path -> optional ViewProvider method () -> (ok, why)
 _CAMERA_PATH = re.compile(r"^/cameras/([^/]+)/(latest\.jpg|live\.mjpeg)$")
 
 
@@ -263,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str, query: dict[str, list[str]]) -> None:
         app = self.app
+        if path in _PROBES:  # Kubernetes probes: no auth, whatever web.enabled says; no URLs in them
+            return self._probe(_PROBES[path])
         if path == "/metrics" and app.registry is None:
             return self._send_text(HTTPStatus.NOT_FOUND, "metrics are disabled (metrics.enabled: false)\n")
         if path != "/metrics" and not app.config.enabled:
@@ -291,6 +295,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self._live(camera)
 
     # --------------------------------------------------------- responses
+
+    def _probe(self, method: str) -> None:
+        check = getattr(self.app.provider, method, None)
+        if check is None:
+            return self._send_text(HTTPStatus.NOT_FOUND, "not found\n")
+        ok, why = check()
+        return self._send_text(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, f"{'ok' if ok else 'fail'}: {why}\n")
 
     def _latest(self, camera: str) -> None:
         try:
