@@ -128,7 +128,7 @@ def test_damaged_checkpoint_is_named_and_exits_2(tmp_path, case_id, make, fragme
     config = tmp_path / "site.yaml"
     config.write_text(yaml.safe_dump({
         "cameras": [{"name": "a", "url": "x.mp4"}], "detector": {"weights": str(weights), "device": "cpu"},
-        "mqtt": {"enabled": False}, "metrics": {"enabled": False},
+        "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
     }))
     result = run_surveil(config, timeout=180)
     assert result.returncode == 2, result.stderr
@@ -149,7 +149,7 @@ def test_sighup_with_any_bad_file_is_logged_and_ignored(tmp_path):
         return yaml.safe_dump({
             "cameras": [{"name": name, "url": str(tmp_path / "missing.mp4")}],
             "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
-            "mqtt": {"enabled": False}, "metrics": {"enabled": False},
+            "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
         }).encode()
 
     config.write_bytes(good("a"))

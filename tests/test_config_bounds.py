@@ -164,7 +164,7 @@ def test_reload_of_hostile_files_keeps_the_watchdog_fed(tmp_path, hostile_files)
     config.write_text(yaml.safe_dump({
         "cameras": [{"name": "a", "url": str(tmp_path / "missing.mp4")}],
         "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
-        "mqtt": {"enabled": False}, "metrics": {"enabled": False},
+        "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
     }))
     listener = NotifyListener(tmp_path / "notify.sock")
     log_path = tmp_path / "daemon.log"
