@@ -26,13 +26,14 @@ WORKDIR /src
 FROM build-base AS build-cpu
 # PyTorch's CPU-only wheels (no 2.5 GB of CUDA libraries), then the OpenVINO/ONNX Runtime backends
 RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch>=2.6,<2.15" "torchvision>=0.21,<0.30"
-ARG EXTRAS=export,fast
+ENV SURVEIL_EXTRAS=export,fast
 
 FROM build-base AS build-cuda
 # PyPI's x86-64 torch wheels are CUDA builds; the CUDA runtime comes with them as nvidia-* wheels
 RUN pip install --no-cache-dir "torch>=2.6,<2.15" "torchvision>=0.21,<0.30"
-ARG EXTRAS=export
+ENV SURVEIL_EXTRAS=export
 
+# the extras come with the stage as ENV (an ARG would not reach this stage)
 # hadolint ignore=DL3006
 FROM build-${VARIANT} AS build
 WORKDIR /src
@@ -40,7 +41,7 @@ COPY pyproject.toml README.md ./
 COPY surveil ./surveil
 # this checkout; its dependencies are pinned to ranges in pyproject.toml
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[${EXTRAS}]" && python -m compileall -q /opt/venv
+RUN pip install --no-cache-dir ".[${SURVEIL_EXTRAS}]" && python -m compileall -q /opt/venv
 
 # ---------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE} AS runtime

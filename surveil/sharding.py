@@ -101,6 +101,8 @@ def resolve(
         return parse_shard(flag, "--shard")
     if environ.get(ENV_VAR):
         return parse_shard(environ[ENV_VAR], ENV_VAR)
+    if index == "auto" and instances == 1:
+        return Shard(0, 1)
     if index == "auto":
         ordinal = ordinal_from_hostname(hostname)
         try:

@@ -102,6 +102,7 @@ SOURCES = [
     (None, None, "auto", "surveil-2", (2, 3)),
     (None, None, "auto", "surveil-0.surveil.cams.svc.cluster.local", (0, 3)),
     (None, None, "auto", "my-pod-name-1", (1, 3)),
+    (None, None, "auto", "surveil", (0, 1)),  # one instance: no ordinal needed (instances=1 below)
     ("3/3", None, 0, "host", "--shard: the index must be 0-2"),
     ("0/0", None, 0, "host", "--shard: the number of instances must be 1-1024"),
     ("1", None, 0, "host", "--shard: expected INDEX/INSTANCES"),
@@ -118,7 +119,8 @@ SOURCES = [
 def test_where_the_shard_comes_from(flag, env, index, hostname, expected):
     environ = {} if env is None else {sharding.ENV_VAR: env}
     if isinstance(expected, tuple):
-        assert sharding.resolve(3, index, flag, environ, hostname) == Shard(*expected)
+        instances = expected[1] if flag is None and env is None else 3
+        assert sharding.resolve(instances, index, flag, environ, hostname) == Shard(*expected)
     else:
         with pytest.raises(ShardError, match=expected):
             sharding.resolve(3, index, flag, environ, hostname)
