@@ -206,7 +206,7 @@ class RunResult:
     fps_per_camera: dict[str, float]
     dropped: float
     captured: float
-    skipped: float
+    skipped: float | None  # None: this build counts no skipped detector calls (no motion gating)
     cpu_percent: float
     rss_mb: float
     peak_rss_mb: float
@@ -234,7 +234,7 @@ def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[flo
         fps_per_camera={k: v / elapsed for k, v in sorted(delta(before.processed, after.processed).items())},
         dropped=sum(delta(before.dropped, after.dropped).values()),
         captured=sum(delta(before.captured, after.captured).values()),
-        skipped=sum(delta(before.skipped, after.skipped).values()),
+        skipped=sum(delta(before.skipped, after.skipped).values()) if after.skipped else None,
         cpu_percent=100.0 * (after.cpu - before.cpu) / elapsed, rss_mb=rss, peak_rss_mb=peak,
         latencies=latencies, delivery=delivery,
     )
@@ -459,7 +459,8 @@ def print_run(result: RunResult, mqtt: bool) -> None:
     per = result.fps_per_camera
     print(f"processed: {result.fps:.2f} frames/s in total; per camera " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
     share = result.dropped / result.captured if result.captured else 0.0
-    print(f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {result.skipped:.0f}")
+    skipped = "- (no motion gating in this build)" if result.skipped is None else f"{result.skipped:.0f}"
+    print(f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {skipped}")
     print(f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB")
     print(f"  {'latency':34s}    p50 ms   p99 ms")
     for label, (p50, p99) in result.latencies.items():
