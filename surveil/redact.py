@@ -62,6 +62,17 @@ def redact(text: str) -> str:
     return _PAIR.sub(_mask_pair, text)
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def redact_json(text: str) -> str:
+    """``redact`` inside the string literals of a JSON document only: a secret such as ``null`` or
+    ``1883`` can never turn a value or a number into ``***`` and break the document."""
+    if not text:
+        return text
+    return _JSON_STRING.sub(lambda m: redact(m.group(0)), text)
+
+
 def _mask_pair(match: re.Match[str]) -> str:
     name, value = match.group(1), match.group(2)
     if value and value != MASK and SECRET_NAME.match(name):

@@ -23,6 +23,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def _forget_remembered_secrets() -> Iterator[None]:
+    """load_config remembers a config's secrets for redaction (process-wide): one test's passwords
+    must not mask another test's output."""
+    yield
+    from surveil import redact
+
+    redact.forget_all()
+
+
 # fixtures that start real services, shared by all test modules
 from tests.support.media import h264_clip  # noqa: E402,F401
 from tests.support.mqtt_broker import mosquitto_broker, mosquitto_broker_factory, mqtt_collector  # noqa: E402,F401

@@ -138,3 +138,11 @@ def test_no_secret_in_anything_a_daemon_run_writes(tmp_path, mosquitto_broker_fa
     if log_format == "json":
         for line in logs.splitlines():
             json.loads(line)  # quiet OpenCV/FFmpeg: nothing but our JSON lines
+
+
+def test_a_secret_that_looks_like_json_never_breaks_a_payload():
+    redact.forget_all()
+    redact.remember(["null", "1883", "true"])
+    document = json.dumps({"reason": "login null failed", "port": 1883, "snapshot": None, "up": True})
+    assert json.loads(redact.redact_json(document)) == {"reason": "login *** failed", "port": 1883, "snapshot": None, "up": True}
+    redact.forget_all()

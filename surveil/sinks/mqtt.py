@@ -53,7 +53,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
-from surveil.redact import redact
+from surveil.redact import redact_json
 from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
 from surveil.types import AlertUpdate
 
@@ -348,7 +348,7 @@ class MqttPublisher:
     def publish_alert(self, alert: AlertUpdate) -> None:
         """Spool the alert durably; the sender thread delivers it when the broker is reachable."""
         topic = alert_topic(self._prefix, alert.camera, alert.rule)
-        payload = redact(alert.to_json(published_at=time.time())).encode("utf-8")  # backstop: no config secret leaves
+        payload = redact_json(alert.to_json(published_at=time.time())).encode("utf-8")  # backstop: no config secret leaves
         with self._append_lock:
             before = self._spool.dropped
             try:
@@ -408,7 +408,7 @@ class MqttPublisher:
         return len(entities)
 
     def _publish_retained(self, topic: str, payload: bytes) -> None:
-        payload = redact(payload.decode("utf-8")).encode("utf-8")  # backstop: a camera status reason, counts
+        payload = redact_json(payload.decode("utf-8")).encode("utf-8")  # backstop: a camera status reason, counts
         with self._status_lock:
             self._statuses[topic] = payload
             if self._ready:
