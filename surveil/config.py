@@ -746,7 +746,7 @@ def _read_text(path: Path) -> str:
 def _compose_bounded(text: str) -> yaml.Node | None:
     """The YAML node graph, after checking the node count and nesting on the event stream (cheap, in C)."""
     try:
-        _check_event_budget(text)
+        has_aliases = _check_event_budget(text)
         loader = _SafeLoader(text)
         try:
             root = loader.get_single_node()
@@ -757,17 +757,20 @@ def _compose_bounded(text: str) -> yaml.Node | None:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}not valid YAML: {problem}") from None
-    if root is not None:
+    if root is not None and has_aliases:  # without aliases the expanded size is the event count, checked
         _check_expanded_size(root)
     return root
 
 
-def _check_event_budget(text: str) -> None:
+def _check_event_budget(text: str) -> bool:
+    """Count values and nesting on the event stream; returns whether the document uses aliases."""
     loader = _SafeLoader(text)
     nodes = depth = 0
+    aliases = False
     try:
         while loader.check_event():
             event = loader.get_event()
+            aliases = aliases or isinstance(event, yaml.AliasEvent)
             if isinstance(event, _NODE_EVENTS):
                 nodes += 1
                 if nodes > MAX_YAML_NODES:
@@ -780,6 +783,7 @@ def _check_event_budget(text: str) -> None:
                 depth -= 1
     finally:
         loader.dispose()
+    return aliases
 
 
 def _check_expanded_size(root: yaml.Node) -> None:
