@@ -4,7 +4,8 @@
 
 Rows: torch eager (the model as trained: today's baseline), torch with BatchNorm folded and
 channels_last (the `torch` backend), ONNX Runtime, OpenVINO fp32 and OpenVINO bf16. For each:
-median ms per frame (batch 1), speed-up over eager, AP50 against the PETS09-S2L1 ground truth
+median ms per frame (batch 1; every frame goes through every runtime in turn, so load changes
+on a shared machine hit all alike), speed-up over eager, AP50 against the PETS09-S2L1 ground truth
 (frames 1, 1+every, ...; needs ../shared/data, else the shipped clip's frames without AP), and the
 share of confident detections that agree with eager (IoU >= 0.9, score within 0.02; and at the
 looser IoU >= 0.7 / 0.1 the bf16 test uses).
@@ -71,28 +72,32 @@ def main() -> int:
     print(f"{args.weights}, input {args.min_size}, {args.threads} threads, {len(frames)} frames (every {args.every})")
     print("| runtime | ms/frame (median) | × eager | AP50 | agree with eager (0.9 / 0.02) | (0.7 / 0.1) |")
     print("|---|---|---|---|---|---|")
-    reference, eager_ms = None, None
     with tempfile.TemporaryDirectory() as cache:
-        for name, make in variants(config, Path(cache)):
-            detector = make()
-            detector.detect(frames[:1])
-            times, dets = [], []
-            for frame in frames:
+        detectors = [(name, make()) for name, make in variants(config, Path(cache))]
+        for _, detector in detectors:
+            detector.detect(frames[:1])  # warm-up
+        # interleaved: every frame through every runtime in turn, so a shared machine's load changes
+        # slow all of them alike and the ratios stay fair
+        times = {name: [] for name, _ in detectors}
+        dets = {name: [] for name, _ in detectors}
+        for frame in frames:
+            for name, detector in detectors:
                 started = time.perf_counter()
-                dets.append(detector.detect([frame])[0])
-                times.append(time.perf_counter() - started)
-            ms = 1000 * float(np.median(times))
-            thresholds = detector.operating_thresholds
-            if reference is None:
-                reference, eager_ms = dets, ms
-            ap = "-"
-            if targets is not None:
-                predictions = [Prediction(d.xyxy, d.confidence, d.class_id) for d in dets]
-                ap = f"{evaluate(predictions, targets, list(CLASS_NAMES)).classes[0].ap50:.3f}"
-            exact = detection_agreement(reference, dets, thresholds, 0.9, 0.02)
-            loose = detection_agreement(reference, dets, thresholds, 0.7, 0.1)
-            print(f"| {name} | {ms:.0f} | {eager_ms / ms:.1f} | {ap} | {100 * exact[0] / max(exact[1], 1):.0f} % of {exact[1]} "
-                  f"| {100 * loose[0] / max(loose[1], 1):.0f} % |", flush=True)
+                dets[name].append(detector.detect([frame])[0])
+                times[name].append(time.perf_counter() - started)
+    reference_name = detectors[0][0]
+    eager_ms = 1000 * float(np.median(times[reference_name]))
+    for name, detector in detectors:
+        ms = 1000 * float(np.median(times[name]))
+        thresholds = detector.operating_thresholds
+        ap = "-"
+        if targets is not None:
+            predictions = [Prediction(d.xyxy, d.confidence, d.class_id) for d in dets[name]]
+            ap = f"{evaluate(predictions, targets, list(CLASS_NAMES)).classes[0].ap50:.3f}"
+        exact = detection_agreement(dets[reference_name], dets[name], thresholds, 0.9, 0.02)
+        loose = detection_agreement(dets[reference_name], dets[name], thresholds, 0.7, 0.1)
+        print(f"| {name} | {ms:.0f} | {eager_ms / ms:.1f} | {ap} | {100 * exact[0] / max(exact[1], 1):.0f} % of {exact[1]} "
+              f"| {100 * loose[0] / max(loose[1], 1):.0f} % |", flush=True)
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
