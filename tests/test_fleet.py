@@ -156,6 +156,13 @@ def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_colle
         subscriber.wait_for(lambda ms: alert_cameras(ms, killed_at) & owned[0] and alert_cameras(ms, killed_at) & owned[2], 60)
         assert all(sum(fleet.processed(i).values()) > before[i] for i in (0, 2))
         assert not alert_cameras(subscriber.messages, will_at) & owned[1], "a dead daemon's cameras alerted"
+        # its cameras' status follows: the surviving daemons mark them down, naming the dead instance
+        def status_after(ms, start, camera):
+            return [json.loads(m.payload) for m in ms[start:] if m.topic == f"{PREFIX}/{camera}/status"]
+
+        subscriber.wait_for(lambda ms: all(any(not s["up"] and "shard-1" in s["reason"] for s in status_after(ms, will_at, c))
+                                           for c in owned[1]), 15)
+        assert not any(not s["up"] for c in owned[0] | owned[2] for s in status_after(subscriber.messages, will_at, c))
         # a subscriber knows which cameras are unserved: the offline instance's retained fleet list
         late = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{PREFIX}/#", persistent=False).wait_subscribed()
         try:
@@ -171,6 +178,8 @@ def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_colle
         subscriber.wait_for(lambda ms: any(m.topic == available and m.payload == b"online" for m in ms[restarted_at:]), 60)
         assert wait_until(lambda: fleet.processed(1).keys() == owned[1] and min(fleet.processed(1).values()) > 0, 60, interval=1), fleet.log(1)
         subscriber.wait_for(lambda ms: alert_cameras(ms, restarted_at) & owned[1], 60)
+        subscriber.wait_for(lambda ms: all(status_after(ms, restarted_at, c)[-1:] and status_after(ms, restarted_at, c)[-1]["up"]
+                                           for c in owned[1]), 30)
     finally:
         fleet.stop_all()
     for i in range(SHARDS):

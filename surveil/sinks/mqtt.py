@@ -54,6 +54,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
 from surveil.redact import redact_json
+from surveil.sinks.fleet import FleetWatch
 from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
 from surveil.types import AlertUpdate
 
@@ -259,6 +260,11 @@ class MqttPublisher:
         self._events: MqttEvents = events if events is not None else NullMqttEvents()
         self._prefix = config.topic_prefix.rstrip("/")
         self.instance = config.instance_name
+        self._own_cameras: set[str] = set()
+        self._fleet_watch = FleetWatch(
+            self._prefix, self.instance, lambda: set(self._own_cameras),
+            lambda camera, reason, ts: (status_topic(self._prefix, camera), status_payload(camera, False, reason, ts)),
+        )
         self.client_id = config.client_id or default_client_id(self.instance)
         self._available = availability_topic(self._prefix, self.instance)
         self._window = max_inflight
@@ -390,6 +396,7 @@ class MqttPublisher:
 
     def publish_fleet(self, cameras: list[str], index: int | str, instances: int) -> None:
         """Retained ``<prefix>/fleet/<instance>``: the cameras this instance runs; re-published after every reconnect."""
+        self._own_cameras = set(cameras)
         body = {"instance": self.instance, "cameras": cameras, "shard": {"index": index, "instances": instances}, "ts": time.time()}
         self._publish_retained(fleet_topic(self._prefix, self.instance), json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
 
@@ -457,6 +464,7 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         client.on_log = self._on_log
         return client
 
@@ -474,9 +482,18 @@ class MqttPublisher:
             info = client.publish(self._available, b"online", qos=1, retain=True)
             with self._cond:
                 self._online_mid = info.mid
+            client.subscribe([(topic, 1) for topic in self._fleet_watch.subscriptions])
             self._note_connected()
         except Exception:
             log.exception("MQTT: error in on_connect")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        """The fleet's availability and camera lists: mark a dead instance's unserved cameras down."""
+        try:
+            for topic, payload in self._fleet_watch.observe(message.topic, message.payload):
+                client.publish(topic, payload, qos=1, retain=True)
+        except Exception:
+            log.exception("MQTT: error in on_message")
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         try:  # paho calls this inside its `except OSError:` block: the exception says why
