@@ -187,23 +187,6 @@ class TorchDetector:
         model, checkpoint = load_checkpoint_model(config.weights, **sizes)
         return model, list(checkpoint["labels"]), dict(checkpoint.get("score_thresholds", {}))
 
-    def _to_tensors(self, images: Sequence[np.ndarray]) -> list[torch.Tensor]:
-        """BGR uint8 HWC frames -> RGB float CHW tensors in [0, 1] on the device.
-
-        Frames of one size (the usual case for a camera fleet) are stacked once and moved in
-        one (pinned, asynchronous) copy; the conversion to float happens on the device.
-        """
-        if len({image.shape for image in images}) == 1:
-            batch = [torch.from_numpy(np.stack(images))]
-        else:
-            batch = [torch.from_numpy(np.ascontiguousarray(image))[None] for image in images]
-        tensors = []
-        for chunk in batch:
-            if self.device.type == "cuda":
-                chunk = chunk.pin_memory().to(self.device, non_blocking=True)
-            tensors.extend(chunk.flip(-1).permute(0, 3, 1, 2).float().div_(255.0).unbind(0))
-        return tensors
-
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         if not images:
             return []
