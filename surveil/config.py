@@ -265,6 +265,30 @@ RULE_CONFIGS = (
 )
 
 
+class MotionConfig(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Skip the detector on frames without motion (a cheap check on a 160-px-wide grey frame); "
+        "skipped frames still reach the tracker (empty) and the time-based rules.",
+    )
+    threshold: int = Field(
+        default=25, ge=1, le=255,
+        description="Grey levels (1-255) a pixel must differ from the running background; 15-40 suits most cameras "
+        "(lower for dim or low-contrast scenes, higher for noisy sensors).",
+    )
+    min_area: float = Field(
+        default=0.002, ge=0.0, le=0.5,
+        description="Least moving blob, as a fraction of the image (0-0.5); 0.001-0.01 typical. A distant person "
+        "in a 480x360 view covers about 0.003.",
+    )
+    keepalive_s: float = Field(
+        default=2.0, ge=0.1, le=30,
+        description="Run the detector at least this often without motion (0.1-30 s), so stationary objects keep "
+        "their tracks (loitering, abandoned objects); must be below `tracker.lost_after_s`, or such tracks are "
+        "lost between two keep-alive detections.",
+    )
+
+
 class CameraConfig(_Model):
     name: str = Field(pattern=NAME_PATTERN, description="Camera name: letters, digits, '_' or '-'; used in topics, metrics and alerts.")
     url: str | int = Field(
@@ -292,6 +316,7 @@ class CameraConfig(_Model):
     zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named polygons on this camera's image (geometry only).")
     lines: list[LineConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named directed lines on this camera's image.")
     rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES, description="What to alert on or count; see docs/rules.md.")
+    motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gating of the detector (off by default).")
 
     @field_validator("url")
     @classmethod
@@ -612,6 +637,12 @@ class Config(_Model):
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
         _require_unique("camera names must be unique", [c.name for c in self.cameras])
+        for camera in self.cameras:
+            if camera.motion.enabled and camera.motion.keepalive_s >= self.tracker.lost_after_s:
+                raise ValueError(
+                    f"camera {camera.name}: motion.keepalive_s ({camera.motion.keepalive_s:g}) must be below "
+                    f"tracker.lost_after_s ({self.tracker.lost_after_s:g}), or stationary objects lose their tracks"
+                )
         unknown = sorted(set(self.sharding.pin) - {c.name for c in self.cameras})
         if unknown:
             raise ValueError(f"sharding.pin names no camera: {', '.join(unknown)}")
@@ -981,6 +1012,7 @@ def markdown_reference() -> str:
         ("cameras[]", CameraConfig),
         ("cameras[].zones[]", ZoneConfig),
         ("cameras[].lines[]", LineConfig),
+        ("cameras[].motion", MotionConfig),
         *[(f"cameras[].rules[] type: {m.model_fields['type'].annotation.__args__[0]}", m) for m in RULE_CONFIGS],
         ("schedule (zone_intrusion)", ScheduleConfig),
         ("detector", DetectorConfig),

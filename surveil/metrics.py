@@ -57,6 +57,10 @@ class Metrics:
         self.frames_captured = Counter("surveil_frames_captured_total", "Frames decoded from a camera.", ["camera"], registry=r)
         self.frames_skipped = Counter("surveil_frames_skipped_total", "Frames read but not used because of the camera's fps_limit.", ["camera"], registry=r)
         self.frames_dropped = Counter("surveil_frames_dropped_total", "Frames overwritten by a newer one before the detector took them.", ["camera"], registry=r)
+        self.detector_skipped = Counter(
+            "surveil_detector_skipped_total", "Frames that skipped the detector because motion gating saw no motion (they still went through tracking and rules).",
+            ["camera"], registry=r,
+        )
         self.frames_processed = Counter("surveil_frames_processed_total", "Frames that went through detection, tracking and rules.", ["camera"], registry=r)
         self.camera_processed_fps = Gauge(
             "surveil_camera_processed_fps", f"Frames per second that went through detection, tracking and rules, over the last {PROCESSED_FPS_WINDOW_S:g} s.",
@@ -102,7 +106,7 @@ class Metrics:
     def init_camera(self, camera) -> None:
         """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""
         name = camera.name
-        for family in (self.frames_captured, self.frames_skipped, self.frames_dropped, self.frames_processed,
+        for family in (self.frames_captured, self.frames_skipped, self.frames_dropped, self.frames_processed, self.detector_skipped,
                        self.camera_reconnects, self.frame_latency_seconds):
             family.labels(name)
         self.camera_up.labels(name).set(0)

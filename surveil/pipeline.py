@@ -34,12 +34,13 @@ from surveil.config import Config
 from surveil.detector import Detector
 from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
+from surveil.motion import MotionGate, MotionSettings
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt import MqttPublisher, MqttSetupError, counts_payload
 from surveil.sinks.spool import AlertSpool
-from surveil.types import AlertUpdate, DetectedFrame, Frame
+from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
 from surveil.web import CameraView, RateMeter
 
 log = logging.getLogger(__name__)
@@ -221,6 +222,10 @@ class Pipeline:
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
+        self._gates = {  # motion gating (only the detect thread touches these)
+            c.name: MotionGate(MotionSettings(c.motion.threshold, c.motion.min_area, keepalive_s=c.motion.keepalive_s))
+            for c in cameras if c.motion.enabled
+        }
 
     def _build_sinks(self, handed: MqttPublisher | None) -> tuple[list[AlertSink], MqttPublisher | None]:
         sinks: list[AlertSink] = []
@@ -356,6 +361,10 @@ class Pipeline:
         started = time.monotonic()
         for frame in frames:
             self.metrics.stage_seconds.labels("wait").observe(max(0.0, started - frame.ts_mono))
+        frames = self._skip_still(frames, started)
+        if not frames:
+            self.last_batch_mono = started  # progress: every frame was served without the detector
+            return
         try:
             detections = self.detector.detect([f.image for f in frames])
         except Exception:
@@ -370,6 +379,21 @@ class Pipeline:
         self.metrics.last_batch.set_to_current_time()
         for frame, dets in zip(frames, detections):
             self._put_analysis(DetectedFrame(frame=frame, detections=dets, ts_detected=finished))
+
+    def _skip_still(self, frames: list[Frame], now: float) -> list[Frame]:
+        """Motion gating: frames without motion (and no keep-alive due) go to their analyser with no
+        detections, so the tracker predicts and time-based rules run; returns the frames to detect."""
+        if not self._gates:
+            return frames
+        keep = []
+        for frame in frames:
+            gate = self._gates.get(frame.camera)
+            if gate is None or gate.should_detect(frame.image, frame.ts_mono):
+                keep.append(frame)
+                continue
+            self.metrics.detector_skipped.labels(frame.camera).inc()
+            self._put_analysis(DetectedFrame(frame=frame, detections=Detections.empty(), ts_detected=now))
+        return keep
 
     def _put_analysis(self, item: object, force: bool = False) -> None:
         while True:
