@@ -65,7 +65,10 @@ def gated(detections_at, images, settings: MotionSettings | None, calls: list[in
         if gate is not None and not gate.should_detect(images[number], number / FPS):
             return EMPTY
         calls[0] += 1
-        return detections_at(number)
+        found = detections_at(number)
+        if gate is not None:
+            gate.detected(len(found))
+        return found
 
     return at
 
@@ -135,7 +138,7 @@ def main() -> None:
     parser.add_argument("--min-area", type=float, default=0.002)
     parser.add_argument("--keepalive-s", type=float, default=2.0)
     args = parser.parse_args()
-    settings = MotionSettings(args.threshold, args.min_area, keepalive_s=args.keepalive_s)
+    settings = MotionSettings(args.threshold, args.min_area, keepalive_s=args.keepalive_s, confirm_frames=TrackerConfig().min_hits)
     print(f"motion gate: threshold {args.threshold}, min_area {args.min_area}, keepalive {args.keepalive_s} s; tracker defaults "
           f"(lost_after_s 3)")
     real = read_video(VIDEO)

@@ -285,7 +285,8 @@ class MotionConfig(_Model):
         default=2.0, ge=0.1, le=30,
         description="Run the detector at least this often without motion (0.1-30 s), so stationary objects keep "
         "their tracks (loitering, abandoned objects); must be below `tracker.lost_after_s`, or such tracks are "
-        "lost between two keep-alive detections.",
+        "lost between two keep-alive detections. Every detector call (motion or keep-alive) that finds something is followed by calls on "
+        "the next `tracker.min_hits` - 1 frames, so a new track can be confirmed.",
     )
 
 

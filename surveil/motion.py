@@ -9,7 +9,11 @@ and is absorbed by subtracting the frame's median difference first.
 ``MotionGate`` adds the keep-alive: even without motion the detector runs at least every
 ``keepalive_s`` seconds, so stationary objects (a loiterer, an abandoned bag) keep matching
 their tracks; ``keepalive_s`` must stay below ``tracker.lost_after_s`` or such tracks are lost
-between two keep-alive detections (the config checks it).
+between two keep-alive detections (the config checks it). A new track is confirmed only after
+``tracker.min_hits`` consecutive matched frames (a tentative track that misses one update is
+dropped), so every detector call, on motion or keep-alive, that finds something is followed by
+calls on the next ``confirm_frames - 1`` frames: an object that appears and then stands still (or is there when the
+camera starts, or whose track was lost) still gets a confirmed track.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class MotionSettings:
     min_area: float = 0.002  # least blob area, as a fraction of the image
     alpha: float = 0.05  # background update rate per frame (EMA weight of the new frame)
     keepalive_s: float = 2.0  # run the detector at least this often without motion
+    confirm_frames: int = 2  # every call is followed by calls on the next confirm_frames - 1 frames (tracker.min_hits)
 
 
 class MotionDetector:
@@ -76,11 +81,21 @@ class MotionGate:
         self.settings = settings
         self.motion = MotionDetector(settings)
         self._last_detect: float | None = None
+        self._owed = 0  # follow-up calls still due so that a new track can be confirmed
 
     def should_detect(self, image: np.ndarray, now: float) -> bool:
         moving = self.motion.update(image)
         due = self._last_detect is None or now - self._last_detect >= self.settings.keepalive_s
         if moving or due:
+            self._owed = self.settings.confirm_frames - 1
             self._last_detect = now
             return True
+        if self._owed > 0:
+            self._owed -= 1
+            return True
         return False
+
+    def detected(self, count: int) -> None:
+        """What the call this gate asked for found: with nothing found there is no new track to confirm."""
+        if count == 0:
+            self._owed = 0

@@ -223,7 +223,8 @@ class Pipeline:
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
         self._gates = {  # motion gating (only the detect thread touches these)
-            c.name: MotionGate(MotionSettings(c.motion.threshold, c.motion.min_area, keepalive_s=c.motion.keepalive_s))
+            c.name: MotionGate(MotionSettings(c.motion.threshold, c.motion.min_area, keepalive_s=c.motion.keepalive_s,
+                                      confirm_frames=config.tracker.min_hits))
             for c in cameras if c.motion.enabled
         }
 
@@ -378,6 +379,8 @@ class Pipeline:
         self.metrics.inference_seconds.observe(finished - started)
         self.metrics.last_batch.set_to_current_time()
         for frame, dets in zip(frames, detections):
+            if (gate := self._gates.get(frame.camera)) is not None:
+                gate.detected(len(dets))
             self._put_analysis(DetectedFrame(frame=frame, detections=dets, ts_detected=finished))
 
     def _skip_still(self, frames: list[Frame], now: float) -> list[Frame]:

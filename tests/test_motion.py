@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from surveil.config import Config
 from surveil.motion import MotionDetector, MotionGate, MotionSettings
+from surveil.types import Detections
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
 from tests.support.scene import FPS, HEIGHT, WIDTH, BlobDetector, make_scene_clip
@@ -61,8 +62,10 @@ def test_a_small_global_brightness_flicker_is_no_motion(step):
 def test_gate_runs_the_detector_on_motion_and_every_keepalive():
     gate = MotionGate(MotionSettings(keepalive_s=2.0))
     still = [gate.should_detect(noisy(BACKGROUND), t / 10) for t in range(60)]  # 6 s at 10 fps, no motion
-    assert [t for t, run in enumerate(still) if run] == [0, 20, 40]
+    assert [t for t, run in enumerate(still) if run] == [0, 1, 20, 21, 40, 41]  # each call and its confirming follow-up
     assert gate.should_detect(with_box(BACKGROUND, 100), 6.05)  # motion: at once, keep-alive not due
+    gate.detected(0)  # nothing found: no follow-up call
+    assert not gate.should_detect(noisy(BACKGROUND), 6.1)
 
 
 def _config(**motion) -> dict:
@@ -126,3 +129,34 @@ def test_daemon_with_motion_gating_raises_the_same_alerts_and_skips_still_frames
     processed = sample(metrics, "surveil_frames_processed_total", 'camera="scene"')
     assert skipped >= 30, (skipped, processed)  # 8 s of still picture at 10 fps, keep-alive every 0.5 s
     assert sum(detector.batches) + skipped == pytest.approx(processed, abs=2)
+
+
+@pytest.mark.parametrize(("keepalive_s", "loiter_alerts"), [(2.0, 1), (60.0, 0)])
+def test_keepalive_keeps_a_person_standing_still_tracked(keepalive_s, loiter_alerts):
+    """A person standing still for 12 s: no motion after the first frame, so only keep-alive calls reach
+    the detector. Below tracker.lost_after_s (3 s) the track survives and loitering (dwell 8 s) alerts
+    once; a keep-alive longer than that (what the config refuses) loses the track and the alert."""
+    from surveil.analysis import build_analyzer
+    from surveil.config import CameraConfig, TrackerConfig
+    from surveil.types import Frame
+
+    camera = CameraConfig.model_validate({
+        "name": "cam", "url": "x.mp4", "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+        "rules": [{"id": "loiter", "type": "loitering", "zone": "all", "dwell_s": 8, "classes": ["person"]}],
+    })
+    analyzer = build_analyzer(camera, TrackerConfig(lost_after_s=3.0), BlobDetector.class_names)
+    gate, detector = MotionGate(MotionSettings(keepalive_s=keepalive_s)), BlobDetector()
+    image = with_box(np.zeros((360, 480, 3), np.uint8), 200)
+    calls, starts = 0, []
+    for i in range(120):  # 12 s at 10 fps
+        t, frame = i / 10, noisy(image, 2.0)
+        if gate.should_detect(frame, t):
+            calls += 1
+            dets = detector.detect([frame])[0]
+            gate.detected(len(dets))
+        else:
+            dets = Detections.empty()
+        ctx = analyzer.context(Frame("cam", i, t, 1e9 + t, frame), dets)
+        starts += [u for u in analyzer.process(ctx) if u.phase == "start"]
+    assert len(starts) == loiter_alerts
+    assert calls <= 2 * (12 // min(keepalive_s, 12) + 1)  # the first frame, keep-alive calls, each with its follow-up
