@@ -295,6 +295,7 @@ def test_camera_status_retained_and_republished_after_reconnect(
     publisher.start()
     live.wait_for(is_online(prefix))
     publisher.publish_camera_status("cam1", up=True, reason="streaming")
+    live.wait_for(lambda ms: any(m.topic == topic for m in ms))  # at the broker: a new subscriber gets it retained
     fresh = mqtt_collector(topic)
     messages = fresh.wait_for(lambda ms: len(ms) == 1)
     assert messages[0].retain

@@ -26,6 +26,11 @@ def test_fleet_list_is_retained_and_republished_after_a_broker_restart(tmp_path,
     topic = fleet_topic(prefix, "surveil-2")
     assert topic == f"{prefix}/fleet/surveil-2"
     try:
+        first = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False).wait_subscribed()
+        try:  # once one subscriber has it, it is at the broker: a later subscriber must get it retained
+            first.wait_for(lambda ms: any(m.topic == topic for m in ms), 10)
+        finally:
+            first.close()
         late = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False).wait_subscribed()
         try:
             late.wait_for(lambda ms: any(m.topic == topic for m in ms), 10)
