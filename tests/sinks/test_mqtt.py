@@ -327,7 +327,7 @@ def test_counts_are_retained_latest_value_wins(make_publisher, mqtt_collector, p
     publisher.publish_state("cam1", "lines", "gate", "gate-count", {"counts": {"in": 1, "out": 0}})
     publisher.publish_state("cam1", "lines", "gate", "gate-count", {"counts": {"in": 2, "out": 1}})
     publisher.publish_state("cam1", "zones", "lobby", "lobby-occupancy", {"counts": {"person": 3}})
-    live.wait_for(lambda ms: sum("/lines/" in m.topic for m in ms) == 2)
+    live.wait_for(lambda ms: sum("/lines/" in m.topic for m in ms) == 2 and any("/zones/" in m.topic for m in ms))
     fresh = mqtt_collector(f"{prefix}/cam1/+/+/+")  # a late subscriber gets only the latest of each
     messages = fresh.wait_for(lambda ms: len(ms) == 2)
     assert all(m.retain for m in messages)
