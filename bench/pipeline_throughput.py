@@ -23,9 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import torch
 
+from surveil.bench import read_frames
 from surveil.config import Config, DetectorConfig
 from surveil.detector import TorchDetector
 from surveil.metrics import Metrics
@@ -33,20 +33,6 @@ from surveil.models import build_model, save_checkpoint
 from surveil.pipeline import Pipeline
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "configs/media/pets2009-s2l1.mp4"  # the shipped demo clip
-
-
-def read_frames(video: Path, count: int) -> list:
-    capture = cv2.VideoCapture(str(video))
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    if not frames:
-        raise SystemExit(f"cannot read frames from {video}")
-    return frames
 
 
 def random_checkpoint(directory: Path) -> str:
@@ -104,7 +90,7 @@ def main() -> None:
         weights = args.weights or random_checkpoint(Path(tmp))
         detector_config = DetectorConfig(weights=weights, device=args.device, batch_size=args.batch_size, threads=args.threads, max_wait_ms=20)
         detector = TorchDetector(detector_config)
-        frames = read_frames(args.video, 64)
+        frames = read_frames(str(args.video), 64)  # raises BenchError naming the file when it has no frames
         bare = bare_model_fps(detector, frames, args.batch_size, args.seconds)
         config = Config.model_validate({
             "cameras": [{"name": f"cam{i}", "url": str(args.video), "realtime": not args.as_fast_as_possible, "loop": True} for i in range(args.cameras)],

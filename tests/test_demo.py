@@ -18,7 +18,7 @@ import pytest
 
 from surveil.config import MqttConfig
 from tests.support.alert_schema import validate_alert
-from tests.support.polling import free_port, wait_until
+from tests.support.polling import free_port, scraped_metric as metric, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.slow
 AVAILABLE = f"surveil/{MqttConfig().instance_name}/available"  # the demo names no instance: the host name
 
 
-def metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + "{") or line.startswith(name + " "))
 
 
 def starts(subscriber) -> list[dict]:

@@ -15,20 +15,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from tests.support.browser import REPO, chromium_page, image_ready
-from tests.support.polling import free_port, wait_until
+from tests.support.polling import free_port, scraped_metric as metric, wait_until
 
 
-def metric(port: int, name: str) -> float:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + "{", name + " ")))
 
 
 def screenshot_demo(output: Path, timeout: float = 180.0) -> None:

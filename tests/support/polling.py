@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 
 
@@ -23,3 +24,13 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         if time.monotonic() >= deadline:
             return bool(predicate())
         time.sleep(interval)
+
+
+def scraped_metric(port: int, name: str) -> float:
+    """Sum of every sample of ``name`` on a daemon's /metrics over HTTP (0 while it is not serving)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith((name + "{", name + " ")))
