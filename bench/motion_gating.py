@@ -8,7 +8,8 @@ frames the detector thread would take (every ``step``-th frame):
 
 - quiet: ~80 s made from the shipped PETS video (configs/media/pets2009-s2l1.mp4): its median
   frame (no people) with light sensor noise (sigma 2 grey levels), and three short stretches of
-  the real video pasted back. Detections: the shipped model's cached ones
+  the real video pasted back (``surveil.bench.quiet_clip``: ``surveil bench --quiet-cameras``
+  plays the same clip through the daemon's pipeline). Detections: the shipped model's cached ones
   (bench/pets_detections.py) on the real frames, and the model run once on the median frame for
   every still frame. Printed: detector calls and the alert list (frame, zone, box) both ways.
 - busy: the PETS video itself; zone-alert recall, duplicates and false alerts scored against the
@@ -28,14 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pets_detections import pets_detections  # noqa: E402
 from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits  # noqa: E402
 
+from surveil.bench import QUIET_PASTES as PASTES, quiet_clip  # noqa: E402
 from surveil.config import DetectorConfig, TrackerConfig  # noqa: E402
 from surveil.motion import MotionGate, MotionSettings  # noqa: E402
 from surveil.types import Detections  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO / "configs/media/pets2009-s2l1.mp4"
-QUIET_FRAMES = 800
-PASTES = [(60, 120, 50), (330, 420, 50), (620, 700, 50)]  # (clip position, first PETS frame, length)
 EMPTY = Detections.empty()
 
 
@@ -44,17 +44,6 @@ def read_video(path: Path) -> list[np.ndarray]:
     while (got := capture.read())[0]:
         frames.append(got[1])
     return frames
-
-
-def quiet_clip(real: list[np.ndarray], seed: int = 0) -> tuple[list[np.ndarray], list[int | None], np.ndarray]:
-    """(frames, PETS frame number of each clip frame or None for still, the median frame)."""
-    median = np.median(np.stack(real[::5]), axis=0).astype(np.uint8)
-    rng = np.random.default_rng(seed)
-    source: list[int | None] = [None] * QUIET_FRAMES
-    for start, first, length in PASTES:
-        source[start:start + length] = range(first, first + length)
-    frames = [real[n - 1] if n else np.clip(median + rng.normal(0, 2, median.shape), 0, 255).astype(np.uint8) for n in source]
-    return frames, source, median
 
 
 def gated(detections_at, images, settings: MotionSettings | None, calls: list[int]):

@@ -1,6 +1,7 @@
 """`surveil bench`: the real pipeline on N file cameras beside the bare model and a naive loop, in one run.
 
     surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--backend openvino]
+                  [--motion] [--quiet-cameras K]
 
 What runs, all in this process and on the same clip (the config's first camera; its zones and rules
 are copied to every bench camera):
@@ -11,6 +12,15 @@ are copied to every bench camera):
    trained (eager), apply the rules, one frame at a time, round-robin over the same clips;
 3. the pipeline (:class:`surveil.pipeline.Pipeline`: capture threads at the video's own rate,
    frame board, detect thread, analysers, an MQTT sink to a real broker) for each camera count.
+
+``--quiet-cameras K`` makes the last K cameras of each run (all of them when there are K or fewer)
+play a *quiet clip* instead, written to the bench's temporary folder at start from the bench clip:
+its median frame (no people) with light sensor noise, and three 5-s stretches of the clip pasted
+back (:func:`quiet_clip`; bench/motion_gating.py scores the same clip offline). ``--motion`` turns
+motion gating (``cameras[].motion``, with the config's settings: the defaults unless it sets them)
+on for every bench camera; the report then gives the detector calls it skipped, read from the
+pipeline's ``surveil_detector_skipped_total``. Skipped frames still count as processed (they go
+through tracking and rules with no detections).
 
 Latencies come from the pipeline's own Prometheus histograms (read from its registry, only what
 was observed during the measured window; quantiles interpolated inside buckets as Prometheus'
@@ -35,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="override detector.threads")
     parser.add_argument("--mqtt", metavar="HOST:PORT", help="broker for the MQTT sink (default: start a local mosquitto when it is on PATH, else no MQTT)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
+    parser.add_argument("--motion", action="store_true", help="turn motion gating (cameras[].motion) on for every bench camera")
+    parser.add_argument("--quiet-cameras", type=int, default=0, metavar="K",
+                        help="the last K cameras of each run play a quiet clip made from the bench clip (default 0)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -89,6 +102,8 @@ class BenchError(Exception):
 class BenchSetup:
     config: object  # surveil.config.Config: detector overrides applied
     video: str
+    motion: bool = False  # turn cameras[].motion on for every bench camera
+    quiet_cameras: int = 0  # the last ones of each run play the quiet clip
 
     @classmethod
     def from_args(cls, base, args: argparse.Namespace) -> BenchSetup:
@@ -98,12 +113,86 @@ class BenchSetup:
         video = args.video or str(cameras[0].url)
         if not Path(video).is_file():
             raise BenchError(f"the bench plays a video file; {video!r} is not one (use --video)")
+        if args.quiet_cameras < 0:
+            raise BenchError(f"--quiet-cameras must be 0 or more, not {args.quiet_cameras}")
+        if args.motion and cameras[0].motion.keepalive_s >= base.tracker.lost_after_s:  # what the config check says
+            raise BenchError(f"--motion: motion.keepalive_s ({cameras[0].motion.keepalive_s:g}) must be below tracker.lost_after_s "
+                             f"({base.tracker.lost_after_s:g})")
         overrides = {k: v for k, v in {
             "weights": args.weights, "backend": args.backend, "openvino_precision": args.openvino_precision,
             "min_size": args.min_size, "batch_size": args.batch_size, "threads": args.threads,
         }.items() if v is not None}
         detector = base.detector.model_copy(update=overrides)
-        return cls(base.model_copy(update={"detector": detector}), video)
+        return cls(base.model_copy(update={"detector": detector}), video, args.motion, args.quiet_cameras)
+
+    def clips(self, cameras: int, quiet: str | None) -> list[tuple[str, str]]:
+        """(name, clip) of each of ``cameras`` bench cameras: cam1... play the bench clip, the last
+        ``quiet_cameras`` of them (quiet1...) the quiet clip at ``quiet``."""
+        k = min(self.quiet_cameras, cameras) if quiet else 0
+        return [(f"cam{i + 1}", self.video) for i in range(cameras - k)] + [(f"quiet{i + 1}", quiet) for i in range(k)]
+
+
+# ---------------------------------------------------------------------------------------------- the quiet clip
+
+QUIET_FRAMES = 800
+QUIET_PASTES = [(60, 120, 50), (330, 420, 50), (620, 700, 50)]  # (clip position, first source frame (1-based), length)
+
+
+def quiet_sources() -> list[int | None]:
+    """The source frame number (1-based) of each quiet-clip frame, None for a still one."""
+    source: list[int | None] = [None] * QUIET_FRAMES
+    for start, first, length in QUIET_PASTES:
+        source[start:start + length] = range(first, first + length)
+    return source
+
+
+def quiet_frames(median: np.ndarray, source: Sequence[int | None], frame_at: Callable[[int], np.ndarray], seed: int = 0) -> Iterator[np.ndarray]:
+    """The quiet clip's frames in order: ``frame_at(n)`` for a pasted frame, else ``median`` plus noise (sigma 2 grey levels)."""
+    rng = np.random.default_rng(seed)
+    for n in source:
+        yield frame_at(n) if n else np.clip(median + rng.normal(0, 2, median.shape), 0, 255).astype(np.uint8)
+
+
+def quiet_clip(real: Sequence[np.ndarray], seed: int = 0) -> tuple[list[np.ndarray], list[int | None], np.ndarray]:
+    """(frames, source frame number of each clip frame or None for still, the median frame) of the
+    quiet clip made from every frame of a video, ``real``: its median frame (of every 5th frame: no
+    people where they keep moving) with sensor noise, and three 5-s stretches of ``real`` pasted back."""
+    median = np.median(np.stack(real[::5]), axis=0).astype(np.uint8)
+    source = quiet_sources()
+    return list(quiet_frames(median, source, lambda n: real[n - 1], seed)), source, median
+
+
+def write_quiet_clip(video: str, path: Path, seed: int = 0) -> Path:
+    """The quiet clip of ``video`` (as :func:`quiet_clip`) written to ``path`` (MPEG-4 part 2) at ``video``'s frame rate;
+    only the frames it needs are kept in memory."""
+    import cv2
+
+    source = quiet_sources()
+    wanted = {n for n in source if n}
+    capture = cv2.VideoCapture(video)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    sampled, pasted, index = [], {}, 0
+    while (got := capture.read())[0]:
+        if index % 5 == 0:
+            sampled.append(got[1])
+        if index + 1 in wanted:
+            pasted[index + 1] = got[1]
+        index += 1
+    capture.release()
+    if len(pasted) < len(wanted):
+        raise BenchError(f"the quiet clip pastes frames up to {max(wanted)} of the bench clip; {video} has {index}")
+    median = np.median(np.stack(sampled), axis=0).astype(np.uint8)
+    del sampled
+    height, width = median.shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise BenchError(f"cannot write the quiet clip to {path} (no MPEG-4 encoder in this OpenCV?)")
+    try:
+        for frame in quiet_frames(median, source, pasted.__getitem__, seed):
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
 
 
 # ---------------------------------------------------------------------------------------------- measuring
@@ -206,7 +295,7 @@ class RunResult:
     fps_per_camera: dict[str, float]
     dropped: float
     captured: float
-    skipped: float | None  # None: this build counts no skipped detector calls (no motion gating)
+    skipped: dict[str, float] | None  # detector calls skipped per gated camera; None: no camera gates
     cpu_percent: float
     rss_mb: float
     peak_rss_mb: float
@@ -217,8 +306,13 @@ class RunResult:
     def fps(self) -> float:
         return sum(self.fps_per_camera.values())
 
+    @property
+    def processed(self) -> float:
+        return self.fps * self.seconds
 
-def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[float]) -> RunResult:
+
+def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[float], gated: Sequence[str] = ()) -> RunResult:
+    """The window between two snapshots; ``gated``: the cameras with motion gating on."""
     elapsed = after.at - before.at
 
     def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -234,7 +328,7 @@ def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[flo
         fps_per_camera={k: v / elapsed for k, v in sorted(delta(before.processed, after.processed).items())},
         dropped=sum(delta(before.dropped, after.dropped).values()),
         captured=sum(delta(before.captured, after.captured).values()),
-        skipped=sum(delta(before.skipped, after.skipped).values()) if after.skipped else None,
+        skipped={k: v for k, v in sorted(delta(before.skipped, after.skipped).items()) if k in gated} if gated else None,
         cpu_percent=100.0 * (after.cpu - before.cpu) / elapsed, rss_mb=rss, peak_rss_mb=peak,
         latencies=latencies, delivery=delivery,
     )
@@ -356,8 +450,8 @@ def bare_model(detector, frames: Sequence[np.ndarray], batch: int, seconds: floa
     return done / (time.perf_counter() - started), 1000.0 * float(np.median(times))
 
 
-def naive_loop(config, video: str, clips: int, seconds: float) -> float:
-    """A tutorial's loop: read, eager ``model([tensor])``, rules; one frame at a time, round-robin over ``clips`` captures."""
+def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
+    """A tutorial's loop: read, eager ``model([tensor])``, rules; one frame at a time, round-robin over captures of ``videos``."""
     import cv2
     import torch
 
@@ -370,13 +464,13 @@ def naive_loop(config, video: str, clips: int, seconds: float) -> float:
     model = model_holder.model
     template = config.enabled_cameras[0]
     analyzers = [build_analyzer(template.model_copy(update={"name": f"naive-{i}"}), config.tracker, model_holder.class_names,
-                                operating_thresholds=model_holder.operating_thresholds) for i in range(clips)]
-    captures = [cv2.VideoCapture(video) for _ in range(clips)]
+                                operating_thresholds=model_holder.operating_thresholds) for i in range(len(videos))]
+    captures = [cv2.VideoCapture(video) for video in videos]
     done, seq = 0, 0
     started = time.perf_counter()
     with torch.no_grad():
         while time.perf_counter() - started < seconds or done == 0:
-            camera = seq % clips
+            camera = seq % len(videos)
             ok, image = captures[camera].read()
             if not ok:
                 captures[camera].set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -393,10 +487,14 @@ def naive_loop(config, video: str, clips: int, seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def bench_config(config, video: str, cameras: int, workdir: Path, mqtt: tuple[str, int] | None):
-    """``cameras`` copies of the config's first camera playing ``video`` at its own rate; sinks in ``workdir``."""
+def bench_config(config, clips: Sequence[tuple[str, str]], workdir: Path, mqtt: tuple[str, int] | None, motion: bool = False):
+    """Copies of the config's first camera, one per (name, clip) of ``clips``, each playing its clip at the clip's own
+    rate, with motion gating on when ``motion`` (else as the config has it); sinks in ``workdir``."""
     template = config.enabled_cameras[0]
-    cams = [template.model_copy(update={"name": f"cam{i + 1}", "url": video, "realtime": True, "loop": True}) for i in range(cameras)]
+    gating = template.motion.model_copy(update={"enabled": True}) if motion else template.motion
+    cams = [template.model_copy(update={"name": name, "url": clip, "realtime": True, "loop": True, "motion": gating})
+            for name, clip in clips]
+    cameras = len(cams)
     mqtt_config = config.mqtt.model_copy(update={
         "enabled": mqtt is not None, "host": mqtt[0] if mqtt else "localhost", "port": mqtt[1] if mqtt else 1883,
         "client_id": f"surveil-bench-{os.getpid()}-{cameras}", "topic_prefix": "surveil-bench",
@@ -429,7 +527,7 @@ def pipeline_run(config, detector, cameras: int, warmup: float, seconds: float, 
         stop.set()
         ticker.join(timeout=2)
         pipeline.stop()
-    return diff_run(cameras, before, after, delivery)
+    return diff_run(cameras, before, after, delivery, gated=[c.name for c in config.enabled_cameras if c.motion.enabled])
 
 
 def _housekeeping(pipeline, stop: threading.Event) -> None:
@@ -459,7 +557,11 @@ def print_run(result: RunResult, mqtt: bool) -> None:
     per = result.fps_per_camera
     print(f"processed: {result.fps:.2f} frames/s in total; per camera " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
     share = result.dropped / result.captured if result.captured else 0.0
-    skipped = "- (no motion gating in this build)" if result.skipped is None else f"{result.skipped:.0f}"
+    if result.skipped is None:
+        skipped = "- (motion gating off; --motion turns it on)"
+    else:
+        per_camera = ", ".join(f"{k} {v:.0f}" for k, v in result.skipped.items())
+        skipped = f"{sum(result.skipped.values()):.0f} of {result.processed:.0f} frames processed ({per_camera})"
     print(f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {skipped}")
     print(f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB")
     print(f"  {'latency':34s}    p50 ms   p99 ms")
@@ -484,11 +586,23 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
     print("== machine")
     print(machine_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    quiet, made_s = None, 0.0
+    if bench.quiet_cameras:  # before the model loads: the frames it holds for a moment do not raise the peak RSS
+        started = time.perf_counter()
+        quiet = str(write_quiet_clip(bench.video, workdir / "quiet.mp4"))
+        made_s = time.perf_counter() - started
     detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
     backend = resolve_backend(d)
     precision = getattr(detector, "precision", "fp16" if getattr(detector, "_autocast", False) else "fp32")
     print(f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
           f"device {getattr(detector, 'device', 'cpu')}; clip {bench.video}")
+    if quiet:
+        print(f"quiet clip ({bench.quiet_cameras} camera(s) per run at most): {QUIET_FRAMES} frames, the clip's median frame with noise "
+              f"and {len(QUIET_PASTES)} stretches of 5 s of the clip (frames {', '.join(f'{f}-{f + n - 1}' for _, f, n in QUIET_PASTES)}), "
+              f"made in {made_s:.1f} s")
+    gating = config.enabled_cameras[0].motion  # every bench camera is a copy of this one
+    if bench.motion or gating.enabled:
+        print(f"motion gating on every camera: threshold {gating.threshold}, min_area {gating.min_area}, keepalive {gating.keepalive_s:g} s")
 
     broker, mqtt = None, None
     if args.mqtt:
@@ -505,7 +619,7 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
             print("MQTT: off (no mosquitto on PATH and no --mqtt): alert→broker latency not measured")
     watch = DeliveryWatch(*mqtt, "surveil-bench") if mqtt else None
     try:
-        return _measure(bench, detector, workdir, args, mqtt, watch)
+        return _measure(bench, detector, workdir, args, mqtt, watch, quiet)
     finally:
         if watch:
             watch.close()
@@ -513,7 +627,7 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
             broker.stop()
 
 
-def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch) -> int:
+def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch, quiet: str | None) -> int:
     config, d = bench.config, bench.config.detector
     frames = read_frames(bench.video, 64)
     print("\n== bare model (detector alone on decoded frames, same batch and input size)")
@@ -521,14 +635,16 @@ def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch) -> i
     print(f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median)")
     naive_fps = None
     if not args.no_naive:
-        clips = max(args.cameras)
-        print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {clips} clip(s))")
-        naive_fps = naive_loop(config, bench.video, clips, args.seconds)
+        clips = [clip for _, clip in bench.clips(max(args.cameras), quiet)]
+        print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {len(clips)} clip(s))")
+        naive_fps = naive_loop(config, clips, args.seconds)
         print(f"{naive_fps:.2f} frames/s")
     results = []
     for cameras in args.cameras:
-        print(f"\n== pipeline, {cameras} camera(s) at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s")
-        result = pipeline_run(bench_config(config, bench.video, cameras, workdir, mqtt), detector, cameras, args.warmup, args.seconds, watch)
+        clips = bench.clips(cameras, quiet)
+        kinds = f" ({sum(clip == quiet for _, clip in clips)} on the quiet clip)" if quiet else ""
+        print(f"\n== pipeline, {cameras} camera(s){kinds} at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s")
+        result = pipeline_run(bench_config(config, clips, workdir, mqtt, bench.motion), detector, cameras, args.warmup, args.seconds, watch)
         print_run(result, mqtt is not None)
         results.append(result)
     print_summary(results, bare_fps, naive_fps)
@@ -538,15 +654,16 @@ def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch) -> i
 
 def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | None) -> None:
     print("\n== scaling (compute and memory per camera)")
-    print("cameras | offered fps | processed fps | per camera (min-max) | dropped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB")
+    print("cameras | offered fps | processed fps | per camera (min-max) | dropped % | detector skipped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB")
     for r in results:
         per = list(r.fps_per_camera.values()) or [0.0]
         p50, p99 = r.latencies["end to end (capture→rules done)"]
         share = 100 * r.dropped / r.captured if r.captured else 0.0
-        print(f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | {ms(p50)}    "
-              f"| {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}")
+        skipped = "-" if r.skipped is None else f"{100 * sum(r.skipped.values()) / max(r.processed, 1):.0f}"
+        print(f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | "
+              f"{skipped:>18s} | {ms(p50)}    | {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}")
     print("(offered: frames the cameras decoded per second; the pipeline cannot exceed it, so pipeline/bare < 1 where it is "
-          "below the bare model's rate)")
+          "below the bare model's rate; detector skipped: processed frames that motion gating kept from the detector, - when off)")
     print("\n== ratios")
     print(f"bare model {bare_fps:.2f} frames/s" + (f", naive loop {naive_fps:.2f} frames/s" if naive_fps else ", naive loop not run"))
     for r in results:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
-from surveil.bench import quantile
+from surveil.bench import QUIET_FRAMES, QUIET_PASTES, BenchError, quantile, quiet_clip, write_quiet_clip
 from surveil.models import build_model, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +27,17 @@ def pedestrian_checkpoint(tmp_path_factory) -> Path:
     return save_checkpoint(path, model, "fasterrcnn_mobilenet_v3_large_320_fpn", ["__background__", "pedestrian"])
 
 
-def test_bench_prints_every_section(pedestrian_checkpoint):
-    result = subprocess.run(
+def run_bench(checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "surveil", "bench", "-c", str(ROOT / "configs/demo.yaml"), "--seconds", "3", "--warmup", "1",
-         "--cameras", "1", "--weights", str(pedestrian_checkpoint), "--min-size", "320"],
+         "--weights", str(checkpoint), "--min-size", "320", *extra],
         capture_output=True, text=True, timeout=240, cwd=ROOT,
     )
+
+
+@pytest.mark.slow
+def test_bench_prints_every_section(pedestrian_checkpoint):
+    result = run_bench(pedestrian_checkpoint, "--cameras", "1")
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
     for section in ("== machine", "== bare model", "== naive loop", "== pipeline, 1 camera(s)", "== scaling", "== ratios"):
@@ -41,8 +47,44 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
                  "alert (capture→sinks)", "pipeline/bare", "pipeline/naive", "load average at the end"):
         assert line in out, f"{line!r} missing:\n{out}"
     assert "alert→broker→subscriber (MQTT)" in out or "MQTT: off" in out
+    assert "detector calls skipped - (motion gating off" in out
 
 
+@pytest.mark.slow
+def test_bench_with_motion_gating_on_busy_and_quiet_cameras(pedestrian_checkpoint):
+    result = run_bench(pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive")
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    for line in ("quiet clip", "motion gating on every camera", "== pipeline, 2 camera(s) (1 on the quiet clip)",
+                 "per camera cam1", "quiet1", "detector skipped %", "== ratios"):
+        assert line in out, f"{line!r} missing:\n{out}"
+    # the count read from the pipeline's surveil_detector_skipped_total, for each gated camera
+    assert re.search(r"detector calls skipped \d+ of \d+ frames processed \(cam1 \d+, quiet1 \d+\)", out), out
+
+
+def test_quiet_clip_is_still_frames_with_stretches_of_the_video():
+    rng = np.random.default_rng(1)
+    real = [rng.integers(0, 256, (6, 8, 3), dtype=np.uint8) for _ in range(760)]
+    frames, source, median = quiet_clip(real)
+    assert len(frames) == len(source) == QUIET_FRAMES
+    assert sum(n is not None for n in source) == sum(length for _, _, length in QUIET_PASTES)
+    for start, first, _ in QUIET_PASTES:
+        assert source[start] == first and frames[start] is real[first - 1]
+    still = np.stack([f for f, n in zip(frames, source) if n is None]).astype(float)
+    assert np.abs(still.mean(axis=0) - median).max() < 1.0  # noise around the median frame
+
+
+def test_quiet_clip_needs_the_pasted_frames(tmp_path):
+    short = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for _ in range(20):
+        writer.write(np.zeros((24, 32, 3), np.uint8))
+    writer.release()
+    with pytest.raises(BenchError, match="has 20"):
+        write_quiet_clip(str(short), tmp_path / "quiet.mp4")
+
+
+@pytest.mark.slow
 def test_bench_refuses_a_camera_that_is_not_a_file(tmp_path):
     config = tmp_path / "site.yaml"
     config.write_text("cameras: [{name: gate, url: 'rtsp://192.0.2.1/stream'}]\nmqtt: {enabled: false}\n")
