@@ -3,8 +3,10 @@
 # fasterrcnn_resnet50_fpn_v2 and fasterrcnn_mobilenet_v3_large_fpn, random weights, 1280x720 frames,
 # batch 1, 4, 8, 16, fp32 and fp16: bare images/s, pipeline images/s, their ratio, peak GPU memory.
 # Target: pipeline/bare >= 0.9 at batch 8. One call, under 8 minutes (hard limit 470 s).
+# Preprocessing is batched on the device (TorchDetector's default); --per-image measures the old path.
 #
 #   bench/gpu.sh              # on a CUDA machine
+#   bench/gpu.sh --per-image  # the same with the model's image-by-image transform, for comparison
 #   bench/gpu.sh --dry-run    # CPU, tiny sizes, one iteration (tests/test_gpu_bench.py runs it in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -9,6 +9,9 @@ download) on 1280x720 frames, at batch 1, 4, 8 and 16:
   the detect thread at that batch size, tracker and analysers (images/s processed);
 - their ratio, and the peak GPU memory of the run.
 
+Preprocessing is batched on the device (pinned staging buffer, one resize per batch: TorchDetector's
+default); ``--per-image`` measures the path before it (the model's transform, image by image) for comparison.
+
 Target (issue 10): pipeline / bare >= 0.9 at batch 8.
 
 ``--dry-run``: CPU, tiny frames and input, batches 1 and 2, one iteration: CI runs it so the script
@@ -21,7 +24,6 @@ import argparse
 import logging
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -125,6 +127,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per bare and per pipeline figure")
     parser.add_argument("--camera-fps", type=float, default=60.0, help="frames per second each in-memory camera offers")
+    parser.add_argument("--per-image", action="store_true", help="preprocess image by image in the model's transform (the old path)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dry = args.dry_run
@@ -136,7 +139,8 @@ def main() -> int:
     batches = args.batches or ([1, 2] if dry else [1, 4, 8, 16])
     precisions = ["fp32"] if dry else ["fp32", "fp16"]
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (dry run: figures mean nothing)"
-    print(f"device: {name}; torch {torch.__version__}; frames {width}x{height}; target: {TARGET}")
+    preprocessing = "per image (model transform)" if args.per_image else "batched on device"
+    print(f"device: {name}; torch {torch.__version__}; frames {width}x{height}; preprocessing: {preprocessing}; target: {TARGET}")
     frames = make_frames(height, width)
     print("architecture                        | prec | batch | bare img/s | pipeline img/s | ratio | peak GPU MB")
     with tempfile.TemporaryDirectory() as tmp:
@@ -146,7 +150,8 @@ def main() -> int:
                                       ["__background__", *[f"class{i}" for i in range(1, 91)]])
             for precision in precisions:
                 sizes = {"min_size": 64, "max_size": 128} if dry else {}
-                detector = TorchDetector(DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", **sizes))
+                config = DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", **sizes)
+                detector = TorchDetector(config, batched=not args.per_image)
                 for batch in batches:
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.config import DetectorConfig
@@ -88,6 +95,110 @@ def frames_to_tensors(images: Sequence[np.ndarray], device: torch.device) -> lis
     return tensors
 
 
+class HostStaging:
+    """Reused host buffers that frames are stacked into before their copy to the device.
+
+    One buffer per frame shape (the few most recent shapes), grown only when a batch of that shape
+    is larger than any before. On CUDA the buffers are pinned and the copy is asynchronous: pinning
+    afresh for every batch costs more than the copy itself. An event recorded after each copy keeps
+    the next batch from overwriting a buffer the device may still be reading.
+    """
+
+    MAX_SHAPES = 4  # a fleet has a handful of frame sizes; an unbounded cache would grow with every odd one
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self._pin = device.type == "cuda"
+        self._buffers: OrderedDict[tuple[int, ...], torch.Tensor] = OrderedDict()
+        self._copied: dict[tuple[int, ...], torch.cuda.Event] = {}
+        self._lock = threading.Lock()
+
+    def upload(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """Frames of one shape (H, W, C) -> one uint8 (N, H, W, C) tensor on the device."""
+        shape = tuple(frames[0].shape)
+        with self._lock:
+            pending = self._copied.pop(shape, None)
+            if pending is not None:
+                pending.synchronize()
+            staged = self.buffer(shape, len(frames))
+            np.stack(frames, out=staged.numpy())
+            if not self._pin:
+                return staged
+            on_device = staged.to(self.device, non_blocking=True)
+            self._copied[shape] = torch.cuda.Event()
+            self._copied[shape].record()
+            return on_device
+
+    def buffer(self, shape: tuple[int, ...], count: int) -> torch.Tensor:
+        """The first ``count`` rows of the buffer for frames of ``shape`` (allocated or grown as needed).
+
+        A buffer dropped here while a copy still reads it is safe: torch's pinned allocator does not
+        hand its memory out again before that copy has finished.
+        """
+        buffer = self._buffers.pop(shape, None)
+        if buffer is None or buffer.shape[0] < count:
+            buffer = torch.empty((count, *shape), dtype=torch.uint8, pin_memory=self._pin)
+        self._buffers[shape] = buffer
+        while len(self._buffers) > self.MAX_SHAPES:
+            evicted, _ = self._buffers.popitem(last=False)
+            self._copied.pop(evicted, None)
+        return buffer[:count]
+
+
+@dataclass(frozen=True, eq=False)
+class DevicePreprocess:
+    """torchvision's ``GeneralizedRCNNTransform`` at inference, as batched ops on frames of one size.
+
+    BGR uint8 (N, H, W, 3) on the device -> normalised RGB (N, 3, h, w) resized the way
+    ``_resize_image_and_masks`` resizes one image: the same scale factor, bilinear,
+    ``recompute_scale_factor``, so each frame of the batch gets the values it would get alone.
+    """
+
+    min_size: int
+    max_size: int
+    fixed_size: tuple[int, int] | None
+    scale: torch.Tensor  # (1, 3, 1, 1): 1 / (255 std), so uint8 -> [0, 1] -> normalised is one multiply-add
+    shift: torch.Tensor  # (1, 3, 1, 1): -mean / std
+
+    @classmethod
+    def of(cls, transform: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> DevicePreprocess:
+        mean = torch.as_tensor(transform.image_mean, dtype=torch.float64).reshape(1, 3, 1, 1)
+        std = torch.as_tensor(transform.image_std, dtype=torch.float64).reshape(1, 3, 1, 1)
+        return cls(transform.min_size[-1], transform.max_size, transform.fixed_size,
+                   (1.0 / (255.0 * std)).to(device, dtype), (-mean / std).to(device, dtype))
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        rgb = frames.permute(0, 3, 1, 2).flip(1)
+        normalised = torch.addcmul(self.shift, rgb, self.scale)
+        return F.interpolate(normalised, mode="bilinear", align_corners=False, **self.resize(*frames.shape[1:3]))
+
+    def resize(self, height: int, width: int) -> dict:
+        if self.fixed_size is not None:
+            return {"size": [self.fixed_size[1], self.fixed_size[0]]}
+        scale = min(self.min_size / min(height, width), self.max_size / max(height, width))
+        return {"scale_factor": scale, "recompute_scale_factor": True}
+
+
+def group_by_shape(images: Sequence[np.ndarray]) -> list[list[int]]:
+    """Indices of the frames of each shape, shapes in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(tuple(image.shape), []).append(index)
+    return list(groups.values())
+
+
+def pad_batch(groups: Sequence[torch.Tensor], order: Sequence[int], size_divisible: int) -> torch.Tensor:
+    """``GeneralizedRCNNTransform.batch_images``: zero-pad every image bottom/right to one size, a
+    multiple of ``size_divisible``; ``order`` says which input image each row of ``groups`` holds."""
+    height = math.ceil(max(g.shape[-2] for g in groups) / size_divisible) * size_divisible
+    width = math.ceil(max(g.shape[-1] for g in groups) / size_divisible) * size_divisible
+    padded = [F.pad(g, (0, width - g.shape[-1], 0, height - g.shape[-2])) for g in groups]
+    batch = padded[0] if len(padded) == 1 else torch.cat(padded)
+    if list(order) == sorted(order):
+        return batch
+    return batch.index_select(0, torch.argsort(torch.as_tensor(order, device=batch.device)))
+
+
 class DetectionFilter:
     """Every backend's post-processing: class filter, score floor, per-class operating thresholds.
 
@@ -150,9 +261,14 @@ def _fold_into(conv: torch.nn.Conv2d, norm: torch.nn.Module) -> None:
 class TorchDetector:
     """The model in PyTorch. ``optimize`` (default): BatchNorm folded into the convolutions, and
     channels_last memory on the CPU — the same boxes within float rounding (tests/test_detector_backends.py);
-    ``optimize=False`` is the model as trained (eager), the reference the other backends are tested against."""
+    ``optimize=False`` is the model as trained (eager), the reference the other backends are tested against.
 
-    def __init__(self, config: DetectorConfig, optimize: bool = True):
+    ``batched`` (default: as ``optimize``): preprocess each batch on the device in batched ops
+    (:class:`HostStaging`, :class:`DevicePreprocess`) and run the model's parts directly, instead of
+    ``model(list_of_images)`` whose transform resizes and normalises image by image in Python.
+    """
+
+    def __init__(self, config: DetectorConfig, optimize: bool = True, batched: bool | None = None):
         self.config = config
         self.device = select_device(config.device)
         if config.threads:
@@ -170,6 +286,10 @@ class TorchDetector:
         self.filter = DetectionFilter(config, self.class_names, checkpoint_thresholds)
         self.operating_thresholds = self.filter.operating_thresholds
         self._autocast = self.device.type == "cuda" and config.half
+        self.batched = (optimize if batched is None else batched) and isinstance(self.model, GeneralizedRCNN)
+        if self.batched:
+            self._staging = HostStaging(self.device)
+            self._preprocess = DevicePreprocess.of(self.model.transform, self.device, torch.float16 if self._autocast else torch.float32)
         log.info("detector ready: %s on %s, %d classes", config.weights, self.device, len(self.class_names) - 1)
 
     def _optimize(self) -> None:
@@ -190,10 +310,38 @@ class TorchDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         if not images:
             return []
-        autocast = torch.autocast("cuda", dtype=torch.float16) if self._autocast else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            outputs = self.model(frames_to_tensors(images, self.device))
+        with torch.inference_mode():
+            outputs = self._run_batched(images) if self.batched else self._run_per_image(images)
         return [self._to_detections(output) for output in outputs]
+
+    def _autocast_context(self) -> contextlib.AbstractContextManager:
+        return torch.autocast("cuda", dtype=torch.float16) if self._autocast else contextlib.nullcontext()
+
+    def _run_per_image(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        with self._autocast_context():
+            return self.model(frames_to_tensors(images, self.device))
+
+    def _run_batched(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """``GeneralizedRCNN.forward`` at inference, its transform replaced by :meth:`_batch`."""
+        batch = self._batch(images)
+        with self._autocast_context():
+            features = self.model.backbone(batch.tensors)
+            if isinstance(features, torch.Tensor):
+                features = OrderedDict([("0", features)])
+            proposals, _ = self.model.rpn(batch, features)
+            detections, _ = self.model.roi_heads(features, proposals, batch.image_sizes)
+        return self.model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
+
+    def _batch(self, images: Sequence[np.ndarray]) -> ImageList:
+        """Frames -> the padded network input: one upload and one batched preprocessing per frame size."""
+        groups = group_by_shape(images)
+        resized = [self._preprocess(self._staging.upload([images[i] for i in group])) for group in groups]
+        image_sizes: list[tuple[int, int]] = [(0, 0)] * len(images)
+        for tensor, group in zip(resized, groups):
+            for index in group:
+                image_sizes[index] = (tensor.shape[-2], tensor.shape[-1])
+        order = [index for group in groups for index in group]
+        return ImageList(pad_batch(resized, order, self.model.transform.size_divisible), image_sizes)
 
     def _to_detections(self, output: dict[str, torch.Tensor]) -> Detections:
         return self.filter(output["boxes"].float().cpu().numpy(), output["scores"].float().cpu().numpy(), output["labels"].cpu().numpy())

@@ -1,14 +1,20 @@
 import urllib.error
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from surveil.backends import detection_agreement
 from surveil.config import DetectorConfig
-from surveil.detector import TorchDetector, keep_mask, resolve_thresholds
+from surveil.detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
 from surveil.models import ModelLoadError, build_model, load_coco_model, read_checkpoint, save_checkpoint
 
 LABELS = ["__background__", "person", "car"]
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = ROOT / "configs/media/pets2009-s2l1.mp4"
+MODEL = ROOT / "models/pedestrian-mnv2.pt"
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,109 @@ def test_same_size_frames_batched_match_one_by_one(checkpoint):
         alone = detector.detect([frame])[0]
         np.testing.assert_allclose(together.xyxy, alone.xyxy, atol=1e-3)
         np.testing.assert_allclose(together.confidence, alone.confidence, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pets_frames() -> list[np.ndarray]:
+    capture = cv2.VideoCapture(str(CLIP))
+    out = []
+    for index in (0, 200, 400):
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok, f"cannot read frame {index} of {CLIP}"
+        out.append(frame)
+    capture.release()
+    return out
+
+
+@pytest.fixture(scope="module")
+def pets_detectors():
+    """The shipped model, optimized, preprocessed batched on the device and image by image (today's path)."""
+    config = DetectorConfig(weights=str(MODEL), device="cpu", min_size=800)
+    batched, per_image = TorchDetector(config), TorchDetector(config, batched=False)
+    assert batched.batched and not per_image.batched
+    return batched, per_image
+
+
+def test_defaults_pick_the_path():
+    config = DetectorConfig(weights=str(MODEL), device="cpu")
+    assert TorchDetector(config).batched
+    assert not TorchDetector(config, optimize=False).batched  # the eager reference stays model(list)
+
+
+def test_batched_input_is_the_transforms_input(pets_detectors, pets_frames):
+    batched, per_image = pets_detectors
+    with torch.inference_mode():
+        expected, _ = per_image.model.transform(frames_to_tensors(pets_frames, per_image.device))
+        got = batched._batch(pets_frames)
+    assert got.image_sizes == expected.image_sizes
+    assert got.tensors.shape == expected.tensors.shape
+    torch.testing.assert_close(got.tensors, expected.tensors, atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sizes", [
+    pytest.param([None, None], id="two-frames-one-size"),
+    pytest.param([None, None, None], id="three-frames-one-size"),
+    pytest.param([None, (384, 288), None], id="two-sizes"),
+])
+def test_batched_path_gives_the_per_image_boxes(pets_detectors, pets_frames, sizes):
+    batched, per_image = pets_detectors
+    frames = [f if size is None else cv2.resize(f, size) for f, size in zip(pets_frames, sizes)]
+    reference, got = per_image.detect(frames), batched.detect(frames)
+    for frame, dets in zip(frames, got):  # boxes in each frame's own pixels, whatever its size
+        assert (dets.xyxy[:, [0, 2]] <= frame.shape[1] + 1e-3).all() and (dets.xyxy[:, [1, 3]] <= frame.shape[0] + 1e-3).all()
+    matched, total = detection_agreement(reference, got, per_image.operating_thresholds, 0.9, 0.02)
+    assert total >= 2 * len(frames) and matched == total
+
+
+@pytest.mark.slow
+def test_batched_path_agrees_with_the_eager_model(pets_detectors, pets_frames):
+    batched, _ = pets_detectors
+    eager = TorchDetector(batched.config, optimize=False)
+    matched, total = detection_agreement(eager.detect(pets_frames), batched.detect(pets_frames), eager.operating_thresholds, 0.9, 0.02)
+    assert total > 0 and matched == total
+
+
+def test_staging_buffer_is_reused_across_calls(checkpoint):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", score_threshold=0.0))
+    frames = [np.full((240, 320, 3), 100, np.uint8), np.full((240, 320, 3), 150, np.uint8)]
+    detector.detect(frames)
+    first = detector._staging._buffers[(240, 320, 3)]  # held, so a new buffer could not take its address
+    detector.detect(frames[::-1])
+    again = detector._staging._buffers[(240, 320, 3)]
+    assert again is first and again.data_ptr() == first.data_ptr()
+
+
+def test_staging_reallocates_only_when_the_shape_needs_it():
+    staging = HostStaging(torch.device("cpu"))
+    two = [np.full((4, 6, 3), v, np.uint8) for v in (1, 2)]
+    first = staging.upload(two)
+    assert first.shape == (2, 4, 6, 3) and first[1, 0, 0, 0] == 2
+    assert staging.upload(two[:1]).data_ptr() == first.data_ptr()  # a smaller batch uses the same buffer
+    assert staging.upload(two).data_ptr() == first.data_ptr()
+    other = staging.upload([np.zeros((8, 6, 3), np.uint8)])
+    assert other.data_ptr() != first.data_ptr()
+    assert staging.upload(two).data_ptr() == first.data_ptr()  # the first shape's buffer is kept too
+    grown = staging.upload(two * 2)
+    assert grown.shape == (4, 4, 6, 3) and grown.data_ptr() != first.data_ptr()
+    assert staging.upload(two).data_ptr() == grown.data_ptr()
+
+
+def test_staging_keeps_the_most_recent_shapes_only():
+    staging = HostStaging(torch.device("cpu"))
+    for height in range(1, HostStaging.MAX_SHAPES + 3):
+        staging.upload([np.zeros((height, 2, 3), np.uint8)])
+    assert len(staging._buffers) == HostStaging.MAX_SHAPES
+
+
+def test_mixed_sizes_are_grouped_and_padded_back_in_order():
+    frames = [np.zeros((4, 6, 3), np.uint8), np.zeros((8, 6, 3), np.uint8), np.zeros((4, 6, 3), np.uint8)]
+    groups = group_by_shape(frames)
+    assert groups == [[0, 2], [1]]
+    first, second = torch.full((2, 3, 5, 7), 1.0), torch.full((1, 3, 9, 7), 2.0)
+    first[1] = 3.0
+    batch = pad_batch([first, second], [0, 2, 1], size_divisible=4)
+    assert batch.shape == (3, 3, 12, 8)
+    assert batch[0, :, :5, :7].eq(1).all() and batch[1, :, :9, :7].eq(2).all() and batch[2, :, :5, :7].eq(3).all()
+    assert batch[0, :, 5:].eq(0).all() and batch[1, :, :, 7:].eq(0).all()

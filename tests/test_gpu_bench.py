@@ -19,6 +19,7 @@ def test_gpu_bench_dry_run_prints_every_row():
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "target: pipeline/bare >= 0.9 at batch 8" in out
+    assert "preprocessing: batched on device" in out
     assert "bare img/s | pipeline img/s | ratio | peak GPU MB" in out
     rows = [line.split("|") for line in out.splitlines() if line.startswith("fasterrcnn_")]
     seen = {(row[0].strip(), int(row[2])) for row in rows}
