@@ -79,7 +79,12 @@ def gt_frames(shared: Path) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 
 
 def visits(gt, frames: list[int], camera: CameraConfig) -> list[tuple[int, str, int, int]]:
-    """(person, zone, first frame, last frame inside) of every true visit in the processed frames."""
+    """(person, zone, first frame, last frame inside) of every true visit in the processed frames.
+
+    ``frames``: the PETS frame numbers processed, ascending, at any spacing (every step-th frame
+    here; the frames the real pipeline happened to take in bench/zone_alerts_pipeline.py): the
+    rule's ``min_frames`` and ``exit_frames`` count processed frames, its ``merge_window_s`` is
+    taken as frame numbers / FPS, as a camera playing the clip in real time stamps them."""
     rule = camera.rules[0]
     found = []
     for zone in camera.zones:
@@ -132,6 +137,8 @@ def run(detections_at, thresholds, class_names, frames, camera, tracker) -> list
 
 
 def score(truth, starts, gt, merge_frames: int) -> Score:
+    """``starts`` (frame number, zone, box) against the visits ``truth`` of the same processed frames;
+    a start counts for a visit open at its frame, or within ``merge_frames`` frame numbers of it."""
     result = Score(visits=len(truth), alerts=len(starts))
     alerted: dict[tuple, int] = {}
     for number, zone, box in starts:
