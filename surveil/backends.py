@@ -115,10 +115,7 @@ class OnnxDetector:
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(self.onnx_path.parent / "openvino")})
-        self.precision = self.config.openvino_precision
-        if self.precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            log.warning("detector.openvino_precision bf16: this CPU has no native bf16; using fp32")
-            self.precision = "fp32"
+        self.precision = openvino_precision(self.config.openvino_precision, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
         properties = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
         if self.config.threads:
             properties["INFERENCE_NUM_THREADS"] = self.config.threads
@@ -132,6 +129,13 @@ class OnnxDetector:
 
         return run
 
+
+def openvino_precision(requested: str, capabilities: Sequence[str]) -> str:
+    """``detector.openvino_precision`` on this CPU: bf16 only where the CPU computes it natively."""
+    native = "BF16" in capabilities
+    if requested == "bf16" and not native:
+        log.warning("detector.openvino_precision bf16: this CPU has no native bf16; using fp32")
+    return "bf16" if requested in ("auto", "bf16") and native else "fp32"
 
 
 def _labels_and_thresholds(config: DetectorConfig) -> tuple[list[str], dict[str, float]]:

@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", help="clip every bench camera plays (default: the config's first camera's file)")
     parser.add_argument("--weights", help="override detector.weights")
     parser.add_argument("--backend", choices=["torch", "onnxruntime", "openvino", "auto"], help="override detector.backend")
-    parser.add_argument("--openvino-precision", choices=["fp32", "bf16"], help="override detector.openvino_precision")
+    parser.add_argument("--openvino-precision", choices=["auto", "fp32", "bf16"], help="override detector.openvino_precision")
     parser.add_argument("--min-size", type=int, help="override detector.min_size")
     parser.add_argument("--batch-size", type=int, help="override detector.batch_size")
     parser.add_argument("--threads", type=int, help="override detector.threads")

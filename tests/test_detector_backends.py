@@ -7,7 +7,8 @@ one side must have a counterpart of the same class in the other, whatever that o
   scores within 0.02 — every confident detection;
 - OpenVINO bf16 (8-bit mantissa activations): IoU >= 0.7 and scores within 0.1 for at least 90 % of them.
   Measured on 32 frames (every 25th): 78 % agree at the exact tolerance, 91 % at IoU 0.8 / 0.1, 97 % at
-  IoU 0.7 / 0.1, 99 % at IoU 0.5 / 0.15 (docs/benchmarks.md). It is opt-in (`detector.openvino_precision: bf16`).
+  IoU 0.7 / 0.1, 99 % at IoU 0.5 / 0.15 (docs/benchmarks.md). `openvino_precision: auto` (the default) picks it
+  on CPUs with native bf16.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.backends import OnnxDetector, cache_key, cached_onnx, create_detector, detection_agreement, resolve_backend
+from surveil.backends import (
+    OnnxDetector,
+    cache_key,
+    cached_onnx,
+    create_detector,
+    detection_agreement,
+    openvino_precision,
+    resolve_backend,
+)
 from surveil.config import DetectorConfig
 from surveil.detector import TorchDetector
 from surveil.models import ModelLoadError
@@ -95,7 +104,7 @@ def test_onnxruntime_agrees(frames, reference, cache_dir):
 @needs_openvino
 def test_openvino_fp32_agrees(frames, reference, cache_dir):
     dets, thresholds = reference
-    detector = create_detector(config(backend="openvino"), cache_dir)
+    detector = create_detector(config(backend="openvino", openvino_precision="fp32"), cache_dir)
     assert detector.precision == "fp32"
     matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.9, 0.02)
     assert matched == total
@@ -107,6 +116,17 @@ def test_openvino_bf16_agrees_loosely(frames, reference, cache_dir):
     detector = create_detector(config(backend="openvino", openvino_precision="bf16"), cache_dir)
     matched, total = detection_agreement(dets, run(detector, frames), thresholds, 0.7, 0.1)
     assert matched >= 0.9 * total, f"{matched} of {total} confident detections agree ({detector.precision})"
+
+
+@pytest.mark.parametrize(("requested", "capabilities", "expected"), [
+    ("auto", ["FP32", "BF16", "INT8"], "bf16"),
+    ("auto", ["FP32", "INT8"], "fp32"),
+    ("bf16", ["FP32", "BF16"], "bf16"),
+    ("bf16", ["FP32"], "fp32"),  # asked for, but the CPU would emulate it: slower than fp32
+    ("fp32", ["FP32", "BF16"], "fp32"),
+])
+def test_openvino_precision_follows_the_cpu(requested, capabilities, expected):
+    assert openvino_precision(requested, capabilities) == expected
 
 
 @needs_onnxruntime
