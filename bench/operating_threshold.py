@@ -31,14 +31,18 @@ from surveil.config import DetectorConfig  # noqa: E402
 from surveil.detector import TorchDetector  # noqa: E402
 from surveil.evaluation.metrics import Prediction, Target, evaluate  # noqa: E402
 from surveil.models import read_checkpoint  # noqa: E402
-from surveil.training.train import _read_yaml, load_splits  # noqa: E402
-from surveil.training.train import DEFAULTS  # noqa: E402
+from surveil.training.train import DEFAULTS, _read_yaml, load_splits  # noqa: E402
+
+
+def training_config(config_path: Path) -> dict:
+    """The training config as ``surveil train`` reads it (defaults, then the file)."""
+    config = dict(DEFAULTS)
+    config.update(_read_yaml(config_path))
+    return config
 
 
 def validation_split(config_path: Path):
-    config = dict(DEFAULTS)
-    config.update(_read_yaml(config_path))
-    return load_splits(config).val
+    return load_splits(training_config(config_path)).val
 
 
 def runtimes(config: DetectorConfig, cache: Path):

@@ -1,10 +1,11 @@
 """The shipped detector's raw detections on every PETS09-S2L1 frame, computed once and cached.
 
-    .venv/bin/python bench/pets_detections.py [--weights models/pedestrian-mnv2.pt] [--min-size 800]
+    .venv/bin/python bench/pets_detections.py [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--runtime torch]
 
 Detections go down to the detector's low score floor (what the daemon's tracker sees), together
 with the per-class operating thresholds. The cache (``var/cache/``) is keyed by the checkpoint's
-SHA-256, the input size and the floor, so a new model or setting is never served stale results.
+SHA-256, the input size, the floor and the runtime (``--runtime``: torch, the model as trained, or
+openvino-fp32 / openvino-bf16, the daemon's CPU backends), so a new model or setting is never served stale results.
 """
 
 from __future__ import annotations
@@ -22,19 +23,24 @@ from surveil.evaluation.surveillance import PETS_VIDEO
 from surveil.types import Detections
 
 REPO = Path(__file__).resolve().parents[1]
+RUNTIMES = ("torch", "openvino-fp32", "openvino-bf16")
 
 
-def cache_path(weights: Path, min_size: int, floor: float) -> Path:
+def cache_path(weights: Path, min_size: int, floor: float, runtime: str = "torch") -> Path:
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
-    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}.npz"
+    tag = "" if runtime == "torch" else f"-{runtime}"
+    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}.npz"
 
 
 def pets_detections(weights: Path, shared: Path, min_size: int = 800, floor: float = 0.1,
-                    threads: int = 2) -> tuple[dict[int, Detections], np.ndarray, list[str]]:
-    """{frame number (1-based): Detections}, the operating thresholds per class id, and the class names."""
-    path = cache_path(weights, min_size, floor)
+                    threads: int = 2, runtime: str = "torch") -> tuple[dict[int, Detections], np.ndarray, list[str]]:
+    """{frame number (1-based): Detections}, the operating thresholds per class id, and the class names.
+
+    ``runtime``: ``torch`` (the model as trained, the default) or ``openvino-fp32`` / ``openvino-bf16``.
+    """
+    path = cache_path(weights, min_size, floor, runtime)
     if not path.exists():
-        _compute(weights, shared, min_size, floor, threads, path)
+        _compute(weights, shared, min_size, floor, threads, path, runtime)
     data = np.load(path, allow_pickle=False)
     numbers, boxes, scores, classes = data["frame"], data["xyxy"], data["confidence"], data["class_id"]
     out = {int(n): Detections.from_arrays(np.zeros((0, 4)), [], []) for n in range(1, int(data["frames"]) + 1)}
@@ -44,11 +50,13 @@ def pets_detections(weights: Path, shared: Path, min_size: int = 800, floor: flo
     return out, data["thresholds"], [str(x) for x in data["class_names"]]
 
 
-def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: int, path: Path) -> None:
-    from surveil.detector import TorchDetector
+def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: int, path: Path, runtime: str) -> None:
+    from surveil.backends import create_detector
 
-    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", min_size=min_size,
-                                            low_score_floor=floor, threads=threads))
+    backend, _, precision = runtime.partition("-")
+    detector = create_detector(DetectorConfig(weights=str(weights), device="cpu", min_size=min_size, low_score_floor=floor,
+                                              threads=threads, backend=backend, openvino_precision=precision or "auto"),
+                               REPO / "var" / "cache" / "models")
     capture = cv2.VideoCapture(str(shared / PETS_VIDEO))
     rows: list[tuple[int, Detections]] = []
     started, number = time.monotonic(), 0
@@ -76,10 +84,11 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=REPO / "models/pedestrian-mnv2.pt")
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--floor", type=float, default=0.1)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch")
     args = parser.parse_args()
-    dets, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size, args.floor)
+    dets, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size, args.floor, runtime=args.runtime)
     print(f"{len(dets)} frames, {sum(len(d) for d in dets.values())} detections; operating thresholds "
-          f"{dict(zip(names, thresholds.round(3).tolist()))} ({cache_path(args.weights, args.min_size, args.floor)})")
+          f"{dict(zip(names, thresholds.round(3).tolist()))} ({cache_path(args.weights, args.min_size, args.floor, args.runtime)})")
 
 
 if __name__ == "__main__":

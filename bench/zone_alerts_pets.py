@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=5, help="process every step-th frame (5 = 2 fps)")
     parser.add_argument("--tracker", default="surveil", help="tracker kind (surveil, iou-v1)")
     parser.add_argument("--no-model", action="store_true", help="ground-truth boxes only")
+    parser.add_argument("--runtime", default="torch", help="detections of: torch (as trained), openvino-fp32, openvino-bf16")
     args = parser.parse_args()
     gt = gt_frames(args.shared_data)
     tracker = TrackerConfig(kind=args.tracker)
@@ -206,7 +207,7 @@ def main() -> None:
         return
     from pets_detections import pets_detections  # a sibling script in bench/
 
-    found, thresholds, class_names = pets_detections(args.weights, args.shared_data, args.min_size)
+    found, thresholds, class_names = pets_detections(args.weights, args.shared_data, args.min_size, runtime=args.runtime)
     final = None
     for extra in (False, True):
         camera = demo_camera(extra)
