@@ -10,6 +10,7 @@ from surveil.backends import detection_agreement
 from surveil.config import DetectorConfig
 from surveil.detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
 from surveil.models import ModelLoadError, build_model, load_coco_model, read_checkpoint, save_checkpoint
+from tests.support.media import clip_frames
 
 LABELS = ["__background__", "person", "car"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,15 +125,7 @@ def test_same_size_frames_batched_match_one_by_one(checkpoint):
 
 @pytest.fixture(scope="module")
 def pets_frames() -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(CLIP))
-    out = []
-    for index in (0, 200, 400):
-        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = capture.read()
-        assert ok, f"cannot read frame {index} of {CLIP}"
-        out.append(frame)
-    capture.release()
-    return out
+    return clip_frames(CLIP, (0, 200, 400))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -32,6 +31,7 @@ from surveil.backends import (
 from surveil.config import DetectorConfig
 from surveil.detector import TorchDetector
 from surveil.models import ModelLoadError
+from tests.support.media import clip_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "configs/media/pets2009-s2l1.mp4"
@@ -52,15 +52,7 @@ def config(**kwargs) -> DetectorConfig:
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(CLIP))
-    out = []
-    for index in FRAME_INDICES:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = capture.read()
-        assert ok, f"cannot read frame {index} of {CLIP}"
-        out.append(frame)
-    capture.release()
-    return out
+    return clip_frames(CLIP, FRAME_INDICES)
 
 
 @pytest.fixture(scope="module")

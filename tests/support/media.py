@@ -2,6 +2,8 @@
 
 Fixtures (session scope, import them into a conftest to share):
 - ``h264_clip``: a 3 s, 15 fps, 640x360 testsrc2 H.264 mp4 (45 frames, a keyframe every second).
+
+``clip_frames`` reads chosen frames of a real clip (e.g. the shipped PETS clip).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 FFMPEG = shutil.which("ffmpeg")
@@ -29,6 +33,19 @@ class Clip:
     @property
     def frames(self) -> int:
         return self.fps * self.seconds
+
+
+def clip_frames(path: Path, indices: tuple[int, ...]) -> list[np.ndarray]:
+    """Frames ``indices`` (0-based) of the video at ``path``, BGR as OpenCV decodes them."""
+    capture = cv2.VideoCapture(str(path))
+    out = []
+    for index in indices:
+        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = capture.read()
+        assert ok, f"cannot read frame {index} of {path}"
+        out.append(frame)
+    capture.release()
+    return out
 
 
 def require_ffmpeg() -> str:
