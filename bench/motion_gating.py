@@ -30,8 +30,8 @@ from pets_detections import pets_detections  # noqa: E402
 from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits  # noqa: E402
 
 from surveil.bench import QUIET_PASTES as PASTES, quiet_clip  # noqa: E402
-from surveil.config import DetectorConfig, TrackerConfig  # noqa: E402
-from surveil.motion import MotionGate, MotionSettings  # noqa: E402
+from surveil.config import DetectorConfig, MotionConfig, TrackerConfig  # noqa: E402
+from surveil.motion import MotionGate, MotionSettings, motion_settings  # noqa: E402
 from surveil.types import Detections  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,10 +126,13 @@ def main() -> None:
     parser.add_argument("--threshold", type=int, default=25)
     parser.add_argument("--min-area", type=float, default=0.002)
     parser.add_argument("--keepalive-s", type=float, default=2.0)
+    parser.add_argument("--idle-keepalive-s", type=float, default=10.0)
     args = parser.parse_args()
-    settings = MotionSettings(args.threshold, args.min_area, keepalive_s=args.keepalive_s, confirm_frames=TrackerConfig().min_hits)
-    print(f"motion gate: threshold {args.threshold}, min_area {args.min_area}, keepalive {args.keepalive_s} s; tracker defaults "
-          f"(lost_after_s 3)")
+    motion = MotionConfig(enabled=True, threshold=args.threshold, min_area=args.min_area, keepalive_s=args.keepalive_s,
+                          idle_keepalive_s=args.idle_keepalive_s)
+    settings = motion_settings(motion, TrackerConfig())
+    print(f"motion gate: threshold {args.threshold}, min_area {args.min_area}, keepalive {args.keepalive_s} s while something "
+          f"may be tracked, {args.idle_keepalive_s} s on an empty scene; tracker defaults (lost_after_s 3)")
     real = read_video(VIDEO)
     found, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size)
     camera, tracker = demo_camera(False), TrackerConfig()

@@ -602,7 +602,8 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
               f"made in {made_s:.1f} s")
     gating = config.enabled_cameras[0].motion  # every bench camera is a copy of this one
     if bench.motion or gating.enabled:
-        print(f"motion gating on every camera: threshold {gating.threshold}, min_area {gating.min_area}, keepalive {gating.keepalive_s:g} s")
+        print(f"motion gating on every camera: threshold {gating.threshold}, min_area {gating.min_area}, keepalive {gating.keepalive_s:g} s "
+              f"while something may be tracked, idle check every {gating.idle_keepalive_s:g} s")
 
     broker, mqtt = None, None
     if args.mqtt:

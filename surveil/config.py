@@ -283,11 +283,23 @@ class MotionConfig(_Model):
     )
     keepalive_s: float = Field(
         default=2.0, ge=0.1, le=30,
-        description="Run the detector at least this often without motion (0.1-30 s), so stationary objects keep "
-        "their tracks (loitering, abandoned objects); must be below `tracker.lost_after_s`, or such tracks are "
-        "lost between two keep-alive detections. Every detector call (motion or keep-alive) that finds something is followed by calls on "
-        "the next `tracker.min_hits` - 1 frames, so a new track can be confirmed.",
+        description="While something may be tracked (a detector call found something within the last "
+        "`tracker.lost_after_s` + `keepalive_s`), run the detector at least this often without motion (0.1-30 s), so "
+        "stationary objects keep their tracks (loitering, abandoned objects); must be below `tracker.lost_after_s`, or "
+        "such tracks are lost between two keep-alive detections. Every detector call (motion or keep-alive) that finds "
+        "something is followed by calls on the next `tracker.min_hits` - 1 frames, so a new track can be confirmed.",
     )
+    idle_keepalive_s: float = Field(
+        default=10.0, ge=1, le=3600,
+        description="On an empty scene (nothing found for `tracker.lost_after_s` + `keepalive_s`) without motion, run "
+        "the detector at least this often (1-3600 s): a check for what the motion mask misses. At least `keepalive_s`.",
+    )
+
+    @model_validator(mode="after")
+    def _idle_check_not_more_often(self) -> MotionConfig:
+        if self.idle_keepalive_s < self.keepalive_s:
+            raise ValueError(f"idle_keepalive_s ({self.idle_keepalive_s:g}) must be at least keepalive_s ({self.keepalive_s:g})")
+        return self
 
 
 class CameraConfig(_Model):

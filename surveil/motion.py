@@ -6,14 +6,20 @@ exponential moving average, ``cv2.accumulateWeighted``): pixels differing by mor
 are motion. A global brightness change (a cloud, auto-exposure) moves every pixel a little
 and is absorbed by subtracting the frame's median difference first.
 
-``MotionGate`` adds the keep-alive: even without motion the detector runs at least every
-``keepalive_s`` seconds, so stationary objects (a loiterer, an abandoned bag) keep matching
-their tracks; ``keepalive_s`` must stay below ``tracker.lost_after_s`` or such tracks are lost
-between two keep-alive detections (the config checks it). A new track is confirmed only after
-``tracker.min_hits`` consecutive matched frames (a tentative track that misses one update is
-dropped), so every detector call, on motion or keep-alive, that finds something is followed by
-calls on the next ``confirm_frames - 1`` frames: an object that appears and then stands still (or is there when the
-camera starts, or whose track was lost) still gets a confirmed track.
+``MotionGate`` adds the keep-alive: while something may be tracked, the detector runs at least
+every ``keepalive_s`` seconds even without motion, so stationary objects (a loiterer, an abandoned
+bag) keep matching their tracks; ``keepalive_s`` must stay below ``tracker.lost_after_s`` or such
+tracks are lost between two keep-alive detections (the config checks it). "Something may be
+tracked" means a call found something within the last ``hold_s`` seconds (the daemon uses
+``tracker.lost_after_s`` + ``keepalive_s``: one more keep-alive after any track could have been
+lost). Once that long has passed with nothing found, the scene is empty, and an object can only
+enter it by moving: the detector then runs on motion, plus an idle check every
+``idle_keepalive_s`` for whatever the motion mask misses (Frigate likewise runs no detection on a
+still, empty scene). A new track is confirmed only after ``tracker.min_hits`` consecutive matched
+frames (a tentative track that misses one update is dropped), so every detector call, on motion or
+keep-alive, that finds something is followed by calls on the next ``confirm_frames - 1`` frames: an
+object that appears and then stands still (or is there when the camera starts, or whose track was
+lost) still gets a confirmed track.
 """
 
 from __future__ import annotations
@@ -31,8 +37,17 @@ class MotionSettings:
     threshold: int = 25  # grey levels (0-255) a pixel must differ from the background
     min_area: float = 0.002  # least blob area, as a fraction of the image
     alpha: float = 0.05  # background update rate per frame (EMA weight of the new frame)
-    keepalive_s: float = 2.0  # run the detector at least this often without motion
+    keepalive_s: float = 2.0  # without motion, run the detector at least this often while something may be tracked
+    hold_s: float = 5.0  # "may be tracked": a call found something this recently (tracker.lost_after_s + keepalive_s)
+    idle_keepalive_s: float = 10.0  # without motion on an empty scene, run the detector at least this often
     confirm_frames: int = 2  # every call is followed by calls on the next confirm_frames - 1 frames (tracker.min_hits)
+
+
+def motion_settings(motion, tracker) -> MotionSettings:
+    """A camera's ``motion`` config with the ``tracker`` config it serves (surveil.config objects)."""
+    return MotionSettings(motion.threshold, motion.min_area, keepalive_s=motion.keepalive_s,
+                          hold_s=tracker.lost_after_s + motion.keepalive_s, idle_keepalive_s=motion.idle_keepalive_s,
+                          confirm_frames=tracker.min_hits)
 
 
 class MotionDetector:
@@ -75,27 +90,38 @@ class MotionDetector:
 
 
 class MotionGate:
-    """Decides per frame whether the detector runs: on motion, or when the last call is ``keepalive_s`` old."""
+    """Decides per frame whether the detector runs: on motion, or when a keep-alive is due."""
 
     def __init__(self, settings: MotionSettings = MotionSettings()):
         self.settings = settings
         self.motion = MotionDetector(settings)
-        self._last_detect: float | None = None
+        self._last_detect: float | None = None  # the last motion or keep-alive call
+        self._last_asked: float | None = None  # the last call of any kind, follow-ups included
+        self._last_found: float | None = None  # the last call that found something
         self._owed = 0  # follow-up calls still due so that a new track can be confirmed
 
     def should_detect(self, image: np.ndarray, now: float) -> bool:
         moving = self.motion.update(image)
-        due = self._last_detect is None or now - self._last_detect >= self.settings.keepalive_s
-        if moving or due:
+        if moving or self._keepalive_due(now):
             self._owed = self.settings.confirm_frames - 1
-            self._last_detect = now
+            self._last_detect = self._last_asked = now
             return True
         if self._owed > 0:
             self._owed -= 1
+            self._last_asked = now
             return True
         return False
+
+    def _keepalive_due(self, now: float) -> bool:
+        if self._last_detect is None:
+            return True
+        holding = self._last_found is not None and now - self._last_found < self.settings.hold_s
+        interval = self.settings.keepalive_s if holding else self.settings.idle_keepalive_s
+        return now - self._last_detect >= interval
 
     def detected(self, count: int) -> None:
         """What the call this gate asked for found: with nothing found there is no new track to confirm."""
         if count == 0:
             self._owed = 0
+        else:
+            self._last_found = self._last_asked

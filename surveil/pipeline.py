@@ -34,7 +34,7 @@ from surveil.config import Config
 from surveil.detector import Detector
 from surveil.metrics import Metrics
 from surveil.models import ModelLoadError
-from surveil.motion import MotionGate, MotionSettings
+from surveil.motion import MotionGate, motion_settings
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
@@ -223,8 +223,7 @@ class Pipeline:
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
         self._gates = {  # motion gating (only the detect thread touches these)
-            c.name: MotionGate(MotionSettings(c.motion.threshold, c.motion.min_area, keepalive_s=c.motion.keepalive_s,
-                                      confirm_frames=config.tracker.min_hits))
+            c.name: MotionGate(motion_settings(c.motion, config.tracker))
             for c in cameras if c.motion.enabled
         }
 

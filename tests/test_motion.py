@@ -59,13 +59,38 @@ def test_a_small_global_brightness_flicker_is_no_motion(step):
     assert not any(feed(detector, (noisy(shifted if i % 2 else BACKGROUND) for i in range(20))))
 
 
-def test_gate_runs_the_detector_on_motion_and_every_keepalive():
+def gate_calls(finds, seconds: float = 25.0, fps: int = 10) -> list[int]:
+    """Frame indices at which a default gate (keep-alive 2 s, hold 5 s, idle check 10 s, one follow-up)
+    runs the detector on a still picture, the detector finding something when ``finds(index)``."""
+    gate, calls = MotionGate(MotionSettings(keepalive_s=2.0, hold_s=5.0, idle_keepalive_s=10.0)), []
+    for index in range(int(seconds * fps)):
+        if gate.should_detect(noisy(BACKGROUND), index / fps):
+            calls.append(index)
+            gate.detected(1 if finds(index) else 0)
+    return calls
+
+
+@pytest.mark.parametrize(("what", "finds", "calls"), [
+    # an empty scene: the start-up call, then only the idle check every 10 s
+    ("nothing there", lambda i: False, [0, 100, 200]),
+    # a person standing still: a keep-alive every 2 s, each with its confirming follow-up
+    ("someone standing still", lambda i: True, [0, 1, 20, 21, 40, 41, 60, 61, 80, 81, 100, 101, 120, 121, 140, 141, 160, 161,
+                                               180, 181, 200, 201, 220, 221, 240, 241]),
+    # found at start, gone after: keep-alives while a track may live (5 s after the last find), then idle checks
+    ("someone who leaves", lambda i: i < 1, [0, 1, 20, 40, 140, 240]),
+])
+def test_gate_keepalive_while_something_may_be_tracked(what, finds, calls):
+    assert gate_calls(finds) == calls, what
+
+
+def test_gate_runs_the_detector_on_motion_at_once():
     gate = MotionGate(MotionSettings(keepalive_s=2.0))
-    still = [gate.should_detect(noisy(BACKGROUND), t / 10) for t in range(60)]  # 6 s at 10 fps, no motion
-    assert [t for t, run in enumerate(still) if run] == [0, 1, 20, 21, 40, 41]  # each call and its confirming follow-up
-    assert gate.should_detect(with_box(BACKGROUND, 100), 6.05)  # motion: at once, keep-alive not due
+    assert gate.should_detect(noisy(BACKGROUND), 0.0)  # the first frame
+    gate.detected(0)
+    assert not gate.should_detect(noisy(BACKGROUND), 0.1)
+    assert gate.should_detect(with_box(BACKGROUND, 100), 0.2)  # motion: at once, no keep-alive due
     gate.detected(0)  # nothing found: no follow-up call
-    assert not gate.should_detect(noisy(BACKGROUND), 6.1)
+    assert not gate.should_detect(noisy(BACKGROUND), 0.3)
 
 
 def _config(**motion) -> dict:
@@ -75,6 +100,7 @@ def _config(**motion) -> dict:
 @pytest.mark.parametrize(
     ("motion", "error"),
     [({}, None), ({"keepalive_s": 2.9}, None), ({"keepalive_s": 3.0}, "below tracker.lost_after_s"),
+     ({"idle_keepalive_s": 30}, None), ({"idle_keepalive_s": 1.5}, "at least keepalive_s"),
      ({"threshold": 0}, "greater than or equal"), ({"min_area": 0.6}, "less than or equal"), ({"sensitivity": 1}, "Extra inputs")],
 )
 def test_motion_config_bounds(motion, error):
