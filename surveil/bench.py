@@ -1,6 +1,6 @@
 """`surveil bench`: the real pipeline on N file cameras beside the bare model and a naive loop, in one run.
 
-    surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--backend openvino]
+    surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--repeats 3] [--backend openvino]
                   [--motion] [--quiet-cameras K]
 
 What runs, all in this process and on the same clip (the config's first camera; its zones and rules
@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8], help="camera counts for the scaling table (default 1 2 4 8)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per pipeline run, and for the bare model and the naive loop")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds each pipeline runs before measuring")
+    parser.add_argument("--repeats", type=int, default=1, help="measurement passes (bare model, naive loop, pipelines); with "
+                        "more than one, each figure is also given as its mean and range over the passes (default 1)")
     parser.add_argument("--video", help="clip every bench camera plays (default: the config's first camera's file)")
     parser.add_argument("--weights", help="override detector.weights")
     parser.add_argument("--backend", choices=["torch", "onnxruntime", "openvino", "auto"], help="override detector.backend")
@@ -113,6 +115,8 @@ class BenchSetup:
         video = args.video or str(cameras[0].url)
         if not Path(video).is_file():
             raise BenchError(f"the bench plays a video file; {video!r} is not one (use --video)")
+        if not 1 <= args.repeats <= 20:
+            raise BenchError(f"--repeats must be 1-20, not {args.repeats}")
         if args.quiet_cameras < 0:
             raise BenchError(f"--quiet-cameras must be 0 or more, not {args.quiet_cameras}")
         if args.motion and cameras[0].motion.keepalive_s >= base.tracker.lost_after_s:  # what the config check says
@@ -628,9 +632,30 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
             broker.stop()
 
 
+@dataclass(frozen=True)
+class BenchPass:
+    """One measurement pass: the bare model, the naive loop and a pipeline run per camera count."""
+
+    bare_fps: float
+    naive_fps: float | None
+    results: list[RunResult]
+
+
 def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch, quiet: str | None) -> int:
-    config, d = bench.config, bench.config.detector
     frames = read_frames(bench.video, 64)
+    passes = []
+    for repeat in range(args.repeats):
+        if args.repeats > 1:
+            print(f"\n######## repeat {repeat + 1} of {args.repeats}")
+        passes.append(_measure_once(bench, detector, frames, workdir, args, mqtt, watch, quiet))
+    if args.repeats > 1:
+        print_repeats(passes)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def _measure_once(bench: BenchSetup, detector, frames, workdir: Path, args, mqtt, watch, quiet: str | None) -> BenchPass:
+    config, d = bench.config, bench.config.detector
     print("\n== bare model (detector alone on decoded frames, same batch and input size)")
     bare_fps, bare_ms = bare_model(detector, frames, d.batch_size, args.seconds)
     print(f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median)")
@@ -649,8 +674,26 @@ def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch, quie
         print_run(result, mqtt is not None)
         results.append(result)
     print_summary(results, bare_fps, naive_fps)
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    return 0
+    return BenchPass(bare_fps, naive_fps, results)
+
+
+def mean_range(values: Sequence[float]) -> str:
+    return f"{float(np.mean(values)):.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def print_repeats(passes: list[BenchPass]) -> None:
+    """Each figure as its mean over the passes, with the range."""
+    print(f"\n== over {len(passes)} repeats: mean (range)")
+    print(f"bare model {mean_range([p.bare_fps for p in passes])} frames/s", end="")
+    naive = [p.naive_fps for p in passes if p.naive_fps]
+    print(f", naive loop {mean_range(naive)} frames/s" if naive else ", naive loop not run")
+    print("cameras | processed fps in total | lowest per camera | pipeline/bare | pipeline/naive")
+    for index, first in enumerate(passes[0].results):
+        runs = [(p, p.results[index]) for p in passes]
+        lowest = [min(r.fps_per_camera.values(), default=0.0) for _, r in runs]
+        ratio_naive = [r.fps / p.naive_fps for p, r in runs if p.naive_fps]
+        print(f"{first.cameras:7d} | {mean_range([r.fps for _, r in runs]):>22s} | {mean_range(lowest):>17s} | "
+              f"{mean_range([r.fps / p.bare_fps for p, r in runs]):>13s} | {mean_range(ratio_naive) if ratio_naive else '-'}")
 
 
 def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | None) -> None:

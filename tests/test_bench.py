@@ -51,8 +51,8 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
 
 
 @pytest.mark.slow
-def test_bench_with_motion_gating_on_busy_and_quiet_cameras(pedestrian_checkpoint):
-    result = run_bench(pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive")
+def test_bench_with_motion_gating_on_busy_and_quiet_cameras_twice(pedestrian_checkpoint):
+    result = run_bench(pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive", "--repeats", "2")
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
     for line in ("quiet clip", "motion gating on every camera", "== pipeline, 2 camera(s) (1 on the quiet clip)",
@@ -60,6 +60,9 @@ def test_bench_with_motion_gating_on_busy_and_quiet_cameras(pedestrian_checkpoin
         assert line in out, f"{line!r} missing:\n{out}"
     # the count read from the pipeline's surveil_detector_skipped_total, for each gated camera
     assert re.search(r"detector calls skipped \d+ of \d+ frames processed \(cam1 \d+, quiet1 \d+\)", out), out
+    # --repeats 2: two passes, then each figure as mean (range) over them
+    assert "######## repeat 2 of 2" in out and "== over 2 repeats: mean (range)" in out, out
+    assert re.search(r"^\s+2 \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \| -$", out, re.M), out
 
 
 def test_quiet_clip_is_still_frames_with_stretches_of_the_video():
@@ -91,6 +94,13 @@ def test_bench_refuses_a_camera_that_is_not_a_file(tmp_path):
     result = subprocess.run([sys.executable, "-m", "surveil", "bench", "-c", str(config), "--seconds", "1"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--video" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_refuses_a_repeat_count_out_of_range():
+    result = subprocess.run([sys.executable, "-m", "surveil", "bench", "-c", str(ROOT / "configs/demo.yaml"), "--repeats", "0"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2 and "--repeats must be 1-20" in result.stderr, result.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
