@@ -10,10 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from surveil.bench import QUIET_FRAMES, QUIET_PASTES, BenchError, quantile, quiet_clip, write_quiet_clip
-from surveil.models import build_model, save_checkpoint
+from tests.support.models import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,10 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def pedestrian_checkpoint(tmp_path_factory) -> Path:
     """Random weights, the demo's class name: the demo config's rules accept it."""
-    torch.manual_seed(0)
-    model = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(path, model, "fasterrcnn_mobilenet_v3_large_320_fpn", ["__background__", "pedestrian"])
+    return random_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", ["__background__", "pedestrian"])
 
 
 def run_bench(checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:

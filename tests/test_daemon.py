@@ -13,21 +13,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from surveil.models import build_model, save_checkpoint
 from tests.support.polling import free_port, wait_until
 from tests.support.scene import RIGHT_HALF, make_scene_clip
+from tests.support.models import random_checkpoint
 
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A real (random-weight) Faster R-CNN checkpoint: the real model-loading and inference path, offline."""
-    torch.manual_seed(0)
-    model = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    return save_checkpoint(path, model, "fasterrcnn_mobilenet_v3_large_320_fpn", ["__background__", "person"])
+    return random_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", ["__background__", "person"])
 
 
 class NotifyListener:

@@ -9,8 +9,9 @@ import torch
 from surveil.backends import detection_agreement
 from surveil.config import DetectorConfig
 from surveil.detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
-from surveil.models import ModelLoadError, build_model, load_coco_model, read_checkpoint, save_checkpoint
+from surveil.models import ModelLoadError, load_coco_model, read_checkpoint
 from tests.support.media import clip_frames
+from tests.support.models import random_checkpoint
 
 LABELS = ["__background__", "person", "car"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,11 +21,7 @@ MODEL = ROOT / "models/pedestrian-mnv2.pt"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=len(LABELS))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model, "fasterrcnn_mobilenet_v3_large_320_fpn", LABELS, score_thresholds={"person": 0.3})
-    return path
+    return random_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", LABELS, score_thresholds={"person": 0.3})
 
 
 def test_checkpoint_round_trip_is_weights_only(checkpoint):
