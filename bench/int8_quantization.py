@@ -19,7 +19,6 @@ import logging
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -30,17 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO))
 
+from compare_detectors import PHASES, ap50, interleaved, phase_ap50  # noqa: E402
 from compare_yolo_fastest import load_pennfudan_test  # noqa: E402
 from operating_threshold import training_config  # noqa: E402
 
 from surveil.backends import cached_onnx  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
 from surveil.detector import frames_to_tensors  # noqa: E402
-from surveil.evaluation import Prediction, evaluate  # noqa: E402
-from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
+from surveil.evaluation import Prediction  # noqa: E402
+from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
 from surveil.training.train import load_splits  # noqa: E402
 
-PHASES = 5
 CPU = torch.device("cpu")
 
 
@@ -84,21 +83,6 @@ def runner(core, model, precision: str, threads: int):
     return detect
 
 
-def timed_predictions(detectors: dict, frames: list[np.ndarray]) -> tuple[dict, dict]:
-    predictions = {name: [] for name in detectors}
-    times = {name: [] for name in detectors}
-    for frame in frames:
-        for name, detect in detectors.items():
-            started = time.perf_counter()
-            predictions[name].append(detect(frame))
-            times[name].append(time.perf_counter() - started)
-    return predictions, {name: 1000 * statistics.median(t) for name, t in times.items()}
-
-
-def ap50(predictions, targets) -> float:
-    return float(evaluate(predictions, targets, list(CLASS_NAMES)).classes[0].ap50 or 0.0)
-
-
 def variants(core, config: DetectorConfig, calibration, threads: int, cache: Path) -> dict:
     onnx = cached_onnx(config, cache)
     return {
@@ -127,15 +111,15 @@ def main() -> int:
     frames, targets = load_pets_s2l1(args.shared_data, every=1)
     pennfudan = load_pennfudan_test(args.shared_data)
     far = variants(core, DetectorConfig(weights=args.weights, min_size=args.min_size), calibration, args.threads, args.cache)
-    pets, ms = timed_predictions(far, frames)
+    pets, ms = interleaved(far, frames)
     close = variants(core, DetectorConfig(weights=args.weights, min_size=args.closeup_size), calibration, args.threads, args.cache)
-    penn, _ = timed_predictions(close, pennfudan.frames)
+    penn, _ = interleaved(close, pennfudan.frames)
     print(f"calibration: {len(calibration)} training images; PETS09-S2L1 {len(frames)} frames at {args.min_size}; "
           f"Penn-Fudan test at {args.closeup_size}")
     print(f"| runtime | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | ms/frame | × fp32 | Penn-Fudan test AP50 |")
     print("|---|---|---|---|---|")
     for name in far:
-        per_phase = [ap50(pets[name][p::PHASES], targets[p::PHASES]) for p in range(PHASES)]
+        per_phase = phase_ap50(pets[name], targets)
         print(f"| {name} | {statistics.mean(per_phase):.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
               f"| {ms['openvino fp32'] / ms[name]:.1f} | {ap50(penn[name], pennfudan.targets):.3f} |")
     return 0
