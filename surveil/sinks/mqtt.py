@@ -293,6 +293,7 @@ class MqttPublisher:
         self._status_lock = threading.Lock()  # may be held while calling paho
         self._statuses: dict[str, bytes] = {}  # retained topic -> latest payload
         self._append_lock = threading.Lock()
+        self._size_lock = threading.Lock()  # the spool size is read and reported as one step (see _emit_spool_size)
         self._direct_lock = threading.Lock()  # may be held while calling paho
         self._direct: dict[int, str] = {}  # paho mid -> topic of alerts sent around the spool
         self._spool_error: str | None = None  # set while the spool refuses writes
@@ -316,7 +317,7 @@ class MqttPublisher:
             raise RuntimeError("MqttPublisher can be started once")
         self._started = True
         self._emit("connection_changed", False)
-        self._emit("spool_size", len(self._spool))
+        self._emit_spool_size()
         log.info(
             "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
             self._config.host, self._config.port, self.client_id, self._prefix, len(self._spool),
@@ -364,11 +365,10 @@ class MqttPublisher:
                 self._publish_direct(topic, payload)
                 return
             dropped = self._spool.dropped - before
-            size = len(self._spool)
         self._note_spool_ok()
         if dropped:
             self._note_dropped(dropped)
-        self._emit("spool_size", size)
+        self._emit_spool_size()
         with self._cond:
             self._append_seq += 1
             self._cond.notify_all()
@@ -568,7 +568,7 @@ class MqttPublisher:
             return  # still full; logged once already
         self._note_spool_ok()
         log.info("MQTT: alert spool reconciled: %d delivered alert(s) deleted, %d waiting", removed, len(self._spool))
-        self._emit("spool_size", len(self._spool))
+        self._emit_spool_size()
 
     def _send_some(self, session: int, seq: int) -> None:
         if session != self._seen_session:
@@ -659,7 +659,7 @@ class MqttPublisher:
             self._cond.notify_all()  # stop() may be waiting for the spool to empty
         for m in done:
             self._emit("published", m.topic)
-        self._emit("spool_size", len(self._spool))
+        self._emit_spool_size()
 
     # ------------------------------------------------------------------ stopping
 
@@ -733,7 +733,7 @@ class MqttPublisher:
             self._spool_error = None
         log.warning("MQTT: alert spool %s takes writes again; alerts are spooled durably again", self._spool.path)
         self._emit("spool_writable", True)
-        self._emit("spool_size", len(self._spool))
+        self._emit_spool_size()
 
     def _note_dropped(self, n: int) -> None:
         if not self._drop_warned:
@@ -748,6 +748,13 @@ class MqttPublisher:
         if connected != self._connected:
             self._connected = connected
             self._emit("connection_changed", connected)
+
+    def _emit_spool_size(self) -> None:
+        """Report how many alerts wait in the spool. The append and sender threads both report it; reading
+        and reporting under one lock keeps a size read before the other thread's change from landing after
+        that thread's report (a stale 1 left on the gauge once the spool had emptied)."""
+        with self._size_lock:
+            self._emit("spool_size", len(self._spool))
 
     def _emit(self, name: str, *args: Any) -> None:
         handler = getattr(self._events, name, None)
