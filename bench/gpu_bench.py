@@ -5,7 +5,7 @@ download) on 1280x720 frames, at batch 1, 4, 8 and 16:
 
 - bare: ``TorchDetector.detect`` on the same decoded frames, batch after batch (images/s);
 - pipeline: :class:`surveil.pipeline.Pipeline` with as many cameras as the batch (in-memory cameras
-  delivering the frames at ``--camera-fps`` each, more than the model takes), the frame board,
+  delivering the frames at ``--camera-fps`` each, by default 1.5x the bare rate shared out, more than the model takes), the frame board,
   the detect thread at that batch size, tracker and analysers (images/s processed);
 - their ratio, and the peak GPU memory of the run.
 
@@ -92,23 +92,56 @@ def bare(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds:
     return done / (time.perf_counter() - started)
 
 
-def pipeline(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float) -> float:
+class TimedDetector:
+    """The detector as the pipeline sees it, with every ``detect`` call's batch size and wall time noted."""
+
+    def __init__(self, detector: TorchDetector):
+        self._detector, self.calls = detector, []
+
+    def __getattr__(self, name: str):
+        return getattr(self._detector, name)
+
+    def detect(self, images):
+        started = time.perf_counter()
+        found = self._detector.detect(images)
+        self.calls.append((len(images), time.perf_counter() - started))
+        return found
+
+    def summary(self, since: int) -> str:
+        """Mean batch, mean and longest ms per call, batch sizes seen, over the calls after ``since``."""
+        calls = self.calls[since:] or [(0, 0.0)]
+        sizes, seconds = zip(*calls)
+        return (f"{np.mean(sizes):4.1f} | {1000 * np.mean(seconds):6.1f} | {1000 * max(seconds):7.1f} | "
+                f"{len(set(sizes)):2d}")
+
+
+def pipeline(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float) -> tuple[float, str]:
     config = Config.model_validate({
         "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
         "detector": {**detector.config.model_dump(), "batch_size": batch, "max_wait_ms": 50},
         "mqtt": {"enabled": False}, "metrics": {"enabled": False},
     })
     metrics = Metrics()
-    pipe = Pipeline(config, metrics, detector=detector, open_capture=lambda camera: MemoryCamera(frames, camera_fps))
+    timed = TimedDetector(detector)
+    pipe = Pipeline(config, metrics, detector=timed, open_capture=lambda camera: MemoryCamera(frames, camera_fps))
     pipe.start()
     try:
-        time.sleep(warmup)
-        before = _processed(metrics)
+        _settle(timed, warmup)
+        before, calls = _processed(metrics), len(timed.calls)
         started = time.perf_counter()
         time.sleep(seconds)
-        return (_processed(metrics) - before) / (time.perf_counter() - started)
+        return (_processed(metrics) - before) / (time.perf_counter() - started), timed.summary(calls)
     finally:
         pipe.stop()
+
+
+def _settle(timed: TimedDetector, seconds: float, limit: float = 120.0) -> None:
+    """Wait ``seconds`` past the detect thread's third call: its first warms the detector up on that
+    thread (a CUDA stall of about 1 s per batch size), which is start-up, not throughput."""
+    deadline = time.monotonic() + limit
+    while len(timed.calls) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(seconds)
 
 
 def _processed(metrics: Metrics) -> float:
@@ -126,8 +159,13 @@ def main() -> int:
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES))
     parser.add_argument("--batches", type=int, nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per bare and per pipeline figure")
-    parser.add_argument("--camera-fps", type=float, default=60.0, help="frames per second each in-memory camera offers")
+    parser.add_argument("--camera-fps", type=float, default=None,
+                        help="frames per second each in-memory camera offers (default: 1.5x the bare rate over the batch, "
+                             "so supply never limits the pipeline and idle cameras do not crowd the GIL)")
     parser.add_argument("--per-image", action="store_true", help="preprocess image by image in the model's transform (the old path)")
+    parser.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory (the CPU's layout)")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="turn off the detector's warm-up (on CUDA, one pass at every batch size the first time a thread sees a frame size)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dry = args.dry_run
@@ -142,7 +180,10 @@ def main() -> int:
     preprocessing = "per image (model transform)" if args.per_image else "batched on device"
     print(f"device: {name}; torch {torch.__version__}; frames {width}x{height}; preprocessing: {preprocessing}; target: {TARGET}")
     frames = make_frames(height, width)
-    print("architecture                        | prec | batch | bare img/s | pipeline img/s | ratio | peak GPU MB")
+    layout = "channels_last" if args.channels_last else "the detector's default (input channels_last; model NCHW on CUDA, channels_last on CPU)"
+    print(f"warm-up at every batch size: {not args.no_warm_up}; memory: {layout}")
+    print("architecture                        | prec | batch | bare img/s | camera fps | pipeline img/s | ratio | peak GPU MB "
+          "| pipeline: mean batch | ms/call | longest ms | sizes")
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.architectures:
             torch.manual_seed(0)
@@ -150,15 +191,18 @@ def main() -> int:
                                       ["__background__", *[f"class{i}" for i in range(1, 91)]])
             for precision in precisions:
                 sizes = {"min_size": 64, "max_size": 128} if dry else {}
-                config = DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", **sizes)
-                detector = TorchDetector(config, batched=not args.per_image)
+                config = DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", batch_size=max(batches), **sizes)
+                detector = TorchDetector(config, batched=not args.per_image, channels_last=True if args.channels_last else None)
+                detector.warm_up_on_cuda = not args.no_warm_up
                 for batch in batches:
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
                     b = bare(detector, frames, batch, args.seconds, 1 if dry else None)
-                    p = pipeline(detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, args.camera_fps)
+                    camera_fps = args.camera_fps or max(5.0, 1.5 * b / batch)
+                    p, calls = pipeline(detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, camera_fps)
                     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
-                    print(f"{arch:35s} | {precision} | {batch:5d} | {b:10.1f} | {p:14.1f} | {p / b:5.2f} | {memory:11.0f}", flush=True)
+                    print(f"{arch:35s} | {precision} | {batch:5d} | {b:10.1f} | {camera_fps:10.1f} | {p:14.1f} | {p / b:5.2f} | {memory:11.0f} "
+                          f"| {calls}", flush=True)
                 del detector
                 if device == "cuda":
                     torch.cuda.empty_cache()

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,18 +160,21 @@ class DevicePreprocess:
     fixed_size: tuple[int, int] | None
     scale: torch.Tensor  # (1, 3, 1, 1): 1 / (255 std), so uint8 -> [0, 1] -> normalised is one multiply-add
     shift: torch.Tensor  # (1, 3, 1, 1): -mean / std
+    memory_format: torch.memory_format  # of the network input
 
     @classmethod
-    def of(cls, transform: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> DevicePreprocess:
+    def of(cls, transform: torch.nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> DevicePreprocess:
         mean = torch.as_tensor(transform.image_mean, dtype=torch.float64).reshape(1, 3, 1, 1)
         std = torch.as_tensor(transform.image_std, dtype=torch.float64).reshape(1, 3, 1, 1)
         return cls(transform.min_size[-1], transform.max_size, transform.fixed_size,
-                   (1.0 / (255.0 * std)).to(device, dtype), (-mean / std).to(device, dtype))
+                   (1.0 / (255.0 * std)).to(device, dtype), (-mean / std).to(device, dtype),
+                   torch.channels_last if channels_last else torch.contiguous_format)
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
-        rgb = frames.permute(0, 3, 1, 2).flip(1)
+        rgb = frames.permute(0, 3, 1, 2).flip(1)  # an NHWC view: what follows keeps that layout
         normalised = torch.addcmul(self.shift, rgb, self.scale)
-        return F.interpolate(normalised, mode="bilinear", align_corners=False, **self.resize(*frames.shape[1:3]))
+        resized = F.interpolate(normalised, mode="bilinear", align_corners=False, **self.resize(*frames.shape[1:3]))
+        return resized.contiguous(memory_format=self.memory_format)
 
     def resize(self, height: int, width: int) -> dict:
         if self.fixed_size is not None:
@@ -268,9 +272,13 @@ class TorchDetector:
     ``model(list_of_images)`` whose transform resizes and normalises image by image in Python.
     """
 
-    def __init__(self, config: DetectorConfig, optimize: bool = True, batched: bool | None = None):
+    def __init__(self, config: DetectorConfig, optimize: bool = True, batched: bool | None = None, channels_last: bool | None = None):
         self.config = config
         self.device = select_device(config.device)
+        # The model's layout: channels_last pays on the CPU (oneDNN's native layout). The batched path's
+        # input is channels_last everywhere (the NHWC frames' natural view, no copy): on an H200 no layout
+        # ran the shipped model clearly faster (bench/gpu_profile.py, docs/benchmarks.md).
+        self.channels_last = optimize and (self.device.type == "cpu" if channels_last is None else channels_last)
         if config.threads:
             torch.set_num_threads(config.threads)
         try:
@@ -287,16 +295,19 @@ class TorchDetector:
         self.operating_thresholds = self.filter.operating_thresholds
         self._autocast = self.device.type == "cuda" and config.half
         self.batched = (optimize if batched is None else batched) and isinstance(self.model, GeneralizedRCNN)
+        self.warm_up_on_cuda = True  # see :meth:`warm_up`
+        self._warmed: set[tuple[int, tuple[int, ...]]] = set()  # (thread, frame shape) already warmed up
         if self.batched:
             self._staging = HostStaging(self.device)
-            self._preprocess = DevicePreprocess.of(self.model.transform, self.device, torch.float16 if self._autocast else torch.float32)
+            self._preprocess = DevicePreprocess.of(self.model.transform, self.device, torch.float16 if self._autocast else torch.float32,
+                                                   channels_last=True)
         log.info("detector ready: %s on %s, %d classes", config.weights, self.device, len(self.class_names) - 1)
 
     def _optimize(self) -> None:
         folded = fold_batchnorm(self.model)
-        if self.device.type == "cpu":
+        if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        log.debug("detector: %d BatchNorm layers folded%s", folded, ", channels_last" if self.device.type == "cpu" else "")
+        log.debug("detector: %d BatchNorm layers folded%s", folded, ", channels_last" if self.channels_last else "")
 
     @staticmethod
     def _load(config: DetectorConfig) -> tuple[torch.nn.Module, list[str], dict[str, float]]:
@@ -310,9 +321,45 @@ class TorchDetector:
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         if not images:
             return []
+        if self.device.type == "cuda" and self.warm_up_on_cuda:
+            self._warm_up_new_shapes(images)
         with torch.inference_mode():
             outputs = self._run_batched(images) if self.batched else self._run_per_image(images)
         return [self._to_detections(output) for output in outputs]
+
+    WARM_UP_BUDGET_S = 30.0  # well inside the default watchdog_stall_s (60 s): a warm-up must not look like a hung detector
+
+    def warm_up(self, frame_shape: tuple[int, ...], max_batch: int | None = None) -> None:
+        """One pass at every batch size up to ``max_batch`` (default: ``batch_size``) on frames of ``frame_shape``.
+
+        On CUDA the first pass at each new input shape selects (and may compile) convolution kernels:
+        about 1 s per batch size on an H200 (bench/gpu_profile.py). A pipeline whose batches vary in
+        size would otherwise meet these stalls mid-stream, one camera's frames late each time. So
+        ``detect`` on CUDA calls this itself the first time a thread hands it frames of a new size
+        (``warm_up_on_cuda``): the handles those kernels are chosen under are per thread. It stops after
+        ``WARM_UP_BUDGET_S``, so a large ``batch_size`` cannot hold the first frames past the watchdog.
+        """
+        largest = max_batch or self.config.batch_size
+        frame = np.zeros(frame_shape, np.uint8)
+        deadline = time.monotonic() + self.WARM_UP_BUDGET_S
+        for size in [largest, *range(1, largest)]:  # full batches first: the size a loaded pipeline runs most
+            if time.monotonic() > deadline:
+                log.info("detector warm-up stopped at %.0f s before batch size %d: larger sizes warm up on first use", self.WARM_UP_BUDGET_S, size)
+                return
+            self.detect([frame] * size)
+
+    def _warm_up_new_shapes(self, images: Sequence[np.ndarray]) -> None:
+        thread = threading.get_ident()
+        for shape in {tuple(image.shape) for image in images}:
+            if (thread, shape) in self._warmed:
+                continue
+            if len(self._warmed) >= 256:  # threads come and go (reloads): forget old ones rather than grow
+                self._warmed.clear()
+            self._warmed.add((thread, shape))
+            started = time.monotonic()
+            self.warm_up(shape)
+            log.info("detector warmed up for %dx%d frames, batches 1-%d, in %.1f s", shape[1], shape[0], self.config.batch_size,
+                     time.monotonic() - started)
 
     def _autocast_context(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.float16) if self._autocast else contextlib.nullcontext()

@@ -1,3 +1,4 @@
+import threading
 import urllib.error
 from pathlib import Path
 
@@ -216,3 +217,51 @@ def test_mixed_sizes_are_grouped_and_padded_back_in_order():
     assert batch.shape == (3, 3, 12, 8)
     assert batch[0, :, :5, :7].eq(1).all() and batch[1, :, :9, :7].eq(2).all() and batch[2, :, :5, :7].eq(3).all()
     assert batch[0, :, 5:].eq(0).all() and batch[1, :, :, 7:].eq(0).all()
+
+
+def test_warm_up_runs_every_batch_size_once(checkpoint, monkeypatch):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=3, min_size=64, max_size=128))
+    sizes = []
+    monkeypatch.setattr(detector, "detect", lambda frames: sizes.append(len(frames)))
+    detector.warm_up((48, 64, 3))
+    assert sizes == [3, 1, 2]  # full batches first
+
+
+def test_warm_up_stops_at_its_time_budget(checkpoint, monkeypatch):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=4, min_size=64, max_size=128))
+    clock = iter(range(0, 1000, 10))  # each reading 10 s later: the budget (30 s) ends after three passes
+    monkeypatch.setattr("surveil.detector.time.monotonic", lambda: next(clock))
+    sizes = []
+    monkeypatch.setattr(detector, "detect", lambda frames: sizes.append(len(frames)))
+    detector.warm_up((48, 64, 3))
+    assert sizes == [4, 1, 2]
+
+
+def test_warm_up_once_per_thread_and_frame_size(checkpoint, monkeypatch):
+    """CUDA chooses kernels per thread on first sight of a shape (bench/gpu_profile.py): the detector
+    warms up the first time each thread hands it frames of a new size, and only then."""
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=2, min_size=64, max_size=128))
+    warmed = []
+    monkeypatch.setattr(detector, "warm_up", lambda shape: warmed.append((threading.get_ident(), shape)))
+    small, large = np.zeros((48, 64, 3), np.uint8), np.zeros((72, 96, 3), np.uint8)
+    detector._warm_up_new_shapes([small, small])
+    detector._warm_up_new_shapes([small])
+    detector._warm_up_new_shapes([small, large])
+    other = threading.Thread(target=lambda: detector._warm_up_new_shapes([small]))
+    other.start()
+    other.join()
+    here = threading.get_ident()
+    assert warmed[:2] == [(here, (48, 64, 3)), (here, (72, 96, 3))]
+    assert len(warmed) == 3 and warmed[2][0] != here and warmed[2][1] == (48, 64, 3)
+
+
+def test_cpu_detect_does_not_warm_up(checkpoint, monkeypatch):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", min_size=64, max_size=128))
+    monkeypatch.setattr(detector, "warm_up", lambda shape: pytest.fail("warm-up is for CUDA's per-shape kernel choice"))
+    detector.detect([np.zeros((48, 64, 3), np.uint8)])
+
+
+def test_batched_input_is_channels_last(checkpoint):
+    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", min_size=64, max_size=128))
+    batch = detector._batch([np.zeros((48, 64, 3), np.uint8)] * 2)
+    assert batch.tensors.is_contiguous(memory_format=torch.channels_last)
