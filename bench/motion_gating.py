@@ -82,7 +82,7 @@ def quiet(args, real, found, thresholds, names, camera, tracker, settings) -> No
         for label, s in (("off", None), ("on", settings)):
             calls = [0]
             starts = run(gated(detections_at, images, s, calls), thresholds, names, numbers, camera, tracker)
-            results[label] = (calls[0], [(n, z, tuple(np.round(b).astype(int).tolist())) for n, z, b in starts])
+            results[label] = (calls[0], [(n, z, tuple(np.round(b).astype(int).tolist())) for n, z, b, _ in starts])
             listed = ", ".join(f"({n}, {z})" for n, z, _ in results[label][1])
             print(f"| {step} | {FPS / step:g} | {label} | {calls[0]} | {len(starts)} | {listed} |")
         same = results["off"][1] == results["on"][1]
