@@ -57,19 +57,31 @@ def phase_ap50(found: list, targets: list) -> list[float]:
     return [float(evaluate(predictions[p::PHASES], targets[p::PHASES], list(CLASS_NAMES)).classes[0].ap50 or 0.0) for p in range(PHASES)]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def shipped_model_parser(doc: str, dry_run_help: str) -> argparse.ArgumentParser:
+    """The options bench/gpu_accuracy.py and bench/gpu_profile.py share."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--weights", type=Path, default=REPO / "models" / "pedestrian-mnv2.pt")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--min-size", type=int, default=800)
-    parser.add_argument("--dry-run", action="store_true", help="CPU, the first 10 frames, input 480: checks the script runs")
-    args = parser.parse_args()
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    return parser
+
+
+def device_for(dry_run: bool) -> str | None:
+    """``cpu`` for a dry run, ``cuda`` where there is one, else None (with the reason printed)."""
     logging.basicConfig(level=logging.WARNING)
-    if not args.dry_run and not torch.cuda.is_available():
+    if not dry_run and not torch.cuda.is_available():
         print("no CUDA device: run with --dry-run (CPU) or on a GPU machine")
+        return None
+    return "cpu" if dry_run else "cuda"
+
+
+def main() -> int:
+    args = shipped_model_parser(__doc__, "CPU, the first 10 frames, input 480: checks the script runs").parse_args()
+    device = device_for(args.dry_run)
+    if device is None:
         return 2
-    device = "cpu" if args.dry_run else "cuda"
     frames, targets = load_pets_s2l1(args.shared_data, every=1)
     if args.dry_run:
         frames, targets, args.min_size = frames[:10], targets[:10], 480

@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 import time
 from collections import OrderedDict
@@ -26,6 +24,9 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from gpu_accuracy import device_for, shipped_model_parser  # noqa: E402
 
 from surveil.config import DetectorConfig  # noqa: E402
 from surveil.detector import DevicePreprocess, TorchDetector  # noqa: E402
@@ -87,19 +88,12 @@ def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--weights", type=Path, default=REPO / "models" / "pedestrian-mnv2.pt")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--min-size", type=int, default=800)
+    parser = shipped_model_parser(__doc__, "CPU, input 320, batch 2, one pass each: checks the script runs")
     parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    if not args.dry_run and not torch.cuda.is_available():
-        print("no CUDA device: run with --dry-run (CPU) or on a GPU machine")
+    device = device_for(args.dry_run)
+    if device is None:
         return 2
-    device = "cpu" if args.dry_run else "cuda"
     if args.dry_run:
         args.min_size, args.batch = 320, 2
     frames = load_pets_s2l1(args.shared_data, every=25)[0][:args.batch]
@@ -112,7 +106,6 @@ def main() -> int:
         first = timed(lambda: fresh.detect(frames[:size]))
         second = timed(lambda: fresh.detect(frames[:size]))
         print(f"   batch {size}: {1000 * first:8.1f} / {1000 * second:6.1f}", flush=True)
-    del fresh
 
     print(f"\n2. images/s at batch {args.batch}")
     variants = {
