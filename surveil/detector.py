@@ -344,7 +344,7 @@ class TorchDetector:
         deadline = time.monotonic() + self.WARM_UP_BUDGET_S
         for size in [largest, *range(1, largest)]:  # full batches first: the size a loaded pipeline runs most
             if time.monotonic() > deadline:
-                log.info("detector warm-up stopped at %.0f s before batch size %d: larger sizes warm up on first use", self.WARM_UP_BUDGET_S, size)
+                log.info("detector warm-up stopped after %.0f s at batch size %d: the sizes left warm up on first use", self.WARM_UP_BUDGET_S, size)
                 return
             self.detect([frame] * size)
 
@@ -358,7 +358,7 @@ class TorchDetector:
             self._warmed.add((thread, shape))
             started = time.monotonic()
             self.warm_up(shape)
-            log.info("detector warmed up for %dx%d frames, batches 1-%d, in %.1f s", shape[1], shape[0], self.config.batch_size,
+            log.info("detector warm-up for %dx%d frames (CUDA kernel selection per batch size) took %.1f s", shape[1], shape[0],
                      time.monotonic() - started)
 
     def _autocast_context(self) -> contextlib.AbstractContextManager:
