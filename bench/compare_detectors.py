@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from compare_yolo_fastest import MIN_SCORE, load_pennfudan_test, yolo_fastest  # noqa: E402
 
-from surveil.backends import create_detector, resolve_backend  # noqa: E402
+from surveil.detection.factory import create_detector, resolve_backend  # noqa: E402
 from surveil.config import DetectorConfig, load_config  # noqa: E402
-from surveil.detector import TorchDetector  # noqa: E402
+from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
 

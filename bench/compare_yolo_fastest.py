@@ -69,7 +69,7 @@ def load_test_sets(shared: Path, every: int) -> list[TestSet]:
 
 
 def load_pennfudan_test(shared: Path) -> TestSet:
-    from surveil.training.datasets import load_dataset
+    from surveil.datasets import load_dataset
 
     index = load_dataset(shared / "PennFudanPed", fmt="yolo", split="test")
     frames = [cv2.imread(str(s.image_path), cv2.IMREAD_COLOR) for s in index.samples]
@@ -116,7 +116,7 @@ def decode_yolo(rows: np.ndarray, width: int, height: int) -> Prediction:
 
 def torch_detector(weights: Path, min_size: int) -> Detector:
     """Our checkpoint at input size ``min_size`` (shorter side), its person class as label 1."""
-    from surveil.models import load_checkpoint_model
+    from surveil.detection.checkpoints import load_checkpoint_model
 
     model, payload = load_checkpoint_model(weights)
     set_input_size(model, min_size)

@@ -24,7 +24,7 @@ import numpy as np
 
 from pets_detections import pets_detections  # sibling scripts in bench/
 from zone_alerts_pets import FPS, FRAMES, H, REPO, W, gt_frames
-from surveil.analysis import build_analyzer
+from surveil.analysis.analyzer import build_analyzer
 from surveil.config import load_config
 from surveil.evaluation.surveillance import PETS_VIDEO
 from surveil.geometry import relative_anchors, points_in_polygon, segments_cross, signed_side

@@ -28,9 +28,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.backends import OnnxDetector, detection_agreement  # noqa: E402
+from surveil.detection.factory import OnnxDetector, detection_agreement  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detector import TorchDetector  # noqa: E402
+from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation.metrics import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
 
@@ -40,7 +40,7 @@ def frames_and_targets(shared: Path, every: int):
         return load_pets_s2l1(shared, every=every)
     except FileNotFoundError as exc:
         print(f"({exc}: timing the shipped clip without AP50)")
-        from surveil.bench import read_frames
+        from surveil.tools.bench import read_frames
 
         frames = read_frames(str(REPO / "configs/media/pets2009-s2l1.mp4"), 800)
         return frames[::every], None

@@ -32,9 +32,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.backends import detection_agreement  # noqa: E402
+from surveil.detection.factory import detection_agreement  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detector import TorchDetector  # noqa: E402
+from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
 

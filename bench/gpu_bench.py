@@ -4,7 +4,7 @@ For ``fasterrcnn_resnet50_fpn_v2`` and ``fasterrcnn_mobilenet_v3_large_fpn`` wit
 download) on 1280x720 frames, at batch 1, 4, 8 and 16:
 
 - bare: ``TorchDetector.detect`` on the same decoded frames, batch after batch (images/s);
-- pipeline: :class:`surveil.pipeline.Pipeline` with as many cameras as the batch (in-memory cameras
+- pipeline: :class:`surveil.service.pipeline.Pipeline` with as many cameras as the batch (in-memory cameras
   delivering the frames at ``--camera-fps`` each, by default 1.5x the bare rate shared out, more than the model takes), the frame board,
   the detect thread at that batch size, tracker and analysers (images/s processed);
 - their ratio, and the peak GPU memory of the run.
@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from surveil.config import Config, DetectorConfig  # noqa: E402
-from surveil.detector import TorchDetector  # noqa: E402
-from surveil.metrics import Metrics  # noqa: E402
-from surveil.models import build_model, save_checkpoint  # noqa: E402
-from surveil.pipeline import Pipeline  # noqa: E402
+from surveil.detection.torch_detector import TorchDetector  # noqa: E402
+from surveil.service.metrics import Metrics  # noqa: E402
+from surveil.detection.checkpoints import build_model, save_checkpoint  # noqa: E402
+from surveil.service.pipeline import Pipeline  # noqa: E402
 
 ARCHITECTURES = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
 TARGET = "pipeline/bare >= 0.9 at batch 8"

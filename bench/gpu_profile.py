@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from gpu_accuracy import device_for, shipped_model_parser  # noqa: E402
 
 from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detector import DevicePreprocess, TorchDetector  # noqa: E402
+from surveil.detection.torch_detector import DevicePreprocess, TorchDetector  # noqa: E402
 from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
 
 

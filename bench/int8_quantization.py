@@ -3,7 +3,7 @@
     .venv/bin/pip install nncf       # not a dependency of the daemon: only this experiment needs it
     .venv/bin/python bench/int8_quantization.py [--calibration 100] [--min-size 800]
 
-The checkpoint is exported to ONNX exactly as the daemon does (``surveil.backends.cached_onnx``),
+The checkpoint is exported to ONNX exactly as the daemon does (``surveil.detection.factory.cached_onnx``),
 read by OpenVINO and quantised by NNCF (``nncf.quantize``, the tool OpenVINO documents for this)
 with calibration images drawn (seeded) from the training split of configs/train-pedestrian.yaml —
 never PETS09-S2L1 or any test image. Two variants: the whole graph, and the backbone only (the RPN
@@ -33,9 +33,9 @@ from compare_detectors import PHASES, ap50, interleaved, phase_ap50  # noqa: E40
 from compare_yolo_fastest import load_pennfudan_test  # noqa: E402
 from operating_threshold import training_config  # noqa: E402
 
-from surveil.backends import cached_onnx  # noqa: E402
+from surveil.detection.factory import cached_onnx  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detector import frames_to_tensors  # noqa: E402
+from surveil.detection.torch_detector import frames_to_tensors  # noqa: E402
 from surveil.evaluation import Prediction  # noqa: E402
 from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
 from surveil.training.train import load_splits  # noqa: E402

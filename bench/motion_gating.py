@@ -2,13 +2,13 @@
 
     .venv/bin/python bench/motion_gating.py [--weights models/pedestrian-mnv2.pt] [--min-size 800]
 
-Two clips, both processed by the daemon's own per-camera analyser (``surveil.analysis``) with the
+Two clips, both processed by the daemon's own per-camera analyser (``surveil.analysis.analyzer``) with the
 zone_intrusion rules of configs/demo.yaml, gating off and on, and the gate seeing exactly the
 frames the detector thread would take (every ``step``-th frame):
 
 - quiet: ~80 s made from the shipped PETS video (configs/media/pets2009-s2l1.mp4): its median
   frame (no people) with light sensor noise (sigma 2 grey levels), and three short stretches of
-  the real video pasted back (``surveil.bench.quiet_clip``: ``surveil bench --quiet-cameras``
+  the real video pasted back (``surveil.tools.bench.quiet_clip``: ``surveil bench --quiet-cameras``
   plays the same clip through the daemon's pipeline). Detections: the shipped model's cached ones
   (bench/pets_detections.py) on the real frames, and the model run once on the median frame for
   every still frame. Printed: detector calls and the alert list (frame, zone, box) both ways.
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pets_detections import pets_detections  # noqa: E402
 from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits  # noqa: E402
 
-from surveil.bench import QUIET_PASTES as PASTES, quiet_clip  # noqa: E402
+from surveil.tools.bench import QUIET_PASTES as PASTES, quiet_clip  # noqa: E402
 from surveil.config import DetectorConfig, MotionConfig, TrackerConfig  # noqa: E402
-from surveil.motion import MotionGate, MotionSettings, motion_settings  # noqa: E402
+from surveil.video.motion import MotionGate, MotionSettings, motion_settings  # noqa: E402
 from surveil.types import Detections  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def gated(detections_at, images, settings: MotionSettings | None, calls: list[in
 
 
 def quiet(args, real, found, thresholds, names, camera, tracker, settings) -> None:
-    from surveil.detector import TorchDetector
+    from surveil.detection.torch_detector import TorchDetector
 
     frames, source, median = quiet_clip(real)
     detector = TorchDetector(DetectorConfig(weights=str(args.weights), device="cpu", min_size=args.min_size,

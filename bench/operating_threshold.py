@@ -26,11 +26,11 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.backends import OnnxDetector  # noqa: E402
+from surveil.detection.factory import OnnxDetector  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detector import TorchDetector  # noqa: E402
+from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation.metrics import Prediction, Target, evaluate  # noqa: E402
-from surveil.models import read_checkpoint  # noqa: E402
+from surveil.detection.checkpoints import read_checkpoint  # noqa: E402
 from surveil.training.train import DEFAULTS, _read_yaml, load_splits  # noqa: E402
 
 

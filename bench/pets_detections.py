@@ -51,7 +51,7 @@ def pets_detections(weights: Path, shared: Path, min_size: int = 800, floor: flo
 
 
 def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: int, path: Path, runtime: str) -> None:
-    from surveil.backends import create_detector
+    from surveil.detection.factory import create_detector
 
     backend, _, precision = runtime.partition("-")
     detector = create_detector(DetectorConfig(weights=str(weights), device="cpu", min_size=min_size, low_score_floor=floor,

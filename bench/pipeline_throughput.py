@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from surveil.bench import read_frames
+from surveil.tools.bench import read_frames
 from surveil.config import Config, DetectorConfig
-from surveil.detector import TorchDetector
-from surveil.metrics import Metrics
-from surveil.models import build_model, save_checkpoint
-from surveil.pipeline import Pipeline
+from surveil.detection.torch_detector import TorchDetector
+from surveil.service.metrics import Metrics
+from surveil.detection.checkpoints import build_model, save_checkpoint
+from surveil.service.pipeline import Pipeline
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "configs/media/pets2009-s2l1.mp4"  # the shipped demo clip
 

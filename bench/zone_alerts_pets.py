@@ -3,7 +3,7 @@
     .venv/bin/python bench/zone_alerts_pets.py [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--step 5]
 
 PETS09-S2L1 (795 frames, 10 fps) has a ground-truth track for every person. The bench runs the
-daemon's own per-camera analyser (``surveil.analysis``: tracker, zone_intrusion rules, incident
+daemon's own per-camera analyser (``surveil.analysis.analyzer``: tracker, zone_intrusion rules, incident
 book) with the zone_intrusion rules of configs/demo.yaml, processing every ``step``-th frame
 (step 5 = 2 fps, what a 2-core CPU sustains), once for each of the ``step`` sampling phases
 (frames 1, 6, 11, ...; 2, 7, 12, ...; ...), and reports each figure as the mean over the phases
@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from surveil.analysis import build_analyzer
+from surveil.analysis.analyzer import build_analyzer
 from surveil.config import CameraConfig, TrackerConfig, load_config
 from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
 from surveil.geometry import box_iou, relative_anchors, points_in_polygon

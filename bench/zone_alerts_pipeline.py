@@ -5,7 +5,7 @@
 Issue 10, target 2: "Four PETS-video cameras at once on this machine: each >= 2 processed fps, and
 zone-alert recall on one of them within 0.05 of the single-camera figure."
 
-Each run is the daemon's pipeline (``surveil.pipeline.Pipeline`` as ``surveil bench`` runs it:
+Each run is the daemon's pipeline (``surveil.service.pipeline.Pipeline`` as ``surveil bench`` runs it:
 capture threads, frame board, detect thread, analysers, the JSON-lines sink; no MQTT) with the
 detector of configs/demo.yaml (the shipped model at input 800; ``--backend`` overrides
 ``detector.backend``, default auto) and C file cameras, each playing the shipped clip
@@ -50,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from zone_alerts_pets import FPS, FRAMES, Score, Start, TrackBoxes, demo_camera, gt_frames, record_tracks, score, visits  # noqa: E402
 
-from surveil.bench import counter_total  # noqa: E402
+from surveil.tools.bench import counter_total  # noqa: E402
 from surveil.evaluation.surveillance import PETS_GT  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,8 +127,8 @@ def pipeline_config(base, camera, cameras: int, workdir: Path):
 
 def run_pipeline(config, detector, hashes: list[bytes], timeout_s: float) -> tuple[Recorder, dict[str, float], bool]:
     """Plays every camera's clip to its end: (cam1's recorder, processed fps per camera, complete)."""
-    from surveil.metrics import Metrics
-    from surveil.pipeline import Pipeline, build_analyzers
+    from surveil.service.metrics import Metrics
+    from surveil.service.pipeline import Pipeline, build_analyzers
 
     metrics = Metrics()
     analyzers = build_analyzers(config, detector, metrics)
@@ -224,13 +224,13 @@ def main() -> int:
         return 2
     if args.cameras < 1 or args.repeats < 1:
         parser.error("--cameras and --repeats must be at least 1")
-    from surveil.backends import resolve_backend
+    from surveil.detection.factory import resolve_backend
     from surveil.config import load_config
-    from surveil.pipeline import load_detector
+    from surveil.service.pipeline import load_detector
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("surveil").setLevel(logging.WARNING)  # one INFO line per alert would bury the table
-    logging.getLogger("surveil.capture").setLevel(logging.ERROR)  # "down: end of file", once per camera, is how a run ends
+    logging.getLogger("surveil.video.source").setLevel(logging.ERROR)  # "down: end of file", once per camera, is how a run ends
     base = load_config(REPO / "configs/demo.yaml", environ={})
     base = base.model_copy(update={"detector": base.detector.model_copy(update={"backend": args.backend})})
     camera = demo_camera(False)

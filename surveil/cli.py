@@ -16,9 +16,9 @@ EXIT_USAGE = 2
 
 def _cmd_run(args: argparse.Namespace) -> int:
     quiet_native_logs()  # before cv2 is imported: OpenCV/FFmpeg's own stderr lines bypass log redaction
-    from surveil.daemon import run_daemon
-    from surveil.pipeline import PipelineError
-    from surveil.startup import StartupError
+    from surveil.service.daemon import run_daemon
+    from surveil.service.pipeline import PipelineError
+    from surveil.service.startup import StartupError
 
     try:
         return run_daemon(args.config, args.log_level, shard=args.shard)
@@ -43,7 +43,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_shards(args: argparse.Namespace) -> int:
     """Which instance runs which enabled camera, for ``--instances`` daemons (default: the config's ``sharding.instances``)."""
-    from surveil.sharding import MAX_INSTANCES, assign
+    from surveil.service.sharding import MAX_INSTANCES, assign
 
     try:
         config = load_config(args.config)
@@ -90,9 +90,9 @@ def _add_training_commands(sub: argparse._SubParsersAction, requested: str | Non
 # Like the training commands, imported only when run; they open video (OpenCV), so its own
 # stderr is quieted first (it would print camera URLs with their passwords).
 TOOL_COMMANDS = [
-    ("analyse", "analyse recorded video files frame by frame: alerts as JSON lines and a summary", "surveil.recordings"),
-    ("snapshot", "write one frame of a camera with its zones, lines and a coordinate grid drawn", "surveil.snapshot"),
-    ("bench", "benchmark: N file cameras through the real pipeline beside the bare model and a naive loop", "surveil.bench"),
+    ("analyse", "analyse recorded video files frame by frame: alerts as JSON lines and a summary", "surveil.tools.analyse"),
+    ("snapshot", "write one frame of a camera with its zones, lines and a coordinate grid drawn", "surveil.tools.snapshot"),
+    ("bench", "benchmark: N file cameras through the real pipeline beside the bare model and a naive loop", "surveil.tools.bench"),
 ]
 
 

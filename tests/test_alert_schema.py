@@ -13,10 +13,10 @@ import jsonschema  # the contract is checked with it: a missing package fails th
 import numpy as np
 import pytest
 
-from surveil.analysis import build_analyzer
+from surveil.analysis.analyzer import build_analyzer
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.rules.base import FrameContext
-from surveil.sinks.mqtt import counts_payload
+from surveil.sinks.mqtt.publisher import counts_payload
 from surveil.types import AlertUpdate, Detections, Track
 from tests.support.alert_schema import (
     SCHEMA_PATH,
@@ -184,7 +184,7 @@ def test_incidents_share_one_id_from_start_to_end(scene_payloads: list[dict]):
 
 
 def test_retained_state_payloads_validate():
-    from surveil.sinks.mqtt import status_payload
+    from surveil.sinks.mqtt.publisher import status_payload
 
     validate_camera_status(status_payload("yard", False, "no frame for 10 s", WALL0))
     validate_camera_status(status_payload("yard", True, "", WALL0))
@@ -201,7 +201,7 @@ def test_retained_state_payloads_validate():
         analyser.process(ctx)
     kinds = {r.kind for r in reports}
     assert kinds == {"lines", "zones"}
-    for report in reports:  # the body surveil.pipeline.Pipeline._publish_state builds
+    for report in reports:  # the body surveil.service.pipeline.Pipeline._publish_state builds
         validate_counts(report.kind, counts_payload("yard", report.kind, report.name, report.rule, report.values, WALL0))
 
 

@@ -1,5 +1,5 @@
 """The daemon does not need ``surveil.training``: the shipped checkpoint's architecture lives in
-``surveil.architectures``, and nothing outside the training package imports it at module level."""
+``surveil.detection.architectures``, and nothing outside the training package imports it at module level."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ TRAINING = "surveil.training"
 
 # Modules the daemon (and `surveil run`) import; none may bring the training package along.
 DAEMON_MODULES = (
-    "surveil.architectures", "surveil.models", "surveil.detector", "surveil.pipeline",
-    "surveil.daemon", "surveil.export", "surveil.cli",
+    "surveil.detection.architectures", "surveil.detection.checkpoints", "surveil.detection.torch_detector", "surveil.service.pipeline",
+    "surveil.service.daemon", "surveil.detection.export", "surveil.cli",
 )
 
 BLOCK_TRAINING = textwrap.dedent(
@@ -54,7 +54,7 @@ def test_shipped_checkpoint_loads_and_runs_without_the_training_package() -> Non
     code = BLOCK_TRAINING + textwrap.dedent(
         """
         import torch
-        from surveil.models import load_checkpoint_model
+        from surveil.detection.checkpoints import load_checkpoint_model
 
         torch.manual_seed(0)
         model, payload = load_checkpoint_model(sys.argv[1])
@@ -116,7 +116,7 @@ def _training_imports(source: str, module: str, is_package: bool = False) -> lis
     "source, module, lines",
     [
         ("import surveil.training.train", "surveil.cli", [1]),
-        ("from surveil.training.datasets import load_dataset", "surveil.cli", [1]),
+        ("from surveil.training.transforms import train_transforms", "surveil.cli", [1]),
         ("from surveil import training", "surveil.cli", [1]),
         ("from ..training import datasets", "surveil.evaluation.cli", [1]),
         ("from . import training", "surveil", [1]),

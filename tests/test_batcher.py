@@ -2,7 +2,7 @@ import threading
 
 import numpy as np
 
-from surveil.batcher import FrameBoard
+from surveil.service.frame_board import FrameBoard
 from surveil.types import Frame
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.bench import QUIET_FRAMES, QUIET_PASTES, BenchError, quantile, quiet_clip, write_quiet_clip
+from surveil.tools.bench import QUIET_FRAMES, QUIET_PASTES, BenchError, quantile, quiet_clip, write_quiet_clip
 from tests.support.models import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

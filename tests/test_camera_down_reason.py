@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import yaml
 
-from surveil.capture import CaptureOpenError, open_video_capture, reason_kind
+from surveil.video.source import CaptureOpenError, open_video_capture, reason_kind
 from surveil.config import CameraConfig
 from tests.support.polling import free_port, wait_until
 from tests.support.surveil_cli import SHIPPED_MODEL, closed_port, start_surveil, stop_surveil

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from surveil.capture import (
+from surveil.video.source import (
     FFMPEG_OPTIONS_ENV,
     Backoff,
     CameraSource,
@@ -306,7 +306,7 @@ def test_exception_in_read_is_logged_and_the_camera_reconnects(
 ) -> None:
     first = ScriptedCapture([IMAGE, IMAGE, RuntimeError("decoder exploded")])
     second = ScriptedCapture([IMAGE] * 3, tail=BLOCK)
-    with caplog.at_level(logging.ERROR, logger="surveil.capture"):
+    with caplog.at_level(logging.ERROR, logger="surveil.video.source"):
         source, rec = run_source(sources, camera(), Opener(first, second))
         assert wait_until(lambda: rec.n_frames() >= 5, 5)
     assert source.is_alive()

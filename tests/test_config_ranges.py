@@ -18,10 +18,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from surveil import config as cfg
+from surveil.config import schema as cfg
 from surveil.config import Config, load_config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
+from surveil.service.daemon import Daemon
+from surveil.service.metrics import Metrics
 from tests.support.polling import wait_until
 from tests.support.scene import BlobDetector, make_scene_clip
 from tests.support.surveil_cli import check_config

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from surveil.backends import detection_agreement
+from surveil.detection.factory import detection_agreement
 from surveil.config import DetectorConfig
-from surveil.detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
-from surveil.models import ModelLoadError, load_coco_model, read_checkpoint
+from surveil.detection.torch_detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
+from surveil.detection.checkpoints import ModelLoadError, load_coco_model, read_checkpoint
 from tests.support.media import clip_frames
 from tests.support.models import random_checkpoint
 
@@ -230,7 +230,7 @@ def test_warm_up_runs_every_batch_size_once(checkpoint, monkeypatch):
 def test_warm_up_stops_at_its_time_budget(checkpoint, monkeypatch):
     detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=4, min_size=64, max_size=128))
     clock = iter(range(0, 1000, 10))  # each reading 10 s later: the budget (30 s) ends after three passes
-    monkeypatch.setattr("surveil.detector.time.monotonic", lambda: next(clock))
+    monkeypatch.setattr("surveil.detection.torch_detector.time.monotonic", lambda: next(clock))
     sizes = []
     monkeypatch.setattr(detector, "detect", lambda frames: sizes.append(len(frames)))
     detector.warm_up((48, 64, 3))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surveil.backends import (
+from surveil.detection.factory import (
     OnnxDetector,
     cache_key,
     cached_onnx,
@@ -29,8 +29,8 @@ from surveil.backends import (
     resolve_backend,
 )
 from surveil.config import DetectorConfig
-from surveil.detector import TorchDetector
-from surveil.models import ModelLoadError
+from surveil.detection.torch_detector import TorchDetector
+from surveil.detection.checkpoints import ModelLoadError
 from tests.support.media import clip_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +130,7 @@ def test_export_is_cached_by_checkpoint_and_input_size(cache_dir, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although the cache holds this checkpoint at this size")
 
-    monkeypatch.setattr("surveil.backends.export_onnx", no_export)
+    monkeypatch.setattr("surveil.detection.factory.export_onnx", no_export)
     assert cached_onnx(config(), cache_dir) == first and first.stat().st_mtime_ns == stamp
     assert cache_key(config()) != cache_key(DetectorConfig(weights=str(MODEL), min_size=640))
 
@@ -139,7 +139,7 @@ def test_backend_choice(monkeypatch):
     assert DetectorConfig().backend == "torch"
     assert resolve_backend(config(backend="onnxruntime")) == "onnxruntime"
     available = {"openvino": False, "onnxruntime": True}
-    monkeypatch.setattr("surveil.backends.backend_available", lambda b: b == "torch" or available[b])
+    monkeypatch.setattr("surveil.detection.factory.backend_available", lambda b: b == "torch" or available[b])
     assert resolve_backend(config(backend="auto")) == "onnxruntime"
     available["openvino"] = True
     assert resolve_backend(config(backend="auto")) == "openvino"

@@ -11,8 +11,8 @@ import urllib.request
 import pytest
 
 from surveil.config import Config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
+from surveil.service.daemon import Daemon
+from surveil.service.metrics import Metrics
 from tests.support.polling import wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 

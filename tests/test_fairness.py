@@ -1,6 +1,6 @@
 """Issue 7, class 6: every camera gets detector time.
 
-Mechanism (surveil/batcher.py): the FrameBoard serves the least recently served cameras first,
+Mechanism (surveil/service/frame_board.py): the FrameBoard serves the least recently served cameras first,
 so a camera with a frame waits at most ceil(cameras / batch size) batches whatever the frame
 rates; a full batch waits only for cameras that are delivering. The per-camera
 ``surveil_camera_processed_fps`` gauge shows it. (Before: oldest frame first, and a 25 fps
@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
-from surveil.batcher import FrameBoard
+from surveil.service.frame_board import FrameBoard
 from surveil.config import load_config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
+from surveil.service.daemon import Daemon
+from surveil.service.metrics import Metrics
 from surveil.types import Detections, Frame
 from tests.support.media import make_h264_clip
 from tests.support.polling import wait_until

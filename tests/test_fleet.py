@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from surveil.sharding import assign
+from surveil.service.sharding import assign
 from tests.support.mqtt_broker import (  # noqa: F401  (fixtures)
     MqttCollector,
     find_mosquitto,

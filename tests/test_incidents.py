@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from surveil.incidents import IncidentBook
+from surveil.analysis.incidents import IncidentBook
 from surveil.rules.base import Condition, FrameContext, IncidentPolicy
 from surveil.types import Detections, Subject, Track
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from surveil.metrics import Metrics
+from surveil.service.metrics import Metrics
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from surveil.config import Config
-from surveil.motion import MotionDetector, MotionGate, MotionSettings
+from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
 from surveil.types import Detections
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
@@ -162,7 +162,7 @@ def test_keepalive_keeps_a_person_standing_still_tracked(keepalive_s, loiter_ale
     """A person standing still for 12 s: no motion after the first frame, so only keep-alive calls reach
     the detector. Below tracker.lost_after_s (3 s) the track survives and loitering (dwell 8 s) alerts
     once; a keep-alive longer than that (what the config refuses) loses the track and the alert."""
-    from surveil.analysis import build_analyzer
+    from surveil.analysis.analyzer import build_analyzer
     from surveil.config import CameraConfig, TrackerConfig
     from surveil.types import Frame
 

@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from surveil.config import WebConfig
-from surveil.pipeline import Health
-from surveil.web import WebServer
+from surveil.service.pipeline import Health
+from surveil.web.server import WebServer
 from tests.support.live_daemon import running_daemon
 from tests.support.polling import wait_until
 
@@ -88,7 +88,7 @@ def test_daemon_probes(tmp_path):
 
 def test_liveness_fails_when_the_supervisor_stops_checking(tmp_path):
     from surveil.config import Config
-    from surveil.daemon import Daemon
+    from surveil.service.daemon import Daemon
 
     daemon = Daemon(tmp_path / "x.yaml", Config.model_validate({"cameras": [{"name": "a", "url": "x.mp4"}]}))
     assert daemon.liveness() == (True, "starting")

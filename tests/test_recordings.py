@@ -14,7 +14,7 @@ import pytest
 
 from surveil.cli import main
 from surveil.config import Config
-from surveil.recordings import RecordingError, analyse_recordings
+from surveil.tools.analyse import RecordingError, analyse_recordings
 from tests.support.alert_schema import validate_alert
 from tests.support.scene import FPS, RIGHT_HALF, BlobDetector, make_scene_clip
 

@@ -9,8 +9,8 @@ import threading
 import yaml
 
 from surveil.config import load_config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
+from surveil.service.daemon import Daemon
+from surveil.service.metrics import Metrics
 from tests.support.polling import wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from surveil.sdnotify import Notifier
+from surveil.service.sdnotify import Notifier
 
 
 @pytest.fixture

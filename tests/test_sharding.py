@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surveil import sharding
+from surveil.service import sharding
 from surveil.config import Config, ConfigError
-from surveil.daemon import load_shard
-from surveil.sharding import Shard, ShardError, assign, owner
+from surveil.service.daemon import load_shard
+from surveil.service.sharding import Shard, ShardError, assign, owner
 
 CAMERAS = [f"site{i // 40:02d}-cam{i:04d}" for i in range(1000)]
 
@@ -56,7 +56,7 @@ def test_pins_honoured_and_hashing_deterministic(names, instances, data):
 
 def test_weights_are_stable_across_processes():
     """SHA-256, not Python's salted hash(): another interpreter (another PYTHONHASHSEED) agrees."""
-    code = "from surveil.sharding import assign; print(assign(['a', 'b', 'c', 'd', 'e', 'f'], 3))"
+    code = "from surveil.service.sharding import assign; print(assign(['a', 'b', 'c', 'd', 'e', 'f'], 3))"
     outputs = {
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                        env={"PYTHONHASHSEED": seed}).stdout

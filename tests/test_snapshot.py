@@ -8,7 +8,7 @@ import cv2
 import yaml
 
 from surveil.cli import main
-from surveil.render import LINE_COLOUR, ZONE_COLOUR
+from surveil.analysis.render import LINE_COLOUR, ZONE_COLOUR
 from tests.support.pixels import outline_hits
 from tests.support.polling import free_port
 from tests.support.scene import HEIGHT, WIDTH, make_scene_clip

@@ -1,6 +1,6 @@
 """Issue 7, class 8: startup failures are messages with exit 2 (systemd does not restart exit 2).
 
-Mechanism: surveil/startup.py ``preflight`` runs before the model loads and checks that
+Mechanism: surveil/service/startup.py ``preflight`` runs before the model loads and checks that
 `state_dir`, the spool and the alert log can be written and that `metrics.listen` can be
 bound; the sinks turn a spool or alert log that still cannot be opened into a PipelineError.
 The CLI prints either and exits 2. Each case runs the real `surveil run`."""

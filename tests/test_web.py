@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from surveil.config import WebConfig
-from surveil.web import BOUNDARY, CameraView, RateMeter, WebServer, public_reason, render_index
+from surveil.web.server import BOUNDARY, CameraView, RateMeter, WebServer, public_reason, render_index
 
 TOKEN = "0123456789abcdef-token"
 

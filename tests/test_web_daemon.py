@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.render import ACTIVE_COLOUR, ZONE_COLOUR
+from surveil.analysis.render import ACTIVE_COLOUR, ZONE_COLOUR
 from tests.support.live_daemon import CENTRE, SECRET, running_daemon, write_config
 from tests.support.pixels import outline_hits
 from tests.support.polling import wait_until

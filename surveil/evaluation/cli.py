@@ -48,7 +48,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def eval_main(args: argparse.Namespace) -> int:
-    from surveil.models import ModelLoadError, load_checkpoint_model
+    from surveil.detection.checkpoints import ModelLoadError, load_checkpoint_model
 
     try:
         model, payload = load_checkpoint_model(args.weights)
@@ -78,7 +78,7 @@ def _eval_data(args: argparse.Namespace) -> tuple[list[str], list[Callable[[], t
 
         frames, targets = load_pets_s2l1(args.shared_data, every=args.every)
         return list(CLASS_NAMES), [_frame_loader(f) for f in frames], targets
-    from surveil.training.datasets import load_dataset
+    from surveil.datasets import load_dataset
 
     index = load_dataset(args.data, fmt=args.format, split=args.split)
     if not index.samples:
@@ -173,8 +173,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_main(args: argparse.Namespace) -> int:
-    from surveil.export import ExportError, export_checkpoint, sidecar_path
-    from surveil.models import ModelLoadError
+    from surveil.detection.export import ExportError, export_checkpoint, sidecar_path
+    from surveil.detection.checkpoints import ModelLoadError
 
     try:
         path = export_checkpoint(args.weights, args.format, args.output, args.min_size, args.max_size, args.opset)

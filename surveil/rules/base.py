@@ -2,7 +2,7 @@
 
 A rule looks at one :class:`FrameContext` at a time and reports the *conditions* that are true
 now (an object inside a zone, a crowd, a covered lens). It never decides when to alert: the
-incident book (``surveil.incidents``) turns conditions that appear, persist and vanish into
+incident book (``surveil.analysis.incidents``) turns conditions that appear, persist and vanish into
 ``start`` / ``update`` / ``end`` messages. Geometry (``Zone``, ``Line``) is named and shared;
 policy lives in the rule objects.
 """

@@ -1,7 +1,7 @@
 """Starting points for fine-tuning: pretrained weights and the freeze policy.
 
 The architectures themselves (and how a checkpoint rebuilds them) are in
-:mod:`surveil.architectures`; this module only adds what training needs before the first step:
+:mod:`surveil.detection.architectures`; this module only adds what training needs before the first step:
 ImageNet or COCO weights, and which parameters stay frozen.
 """
 
@@ -18,7 +18,7 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection import faster_rcnn as tv_frcnn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from surveil.architectures import MNV2_STEM_END, fasterrcnn_mobilenet_v2_fpn
+from surveil.detection.architectures import MNV2_STEM_END, fasterrcnn_mobilenet_v2_fpn
 
 # MobileNetV2 ``features`` split into stages at each stride change; the last stage ends at 1280 ch.
 MNV2_STAGES = ((0, 2), (2, 4), (4, 7), (7, MNV2_STEM_END), (MNV2_STEM_END, 19))
@@ -77,7 +77,7 @@ def torchvision_to_fine_tune(architecture: str, num_classes: int, pretrained: st
     ``num_classes``, from 'imagenet' (backbone) or 'coco' (whole detector) weights.
 
     torchvision freezes BatchNorm for pretrained backbones, so the tensors fit the model that
-    :data:`surveil.architectures.ARCHITECTURES` rebuilds from the checkpoint.
+    :data:`surveil.detection.architectures.ARCHITECTURES` rebuilds from the checkpoint.
     """
     if architecture not in PRETRAINED_TORCHVISION:
         raise ValueError(f"no pretrained weights for {architecture!r}; known: {', '.join(PRETRAINED_TORCHVISION)}")

@@ -30,7 +30,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.transforms import v2
 
-from surveil.training.datasets import Sample, read_rgb
+from surveil.datasets import Sample, read_rgb
 from surveil.training.transforms import crop_boxes, hflip_boxes
 
 log = logging.getLogger(__name__)

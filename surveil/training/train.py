@@ -8,7 +8,7 @@ Recipe (after torchvision's references/detection): datasets -> transforms that m
 the image -> model with a new head -> freeze policy -> optimiser with linear warm-up then cosine
 or step decay -> validation mAP every epoch with early stopping -> full-state checkpoint every
 epoch (``--resume``) -> the best epoch's weights, with the F1-optimal score threshold on
-validation as operating point, written as a deployable checkpoint (``surveil.models``).
+validation as operating point, written as a deployable checkpoint (``surveil.detection.checkpoints``).
 
 With ``--cache auto`` (default) and a frozen MobileNetV2 stem, the stem's features are computed
 once per image and augmented view (see ``surveil.training.features_cache``): on a CPU this
@@ -40,10 +40,10 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from surveil.models import build_model, save_checkpoint
+from surveil.detection.checkpoints import build_model, save_checkpoint
 from surveil.training import features_cache as fc
 from surveil.training.architectures import mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
-from surveil.training.datasets import (
+from surveil.datasets import (
     FORMATS,
     DatasetIndex,
     DetectionDataset,

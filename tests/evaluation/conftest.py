@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from surveil.models import build_model, save_checkpoint
+from surveil.detection.checkpoints import build_model, save_checkpoint
 
 ARCH = "fasterrcnn_mobilenet_v3_large_320_fpn"
 LABELS = ["__background__", "person"]

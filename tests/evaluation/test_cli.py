@@ -66,7 +66,6 @@ def _tiny_yolo_dataset(root: Path) -> Path:
 
 
 def test_eval_on_a_dataset_with_a_threshold_override(random_checkpoint: Path, tmp_path: Path, capsys):
-    pytest.importorskip("surveil.training.datasets", reason="surveil.training is not there")
     data = _tiny_yolo_dataset(tmp_path / "tiny")
     out = tmp_path / "report.json"
     args = _parse(add_eval_arguments, ["--weights", str(random_checkpoint), "--data", str(data), "--format", "yolo",

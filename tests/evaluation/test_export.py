@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from surveil.evaluation.metrics import Prediction, box_iou
 from surveil.evaluation.predict import predict, read_image, set_input_size
-from surveil.export import export_checkpoint, sidecar_path
-from surveil.models import load_checkpoint_model
+from surveil.detection.export import export_checkpoint, sidecar_path
+from surveil.detection.checkpoints import load_checkpoint_model
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_torchscript_export_agrees_with_pytorch(checkpoint: Path, tmp_path: Path
 
 
 def test_unknown_format_is_refused(random_checkpoint: Path, tmp_path: Path):
-    from surveil.export import ExportError
+    from surveil.detection.export import ExportError
 
     with pytest.raises(ExportError, match="unknown export format"):
         export_checkpoint(random_checkpoint, "tflite", tmp_path / "model.tflite")

@@ -1,7 +1,7 @@
 """PETS09-S2L1 ground truth replayed through the real analyser, checked against counts computed here.
 
 The MOTChallenge ground truth (19 people, frames 1..795, 10 fps, boxes x0.625 onto the 480x360
-video) is fed to :class:`surveil.analysis.CameraAnalyzer` in two ways:
+video) is fed to :class:`surveil.analysis.analyzer.CameraAnalyzer` in two ways:
 
 - as tracks (``FrameContext(tracks=...)``: the ground-truth id is the track id, the tracker is
   bypassed), compared with counts computed in this file from the boxes alone, with their own
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.analysis import build_analyzer
+from surveil.analysis.analyzer import build_analyzer
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
 from surveil.rules.base import FrameContext

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from surveil.sinks.fleet import FleetWatch
+from surveil.sinks.mqtt.fleet import FleetWatch
 
 PREFIX = "site"
 

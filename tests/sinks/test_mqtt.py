@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from surveil.config import MqttConfig
-from surveil.sinks.mqtt import MqttPublisher
+from surveil.sinks.mqtt.publisher import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 from surveil.types import ALERT_SCHEMA_VERSION
 from tests.support.alerts import make_alert
@@ -138,7 +138,7 @@ def test_available_online_while_running_offline_after_stop(make_publisher, mqtt_
 CHILD = """
 import sys, time
 from surveil.config import MqttConfig
-from surveil.sinks.mqtt import MqttPublisher
+from surveil.sinks.mqtt.publisher import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 host, port, client_id, prefix, spool = sys.argv[1:6]
 config = MqttConfig(host=host, port=int(port), client_id=client_id, instance="unit", topic_prefix=prefix, keepalive_s=5)
@@ -360,7 +360,7 @@ def test_stop_returns_within_timeout_after_broker_went_away(mosquitto_broker, ma
 
 
 def test_outage_logged_once_not_per_retry(mosquitto_broker, make_publisher, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="surveil.sinks.mqtt")
+    caplog.set_level(logging.DEBUG, logger="surveil.sinks.mqtt.publisher")
     mosquitto_broker.stop()
     publisher, events = make_publisher()
     publisher.start()
@@ -369,7 +369,7 @@ def test_outage_logged_once_not_per_retry(mosquitto_broker, make_publisher, capl
         return sum("still unavailable" in r.getMessage() for r in caplog.records)
 
     assert wait_until(lambda: retries() >= 3, 5)
-    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "surveil.sinks.mqtt"]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name == "surveil.sinks.mqtt.publisher"]
     assert len(warnings) == 1 and "unavailable" in warnings[0].getMessage()
 
     mosquitto_broker.start()
@@ -378,7 +378,7 @@ def test_outage_logged_once_not_per_retry(mosquitto_broker, make_publisher, capl
 
 
 def test_username_password_and_refused_login(mosquitto_broker_factory, tmp_path: Path, caplog, prefix: str) -> None:
-    caplog.set_level(logging.DEBUG, logger="surveil.sinks.mqtt")
+    caplog.set_level(logging.DEBUG, logger="surveil.sinks.mqtt.publisher")
     broker = mosquitto_broker_factory(users={"alice": "s3cret"})
 
     def publisher_for(password: str, name: str) -> MqttPublisher:

@@ -6,7 +6,7 @@ import json
 import uuid
 
 from surveil.config import MqttConfig
-from surveil.sinks.mqtt import MqttPublisher, fleet_topic
+from surveil.sinks.mqtt.publisher import MqttPublisher, fleet_topic
 from surveil.sinks.spool import AlertSpool
 from tests.support.mqtt_broker import (  # noqa: F401  (fixtures)
     MqttCollector,

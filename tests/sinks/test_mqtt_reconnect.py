@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from surveil.config import MqttConfig
-from surveil.sinks.mqtt import MqttPublisher
+from surveil.sinks.mqtt.publisher import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 from tests.support.alerts import make_alert
 from tests.support.polling import wait_until

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from surveil.config import MqttConfig
-from surveil.pipeline import Pipeline, PipelineError
-from surveil.sinks.mqtt import MqttPublisher, MqttSetupError
+from surveil.service.pipeline import Pipeline, PipelineError
+from surveil.sinks.mqtt.publisher import MqttPublisher, MqttSetupError
 from surveil.sinks.spool import AlertSpool
 from tests.support.alerts import make_alert
 from tests.support.mqtt_broker import MosquittoBroker, find_mosquitto
@@ -98,7 +98,7 @@ def test_tls_connects_or_says_why(
     tls_broker: TlsBroker, pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
     name: str, host: str, listener: str, ca: str, client_cert: bool, password: str, insecure: bool, connects: bool, logged: str | None,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="surveil.sinks.mqtt")
+    caplog.set_level(logging.INFO, logger="surveil.sinks.mqtt.publisher")
     config = MqttConfig(
         host=host, port=tls_broker.tls_port if listener == "tls" else tls_broker.mtls_port, instance="tls",
         topic_prefix=f"tls-{uuid.uuid4().hex[:6]}", username=USER, password=password, keepalive_s=5,

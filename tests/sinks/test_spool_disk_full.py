@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from surveil.config import MqttConfig
-from surveil.metrics import Metrics
-from surveil.pipeline import _MqttEvents
-from surveil.sinks.mqtt import MqttPublisher
+from surveil.service.metrics import Metrics
+from surveil.service.pipeline import _MqttEvents
+from surveil.sinks.mqtt.publisher import MqttPublisher
 from surveil.sinks.spool import AlertSpool
 from tests.support.alerts import make_alert
 from tests.support.polling import wait_until
@@ -223,7 +223,7 @@ def test_spool_write_failure_is_logged_once_and_recovery_once(make_disk, how: st
     mosquitto_broker.stop()  # no confirmation (and so no DELETE making room) while the disk is full
     assert wait_until(lambda: not publisher.connected, 5)
     disk.fill(publisher.spool)
-    with caplog.at_level("WARNING", logger="surveil.sinks.mqtt"):
+    with caplog.at_level("WARNING", logger="surveil.sinks.mqtt.publisher"):
         publish(publisher, 0, 20)
         disk.free()
         publish(publisher, 20, 3)

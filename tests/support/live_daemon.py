@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from surveil.config import load_config
-from surveil.daemon import Daemon
-from surveil.metrics import Metrics
+from surveil.service.daemon import Daemon
+from surveil.service.metrics import Metrics
 from tests.support.polling import free_port, wait_until
 from tests.support.scene import BlobDetector, make_scene_clip
 

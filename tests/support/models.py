@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from surveil.models import build_model, save_checkpoint
+from surveil.detection.checkpoints import build_model, save_checkpoint
 
 TINY_ARCHITECTURE = "fasterrcnn_mobilenet_v3_large_320_fpn"
 

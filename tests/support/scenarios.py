@@ -9,7 +9,7 @@ Frames are rendered on a textured background (seeded smooth noise and a gradient
 per-frame sensor noise, so the frame-level rules (tamper, frozen stream) see a realistic image.
 Every frame carries its scenario time, burnt into its first two pixels like a camera's
 on-screen clock; :class:`ScriptedDetector` reads it back and returns the scripted boxes of that
-moment, so a test stays behind the :class:`surveil.detector.Detector` interface:
+moment, so a test stays behind the :class:`surveil.detection.torch_detector.Detector` interface:
 
     detections = detector.detect([frame.image])[0]
     updates = analyzer.process(analyzer.context(frame, detections))
@@ -31,10 +31,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from surveil.analysis import CameraAnalyzer
+from surveil.analysis.analyzer import CameraAnalyzer
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.geometry import box_iou
-from surveil.incidents import IncidentBook
+from surveil.analysis.incidents import IncidentBook
 from surveil.rules import build_geometry, build_rules
 from surveil.tracking import make_tracker
 from surveil.types import AlertUpdate, Detections, Frame, Track
@@ -257,7 +257,7 @@ class Renderer:
 
 
 class ScriptedDetector:
-    """Implements surveil.detector.Detector: each scripted object's box at the time stamped in the image."""
+    """Implements surveil.detection.torch_detector.Detector: each scripted object's box at the time stamped in the image."""
 
     class_names = CLASS_NAMES
 

@@ -57,7 +57,7 @@ def make_scene_clip(path: Path, loops: int = 1) -> SceneClip:
 
 
 class BlobDetector:
-    """Bright connected regions → 'person' detections. Implements surveil.detector.Detector."""
+    """Bright connected regions → 'person' detections. Implements surveil.detection.torch_detector.Detector."""
 
     class_names = ["__background__", "person"]
 

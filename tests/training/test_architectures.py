@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from surveil.architectures import freeze_batchnorm
-from surveil.models import build_model, known_architectures, load_checkpoint_model, save_checkpoint
+from surveil.detection.architectures import freeze_batchnorm
+from surveil.detection.checkpoints import build_model, known_architectures, load_checkpoint_model, save_checkpoint
 from surveil.training.architectures import MNV2_STAGES, mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.training.datasets import (
+from surveil.datasets import (
     DatasetFormatError,
     Sample,
     DatasetIndex,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from surveil.models import read_checkpoint
+from surveil.detection.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

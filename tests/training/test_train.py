@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from surveil.models import load_checkpoint_model, read_checkpoint
+from surveil.detection.checkpoints import load_checkpoint_model, read_checkpoint
 from surveil.training import features_cache as fc
 from surveil.training import train as tr
 
@@ -72,7 +72,7 @@ def test_trained_checkpoint_runs_in_the_daemon_detector_and_in_surveil_eval(trai
 
     from surveil.cli import main as cli_main
     from surveil.config import DetectorConfig
-    from surveil.detector import TorchDetector
+    from surveil.detection.torch_detector import TorchDetector
 
     detector = TorchDetector(DetectorConfig(weights=str(trained["model"]), device="cpu", score_threshold=0.0))
     assert detector.class_names == ["__background__", "pedestrian"]

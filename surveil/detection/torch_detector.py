@@ -25,7 +25,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.config import DetectorConfig
-from surveil.models import ModelLoadError, load_checkpoint_model, load_coco_model
+from surveil.detection.checkpoints import ModelLoadError, load_checkpoint_model, load_coco_model
 from surveil.types import Detections
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import yaml
 from surveil.geometry import polygon_area, polygon_self_intersects
 from surveil.redact import redact, secret_value, url_secrets
 from surveil.redact import remember as redact_remember
-from surveil.sharding import owner
+from surveil.service.sharding import owner
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -1013,7 +1013,7 @@ def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) if isinstance(annotation, type) else None
     text = text or str(annotation)
     text = re.sub(r"<class '(?:[\w.]+\.)?(\w+)'>", r"\1", text)
-    text = re.sub(r"\b(?:typing|pydantic\.types|annotated_types|surveil\.config|__main__)\.", "", text)
+    text = re.sub(r"\b(?:typing|pydantic\.types|annotated_types|surveil\.config(?:\.\w+)?|__main__)\.", "", text)
     text = re.sub(r"Annotated\[(\w+), [^\]]*\]", r"\1", text)
     return text.replace("|", "\\|")
 

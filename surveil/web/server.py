@@ -41,7 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from surveil import __version__
 from surveil.config import WebConfig
-from surveil.render import encode_jpeg
+from surveil.analysis.render import encode_jpeg
 
 log = logging.getLogger(__name__)
 

@@ -14,15 +14,15 @@ import threading
 import time
 from pathlib import Path
 
-from surveil import sharding
+from surveil.service import sharding
 from surveil.config import Config, ConfigError, load_config
-from surveil.detector import Detector
-from surveil.logsetup import configure_logging
-from surveil.metrics import Metrics
-from surveil.pipeline import Health, Pipeline, PipelineError, build_analyzers, load_detector
-from surveil.sdnotify import Notifier
-from surveil.startup import preflight
-from surveil.web import CameraView, WebServer
+from surveil.detection.torch_detector import Detector
+from surveil.service.logsetup import configure_logging
+from surveil.service.metrics import Metrics
+from surveil.service.pipeline import Health, Pipeline, PipelineError, build_analyzers, load_detector
+from surveil.service.sdnotify import Notifier
+from surveil.service.startup import preflight
+from surveil.web.server import CameraView, WebServer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Daemon:
         if web.enabled:
             log.info("live view on %s/", base)
 
-    # ------------------------------------------------------------------ the live view (surveil.web.ViewProvider)
+    # ------------------------------------------------------------------ the live view (surveil.web.server.ViewProvider)
 
     def camera_views(self) -> list[CameraView]:
         pipeline = self._pipeline

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, TextIO
 import cv2
 import numpy as np
 
-from surveil.capture import file_fps
+from surveil.video.source import file_fps
 from surveil.config import Config
-from surveil.metrics import Metrics
+from surveil.service.metrics import Metrics
 from surveil.types import AlertUpdate, Frame
 
 if TYPE_CHECKING:
-    from surveil.detector import Detector
+    from surveil.detection.torch_detector import Detector
 
 
 class RecordingError(Exception):
@@ -99,7 +99,7 @@ def analyse_recordings(
 
     Alert times (``ts``) are ``start_time`` + media time. Raises RecordingError for a missing or
     unreadable file or an unknown camera (before anything is analysed, as far as it can tell)."""
-    from surveil.pipeline import build_analyzers  # imports torch
+    from surveil.service.pipeline import build_analyzers  # imports torch
 
     if every < 1:
         raise RecordingError(f"--every must be at least 1, got {every}")
@@ -262,7 +262,7 @@ def main(args) -> int:
     except (ConfigError, RecordingError) as exc:
         print(f"surveil: {exc}", file=sys.stderr)
         return 2
-    from surveil.pipeline import PipelineError, load_detector
+    from surveil.service.pipeline import PipelineError, load_detector
 
     progress = Progress()
     try:

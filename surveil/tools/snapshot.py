@@ -2,7 +2,7 @@
 lines drawn over a labelled relative-coordinate grid, for placing polygons without guessing numbers.
 
 The camera is opened as the daemon opens it (same URL handling, ``open_timeout_s`` and
-``read_timeout_s``); drawing is the daemon's renderer (surveil/render.py)."""
+``read_timeout_s``); drawing is the daemon's renderer (surveil/analysis/render.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import cv2
 
-from surveil.capture import CaptureOpenError, open_video_capture
+from surveil.video.source import CaptureOpenError, open_video_capture
 from surveil.config import CameraConfig, ConfigError, load_config
-from surveil.render import Overlay, draw, draw_grid
+from surveil.analysis.render import Overlay, draw, draw_grid
 from surveil.rules import build_geometry
 
 EXIT_USAGE = 2

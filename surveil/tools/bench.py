@@ -10,7 +10,7 @@ are copied to every bench camera):
    input size — the ceiling the pipeline can reach;
 2. naive loop: what a tutorial writes — read a frame, ``model([tensor])`` with the PyTorch model as
    trained (eager), apply the rules, one frame at a time, round-robin over the same clips;
-3. the pipeline (:class:`surveil.pipeline.Pipeline`: capture threads at the video's own rate,
+3. the pipeline (:class:`surveil.service.pipeline.Pipeline`: capture threads at the video's own rate,
    frame board, detect thread, analysers, an MQTT sink to a real broker) for each camera count.
 
 ``--quiet-cameras K`` makes the last K cameras of each run (all of them when there are K or fewer)
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from surveil.config import ConfigError, load_config
-    from surveil.pipeline import PipelineError
+    from surveil.service.pipeline import PipelineError
 
     logging.getLogger("surveil").setLevel(logging.WARNING)  # one INFO line per alert would bury the report
     try:
@@ -459,8 +459,8 @@ def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
     import cv2
     import torch
 
-    from surveil.analysis import build_analyzer
-    from surveil.detector import TorchDetector
+    from surveil.analysis.analyzer import build_analyzer
+    from surveil.detection.torch_detector import TorchDetector
     from surveil.evaluation.predict import bgr_to_tensor
     from surveil.types import Frame
 
@@ -509,8 +509,8 @@ def bench_config(config, clips: Sequence[tuple[str, str]], workdir: Path, mqtt: 
 
 
 def pipeline_run(config, detector, cameras: int, warmup: float, seconds: float, watch: DeliveryWatch | None) -> RunResult:
-    from surveil.metrics import Metrics
-    from surveil.pipeline import Pipeline
+    from surveil.service.metrics import Metrics
+    from surveil.service.pipeline import Pipeline
 
     metrics = Metrics()
     pipeline = Pipeline(config, metrics, detector=detector)
@@ -582,8 +582,8 @@ def print_run(result: RunResult, mqtt: bool) -> None:
 def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int:
     import torch
 
-    from surveil.backends import resolve_backend
-    from surveil.pipeline import load_detector
+    from surveil.detection.factory import resolve_backend
+    from surveil.service.pipeline import load_detector
 
     config = bench.config
     d = config.detector

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from surveil.config import CameraConfig, TrackerConfig
-from surveil.incidents import IncidentBook
-from surveil.render import Overlay, draw, encode_jpeg
+from surveil.analysis.incidents import IncidentBook
+from surveil.analysis.render import Overlay, draw, encode_jpeg
 from surveil.rules import build_geometry, build_rules
 from surveil.rules.base import FrameContext, Line, Rule, StateReport, StreamState, Zone
 from surveil.tracking import Tracker, make_tracker

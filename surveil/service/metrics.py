@@ -1,5 +1,5 @@
 """Prometheus metrics for every stage. One registry per daemon (tests pass their own); the daemon's
-HTTP server (surveil/web.py) serves it on /metrics.
+HTTP server (surveil/web/server.py) serves it on /metrics.
 
 Every metric is listed, with its meaning, in docs/metrics.md.
 """
@@ -18,7 +18,7 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 PROCESSED_FPS_WINDOW_S = 10.0
-# why a camera is down (surveil.capture.diagnose names them; docs/metrics.md explains them)
+# why a camera is down (surveil.video.source.diagnose names them; docs/metrics.md explains them)
 DOWN_REASONS = ("dns", "refused", "timeout", "unauthorized", "not_found", "no_video", "end_of_file", "stalled", "read_failed", "error")
 
 

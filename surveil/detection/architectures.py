@@ -1,7 +1,7 @@
 """The detector architectures a checkpoint can name: one explicit table, name -> builder.
 
 A builder makes an untrained model, ``builder(num_classes=..., **arch_kwargs)``, with exactly the
-tensors of a checkpoint written for that architecture; :func:`surveil.models.load_checkpoint_model`
+tensors of a checkpoint written for that architecture; :func:`surveil.detection.checkpoints.load_checkpoint_model`
 then loads the weights. Needs torch and torchvision only: the daemon must not need
 ``surveil.training``, which imports from here (never the other way round) to start fine-tuning
 from pretrained weights.

@@ -1,17 +1,17 @@
-"""Inference backends behind the :class:`surveil.detector.Detector` interface.
+"""Inference backends behind the :class:`surveil.detection.torch_detector.Detector` interface.
 
 ``detector.backend`` picks one:
 
-- ``torch``: :class:`surveil.detector.TorchDetector` (batched; the GPU path).
+- ``torch``: :class:`surveil.detection.torch_detector.TorchDetector` (batched; the GPU path).
 - ``onnxruntime`` / ``openvino``: :class:`OnnxDetector` — the checkpoint exported once to ONNX by
-  :func:`surveil.export.export_onnx` (the same exporter as ``surveil export``), cached in a folder
+  :func:`surveil.detection.export.export_onnx` (the same exporter as ``surveil export``), cached in a folder
   keyed by the checkpoint's SHA-256, the input size, the opset and the torch version, and run by
   ONNX Runtime or OpenVINO on the CPU, one image per run.
 - ``auto``: ``torch`` when CUDA is used, else ``openvino`` when installed, else ``onnxruntime``
   when installed, else ``torch``.
 
-Every backend shares the preprocessing (:func:`surveil.detector.frames_to_tensors`) and the
-post-processing (:class:`surveil.detector.DetectionFilter`: class filter, score floor, per-class
+Every backend shares the preprocessing (:func:`surveil.detection.torch_detector.frames_to_tensors`) and the
+post-processing (:class:`surveil.detection.torch_detector.DetectionFilter`: class filter, score floor, per-class
 operating thresholds, class names); the exported graph holds the model's own resize,
 normalisation and box decoding. Agreement with the eager model is tested on real frames in
 tests/test_detector_backends.py; speed is in docs/benchmarks.md.
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from surveil.config import DetectorConfig
-from surveil.detector import Detector, DetectionFilter, TorchDetector, fold_batchnorm, frames_to_tensors, select_device
-from surveil.export import DEFAULT_OPSET, export_onnx, write_sidecar
-from surveil.models import ModelLoadError, file_sha256, read_checkpoint
+from surveil.detection.torch_detector import Detector, DetectionFilter, TorchDetector, fold_batchnorm, frames_to_tensors, select_device
+from surveil.detection.export import DEFAULT_OPSET, export_onnx, write_sidecar
+from surveil.detection.checkpoints import ModelLoadError, file_sha256, read_checkpoint
 from surveil.types import Detections
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def openvino_precision(requested: str, capabilities: Sequence[str]) -> str:
 
 def _labels_and_thresholds(config: DetectorConfig) -> tuple[list[str], dict[str, float]]:
     if config.weights == "coco":
-        from surveil.architectures import TORCHVISION_COCO
+        from surveil.detection.architectures import TORCHVISION_COCO
 
         if config.architecture not in TORCHVISION_COCO:
             raise ModelLoadError(f"`weights: coco` needs a torchvision architecture, not {config.architecture!r}")

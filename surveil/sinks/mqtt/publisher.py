@@ -8,7 +8,7 @@ Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
 - ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
 - ``<prefix>/fleet/<instance>``: retained JSON ``{"instance", "cameras", "shard": {"index", "instances"}, "ts"}``,
-  the cameras this instance runs (see :mod:`surveil.sharding`).
+  the cameras this instance runs (see :mod:`surveil.service.sharding`).
 - ``<prefix>/<camera>/lines/<line>/<rule>`` and ``<prefix>/<camera>/zones/<zone>/<rule>``: retained counts.
 
 Delivery guarantee for alerts: every alert is first appended to the :class:`AlertSpool`
@@ -54,7 +54,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import MqttConfig
 from surveil.redact import redact_json
-from surveil.sinks.fleet import FleetWatch
+from surveil.sinks.mqtt.fleet import FleetWatch
 from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
 from surveil.types import AlertUpdate
 

@@ -1,7 +1,7 @@
 """Building detectors by name, and the deployable checkpoint format.
 
 Shared by the daemon (loads) and ``surveil train`` (builds and saves); the architectures
-themselves are in :mod:`surveil.architectures`. A deployable
+themselves are in :mod:`surveil.detection.architectures`. A deployable
 checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 ``torch.load(weights_only=True)``: nothing in it is unpickled as an arbitrary object.
 """
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from surveil.architectures import ARCHITECTURES, TORCHVISION_COCO
+from surveil.detection.architectures import ARCHITECTURES, TORCHVISION_COCO
 
 CHECKPOINT_FORMAT = "surveil-detector"
 CHECKPOINT_VERSION = 1

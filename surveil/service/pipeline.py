@@ -26,22 +26,22 @@ from typing import Protocol
 
 import numpy as np
 
-from surveil.analysis import CameraAnalyzer, build_analyzer
-from surveil.backends import create_detector
-from surveil.batcher import FrameBoard
-from surveil.capture import CameraSource, reason_kind
+from surveil.analysis.analyzer import CameraAnalyzer, build_analyzer
+from surveil.detection.factory import create_detector
+from surveil.service.frame_board import FrameBoard
+from surveil.video.source import CameraSource, reason_kind
 from surveil.config import Config
-from surveil.detector import Detector
-from surveil.metrics import Metrics
-from surveil.models import ModelLoadError
-from surveil.motion import MotionGate, motion_settings
+from surveil.detection.torch_detector import Detector
+from surveil.service.metrics import Metrics
+from surveil.detection.checkpoints import ModelLoadError
+from surveil.video.motion import MotionGate, motion_settings
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.sinks.jsonl import JsonlAlertSink
-from surveil.sinks.mqtt import MqttPublisher, MqttSetupError, counts_payload
+from surveil.sinks.mqtt.publisher import MqttPublisher, MqttSetupError, counts_payload
 from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
-from surveil.web import CameraView, RateMeter
+from surveil.web.server import CameraView, RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Pipeline:
             metrics.init_camera(camera)
         if self._mqtt is not None:  # retained, sent once connected (and after every reconnect)
             self._mqtt.publish_fleet([c.name for c in cameras], config.sharding.index, config.sharding.instances)
-        # for the live view (surveil.web.ViewProvider): camera state, analysed-frame rate and version
+        # for the live view (surveil.web.server.ViewProvider): camera state, analysed-frame rate and version
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
@@ -458,7 +458,7 @@ class Pipeline:
         self.metrics.stage_seconds.labels("analyse").observe(finished - started)
         self.metrics.frame_latency_seconds.labels(frame.camera).observe(finished - frame.ts_mono)
 
-    # ------------------------------------------------------------------ the live view (surveil.web.ViewProvider)
+    # ------------------------------------------------------------------ the live view (surveil.web.server.ViewProvider)
 
     def camera_views(self) -> list[CameraView]:
         now = time.monotonic()

@@ -168,7 +168,7 @@ _REASON_KINDS = (  # (kind, pattern) in order; the first match names the reason
 
 
 def reason_kind(reason: str) -> str:
-    """The short name of a down reason: one of ``surveil.metrics.DOWN_REASONS``."""
+    """The short name of a down reason: one of ``surveil.service.metrics.DOWN_REASONS``."""
     for kind, pattern in _REASON_KINDS:
         if re.search(pattern, reason, re.I):
             return kind
