@@ -43,8 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from compare_yolo_fastest import MIN_SCORE, load_pennfudan_test, yolo_fastest  # noqa: E402
 
-from surveil.detection.factory import create_detector, resolve_backend  # noqa: E402
 from surveil.config import DetectorConfig, load_config  # noqa: E402
+from surveil.detection.factory import create_detector, resolve_backend  # noqa: E402
 from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
@@ -78,7 +78,9 @@ def our_detectors(config: DetectorConfig, cache: Path) -> dict[str, Detect]:
     }
 
 
-def interleaved(detectors: dict[str, Detect], frames: list[np.ndarray]) -> tuple[dict[str, list[Prediction]], dict[str, float]]:
+def interleaved(
+    detectors: dict[str, Detect], frames: list[np.ndarray]
+) -> tuple[dict[str, list[Prediction]], dict[str, float]]:
     """Every frame through every detector in turn: predictions and median ms per frame."""
     for detect in detectors.values():
         detect(frames[0])  # warm-up
@@ -106,7 +108,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=REPO / "configs/demo.yaml")
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared" / "data")
-    parser.add_argument("--closeup-sizes", type=int, nargs="+", default=[640, 720], help="our inputs for Penn-Fudan (model card: 640-720)")
+    parser.add_argument(
+        "--closeup-sizes",
+        type=int,
+        nargs="+",
+        default=[640, 720],
+        help="our inputs for Penn-Fudan (model card: 640-720)",
+    )
     parser.add_argument("--yolo-sizes", type=int, nargs="*", default=[416, 640])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=None, help="only the first N PETS frames (a quick smoke run)")
@@ -116,24 +124,32 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     frames, targets = load_pets_s2l1(args.shared_data, every=1)
-    frames, targets = frames[:args.frames], targets[:args.frames]
+    frames, targets = frames[: args.frames], targets[: args.frames]
     pennfudan = load_pennfudan_test(args.shared_data)
     config = detector_config(args.config, None, args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; torch {torch.__version__}, {args.threads} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; torch {torch.__version__}, {args.threads} threads"
+    )
     print(f"PETS09-S2L1: {len(frames)} frames in {PHASES} phases; Penn-Fudan test: {len(pennfudan.frames)} images")
     detectors = our_detectors(config, args.cache)
     for size in args.yolo_sizes:
         detectors[f"Yolo-Fastest-1.1-xl (COCO) {size}x{size}"] = yolo_fastest(args.shared_data, size)
     pets, ms = interleaved(detectors, frames)
     yolo = {name: detect for name, detect in detectors.items() if name.startswith("Yolo")}
-    penn = {size: interleaved({**our_detectors(detector_config(args.config, size, args.threads), args.cache), **yolo},
-                              pennfudan.frames)[0] for size in args.closeup_sizes}
+    penn = {
+        size: interleaved(
+            {**our_detectors(detector_config(args.config, size, args.threads), args.cache), **yolo}, pennfudan.frames
+        )[0]
+        for size in args.closeup_sizes
+    }
 
     names = list(detectors)
     baseline, default = names[0], names[1]
     closeup_header = " | ".join(f"Penn-Fudan test AP50 at {size}" for size in args.closeup_sizes)
-    print(f"\n| detector | PETS input | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | ms/frame | × baseline | {closeup_header} |")
+    print(
+        f"\n| detector | PETS input | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | ms/frame | × baseline | {closeup_header} |"
+    )
     print("|---|---|---|---|---|" + "---|" * len(args.closeup_sizes))
     summary = {}
     for row, name in enumerate(names):
@@ -142,13 +158,17 @@ def main() -> int:
         summary[name] = (statistics.mean(per_phase), close)
         size = "as named" if name.startswith("Yolo") else f"shorter side {config.min_size}"
         cells = " | ".join(f"{value:.3f}" + (" (own input)" if name.startswith("Yolo") else "") for value in close)
-        print(f"| {name} | {size} | {summary[name][0]:.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
-              f"| {ms[baseline] / ms[name]:.1f} | {cells} |")
+        print(
+            f"| {name} | {size} | {summary[name][0]:.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
+            f"| {ms[baseline] / ms[name]:.1f} | {cells} |"
+        )
     delta = summary[default][0] - summary[baseline][0]
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"detectors baseline_ap50={summary[baseline][0]:.4f} default_ap50={summary[default][0]:.4f} delta={delta:+.4f} "
-          f"speedup={ms[baseline] / ms[default]:.1f} pennfudan_default="
-          + ",".join(f"{v:.3f}@{size}" for v, size in zip(summary[default][1], args.closeup_sizes)))
+    print(
+        f"detectors baseline_ap50={summary[baseline][0]:.4f} default_ap50={summary[default][0]:.4f} delta={delta:+.4f} "
+        f"speedup={ms[baseline] / ms[default]:.1f} pennfudan_default="
+        + ",".join(f"{v:.3f}@{size}" for v, size in zip(summary[default][1], args.closeup_sizes))
+    )
     return 0
 
 

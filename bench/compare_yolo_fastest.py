@@ -157,7 +157,9 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| model | input size | dataset | AP50 | best F1 (at score) | ms/frame |", "|---|---|---|---|---|---|"]
     for r in rows:
         thr = "-" if r.best_threshold is None else f"{r.best_threshold:.2f}"
-        lines.append(f"| {r.model} | {r.input_size} | {r.dataset} | {r.ap50:.3f} | {r.best_f1:.3f} ({thr}) | {r.ms_median:.0f} |")
+        lines.append(
+            f"| {r.model} | {r.input_size} | {r.dataset} | {r.ap50:.3f} | {r.best_f1:.3f} ({thr}) | {r.ms_median:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -166,7 +168,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--weights", type=Path, default=None, help="our checkpoint; without it only Yolo-Fastest runs")
     p.add_argument("--shared-data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     p.add_argument("--yolo-sizes", type=int, nargs="+", default=[320, 416, 640])
-    p.add_argument("--min-sizes", type=int, nargs="+", default=[360, 544, 720], help="our model's input sizes (shorter side)")
+    p.add_argument(
+        "--min-sizes", type=int, nargs="+", default=[360, 544, 720], help="our model's input sizes (shorter side)"
+    )
     p.add_argument("--every", type=int, default=5, help="PETS: every Nth frame")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, default=None, help="also write the markdown table here")

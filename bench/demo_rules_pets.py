@@ -21,13 +21,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
 from pets_detections import pets_detections  # sibling scripts in bench/
-from zone_alerts_pets import FPS, FRAMES, H, REPO, W, gt_frames
+from zone_alerts_pets import FPS, FRAMES, REPO, H, W, gt_frames
+
 from surveil.analysis.analyzer import build_analyzer
 from surveil.config import load_config
 from surveil.evaluation.surveillance import PETS_VIDEO
-from surveil.geometry import relative_anchors, points_in_polygon, segments_cross, signed_side
+from surveil.geometry import points_in_polygon, relative_anchors, segments_cross, signed_side
 from surveil.types import Frame
 
 
@@ -71,8 +71,9 @@ def gt_loiterers(gt, frames: list[int], zone, dwell_s: float) -> set[int]:
 
 
 def run_phase(camera, images, detections, thresholds, names, frames):
-    analyzer = build_analyzer(camera, load_config(REPO / "configs/demo.yaml", environ={}).tracker, names,
-                              operating_thresholds=thresholds)
+    analyzer = build_analyzer(
+        camera, load_config(REPO / "configs/demo.yaml", environ={}).tracker, names, operating_thresholds=thresholds
+    )
     updates = []
     for number in frames:
         t = number / FPS
@@ -98,8 +99,10 @@ def main() -> None:
     images = video_frames(args.shared_data)
     detections, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size)
     print(f"configs/demo.yaml rules on PETS09-S2L1, {FPS / args.step:g} processed fps, shipped model @ {args.min_size}")
-    print(f"| phase | {line.name} {line.forward} (gt / ours) | {line.name} {line.backward} (gt / ours) | "
-          f"{loiter.id} people (gt / ours) | starts by rule | frame-rule incidents |")
+    print(
+        f"| phase | {line.name} {line.forward} (gt / ours) | {line.name} {line.backward} (gt / ours) | "
+        f"{loiter.id} people (gt / ours) | starts by rule | frame-rule incidents |"
+    )
     print("|---|---|---|---|---|---|")
     for phase in range(1, args.step + 1):
         frames = list(range(phase, FRAMES + 1, args.step))
@@ -109,9 +112,12 @@ def main() -> None:
         starts = Counter(u.rule for u in updates if u.phase == "start")
         ours_loitering = starts.get(loiter.id, 0)
         frame_rules = sum(n for rule, n in starts.items() if rule.endswith(("-stream", "-tamper")))
-        print(f"| {phase} | {truth[line.forward]} / {counts[line.name][line.forward]} | "
-              f"{truth[line.backward]} / {counts[line.name][line.backward]} | {len(loiterers)} / {ours_loitering} | "
-              f"{dict(sorted(starts.items()))} | {frame_rules} |", flush=True)
+        print(
+            f"| {phase} | {truth[line.forward]} / {counts[line.name][line.forward]} | "
+            f"{truth[line.backward]} / {counts[line.name][line.backward]} | {len(loiterers)} / {ours_loitering} | "
+            f"{dict(sorted(starts.items()))} | {frame_rules} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

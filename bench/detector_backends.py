@@ -28,8 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.detection.factory import OnnxDetector, detection_agreement  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
+from surveil.detection.factory import OnnxDetector, detection_agreement  # noqa: E402
 from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation.metrics import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
@@ -67,8 +67,12 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     frames, targets = frames_and_targets(args.shared, args.every)
-    config = DetectorConfig(weights=args.weights, device="cpu", min_size=args.min_size, batch_size=1, threads=args.threads)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    config = DetectorConfig(
+        weights=args.weights, device="cpu", min_size=args.min_size, batch_size=1, threads=args.threads
+    )
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     print(f"{args.weights}, input {args.min_size}, {args.threads} threads, {len(frames)} frames (every {args.every})")
     print("| runtime | ms/frame (median) | × eager | AP50 | agree with eager (0.9 / 0.02) | (0.7 / 0.1) |")
     print("|---|---|---|---|---|---|")
@@ -96,8 +100,11 @@ def main() -> int:
             ap = f"{evaluate(predictions, targets, list(CLASS_NAMES)).classes[0].ap50:.3f}"
         exact = detection_agreement(dets[reference_name], dets[name], thresholds, 0.9, 0.02)
         loose = detection_agreement(dets[reference_name], dets[name], thresholds, 0.7, 0.1)
-        print(f"| {name} | {ms:.0f} | {eager_ms / ms:.1f} | {ap} | {100 * exact[0] / max(exact[1], 1):.0f} % of {exact[1]} "
-              f"| {100 * loose[0] / max(loose[1], 1):.0f} % |", flush=True)
+        print(
+            f"| {name} | {ms:.0f} | {eager_ms / ms:.1f} | {ap} | {100 * exact[0] / max(exact[1], 1):.0f} % of {exact[1]} "
+            f"| {100 * loose[0] / max(loose[1], 1):.0f} % |",
+            flush=True,
+        )
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

@@ -32,8 +32,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.detection.factory import detection_agreement  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
+from surveil.detection.factory import detection_agreement  # noqa: E402
 from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation import Prediction, evaluate  # noqa: E402
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
@@ -48,13 +48,16 @@ def run(detector: TorchDetector, frames: list[np.ndarray], batch: int) -> tuple[
     if detector.device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    found = [d for start in range(0, len(frames), batch) for d in detector.detect(frames[start:start + batch])]
+    found = [d for start in range(0, len(frames), batch) for d in detector.detect(frames[start : start + batch])]
     return found, len(frames) / (time.perf_counter() - started)
 
 
 def phase_ap50(found: list, targets: list) -> list[float]:
     predictions = [Prediction(d.xyxy, d.confidence, d.class_id) for d in found]
-    return [float(evaluate(predictions[p::PHASES], targets[p::PHASES], list(CLASS_NAMES)).classes[0].ap50 or 0.0) for p in range(PHASES)]
+    return [
+        float(evaluate(predictions[p::PHASES], targets[p::PHASES], list(CLASS_NAMES)).classes[0].ap50 or 0.0)
+        for p in range(PHASES)
+    ]
 
 
 def shipped_model_parser(doc: str, dry_run_help: str) -> argparse.ArgumentParser:
@@ -86,12 +89,21 @@ def main() -> int:
     if args.dry_run:
         frames, targets, args.min_size = frames[:10], targets[:10], 480
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (dry run: figures mean nothing)"
-    print(f"device: {name}; torch {torch.__version__}; {args.weights.name} at shorter side {args.min_size}; "
-          f"PETS09-S2L1 {len(frames)} frames, batch {args.batch}")
+    print(
+        f"device: {name}; torch {torch.__version__}; {args.weights.name} at shorter side {args.min_size}; "
+        f"PETS09-S2L1 {len(frames)} frames, batch {args.batch}"
+    )
     results = {}
     for label, (batched, half) in VARIANTS.items():
-        config = DetectorConfig(weights=str(args.weights), device=device, half=half, min_size=args.min_size,
-                                score_threshold=MIN_SCORE, low_score_floor=MIN_SCORE, batch_size=args.batch)
+        config = DetectorConfig(
+            weights=str(args.weights),
+            device=device,
+            half=half,
+            min_size=args.min_size,
+            score_threshold=MIN_SCORE,
+            low_score_floor=MIN_SCORE,
+            batch_size=args.batch,
+        )
         detector = TorchDetector(config, batched=batched)
         results[label] = run(detector, frames, args.batch)
         thresholds = detector.operating_thresholds
@@ -102,8 +114,11 @@ def main() -> int:
         per_phase = phase_ap50(found, targets)
         exact = detection_agreement(reference, found, thresholds, 0.9, 0.02)
         loose = detection_agreement(reference, found, thresholds, 0.7, 0.1)
-        print(f"| {label} | {statistics.mean(per_phase):.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {rate:.1f} | "
-              f"{rate / results['per-image fp32'][1]:.2f} | {exact[0]}/{exact[1]} | {loose[0]}/{loose[1]} |", flush=True)
+        print(
+            f"| {label} | {statistics.mean(per_phase):.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {rate:.1f} | "
+            f"{rate / results['per-image fp32'][1]:.2f} | {exact[0]}/{exact[1]} | {loose[0]}/{loose[1]} |",
+            flush=True,
+        )
     return 0
 
 

@@ -32,11 +32,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from surveil.config import Config, DetectorConfig  # noqa: E402
-from surveil.detection.torch_detector import TorchDetector  # noqa: E402
-from surveil.service.metrics import Metrics  # noqa: E402
-from surveil.detection.checkpoints import build_model, save_checkpoint  # noqa: E402
-from surveil.service.pipeline import Pipeline  # noqa: E402
+from surveil.config import Config, DetectorConfig
+from surveil.detection.checkpoints import build_model, save_checkpoint
+from surveil.detection.torch_detector import TorchDetector
+from surveil.service.metrics import Metrics
+from surveil.service.pipeline import Pipeline
 
 ARCHITECTURES = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
 TARGET = "pipeline/bare >= 0.9 at batch 8"
@@ -49,7 +49,7 @@ class MemoryCamera:
         self._frames, self._period, self._index = frames, 1.0 / fps, 0
         self._next = time.monotonic()
 
-    def isOpened(self) -> bool:  # noqa: N802 (cv2's name)
+    def isOpened(self) -> bool:
         return True
 
     def read(self) -> tuple[bool, np.ndarray]:
@@ -80,12 +80,16 @@ def make_frames(height: int, width: int, count: int = 8) -> list[np.ndarray]:
     return frames
 
 
-def bare(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, iterations: int | None) -> float:
+def bare(
+    detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, iterations: int | None
+) -> float:
     chunk = [frames[k % len(frames)] for k in range(batch)]
     detector.detect(chunk)  # warm-up (cudnn autotune, allocator)
     _sync(detector)
     done, started = 0, time.perf_counter()
-    while (iterations is None and time.perf_counter() - started < seconds) or (iterations is not None and done < iterations * batch):
+    while (iterations is None and time.perf_counter() - started < seconds) or (
+        iterations is not None and done < iterations * batch
+    ):
         detector.detect(chunk)
         done += batch
     _sync(detector)
@@ -111,16 +115,23 @@ class TimedDetector:
         """Mean batch, mean and longest ms per call, batch sizes seen, over the calls after ``since``."""
         calls = self.calls[since:] or [(0, 0.0)]
         sizes, seconds = zip(*calls)
-        return (f"{np.mean(sizes):4.1f} | {1000 * np.mean(seconds):6.1f} | {1000 * max(seconds):7.1f} | "
-                f"{len(set(sizes)):2d}")
+        return (
+            f"{np.mean(sizes):4.1f} | {1000 * np.mean(seconds):6.1f} | {1000 * max(seconds):7.1f} | "
+            f"{len(set(sizes)):2d}"
+        )
 
 
-def pipeline(detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float) -> tuple[float, str]:
-    config = Config.model_validate({
-        "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
-        "detector": {**detector.config.model_dump(), "batch_size": batch, "max_wait_ms": 50},
-        "mqtt": {"enabled": False}, "metrics": {"enabled": False},
-    })
+def pipeline(
+    detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float
+) -> tuple[float, str]:
+    config = Config.model_validate(
+        {
+            "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
+            "detector": {**detector.config.model_dump(), "batch_size": batch, "max_wait_ms": 50},
+            "mqtt": {"enabled": False},
+            "metrics": {"enabled": False},
+        }
+    )
     metrics = Metrics()
     timed = TimedDetector(detector)
     pipe = Pipeline(config, metrics, detector=timed, open_capture=lambda camera: MemoryCamera(frames, camera_fps))
@@ -145,7 +156,9 @@ def _settle(timed: TimedDetector, seconds: float, limit: float = 120.0) -> None:
 
 
 def _processed(metrics: Metrics) -> float:
-    return sum(s.value for f in metrics.registry.collect() for s in f.samples if s.name == "surveil_frames_processed_total")
+    return sum(
+        s.value for f in metrics.registry.collect() for s in f.samples if s.name == "surveil_frames_processed_total"
+    )
 
 
 def _sync(detector: TorchDetector) -> None:
@@ -159,13 +172,24 @@ def main() -> int:
     parser.add_argument("--architectures", nargs="+", default=list(ARCHITECTURES))
     parser.add_argument("--batches", type=int, nargs="+")
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per bare and per pipeline figure")
-    parser.add_argument("--camera-fps", type=float, default=None,
-                        help="frames per second each in-memory camera offers (default: 1.5x the bare rate over the batch, "
-                             "so supply never limits the pipeline and idle cameras do not crowd the GIL)")
-    parser.add_argument("--per-image", action="store_true", help="preprocess image by image in the model's transform (the old path)")
-    parser.add_argument("--channels-last", action="store_true", help="model and input in channels_last memory (the CPU's layout)")
-    parser.add_argument("--no-warm-up", action="store_true",
-                        help="turn off the detector's warm-up (on CUDA, one pass at every batch size the first time a thread sees a frame size)")
+    parser.add_argument(
+        "--camera-fps",
+        type=float,
+        default=None,
+        help="frames per second each in-memory camera offers (default: 1.5x the bare rate over the batch, "
+        "so supply never limits the pipeline and idle cameras do not crowd the GIL)",
+    )
+    parser.add_argument(
+        "--per-image", action="store_true", help="preprocess image by image in the model's transform (the old path)"
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="model and input in channels_last memory (the CPU's layout)"
+    )
+    parser.add_argument(
+        "--no-warm-up",
+        action="store_true",
+        help="turn off the detector's warm-up (on CUDA, one pass at every batch size the first time a thread sees a frame size)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     dry = args.dry_run
@@ -178,31 +202,52 @@ def main() -> int:
     precisions = ["fp32"] if dry else ["fp32", "fp16"]
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (dry run: figures mean nothing)"
     preprocessing = "per image (model transform)" if args.per_image else "batched on device"
-    print(f"device: {name}; torch {torch.__version__}; frames {width}x{height}; preprocessing: {preprocessing}; target: {TARGET}")
+    print(
+        f"device: {name}; torch {torch.__version__}; frames {width}x{height}; preprocessing: {preprocessing}; target: {TARGET}"
+    )
     frames = make_frames(height, width)
-    layout = "channels_last" if args.channels_last else "the detector's default (input channels_last; model NCHW on CUDA, channels_last on CPU)"
+    layout = (
+        "channels_last"
+        if args.channels_last
+        else "the detector's default (input channels_last; model NCHW on CUDA, channels_last on CPU)"
+    )
     print(f"warm-up at every batch size: {not args.no_warm_up}; memory: {layout}")
-    print("architecture                        | prec | batch | bare img/s | camera fps | pipeline img/s | ratio | peak GPU MB "
-          "| pipeline: mean batch | ms/call | longest ms | sizes")
+    print(
+        "architecture                        | prec | batch | bare img/s | camera fps | pipeline img/s | ratio | peak GPU MB "
+        "| pipeline: mean batch | ms/call | longest ms | sizes"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for arch in args.architectures:
             torch.manual_seed(0)
-            weights = save_checkpoint(Path(tmp) / f"{arch}.pt", build_model(arch, num_classes=91), arch,
-                                      ["__background__", *[f"class{i}" for i in range(1, 91)]])
+            weights = save_checkpoint(
+                Path(tmp) / f"{arch}.pt",
+                build_model(arch, num_classes=91),
+                arch,
+                ["__background__", *[f"class{i}" for i in range(1, 91)]],
+            )
             for precision in precisions:
                 sizes = {"min_size": 64, "max_size": 128} if dry else {}
-                config = DetectorConfig(weights=str(weights), device=device, half=precision == "fp16", batch_size=max(batches), **sizes)
-                detector = TorchDetector(config, batched=not args.per_image, channels_last=True if args.channels_last else None)
+                config = DetectorConfig(
+                    weights=str(weights), device=device, half=precision == "fp16", batch_size=max(batches), **sizes
+                )
+                detector = TorchDetector(
+                    config, batched=not args.per_image, channels_last=True if args.channels_last else None
+                )
                 detector.warm_up_on_cuda = not args.no_warm_up
                 for batch in batches:
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
                     b = bare(detector, frames, batch, args.seconds, 1 if dry else None)
                     camera_fps = args.camera_fps or max(5.0, 1.5 * b / batch)
-                    p, calls = pipeline(detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, camera_fps)
+                    p, calls = pipeline(
+                        detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, camera_fps
+                    )
                     memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else float("nan")
-                    print(f"{arch:35s} | {precision} | {batch:5d} | {b:10.1f} | {camera_fps:10.1f} | {p:14.1f} | {p / b:5.2f} | {memory:11.0f} "
-                          f"| {calls}", flush=True)
+                    print(
+                        f"{arch:35s} | {precision} | {batch:5d} | {b:10.1f} | {camera_fps:10.1f} | {p:14.1f} | {p / b:5.2f} | {memory:11.0f} "
+                        f"| {calls}",
+                        flush=True,
+                    )
                 del detector
                 if device == "cuda":
                     torch.cuda.empty_cache()

@@ -46,9 +46,17 @@ def timed(call) -> float:
     return time.perf_counter() - started
 
 
-def detector(args, device: str, half: bool, batched: bool = True, channels_last: bool | None = None,
-             input_channels_last: bool | None = None) -> TorchDetector:
-    config = DetectorConfig(weights=str(args.weights), device=device, half=half, min_size=args.min_size, batch_size=args.batch)
+def detector(
+    args,
+    device: str,
+    half: bool,
+    batched: bool = True,
+    channels_last: bool | None = None,
+    input_channels_last: bool | None = None,
+) -> TorchDetector:
+    config = DetectorConfig(
+        weights=str(args.weights), device=device, half=half, min_size=args.min_size, batch_size=args.batch
+    )
     found = TorchDetector(config, batched=batched, channels_last=channels_last)
     if input_channels_last is not None and found.batched:  # the input's layout apart from the model's
         dtype = torch.float16 if found._autocast else torch.float32
@@ -69,7 +77,9 @@ def rate(found: TorchDetector, frames: list[np.ndarray], seconds: float, dry: bo
 
 
 def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict[str, float]:
-    totals: dict[str, float] = OrderedDict((name, 0.0) for name in ("upload+preprocess", "backbone", "rpn", "roi heads", "postprocess"))
+    totals: dict[str, float] = OrderedDict(
+        (name, 0.0) for name in ("upload+preprocess", "backbone", "rpn", "roi heads", "postprocess")
+    )
     for _ in range(repeats):
         with torch.inference_mode():
             holder = {}
@@ -81,9 +91,19 @@ def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict
                 if isinstance(features, torch.Tensor):
                     features = OrderedDict([("0", features)])
                 totals["rpn"] += timed(lambda: holder.update(proposals=found.model.rpn(batch, features)[0]))
-                totals["roi heads"] += timed(lambda: holder.update(found=found.model.roi_heads(features, holder["proposals"], batch.image_sizes)[0]))
-            totals["postprocess"] += timed(lambda: [found._to_detections(o) for o in found.model.transform.postprocess(
-                holder["found"], batch.image_sizes, [f.shape[:2] for f in frames])])
+                totals["roi heads"] += timed(
+                    lambda: holder.update(
+                        found=found.model.roi_heads(features, holder["proposals"], batch.image_sizes)[0]
+                    )
+                )
+            totals["postprocess"] += timed(
+                lambda: [
+                    found._to_detections(o)
+                    for o in found.model.transform.postprocess(
+                        holder["found"], batch.image_sizes, [f.shape[:2] for f in frames]
+                    )
+                ]
+            )
     return {name: 1000 * value / repeats for name, value in totals.items()}
 
 
@@ -96,9 +116,12 @@ def main() -> int:
         return 2
     if args.dry_run:
         args.min_size, args.batch = 320, 2
-    frames = load_pets_s2l1(args.shared_data, every=25)[0][:args.batch]
+    frames = load_pets_s2l1(args.shared_data, every=25)[0][: args.batch]
     name = torch.cuda.get_device_name(0) if device == "cuda" else "CPU (dry run: figures mean nothing)"
-    print(f"device: {name}; torch {torch.__version__}; {args.weights.name} at {args.min_size}, batch {args.batch}", flush=True)
+    print(
+        f"device: {name}; torch {torch.__version__}; {args.weights.name} at {args.min_size}, batch {args.batch}",
+        flush=True,
+    )
 
     print("\n1. first pass at each batch size (fresh detector, batched fp16, the default layout): ms first / ms second")
     fresh = detector(args, device, half=True)
@@ -109,10 +132,10 @@ def main() -> int:
 
     print(f"\n2. images/s at batch {args.batch}")
     variants = {
-        "per-image (model transform)": dict(batched=False),
-        "batched, NCHW input and model": dict(channels_last=False, input_channels_last=False),
-        "batched, channels_last input, NCHW model (CUDA default)": dict(channels_last=False),
-        "batched, model and input channels_last": dict(channels_last=True),
+        "per-image (model transform)": {"batched": False},
+        "batched, NCHW input and model": {"channels_last": False, "input_channels_last": False},
+        "batched, channels_last input, NCHW model (CUDA default)": {"channels_last": False},
+        "batched, model and input channels_last": {"channels_last": True},
     }
     best: tuple[float, str, dict, bool] = (0.0, "", {}, True)
     for label, options in variants.items():
@@ -125,7 +148,10 @@ def main() -> int:
             del found
     torch.backends.cudnn.benchmark = True
     found = detector(args, device, best[3], **best[2])
-    print(f"   {best[1]:45s} {'fp16' if best[3] else 'fp32'}, cudnn.benchmark: {rate(found, frames, args.seconds, args.dry_run):7.1f}", flush=True)
+    print(
+        f"   {best[1]:45s} {'fp16' if best[3] else 'fp32'}, cudnn.benchmark: {rate(found, frames, args.seconds, args.dry_run):7.1f}",
+        flush=True,
+    )
     torch.backends.cudnn.benchmark = False
 
     print(f"\n3. stages of '{best[1]}' {'fp16' if best[3] else 'fp32'}, ms per batch of {args.batch}")

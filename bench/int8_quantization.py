@@ -33,8 +33,8 @@ from compare_detectors import PHASES, ap50, interleaved, phase_ap50  # noqa: E40
 from compare_yolo_fastest import load_pennfudan_test  # noqa: E402
 from operating_threshold import training_config  # noqa: E402
 
-from surveil.detection.factory import cached_onnx  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
+from surveil.detection.factory import cached_onnx  # noqa: E402
 from surveil.detection.torch_detector import frames_to_tensors  # noqa: E402
 from surveil.evaluation import Prediction  # noqa: E402
 from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
@@ -61,16 +61,24 @@ def quantised(core, onnx: Path, calibration: list[np.ndarray], backbone_only: bo
 
     model = onnx_lib.load(str(onnx))
     ignored = nncf.IgnoredScope(patterns=[".*/rpn/.*", ".*/roi_heads/.*"], validate=False) if backbone_only else None
-    result = nncf.quantize(model, nncf.Dataset(calibration, lambda x: {"image": x}), subset_size=len(calibration),
-                           fast_bias_correction=True, **({"ignored_scope": ignored} if ignored else {}))
+    result = nncf.quantize(
+        model,
+        nncf.Dataset(calibration, lambda x: {"image": x}),
+        subset_size=len(calibration),
+        fast_bias_correction=True,
+        **({"ignored_scope": ignored} if ignored else {}),
+    )
     path = onnx.with_name(f"{onnx.stem}-int8{'-backbone' if backbone_only else ''}.onnx")
     onnx_lib.save(result, str(path))
     return core.read_model(str(path))
 
 
 def runner(core, model, precision: str, threads: int):
-    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
-                                                 "PERFORMANCE_HINT": "LATENCY"})
+    compiled = core.compile_model(
+        model,
+        "CPU",
+        {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"},
+    )
     request = compiled.create_infer_request()
     outputs = [compiled.output(name) for name in ("boxes", "labels", "scores")]
 
@@ -110,18 +118,26 @@ def main() -> int:
     calibration = calibration_inputs(args.calibration, seed=0)
     frames, targets = load_pets_s2l1(args.shared_data, every=1)
     pennfudan = load_pennfudan_test(args.shared_data)
-    far = variants(core, DetectorConfig(weights=args.weights, min_size=args.min_size), calibration, args.threads, args.cache)
+    far = variants(
+        core, DetectorConfig(weights=args.weights, min_size=args.min_size), calibration, args.threads, args.cache
+    )
     pets, ms = interleaved(far, frames)
-    close = variants(core, DetectorConfig(weights=args.weights, min_size=args.closeup_size), calibration, args.threads, args.cache)
+    close = variants(
+        core, DetectorConfig(weights=args.weights, min_size=args.closeup_size), calibration, args.threads, args.cache
+    )
     penn, _ = interleaved(close, pennfudan.frames)
-    print(f"calibration: {len(calibration)} training images; PETS09-S2L1 {len(frames)} frames at {args.min_size}; "
-          f"Penn-Fudan test at {args.closeup_size}")
+    print(
+        f"calibration: {len(calibration)} training images; PETS09-S2L1 {len(frames)} frames at {args.min_size}; "
+        f"Penn-Fudan test at {args.closeup_size}"
+    )
     print(f"| runtime | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | ms/frame | × fp32 | Penn-Fudan test AP50 |")
     print("|---|---|---|---|---|")
     for name in far:
         per_phase = phase_ap50(pets[name], targets)
-        print(f"| {name} | {statistics.mean(per_phase):.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
-              f"| {ms['openvino fp32'] / ms[name]:.1f} | {ap50(penn[name], pennfudan.targets):.3f} |")
+        print(
+            f"| {name} | {statistics.mean(per_phase):.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
+            f"| {ms['openvino fp32'] / ms[name]:.1f} | {ap50(penn[name], pennfudan.targets):.3f} |"
+        )
     return 0
 
 

@@ -26,13 +26,14 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pets_detections import pets_detections  # noqa: E402
-from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits  # noqa: E402
+from pets_detections import pets_detections
+from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits
 
-from surveil.tools.bench import QUIET_PASTES as PASTES, quiet_clip  # noqa: E402
-from surveil.config import DetectorConfig, MotionConfig, TrackerConfig  # noqa: E402
-from surveil.video.motion import MotionGate, MotionSettings, motion_settings  # noqa: E402
-from surveil.types import Detections  # noqa: E402
+from surveil.config import DetectorConfig, MotionConfig, TrackerConfig
+from surveil.tools.bench import QUIET_PASTES as PASTES
+from surveil.tools.bench import quiet_clip
+from surveil.types import Detections
+from surveil.video.motion import MotionGate, MotionSettings, motion_settings
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO / "configs/media/pets2009-s2l1.mp4"
@@ -66,12 +67,15 @@ def quiet(args, real, found, thresholds, names, camera, tracker, settings) -> No
     from surveil.detection.torch_detector import TorchDetector
 
     frames, source, median = quiet_clip(real)
-    detector = TorchDetector(DetectorConfig(weights=str(args.weights), device="cpu", min_size=args.min_size,
-                                            low_score_floor=0.1, threads=2))
+    detector = TorchDetector(
+        DetectorConfig(weights=str(args.weights), device="cpu", min_size=args.min_size, low_score_floor=0.1, threads=2)
+    )
     still = detector.detect([median])[0]
-    print(f"quiet clip: {len(frames)} frames ({len(frames) / FPS:g} s), {sum(n is not None for n in source)} of them real "
-          f"PETS frames in {len(PASTES)} stretches; the model finds {int((still.confidence >= 0.5).sum())} objects "
-          f"(score >= 0.5) on the median frame")
+    print(
+        f"quiet clip: {len(frames)} frames ({len(frames) / FPS:g} s), {sum(n is not None for n in source)} of them real "
+        f"PETS frames in {len(PASTES)} stretches; the model finds {int((still.confidence >= 0.5).sum())} objects "
+        f"(score >= 0.5) on the median frame"
+    )
     images = {i + 1: small(f) for i, f in enumerate(frames)}
     detections_at = lambda n: found[source[n - 1]] if source[n - 1] else still  # noqa: E731
     print("| step | processed fps | gating | detector calls | alerts | alert list (clip frame, zone) |")
@@ -86,13 +90,18 @@ def quiet(args, real, found, thresholds, names, camera, tracker, settings) -> No
             listed = ", ".join(f"({n}, {z})" for n, z, _ in results[label][1])
             print(f"| {step} | {FPS / step:g} | {label} | {calls[0]} | {len(starts)} | {listed} |")
         same = results["off"][1] == results["on"][1]
-        print(f"motion-gating quiet step={step} calls_off={results['off'][0]} calls_on={results['on'][0]} "
-              f"ratio={results['off'][0] / max(results['on'][0], 1):.2f} same_alerts={same}", flush=True)
+        print(
+            f"motion-gating quiet step={step} calls_off={results['off'][0]} calls_on={results['on'][0]} "
+            f"ratio={results['off'][0] / max(results['on'][0], 1):.2f} same_alerts={same}",
+            flush=True,
+        )
 
 
 def busy(args, real, found, thresholds, names, camera, tracker, settings, gt) -> None:
     images = {i + 1: small(f) for i, f in enumerate(real)}
-    print("| step | processed fps | gating | detector calls (mean per phase) | true visits | alerts | recall | duplicates | false |")
+    print(
+        "| step | processed fps | gating | detector calls (mean per phase) | true visits | alerts | recall | duplicates | false |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for step in args.steps:
         out = {}
@@ -106,9 +115,14 @@ def busy(args, real, found, thresholds, names, camera, tracker, settings, gt) ->
                 calls_all.append(calls[0])
             m = summary(scores)
             out[label] = m
-            print(f"| {step} | {FPS / step:g} | {label} | {np.mean(calls_all):.1f} | {m['visits'][0]:.1f} | {m['alerts'][0]:.1f} | "
-                  f"{m['recall'][0]:.3f} | {m['duplicates'][0]:.1f} | {m['false'][0]:.1f} |", flush=True)
-        print(f"motion-gating busy step={step} recall_off={out['off']['recall'][0]:.3f} recall_on={out['on']['recall'][0]:.3f}")
+            print(
+                f"| {step} | {FPS / step:g} | {label} | {np.mean(calls_all):.1f} | {m['visits'][0]:.1f} | {m['alerts'][0]:.1f} | "
+                f"{m['recall'][0]:.3f} | {m['duplicates'][0]:.1f} | {m['false'][0]:.1f} |",
+                flush=True,
+            )
+        print(
+            f"motion-gating busy step={step} recall_off={out['off']['recall'][0]:.3f} recall_on={out['on']['recall'][0]:.3f}"
+        )
 
 
 def small(image: np.ndarray) -> np.ndarray:
@@ -122,17 +136,26 @@ def main() -> None:
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--weights", type=Path, default=REPO / "models/pedestrian-mnv2.pt")
     parser.add_argument("--min-size", type=int, default=800)
-    parser.add_argument("--steps", type=int, nargs="+", default=[1, 5], help="process every step-th frame (1 = 10 fps, 5 = 2 fps)")
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[1, 5], help="process every step-th frame (1 = 10 fps, 5 = 2 fps)"
+    )
     parser.add_argument("--threshold", type=int, default=25)
     parser.add_argument("--min-area", type=float, default=0.002)
     parser.add_argument("--keepalive-s", type=float, default=2.0)
     parser.add_argument("--idle-keepalive-s", type=float, default=10.0)
     args = parser.parse_args()
-    motion = MotionConfig(enabled=True, threshold=args.threshold, min_area=args.min_area, keepalive_s=args.keepalive_s,
-                          idle_keepalive_s=args.idle_keepalive_s)
+    motion = MotionConfig(
+        enabled=True,
+        threshold=args.threshold,
+        min_area=args.min_area,
+        keepalive_s=args.keepalive_s,
+        idle_keepalive_s=args.idle_keepalive_s,
+    )
     settings = motion_settings(motion, TrackerConfig())
-    print(f"motion gate: threshold {args.threshold}, min_area {args.min_area}, keepalive {args.keepalive_s} s while something "
-          f"may be tracked, {args.idle_keepalive_s} s on an empty scene; tracker defaults (lost_after_s 3)")
+    print(
+        f"motion gate: threshold {args.threshold}, min_area {args.min_area}, keepalive {args.keepalive_s} s while something "
+        f"may be tracked, {args.idle_keepalive_s} s on an empty scene; tracker defaults (lost_after_s 3)"
+    )
     real = read_video(VIDEO)
     found, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size)
     camera, tracker = demo_camera(False), TrackerConfig()

@@ -26,11 +26,11 @@ import cv2
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from surveil.detection.factory import OnnxDetector  # noqa: E402
 from surveil.config import DetectorConfig  # noqa: E402
+from surveil.detection.checkpoints import read_checkpoint  # noqa: E402
+from surveil.detection.factory import OnnxDetector  # noqa: E402
 from surveil.detection.torch_detector import TorchDetector  # noqa: E402
 from surveil.evaluation.metrics import Prediction, Target, evaluate  # noqa: E402
-from surveil.detection.checkpoints import read_checkpoint  # noqa: E402
 from surveil.training.train import DEFAULTS, _read_yaml, load_splits  # noqa: E402
 
 
@@ -68,21 +68,33 @@ def main() -> int:
     targets = [Target(sample.boxes, sample.labels) for sample in val.samples]
     stored = dict(read_checkpoint(args.weights).get("score_thresholds", {}))
     names = list(val.label_map)
-    print(f"validation split: {len(images)} images, {sum(len(t.boxes) for t in targets)} boxes; stored thresholds {stored}")
+    print(
+        f"validation split: {len(images)} images, {sum(len(t.boxes) for t in targets)} boxes; stored thresholds {stored}"
+    )
     print("| runtime | input | class | best F1 | at threshold | F1 at the stored threshold | AP50 |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as cache:
         for min_size in args.min_sizes:
-            config = DetectorConfig(weights=args.weights, device="cpu", min_size=min_size, batch_size=1,
-                                    threads=args.threads, low_score_floor=0.01, score_threshold=0.01)
+            config = DetectorConfig(
+                weights=args.weights,
+                device="cpu",
+                min_size=min_size,
+                batch_size=1,
+                threads=args.threads,
+                low_score_floor=0.01,
+                score_threshold=0.01,
+            )
             for name, make in runtimes(config, Path(cache)):
                 detector = make()
                 found = [detector.detect([image])[0] for image in images]
                 predictions = [Prediction(d.xyxy, d.confidence, d.class_id) for d in found]
                 report = evaluate(predictions, targets, names, score_thresholds=stored)
                 for cls in report.classes:
-                    print(f"| {name} | {min_size} | {cls.name} | {cls.best_f1:.3f} | {cls.best_threshold:.3f} "
-                          f"| {cls.f1:.3f} (at {cls.threshold:.3f}) | {cls.ap50:.3f} |", flush=True)
+                    print(
+                        f"| {name} | {min_size} | {cls.name} | {cls.best_f1:.3f} | {cls.best_threshold:.3f} "
+                        f"| {cls.f1:.3f} (at {cls.threshold:.3f}) | {cls.ap50:.3f} |",
+                        flush=True,
+                    )
     return 0
 
 

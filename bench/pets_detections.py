@@ -32,8 +32,9 @@ def cache_path(weights: Path, min_size: int, floor: float, runtime: str = "torch
     return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}.npz"
 
 
-def pets_detections(weights: Path, shared: Path, min_size: int = 800, floor: float = 0.1,
-                    threads: int = 2, runtime: str = "torch") -> tuple[dict[int, Detections], np.ndarray, list[str]]:
+def pets_detections(
+    weights: Path, shared: Path, min_size: int = 800, floor: float = 0.1, threads: int = 2, runtime: str = "torch"
+) -> tuple[dict[int, Detections], np.ndarray, list[str]]:
     """{frame number (1-based): Detections}, the operating thresholds per class id, and the class names.
 
     ``runtime``: ``torch`` (the model as trained, the default) or ``openvino-fp32`` / ``openvino-bf16``.
@@ -54,9 +55,18 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
     from surveil.detection.factory import create_detector
 
     backend, _, precision = runtime.partition("-")
-    detector = create_detector(DetectorConfig(weights=str(weights), device="cpu", min_size=min_size, low_score_floor=floor,
-                                              threads=threads, backend=backend, openvino_precision=precision or "auto"),
-                               REPO / "var" / "cache" / "models")
+    detector = create_detector(
+        DetectorConfig(
+            weights=str(weights),
+            device="cpu",
+            min_size=min_size,
+            low_score_floor=floor,
+            threads=threads,
+            backend=backend,
+            openvino_precision=precision or "auto",
+        ),
+        REPO / "var" / "cache" / "models",
+    )
     capture = cv2.VideoCapture(str(shared / PETS_VIDEO))
     rows: list[tuple[int, Detections]] = []
     started, number = time.monotonic(), 0
@@ -70,10 +80,13 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
             print(f"  detected {number} frames, {(time.monotonic() - started) / number:.2f} s/frame", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        path, frames=number,
+        path,
+        frames=number,
         frame=np.concatenate([np.full(len(d), n) for n, d in rows]).astype(np.int32),
-        xyxy=np.concatenate([d.xyxy for _, d in rows]), confidence=np.concatenate([d.confidence for _, d in rows]),
-        class_id=np.concatenate([d.class_id for _, d in rows]), thresholds=detector.operating_thresholds,
+        xyxy=np.concatenate([d.xyxy for _, d in rows]),
+        confidence=np.concatenate([d.confidence for _, d in rows]),
+        class_id=np.concatenate([d.class_id for _, d in rows]),
+        thresholds=detector.operating_thresholds,
         class_names=np.array(detector.class_names),
     )
 
@@ -86,9 +99,13 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=0.1)
     parser.add_argument("--runtime", choices=RUNTIMES, default="torch")
     args = parser.parse_args()
-    dets, thresholds, names = pets_detections(args.weights, args.shared_data, args.min_size, args.floor, runtime=args.runtime)
-    print(f"{len(dets)} frames, {sum(len(d) for d in dets.values())} detections; operating thresholds "
-          f"{dict(zip(names, thresholds.round(3).tolist()))} ({cache_path(args.weights, args.min_size, args.floor, args.runtime)})")
+    dets, thresholds, names = pets_detections(
+        args.weights, args.shared_data, args.min_size, args.floor, runtime=args.runtime
+    )
+    print(
+        f"{len(dets)} frames, {sum(len(d) for d in dets.values())} detections; operating thresholds "
+        f"{dict(zip(names, thresholds.round(3).tolist()))} ({cache_path(args.weights, args.min_size, args.floor, args.runtime)})"
+    )
 
 
 if __name__ == "__main__":

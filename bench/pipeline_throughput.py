@@ -25,12 +25,12 @@ from pathlib import Path
 
 import torch
 
-from surveil.tools.bench import read_frames
 from surveil.config import Config, DetectorConfig
+from surveil.detection.checkpoints import build_model, save_checkpoint
 from surveil.detection.torch_detector import TorchDetector
 from surveil.service.metrics import Metrics
-from surveil.detection.checkpoints import build_model, save_checkpoint
 from surveil.service.pipeline import Pipeline
+from surveil.tools.bench import read_frames
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "configs/media/pets2009-s2l1.mp4"  # the shipped demo clip
 
@@ -38,7 +38,11 @@ DEFAULT_VIDEO = Path(__file__).resolve().parents[1] / "configs/media/pets2009-s2
 def random_checkpoint(directory: Path) -> str:
     torch.manual_seed(0)
     model = build_model("fasterrcnn_mobilenet_v3_large_320_fpn", num_classes=2)
-    return str(save_checkpoint(directory / "random.pt", model, "fasterrcnn_mobilenet_v3_large_320_fpn", ["__background__", "person"]))
+    return str(
+        save_checkpoint(
+            directory / "random.pt", model, "fasterrcnn_mobilenet_v3_large_320_fpn", ["__background__", "person"]
+        )
+    )
 
 
 def bare_model_fps(detector: TorchDetector, frames: list, batch: int, seconds: float) -> float:
@@ -69,40 +73,53 @@ def pipeline_fps(config: Config, detector: TorchDetector, seconds: float) -> tup
 
 
 def _total(metrics: Metrics, name: str) -> float:
-    return sum(
-        s.value for family in metrics.registry.collect() for s in family.samples if s.name == name
-    )
+    return sum(s.value for family in metrics.registry.collect() for s in family.samples if s.name == name)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO)
-    parser.add_argument("--weights", help="checkpoint (default: random-weight mobilenet_v3_large_320_fpn: same cost, no download)")
+    parser.add_argument(
+        "--weights", help="checkpoint (default: random-weight mobilenet_v3_large_320_fpn: same cost, no download)"
+    )
     parser.add_argument("--cameras", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--as-fast-as-possible", action="store_true", help="cameras decode flat out instead of at the video's rate")
+    parser.add_argument(
+        "--as-fast-as-possible", action="store_true", help="cameras decode flat out instead of at the video's rate"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or random_checkpoint(Path(tmp))
-        detector_config = DetectorConfig(weights=weights, device=args.device, batch_size=args.batch_size, threads=args.threads, max_wait_ms=20)
+        detector_config = DetectorConfig(
+            weights=weights, device=args.device, batch_size=args.batch_size, threads=args.threads, max_wait_ms=20
+        )
         detector = TorchDetector(detector_config)
         frames = read_frames(str(args.video), 64)  # raises BenchError naming the file when it has no frames
         bare = bare_model_fps(detector, frames, args.batch_size, args.seconds)
-        config = Config.model_validate({
-            "cameras": [{"name": f"cam{i}", "url": str(args.video), "realtime": not args.as_fast_as_possible, "loop": True} for i in range(args.cameras)],
-            "detector": detector_config.model_dump(),
-            "mqtt": {"enabled": False},
-            "alerts": {"jsonl_path": str(Path(tmp) / "alerts.jsonl")},
-            "metrics": {"enabled": False},
-        })
+        config = Config.model_validate(
+            {
+                "cameras": [
+                    {"name": f"cam{i}", "url": str(args.video), "realtime": not args.as_fast_as_possible, "loop": True}
+                    for i in range(args.cameras)
+                ],
+                "detector": detector_config.model_dump(),
+                "mqtt": {"enabled": False},
+                "alerts": {"jsonl_path": str(Path(tmp) / "alerts.jsonl")},
+                "metrics": {"enabled": False},
+            }
+        )
         through, drop_share = pipeline_fps(config, detector, args.seconds)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} cpus={torch.get_num_threads()} torch={torch.__version__} device={detector.device}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} cpus={torch.get_num_threads()} torch={torch.__version__} device={detector.device}"
+    )
     pace = "as fast as possible" if args.as_fast_as_possible else "at the video's rate"
-    print(f"weights: {args.weights or 'random mobilenet_v3_large_320_fpn'}; video {args.video.name}; cameras={args.cameras} ({pace}) batch={args.batch_size}")
+    print(
+        f"weights: {args.weights or 'random mobilenet_v3_large_320_fpn'}; video {args.video.name}; cameras={args.cameras} ({pace}) batch={args.batch_size}"
+    )
     print(f"bare model:  {bare:8.2f} frames/s")
     print(f"pipeline:    {through:8.2f} frames/s")
     print(f"ratio pipeline/bare: {through / bare:.3f}")

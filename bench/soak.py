@@ -78,8 +78,11 @@ def main() -> None:
         port = free_port()
         broker = subprocess.Popen(["mosquitto", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     config = soak_config(folder, args.cameras, port, free_port())
-    daemon = subprocess.Popen([sys.executable, "-m", "surveil", "run", "-c", str(config)],
-                              stdout=subprocess.DEVNULL, stderr=open(folder / "daemon.log", "w"))
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "surveil", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "daemon.log", "w"),  # noqa: SIM115 (the daemon owns it until the soak ends)
+    )
     samples: list[tuple[float, dict[str, float]]] = []
     started = time.monotonic()
     try:
@@ -89,7 +92,9 @@ def main() -> None:
                 sys.exit(f"soak: the daemon exited with {daemon.returncode}; see {folder / 'daemon.log'}")
             samples.append((time.monotonic() - started, sample(daemon.pid)))
             t, s = samples[-1]
-            print(f"{t:7.0f} s  rss {s['rss_mb']:7.1f} MB  fds {s['fds']:4.0f}  threads {s['threads']:3.0f}", flush=True)
+            print(
+                f"{t:7.0f} s  rss {s['rss_mb']:7.1f} MB  fds {s['fds']:4.0f}  threads {s['threads']:3.0f}", flush=True
+            )
     finally:
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=30)
@@ -99,12 +104,16 @@ def main() -> None:
     warm = next((s for t, s in samples if t >= 60), last)  # after the model and buffers have filled
     peak = max(s["rss_mb"] for _, s in samples)
     print(f"exit status {daemon.returncode}; peak RSS {peak:.1f} MB; logs and alerts in {folder}")
-    print(f"after warm-up (60 s): rss {warm['rss_mb']:.1f} MB, fds {warm['fds']:.0f}, threads {warm['threads']:.0f}; "
-          f"growth since: rss {last['rss_mb'] - warm['rss_mb']:+.1f} MB, fds {last['fds'] - warm['fds']:+.0f}, "
-          f"threads {last['threads'] - warm['threads']:+.0f}")
-    print(f"soak cameras={args.cameras} minutes={args.minutes:g} rss_start_mb={first['rss_mb']:.1f} "
-          f"rss_end_mb={last['rss_mb']:.1f} fds_start={first['fds']:.0f} fds_end={last['fds']:.0f} "
-          f"threads_start={first['threads']:.0f} threads_end={last['threads']:.0f}")
+    print(
+        f"after warm-up (60 s): rss {warm['rss_mb']:.1f} MB, fds {warm['fds']:.0f}, threads {warm['threads']:.0f}; "
+        f"growth since: rss {last['rss_mb'] - warm['rss_mb']:+.1f} MB, fds {last['fds'] - warm['fds']:+.0f}, "
+        f"threads {last['threads'] - warm['threads']:+.0f}"
+    )
+    print(
+        f"soak cameras={args.cameras} minutes={args.minutes:g} rss_start_mb={first['rss_mb']:.1f} "
+        f"rss_end_mb={last['rss_mb']:.1f} fds_start={first['fds']:.0f} fds_end={last['fds']:.0f} "
+        f"threads_start={first['threads']:.0f} threads_end={last['threads']:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -58,12 +58,12 @@ import numpy as np
 if not hasattr(np, "asfarray"):
     np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
 
-import motmetrics as mm  # noqa: E402
+import motmetrics as mm
 
-from surveil.config import TrackerConfig  # noqa: E402
-from surveil.geometry import box_iou  # noqa: E402
-from surveil.tracking import make_tracker  # noqa: E402
-from surveil.types import Detections  # noqa: E402
+from surveil.config import TrackerConfig
+from surveil.geometry import box_iou
+from surveil.tracking import make_tracker
+from surveil.types import Detections
 
 SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "PETS09-S3-MF1")
 RAW_SCORE_SEQUENCES = {"PETS09-S3-MF1"}  # scores already 0-1; the others are ACF scores / 100
@@ -89,7 +89,9 @@ def _rows(path: Path) -> np.ndarray:
 
 
 def _xyxy(rows: np.ndarray) -> np.ndarray:
-    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1).astype(np.float32)
+    return np.stack([rows[:, 2], rows[:, 3], rows[:, 2] + rows[:, 4], rows[:, 3] + rows[:, 5]], axis=1).astype(
+        np.float32
+    )
 
 
 def load_sequence(root: Path, name: str) -> Sequence:
@@ -106,7 +108,10 @@ def load_sequence(root: Path, name: str) -> Sequence:
     scores = det[:, 6] if name in RAW_SCORE_SEQUENCES else det[:, 6] / 100.0
     scores = np.clip(scores, 0.0, 1.0).astype(np.float32)
     dets = {int(f): (_xyxy(det[det[:, 0] == f]), scores[det[:, 0] == f]) for f in np.unique(det[:, 0])}
-    gts = {int(f): (gt[gt[:, 0] == f][:, 1].astype(int), _xyxy(gt[gt[:, 0] == f]), gt[gt[:, 0] == f][:, 6] != 0) for f in np.unique(gt[:, 0])}
+    gts = {
+        int(f): (gt[gt[:, 0] == f][:, 1].astype(int), _xyxy(gt[gt[:, 0] == f]), gt[gt[:, 0] == f][:, 6] != 0)
+        for f in np.unique(gt[:, 0])
+    }
     return Sequence(name, fps, frames, dets, gts)
 
 
@@ -120,7 +125,12 @@ def settings(kind: str, thresholds: list[float]) -> list[Setting]:
     if kind in ("surveil", "iou-v1"):
         return [(("T", t),) for t in thresholds]
     if kind == "bytetrack":
-        return [(("T", t), ("A", round(min(1.0, t + d), 3)), ("L", lost)) for t in thresholds for d in (0.0, BIRTH_MARGIN) for lost in LOST_S]
+        return [
+            (("T", t), ("A", round(min(1.0, t + d), 3)), ("L", lost))
+            for t in thresholds
+            for d in (0.0, BIRTH_MARGIN)
+            for lost in LOST_S
+        ]
     return [(("T", t), ("L", lost)) for t in thresholds for lost in LOST_S]
 
 
@@ -133,8 +143,12 @@ def _ours(kind: str, setting: Setting) -> Callable:
     threshold = dict(setting)["T"]
     default = TrackerConfig()
     if kind == "surveil":
-        config = TrackerConfig(kind=kind, high_score=threshold, low_score=min(default.low_score, threshold),
-                               birth_score=min(1.0, threshold + BIRTH_MARGIN))
+        config = TrackerConfig(
+            kind=kind,
+            high_score=threshold,
+            low_score=min(default.low_score, threshold),
+            birth_score=min(1.0, threshold + BIRTH_MARGIN),
+        )
     else:
         config = TrackerConfig(kind=kind)
     tracker = make_tracker(config, "bench")
@@ -143,8 +157,12 @@ def _ours(kind: str, setting: Setting) -> Callable:
         if kind == "iou-v1":
             keep = scores >= threshold
             xyxy, scores = xyxy[keep], scores[keep]
-        tracks = [t for t in tracker.update(Detections.from_arrays(xyxy, scores, np.zeros(len(scores))), now) if t.missed == 0]
-        return np.array([t.track_id for t in tracks], int), np.array([t.xyxy for t in tracks], np.float32).reshape(-1, 4)
+        tracks = [
+            t for t in tracker.update(Detections.from_arrays(xyxy, scores, np.zeros(len(scores))), now) if t.missed == 0
+        ]
+        return np.array([t.track_id for t in tracks], int), np.array([t.xyxy for t in tracks], np.float32).reshape(
+            -1, 4
+        )
 
     return step
 
@@ -156,8 +174,12 @@ def _package(kind: str, setting: Setting, frame_rate: float) -> Callable:
     knobs = dict(setting)
     threshold, buffer = knobs["T"], round(30 * knobs["L"])  # lost_track_buffer: 30-fps frames, scaled by frame_rate
     if kind == "bytetrack":
-        tracker = ByteTrackTracker(frame_rate=frame_rate, high_conf_det_threshold=threshold,
-                                   track_activation_threshold=knobs["A"], lost_track_buffer=buffer)
+        tracker = ByteTrackTracker(
+            frame_rate=frame_rate,
+            high_conf_det_threshold=threshold,
+            track_activation_threshold=knobs["A"],
+            lost_track_buffer=buffer,
+        )
     elif kind == "ocsort":
         tracker = OCSORTTracker(frame_rate=frame_rate, high_conf_det_threshold=threshold, lost_track_buffer=buffer)
     else:
@@ -218,15 +240,25 @@ def main(args: argparse.Namespace) -> None:
     by_key = {(kind, st, name, k): (mota, idf1, sw) for kind, st, name, k, mota, idf1, sw in results}
     best = {}
     for kind in args.trackers:
+
         def quality(st, kind=kind):
-            return np.mean([by_key[kind, st, s.name, k][0] + by_key[kind, st, s.name, k][1] for s in sequences for k in STEPS]) / 2
+            return (
+                np.mean(
+                    [by_key[kind, st, s.name, k][0] + by_key[kind, st, s.name, k][1] for s in sequences for k in STEPS]
+                )
+                / 2
+            )
 
         ranked = sorted(sweeps[kind], key=quality, reverse=True)
         best[kind] = ranked[0]
         top = "; ".join(f"{describe(st)}: {quality(st):.3f}" for st in ranked[:3])
         print(f"{kind}: {len(ranked)} settings; best mean (MOTA+IDF1)/2: {top}")
     print()
-    print("| tracker | setting | step | " + " | ".join(f"{s.name} MOTA / IDF1 / IDsw" for s in sequences) + " | mean MOTA | mean IDF1 |")
+    print(
+        "| tracker | setting | step | "
+        + " | ".join(f"{s.name} MOTA / IDF1 / IDsw" for s in sequences)
+        + " | mean MOTA | mean IDF1 |"
+    )
     print("|---|---|---|" + "---|" * len(sequences) + "---|---|")
     for k in STEPS:
         for kind in args.trackers:
@@ -244,9 +276,13 @@ def main(args: argparse.Namespace) -> None:
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/data/MOT15", help="MOT15 folder (relative to the repo root by default)")
+    parser.add_argument(
+        "--data", default="../shared/data/MOT15", help="MOT15 folder (relative to the repo root by default)"
+    )
     parser.add_argument("--trackers", nargs="+", default=list(TRACKERS), choices=TRACKERS)
-    parser.add_argument("--thresholds", nargs="+", type=float, default=list(THRESHOLDS), help="score thresholds T swept (every tracker)")
+    parser.add_argument(
+        "--thresholds", nargs="+", type=float, default=list(THRESHOLDS), help="score thresholds T swept (every tracker)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     return parser
 

@@ -45,7 +45,7 @@ import numpy as np
 from surveil.analysis.analyzer import build_analyzer
 from surveil.config import CameraConfig, TrackerConfig, load_config
 from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
-from surveil.geometry import box_iou, relative_anchors, points_in_polygon
+from surveil.geometry import box_iou, points_in_polygon, relative_anchors
 from surveil.types import Detections, Frame
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,10 @@ def demo_camera(extra: bool) -> CameraConfig:
     zones = [z for z in camera.zones if z.name in {r.zone for r in rules}]
     if extra:
         zones = [type(zones[0]).model_validate({"name": n, "polygon": p}) for n, p in EXTRA_ZONES.items()]
-        rules = [type(rules[0]).model_validate({**rules[0].model_dump(), "id": f"{n}-intrusion", "zone": n}) for n in EXTRA_ZONES]
+        rules = [
+            type(rules[0]).model_validate({**rules[0].model_dump(), "id": f"{n}-intrusion", "zone": n})
+            for n in EXTRA_ZONES
+        ]
     return camera.model_copy(update={"zones": zones, "rules": rules, "lines": []})
 
 
@@ -154,7 +157,9 @@ def record_tracks(analyzer, current: Callable[[], int], into: TrackBoxes) -> Non
     analyzer.tracker.update = recorded
 
 
-def run(detections_at, thresholds, class_names, frames, camera, tracker, tracks: TrackBoxes | None = None) -> list[Start]:
+def run(
+    detections_at, thresholds, class_names, frames, camera, tracker, tracks: TrackBoxes | None = None
+) -> list[Start]:
     """Every incident start; ``tracks``, when given, receives the tracker's boxes frame by frame."""
     analyzer = build_analyzer(camera, tracker, class_names, operating_thresholds=thresholds)
     now = [0]
@@ -204,7 +209,9 @@ def person_of_track(start: Start, gt, tracks: TrackBoxes, window: int, last: int
     return max(dict.fromkeys(votes), key=votes.count)  # dict.fromkeys keeps the nearest-first order for ties
 
 
-def score(truth, starts: list[Start], gt, merge_frames: int, tracks: TrackBoxes | None = None, min_frames: int = 3) -> Score:
+def score(
+    truth, starts: list[Start], gt, merge_frames: int, tracks: TrackBoxes | None = None, min_frames: int = 3
+) -> Score:
     """``starts`` against the visits ``truth`` of the same processed frames; a start counts for a
     visit open at its frame, or within ``merge_frames`` frame numbers of it. Each start is attributed
     to a person by its box at the start frame, or, given ``tracks``, by its track in the frames that
@@ -213,8 +220,19 @@ def score(truth, starts: list[Start], gt, merge_frames: int, tracks: TrackBoxes 
     alerted: dict[tuple, int] = {}
     for start in starts:
         number, zone = start.number, start.zone
-        person = person_at_start(start, gt) if tracks is None else person_of_track(start, gt, tracks, merge_frames, min_frames)
-        visit = next((v for v in truth if v[0] == person and v[1] == zone and v[2] - merge_frames <= number <= v[3] + merge_frames), None)
+        person = (
+            person_at_start(start, gt)
+            if tracks is None
+            else person_of_track(start, gt, tracks, merge_frames, min_frames)
+        )
+        visit = next(
+            (
+                v
+                for v in truth
+                if v[0] == person and v[1] == zone and v[2] - merge_frames <= number <= v[3] + merge_frames
+            ),
+            None,
+        )
         if visit is None:
             result.false += 1
         else:
@@ -224,14 +242,18 @@ def score(truth, starts: list[Start], gt, merge_frames: int, tracks: TrackBoxes 
     return result
 
 
-def phases(label, detections_at, thresholds, class_names, gt, step, camera, tracker, by_track: bool = False) -> list[Score]:
+def phases(
+    label, detections_at, thresholds, class_names, gt, step, camera, tracker, by_track: bool = False
+) -> list[Score]:
     out = []
     for phase in range(1, step + 1):
         frames = list(range(phase, FRAMES + 1, step))
         truth = visits(gt, frames, camera)
         tracks: TrackBoxes | None = {} if by_track else None
         starts = run(detections_at, thresholds, class_names, frames, camera, tracker, tracks)
-        out.append(score(truth, starts, gt, merge_frames=int(4 * FPS), tracks=tracks, min_frames=camera.rules[0].min_frames))
+        out.append(
+            score(truth, starts, gt, merge_frames=int(4 * FPS), tracks=tracks, min_frames=camera.rules[0].min_frames)
+        )
     return out
 
 
@@ -240,16 +262,20 @@ def summary(scores: list[Score]) -> dict[str, tuple[float, float, float]]:
         return float(np.mean(values)), float(np.min(values)), float(np.max(values))
 
     return {
-        "visits": stat([s.visits for s in scores]), "alerts": stat([s.alerts for s in scores]),
-        "recall": stat([s.recall for s in scores]), "duplicates": stat([s.duplicates for s in scores]),
+        "visits": stat([s.visits for s in scores]),
+        "alerts": stat([s.alerts for s in scores]),
+        "recall": stat([s.recall for s in scores]),
+        "duplicates": stat([s.duplicates for s in scores]),
         "false": stat([s.false for s in scores]),
     }
 
 
 def row(label: str, zones: str, step: int, s: dict) -> str:
     cell = lambda k, f: f"{s[k][0]:{f}} ({s[k][1]:{f}}–{s[k][2]:{f}})"  # noqa: E731
-    return (f"| {label} | {zones} | {FPS / step:g} | {cell('visits', '.1f')} | {cell('alerts', '.1f')} | "
-            f"{cell('recall', '.2f')} | {cell('duplicates', '.1f')} | {cell('false', '.1f')} |")
+    return (
+        f"| {label} | {zones} | {FPS / step:g} | {cell('visits', '.1f')} | {cell('alerts', '.1f')} | "
+        f"{cell('recall', '.2f')} | {cell('duplicates', '.1f')} | {cell('false', '.1f')} |"
+    )
 
 
 def main() -> None:
@@ -260,14 +286,22 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=5, help="process every step-th frame (5 = 2 fps)")
     parser.add_argument("--tracker", default="surveil", help="tracker kind (surveil, iou-v1)")
     parser.add_argument("--no-model", action="store_true", help="ground-truth boxes only")
-    parser.add_argument("--runtime", default="torch", help="detections of: torch (as trained), openvino-fp32, openvino-bf16")
-    parser.add_argument("--attribution", choices=("start-box", "track"), default="start-box",
-                        help="attribute each start to a person by its box at the start frame, or by its track in the frames that raised it")
+    parser.add_argument(
+        "--runtime", default="torch", help="detections of: torch (as trained), openvino-fp32, openvino-bf16"
+    )
+    parser.add_argument(
+        "--attribution",
+        choices=("start-box", "track"),
+        default="start-box",
+        help="attribute each start to a person by its box at the start frame, or by its track in the frames that raised it",
+    )
     args = parser.parse_args()
     by_track = args.attribution == "track"
     gt = gt_frames(args.shared_data)
     tracker = TrackerConfig(kind=args.tracker)
-    print(f"Mean over the {args.step} sampling phases (range in brackets); tracker {args.tracker}; attribution {args.attribution}.")
+    print(
+        f"Mean over the {args.step} sampling phases (range in brackets); tracker {args.tracker}; attribution {args.attribution}."
+    )
     print("| detector | zones | processed fps | true visits | alerts | recall | duplicates | false alerts |")
     print("|---|---|---|---|---|---|---|---|")
     names = ["__background__", "pedestrian"]
@@ -275,21 +309,35 @@ def main() -> None:
     for extra in (False, True):
         camera = demo_camera(extra)
         label = "extra (east_side, plaza_centre)" if extra else "demo (lawn_entrance, north_path)"
-        print(row("ground-truth boxes", label, args.step, summary(phases("gt", oracle, None, names, gt, args.step, camera, tracker, by_track))), flush=True)
+        print(
+            row(
+                "ground-truth boxes",
+                label,
+                args.step,
+                summary(phases("gt", oracle, None, names, gt, args.step, camera, tracker, by_track)),
+            ),
+            flush=True,
+        )
     if args.no_model:
         return
     from pets_detections import pets_detections  # a sibling script in bench/
 
-    found, thresholds, class_names = pets_detections(args.weights, args.shared_data, args.min_size, runtime=args.runtime)
+    found, thresholds, class_names = pets_detections(
+        args.weights, args.shared_data, args.min_size, runtime=args.runtime
+    )
     final = None
     for extra in (False, True):
         camera = demo_camera(extra)
         label = "extra (east_side, plaza_centre)" if extra else "demo (lawn_entrance, north_path)"
-        s = summary(phases("model", found.__getitem__, thresholds, class_names, gt, args.step, camera, tracker, by_track))
+        s = summary(
+            phases("model", found.__getitem__, thresholds, class_names, gt, args.step, camera, tracker, by_track)
+        )
         print(row(f"{args.weights.name} @ {args.min_size}", label, args.step, s), flush=True)
         final = final or s
-    print(f"zone-alerts detector=shipped fps={FPS / args.step:g} phases={args.step} recall={final['recall'][0]:.2f} "
-          f"duplicates={final['duplicates'][0]:g} false={final['false'][0]:g}")
+    print(
+        f"zone-alerts detector=shipped fps={FPS / args.step:g} phases={args.step} recall={final['recall'][0]:.2f} "
+        f"duplicates={final['duplicates'][0]:g} false={final['false'][0]:g}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,10 +48,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zone_alerts_pets import FPS, FRAMES, Score, Start, TrackBoxes, demo_camera, gt_frames, record_tracks, score, visits  # noqa: E402
+from zone_alerts_pets import FPS, FRAMES, Score, Start, TrackBoxes, demo_camera, gt_frames, record_tracks, score, visits
 
-from surveil.tools.bench import counter_total  # noqa: E402
-from surveil.evaluation.surveillance import PETS_GT  # noqa: E402
+from surveil.evaluation.surveillance import PETS_GT
+from surveil.tools.bench import counter_total
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "configs/media/pets2009-s2l1.mp4"
@@ -118,11 +118,18 @@ class Run:
 
 
 def pipeline_config(base, camera, cameras: int, workdir: Path):
-    cams = [camera.model_copy(update={"name": f"cam{i + 1}", "url": str(CLIP), "realtime": True, "loop": False}) for i in range(cameras)]
-    return base.model_copy(update={
-        "cameras": cams, "mqtt": base.mqtt.model_copy(update={"enabled": False}),
-        "alerts": base.alerts.model_copy(update={"jsonl_path": str(workdir / f"alerts-{cameras}.jsonl")}), "state_dir": str(workdir),
-    })
+    cams = [
+        camera.model_copy(update={"name": f"cam{i + 1}", "url": str(CLIP), "realtime": True, "loop": False})
+        for i in range(cameras)
+    ]
+    return base.model_copy(
+        update={
+            "cameras": cams,
+            "mqtt": base.mqtt.model_copy(update={"enabled": False}),
+            "alerts": base.alerts.model_copy(update={"jsonl_path": str(workdir / f"alerts-{cameras}.jsonl")}),
+            "state_dir": str(workdir),
+        }
+    )
 
 
 def run_pipeline(config, detector, hashes: list[bytes], timeout_s: float) -> tuple[Recorder, dict[str, float], bool]:
@@ -174,7 +181,14 @@ def one_run(base, camera, detector, cameras: int, gt, hashes: list[bytes]) -> Ru
         recorder, fps, complete = run_pipeline(config, detector, hashes, timeout_s=FRAMES / FPS + 120)
     truth = visits(gt, recorder.frames, camera)
     result = score(truth, recorder.starts, gt, merge_frames=MERGE_FRAMES)
-    by_track = score(truth, recorder.starts, gt, merge_frames=MERGE_FRAMES, tracks=recorder.tracks, min_frames=camera.rules[0].min_frames)
+    by_track = score(
+        truth,
+        recorder.starts,
+        gt,
+        merge_frames=MERGE_FRAMES,
+        tracks=recorder.tracks,
+        min_frames=camera.rules[0].min_frames,
+    )
     return Run(cameras, fps, len(recorder.frames), result, by_track, len(recorder.mismatched), complete)
 
 
@@ -184,8 +198,11 @@ def print_run(index: int, run: Run) -> None:
     note = "" if run.complete else " (stopped at the time limit)"
     check = "each = clip frame seq+1" if run.mismatched == 0 else f"{run.mismatched} NOT equal to clip frame seq+1"
     t = run.by_track
-    print(f"| {index} | {run.cameras} | {low:.2f} - {high:.2f} | {run.processed} ({check}) | {s.visits} | {s.alerts} | "
-          f"{s.recall:.3f} | {s.duplicates} | {s.false} | {t.recall:.3f} | {t.duplicates} | {t.false} |{note}", flush=True)
+    print(
+        f"| {index} | {run.cameras} | {low:.2f} - {high:.2f} | {run.processed} ({check}) | {s.visits} | {s.alerts} | "
+        f"{s.recall:.3f} | {s.duplicates} | {s.false} | {t.recall:.3f} | {t.duplicates} | {t.false} |{note}",
+        flush=True,
+    )
 
 
 def stat(values: list[float], fmt: str) -> str:
@@ -198,17 +215,23 @@ def report(pairs: list[tuple[Run, Run]], cameras: int) -> None:
     for label, runs in (("1 camera", singles), (f"{cameras} cameras, cam1", multis)):
         print(f"- {label}: processed fps per camera, lowest {stat([r.fps_range[0] for r in runs], '.2f')}")
         for name, scores in (("start box", [r.result for r in runs]), ("track", [r.by_track for r in runs])):
-            print(f"  - attributed by {name}: recall {stat([s.recall for s in scores], '.3f')}; "
-                  f"duplicates {stat([s.duplicates for s in scores], '.1f')}; false {stat([s.false for s in scores], '.1f')}")
-    deltas = {name: [pick(m).recall - pick(s).recall for s, m in pairs]
-              for name, pick in (("box", lambda r: r.result), ("track", lambda r: r.by_track))}
+            print(
+                f"  - attributed by {name}: recall {stat([s.recall for s in scores], '.3f')}; "
+                f"duplicates {stat([s.duplicates for s in scores], '.1f')}; false {stat([s.false for s in scores], '.1f')}"
+            )
+    deltas = {
+        name: [pick(m).recall - pick(s).recall for s, m in pairs]
+        for name, pick in (("box", lambda r: r.result), ("track", lambda r: r.by_track))
+    }
     for name, values in deltas.items():
         print(f"- recall({cameras} cameras, cam1) - recall(1 camera), attributed by {name}: {stat(values, '+.3f')}")
-    print(f"zone-alerts-pipeline cameras={cameras} repeats={len(pairs)} min_fps={min(r.fps_range[0] for r in multis):.2f} "
-          f"recall_1={np.mean([r.result.recall for r in singles]):.2f} recall_n={np.mean([r.result.recall for r in multis]):.2f} "
-          f"delta={np.mean(deltas['box']):+.2f} track_recall_1={np.mean([r.by_track.recall for r in singles]):.2f} "
-          f"track_recall_n={np.mean([r.by_track.recall for r in multis]):.2f} track_delta={np.mean(deltas['track']):+.2f} "
-          f"track_worst_delta={min(deltas['track']):+.2f}")
+    print(
+        f"zone-alerts-pipeline cameras={cameras} repeats={len(pairs)} min_fps={min(r.fps_range[0] for r in multis):.2f} "
+        f"recall_1={np.mean([r.result.recall for r in singles]):.2f} recall_n={np.mean([r.result.recall for r in multis]):.2f} "
+        f"delta={np.mean(deltas['box']):+.2f} track_recall_1={np.mean([r.by_track.recall for r in singles]):.2f} "
+        f"track_recall_n={np.mean([r.by_track.recall for r in multis]):.2f} track_delta={np.mean(deltas['track']):+.2f} "
+        f"track_worst_delta={min(deltas['track']):+.2f}"
+    )
 
 
 def main() -> int:
@@ -216,31 +239,45 @@ def main() -> int:
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--cameras", type=int, default=4, help="cameras in the second run of each repeat (default 4)")
     parser.add_argument("--repeats", type=int, default=1, help="pairs of runs (1 camera, then N); about 2 x 85 s each")
-    parser.add_argument("--backend", default="auto", choices=["torch", "onnxruntime", "openvino", "auto"], help="detector.backend (default auto)")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=["torch", "onnxruntime", "openvino", "auto"],
+        help="detector.backend (default auto)",
+    )
     args = parser.parse_args()
     if not (args.shared_data / PETS_GT).is_file():
-        print(f"zone_alerts_pipeline: the PETS09-S2L1 ground truth is missing: {args.shared_data / PETS_GT} "
-              f"(the project's shared data; --shared-data DIR)", file=sys.stderr)
+        print(
+            f"zone_alerts_pipeline: the PETS09-S2L1 ground truth is missing: {args.shared_data / PETS_GT} "
+            f"(the project's shared data; --shared-data DIR)",
+            file=sys.stderr,
+        )
         return 2
     if args.cameras < 1 or args.repeats < 1:
         parser.error("--cameras and --repeats must be at least 1")
-    from surveil.detection.factory import resolve_backend
     from surveil.config import load_config
+    from surveil.detection.factory import resolve_backend
     from surveil.service.pipeline import load_detector
 
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("surveil").setLevel(logging.WARNING)  # one INFO line per alert would bury the table
-    logging.getLogger("surveil.video.source").setLevel(logging.ERROR)  # "down: end of file", once per camera, is how a run ends
+    logging.getLogger("surveil.video.source").setLevel(
+        logging.ERROR
+    )  # "down: end of file", once per camera, is how a run ends
     base = load_config(REPO / "configs/demo.yaml", environ={})
     base = base.model_copy(update={"detector": base.detector.model_copy(update={"backend": args.backend})})
     camera = demo_camera(False)
     gt, hashes = gt_frames(args.shared_data), clip_hashes(CLIP)
     detector = load_detector(base)  # ONNX exports cached in <state_dir>/model-cache, as the daemon does
     d = base.detector
-    print(f"detector {Path(d.weights).name} on {resolve_backend(d)}, input {d.min_size}, batch {d.batch_size}; clip {CLIP.name} "
-          f"({len(hashes)} frames at {FPS:g} fps, played once in real time); zones {', '.join(z.name for z in camera.zones)}")
-    print("| run | cameras | processed fps per camera (min - max) | cam1 frames processed | true visits | alerts "
-          "| recall (start box) | duplicates | false | recall (track) | duplicates | false |")
+    print(
+        f"detector {Path(d.weights).name} on {resolve_backend(d)}, input {d.min_size}, batch {d.batch_size}; clip {CLIP.name} "
+        f"({len(hashes)} frames at {FPS:g} fps, played once in real time); zones {', '.join(z.name for z in camera.zones)}"
+    )
+    print(
+        "| run | cameras | processed fps per camera (min - max) | cam1 frames processed | true visits | alerts "
+        "| recall (start box) | duplicates | false | recall (track) | duplicates | false |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     pairs = []
     for repeat in range(args.repeats):

@@ -54,7 +54,11 @@ def _cmd_shards(args: argparse.Namespace) -> int:
     pins = config.sharding.pin
     beyond = sorted(name for name, index in pins.items() if index >= instances)
     if not 1 <= instances <= MAX_INSTANCES or beyond:
-        why = f"pinned beyond index {instances - 1}: {', '.join(beyond)}" if beyond else f"--instances must be 1-{MAX_INSTANCES}"
+        why = (
+            f"pinned beyond index {instances - 1}: {', '.join(beyond)}"
+            if beyond
+            else f"--instances must be 1-{MAX_INSTANCES}"
+        )
         print(f"surveil: {why}", file=sys.stderr)
         return EXIT_USAGE
     names = [c.name for c in config.cameras if c.enabled]
@@ -72,9 +76,27 @@ def _cmd_version(_args: argparse.Namespace) -> int:
 # name, help, module, argument adder, entry point; the modules import torch, so they are
 # imported only when their command is the one being run (check-config stays fast).
 TRAINING_COMMANDS = [
-    ("train", "fine-tune a detector on labelled images (COCO, Pascal VOC, YOLO txt)", "surveil.training.train", "add_arguments", "main"),
-    ("eval", "score a checkpoint: COCO mAP, AP50, per-class precision/recall/F1", "surveil.evaluation.cli", "add_eval_arguments", "eval_main"),
-    ("export", "export a checkpoint to ONNX or TorchScript", "surveil.evaluation.cli", "add_export_arguments", "export_main"),
+    (
+        "train",
+        "fine-tune a detector on labelled images (COCO, Pascal VOC, YOLO txt)",
+        "surveil.training.train",
+        "add_arguments",
+        "main",
+    ),
+    (
+        "eval",
+        "score a checkpoint: COCO mAP, AP50, per-class precision/recall/F1",
+        "surveil.evaluation.cli",
+        "add_eval_arguments",
+        "eval_main",
+    ),
+    (
+        "export",
+        "export a checkpoint to ONNX or TorchScript",
+        "surveil.evaluation.cli",
+        "add_export_arguments",
+        "export_main",
+    ),
 ]
 
 
@@ -90,9 +112,21 @@ def _add_training_commands(sub: argparse._SubParsersAction, requested: str | Non
 # Like the training commands, imported only when run; they open video (OpenCV), so its own
 # stderr is quieted first (it would print camera URLs with their passwords).
 TOOL_COMMANDS = [
-    ("analyse", "analyse recorded video files frame by frame: alerts as JSON lines and a summary", "surveil.tools.analyse"),
-    ("snapshot", "write one frame of a camera with its zones, lines and a coordinate grid drawn", "surveil.tools.snapshot"),
-    ("bench", "benchmark: N file cameras through the real pipeline beside the bare model and a naive loop", "surveil.tools.bench"),
+    (
+        "analyse",
+        "analyse recorded video files frame by frame: alerts as JSON lines and a summary",
+        "surveil.tools.analyse",
+    ),
+    (
+        "snapshot",
+        "write one frame of a camera with its zones, lines and a coordinate grid drawn",
+        "surveil.tools.snapshot",
+    ),
+    (
+        "bench",
+        "benchmark: N file cameras through the real pipeline beside the bare model and a naive loop",
+        "surveil.tools.bench",
+    ),
 ]
 
 
@@ -117,7 +151,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the daemon")
     p.add_argument("-c", "--config", required=True, help="YAML config file")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="override logging.level")
-    p.add_argument("--shard", metavar="INDEX/INSTANCES", help="run only this shard's cameras, e.g. 0/3 (overrides SURVEIL_SHARD and sharding)")
+    p.add_argument(
+        "--shard",
+        metavar="INDEX/INSTANCES",
+        help="run only this shard's cameras, e.g. 0/3 (overrides SURVEIL_SHARD and sharding)",
+    )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate config files and exit (0 = all valid, 2 = one or more invalid)")
     p.add_argument("file", nargs="+")

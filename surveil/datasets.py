@@ -355,7 +355,7 @@ def _read_mot_rows(file: Path) -> np.ndarray:
             values = [float(v) for v in parts[:9]] + [0.0] * max(0, 9 - len(parts))
         except ValueError as exc:
             raise DatasetFormatError(f"{file}:{number}: malformed MOT row: {exc}") from None
-        rows.append(values + [len(parts)])
+        rows.append([*values, len(parts)])
     return np.asarray(rows, dtype=np.float64).reshape(-1, 10)
 
 
@@ -407,9 +407,7 @@ def rename_classes(index: DatasetIndex, mapping: dict[str, str]) -> DatasetIndex
     return DatasetIndex(index.samples, names, index.dropped, index.sources)
 
 
-def split_dataset(
-    index: DatasetIndex, val_fraction: float, seed: int = 0
-) -> tuple[DatasetIndex, DatasetIndex]:
+def split_dataset(index: DatasetIndex, val_fraction: float, seed: int = 0) -> tuple[DatasetIndex, DatasetIndex]:
     """A seeded train/val split. Frames of a sequence (same ``group``) are correlated, so each
     sequence gives its last ``val_fraction`` of frames to val (a contiguous block, no leakage);
     ungrouped samples are split at random with ``seed``."""
@@ -418,13 +416,13 @@ def split_dataset(
     train, val = [], []
     for group, members in _groups(index.samples):
         if group:
-            cut = len(members) - int(round(len(members) * val_fraction))
+            cut = len(members) - round(len(members) * val_fraction)
             train += members[:cut]
             val += members[cut:]
         else:
             order = list(members)
             random.Random(seed).shuffle(order)
-            n_val = int(round(len(order) * val_fraction))
+            n_val = round(len(order) * val_fraction)
             val += order[:n_val]
             train += order[n_val:]
     make = lambda s: DatasetIndex(s, list(index.class_names), 0, list(index.sources))  # noqa: E731

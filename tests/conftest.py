@@ -38,7 +38,6 @@ from tests.support.media import h264_clip  # noqa: E402,F401
 from tests.support.mqtt_broker import mosquitto_broker, mosquitto_broker_factory, mqtt_collector  # noqa: E402,F401
 from tests.support.rtsp import rtsp_server  # noqa: E402,F401
 
-
 # ---------------------------------------------------------------- the alert contract
 # Every alert payload built in this process (AlertUpdate.to_dict: analyser, incident book, sinks)
 # is checked against docs/alert.schema.json. A violation fails the test that produced it, even when
@@ -59,7 +58,9 @@ ALERT_SCHEMA_STATS = AlertSchemaStats()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "alert_schema_exempt: do not check in-process alert payloads against docs/alert.schema.json")
+    config.addinivalue_line(
+        "markers", "alert_schema_exempt: do not check in-process alert payloads against docs/alert.schema.json"
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,7 +72,10 @@ def _alert_schema_wrapper() -> Iterator[AlertSchemaStats]:
     try:
         import jsonschema  # noqa: F401
     except ImportError:
-        warnings.warn("jsonschema is not installed: alert payloads are not validated (and tests/test_alert_schema.py cannot be collected)", stacklevel=1)
+        warnings.warn(
+            "jsonschema is not installed: alert payloads are not validated (and tests/test_alert_schema.py cannot be collected)",
+            stacklevel=1,
+        )
         yield ALERT_SCHEMA_STATS
         return
     original = AlertUpdate.to_dict
@@ -109,7 +113,10 @@ def _alert_schema_guard(request: pytest.FixtureRequest, _alert_schema_wrapper: A
     with stats.lock:
         new = stats.violations[before:]
     if new:
-        pytest.fail(f"{len(new)} alert payload(s) break docs/alert.schema.json:\n" + "\n".join(v[:2000] for v in new[:5]), pytrace=False)
+        pytest.fail(
+            f"{len(new)} alert payload(s) break docs/alert.schema.json:\n" + "\n".join(v[:2000] for v in new[:5]),
+            pytrace=False,
+        )
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

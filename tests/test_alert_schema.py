@@ -27,7 +27,6 @@ from tests.support.alert_schema import (
     validate_counts,
 )
 
-
 CLASS_NAMES = ["__background__", "person", "backpack"]
 W, H, FPS = 480, 360, 10.0
 WALL0 = 1_800_000_000.0
@@ -38,31 +37,80 @@ CAMERA = {
     "zones": [{"name": "lawn", "polygon": [[0.25, 0.25], [0.75, 0.25], [0.75, 0.75], [0.25, 0.75]]}],
     "lines": [{"name": "gate", "a": [0.9, 0.0], "b": [0.9, 1.0], "forward": "westbound", "backward": "eastbound"}],
     "rules": [
-        {"id": "lawn-intrusion", "type": "zone_intrusion", "zone": "lawn", "classes": ["person"], "update_interval_s": 0.5},
-        {"id": "lawn-loiter", "type": "loitering", "zone": "lawn", "classes": ["person"], "dwell_s": 1, "update_interval_s": 0.5},
+        {
+            "id": "lawn-intrusion",
+            "type": "zone_intrusion",
+            "zone": "lawn",
+            "classes": ["person"],
+            "update_interval_s": 0.5,
+        },
+        {
+            "id": "lawn-loiter",
+            "type": "loitering",
+            "zone": "lawn",
+            "classes": ["person"],
+            "dwell_s": 1,
+            "update_interval_s": 0.5,
+        },
         {"id": "gate-count", "type": "line_crossing", "line": "gate", "classes": ["person"], "band": 0.05},
-        {"id": "lawn-crowd", "type": "crowding", "zone": "lawn", "classes": ["person"], "min_count": 2, "for_s": 0.3,
-         "end_after_s": 0.3, "update_interval_s": 0.2},
+        {
+            "id": "lawn-crowd",
+            "type": "crowding",
+            "zone": "lawn",
+            "classes": ["person"],
+            "min_count": 2,
+            "for_s": 0.3,
+            "end_after_s": 0.3,
+            "update_interval_s": 0.2,
+        },
         {"id": "lawn-people", "type": "zone_occupancy", "zone": "lawn", "classes": ["person"]},
-        {"id": "left-bag", "type": "abandoned_object", "classes": ["backpack"], "stationary_s": 1, "update_interval_s": 0.5},
-        {"id": "tamper", "type": "camera_tamper", "for_s": 0.5, "recover_s": 0.5, "learn_s": 1, "update_interval_s": 0.1},
+        {
+            "id": "left-bag",
+            "type": "abandoned_object",
+            "classes": ["backpack"],
+            "stationary_s": 1,
+            "update_interval_s": 0.5,
+        },
+        {
+            "id": "tamper",
+            "type": "camera_tamper",
+            "for_s": 0.5,
+            "recover_s": 0.5,
+            "learn_s": 1,
+            "update_interval_s": 0.1,
+        },
         {"id": "health", "type": "stream_health", "for_s": 1, "watch": ["frozen"], "update_interval_s": 0.5},
         {"id": "health-down", "type": "stream_health", "for_s": 1, "watch": ["down"]},
     ],
 }
 
 EXPECTED = {
-    ("zone_intrusion", "start"), ("zone_intrusion", "update"), ("zone_intrusion", "end"),
-    ("loitering", "start"), ("loitering", "update"), ("loitering", "end"),
-    ("line_crossing", "start"), ("line_crossing", "end"),  # a crossing is an instant: it has no updates
-    ("crowding", "start"), ("crowding", "update"), ("crowding", "end"),
-    ("abandoned_object", "start"), ("abandoned_object", "update"), ("abandoned_object", "end"),
-    ("camera_tamper", "start"), ("camera_tamper", "update"), ("camera_tamper", "end"),
-    ("stream_health", "start"), ("stream_health", "update"), ("stream_health", "end"),
+    ("zone_intrusion", "start"),
+    ("zone_intrusion", "update"),
+    ("zone_intrusion", "end"),
+    ("loitering", "start"),
+    ("loitering", "update"),
+    ("loitering", "end"),
+    ("line_crossing", "start"),
+    ("line_crossing", "end"),  # a crossing is an instant: it has no updates
+    ("crowding", "start"),
+    ("crowding", "update"),
+    ("crowding", "end"),
+    ("abandoned_object", "start"),
+    ("abandoned_object", "update"),
+    ("abandoned_object", "end"),
+    ("camera_tamper", "start"),
+    ("camera_tamper", "update"),
+    ("camera_tamper", "end"),
+    ("stream_health", "start"),
+    ("stream_health", "update"),
+    ("stream_health", "end"),
 }
 
 
-def _track(track_id: int, class_id: int, feet: tuple[float, float], t: float, height: float = 60.0, born: float = 0.0) -> Track:
+def _track(
+    track_id: int, class_id: int, feet: tuple[float, float], t: float, height: float = 60.0, born: float = 0.0
+) -> Track:
     x, y = feet
     return Track(track_id, "yard", class_id, (x - height / 5, y - height, x + height / 5, y), 0.9, born, t, 5, 0)
 
@@ -86,7 +134,9 @@ def _tracks_at(step: int, t: float) -> list[Track]:
     elif step < 44:
         pass  # person 1 lost for 0.4 s ...
     elif step < 55:  # ... and comes back as track 7 close by: folded into the same incidents
-        tracks.append(_track(7, 1, (205.0 + (step - 44) * 2, 200.0), t, born=44 / FPS))  # a new identity, born after the loss
+        tracks.append(
+            _track(7, 1, (205.0 + (step - 44) * 2, 200.0), t, born=44 / FPS)
+        )  # a new identity, born after the loss
     if 5 <= step < 30:
         tracks.append(_track(2, 1, (300.0, 200.0 + (step % 3)), t))
     if step < 30:  # person 3 walks west across the gate line, back east, and west again
@@ -115,8 +165,19 @@ def run_scene(snapshots: bool = True) -> list[AlertUpdate]:
         if 95 <= step < 120:  # the encoder repeats one picture: frozen stream
             frozen = image if frozen is None else frozen
             image = frozen
-        ctx = FrameContext(camera="yard", now=t, ts_wall=WALL0 + t, ts_mono=t, seq=step, width=W, height=H, image=image,
-                           detections=Detections.empty(), confident=np.zeros(0, bool), tracks=tuple(_tracks_at(step, t)))
+        ctx = FrameContext(
+            camera="yard",
+            now=t,
+            ts_wall=WALL0 + t,
+            ts_mono=t,
+            seq=step,
+            width=W,
+            height=H,
+            image=image,
+            detections=Detections.empty(),
+            confident=np.zeros(0, bool),
+            tracks=tuple(_tracks_at(step, t)),
+        )
         out += analyser.process(ctx)
     t = 140 / FPS
     out += analyser.stream_changed(False, "no frame for 10 s", t, WALL0 + t)
@@ -189,20 +250,34 @@ def test_retained_state_payloads_validate():
     validate_camera_status(status_payload("yard", False, "no frame for 10 s", WALL0))
     validate_camera_status(status_payload("yard", True, "", WALL0))
     with pytest.raises(AssertionError):
-        validate_camera_status({"schema_version": 1, "camera": "yard", "up": True, "state": "down", "reason": "", "ts": 1.0})
+        validate_camera_status(
+            {"schema_version": 1, "camera": "yard", "up": True, "state": "down", "reason": "", "ts": 1.0}
+        )
     reports = []
     analyser = _analyser(snapshots=False)
     analyser.on_state = lambda camera, report, previous: reports.append(report)
     for step in range(30):
         t = step / FPS
-        ctx = FrameContext(camera="yard", now=t, ts_wall=WALL0 + t, ts_mono=t, seq=step, width=W, height=H,
-                           image=np.zeros((H, W, 3), np.uint8), detections=Detections.empty(),
-                           confident=np.zeros(0, bool), tracks=tuple(_tracks_at(step, t)))
+        ctx = FrameContext(
+            camera="yard",
+            now=t,
+            ts_wall=WALL0 + t,
+            ts_mono=t,
+            seq=step,
+            width=W,
+            height=H,
+            image=np.zeros((H, W, 3), np.uint8),
+            detections=Detections.empty(),
+            confident=np.zeros(0, bool),
+            tracks=tuple(_tracks_at(step, t)),
+        )
         analyser.process(ctx)
     kinds = {r.kind for r in reports}
     assert kinds == {"lines", "zones"}
     for report in reports:  # the body surveil.service.pipeline.Pipeline._publish_state builds
-        validate_counts(report.kind, counts_payload("yard", report.kind, report.name, report.rule, report.values, WALL0))
+        validate_counts(
+            report.kind, counts_payload("yard", report.kind, report.name, report.rule, report.values, WALL0)
+        )
 
 
 def _good() -> dict:
@@ -214,6 +289,7 @@ def _good() -> dict:
 def _without(key: str):
     def change(p: dict) -> None:
         del p[key]
+
     return change
 
 
@@ -223,6 +299,7 @@ def _set(path: tuple, value):
         for part in path[:-1]:
             target = target[part]
         target[path[-1]] = value
+
     return change
 
 
@@ -248,14 +325,22 @@ BROKEN = {
     "no subject": _set(("subjects",), []),
     "snapshot on end": lambda p: p.update(phase="end", snapshot_jpeg_b64="/9j/4AAQSkZJRg=="),
     "snapshot not base64": _set(("snapshot_jpeg_b64",), "not base64!"),
-    "line_crossing without direction": lambda p: p.update(rule_type="line_crossing", zone=None, line="gate", details={"in": 1, "out": 0}),
-    "line_crossing count negative": lambda p: p.update(rule_type="line_crossing", zone=None, line="gate",
-                                                       details={"direction": "in", "counts": {"in": -1, "out": 0}}),
-    "tamper unknown symptom": lambda p: p.update(rule_type="camera_tamper", zone=None, subjects=[], details={"symptoms": ["foggy"]}),
+    "line_crossing without direction": lambda p: p.update(
+        rule_type="line_crossing", zone=None, line="gate", details={"in": 1, "out": 0}
+    ),
+    "line_crossing count negative": lambda p: p.update(
+        rule_type="line_crossing", zone=None, line="gate", details={"direction": "in", "counts": {"in": -1, "out": 0}}
+    ),
+    "tamper unknown symptom": lambda p: p.update(
+        rule_type="camera_tamper", zone=None, subjects=[], details={"symptoms": ["foggy"]}
+    ),
     "tamper with a subject": lambda p: p.update(rule_type="camera_tamper", zone=None, details={"symptoms": ["dark"]}),
-    "frozen without frozen_s": lambda p: p.update(rule_type="stream_health", zone=None, subjects=[], details={"state": "frozen"}),
-    "down with frozen_s": lambda p: p.update(rule_type="stream_health", zone=None, subjects=[],
-                                             details={"state": "down", "reason": "x", "frozen_s": 1.0}),
+    "frozen without frozen_s": lambda p: p.update(
+        rule_type="stream_health", zone=None, subjects=[], details={"state": "frozen"}
+    ),
+    "down with frozen_s": lambda p: p.update(
+        rule_type="stream_health", zone=None, subjects=[], details={"state": "down", "reason": "x", "frozen_s": 1.0}
+    ),
     "crowding without peak": lambda p: p.update(rule_type="crowding", details={"count": 3}),
     "merged_identities zero": _set(("details", "merged_identities"), 0),
 }
@@ -270,15 +355,24 @@ def test_broken_payloads_fail(name: str):
     payload = copy.deepcopy(_good())
     BROKEN[name](payload)
     assert schema_errors(payload), f"{name}: the schema accepted {payload}"
-    with pytest.raises(AssertionError, match="breaks docs/alert.schema.json"):
+    with pytest.raises(AssertionError, match=r"breaks docs/alert\.schema\.json"):
         validate_alert(payload)
 
 
 def test_line_crossing_and_forced_end_variants_validate():
-    crossing = {**_good(), "rule_type": "line_crossing", "zone": None, "line": "gate",
-                "details": {"direction": "in", "counts": {"in": 1, "out": 0}}}
+    crossing = {
+        **_good(),
+        "rule_type": "line_crossing",
+        "zone": None,
+        "line": "gate",
+        "details": {"direction": "in", "counts": {"in": 1, "out": 0}},
+    }
     assert schema_errors(crossing) == []
-    stopped = {**crossing, "phase": "end", "details": {**crossing["details"], "end_reason": "stopped", "merged_identities": 2}}
+    stopped = {
+        **crossing,
+        "phase": "end",
+        "details": {**crossing["details"], "end_reason": "stopped", "merged_identities": 2},
+    }
     assert schema_errors(stopped) == []
 
 

@@ -19,8 +19,13 @@ TRAINING = "surveil.training"
 
 # Modules the daemon (and `surveil run`) import; none may bring the training package along.
 DAEMON_MODULES = (
-    "surveil.detection.architectures", "surveil.detection.checkpoints", "surveil.detection.torch_detector", "surveil.service.pipeline",
-    "surveil.service.daemon", "surveil.detection.export", "surveil.cli",
+    "surveil.detection.architectures",
+    "surveil.detection.checkpoints",
+    "surveil.detection.torch_detector",
+    "surveil.service.pipeline",
+    "surveil.service.daemon",
+    "surveil.detection.export",
+    "surveil.cli",
 )
 
 BLOCK_TRAINING = textwrap.dedent(

@@ -25,9 +25,27 @@ def pedestrian_checkpoint(tmp_path_factory) -> Path:
 
 def run_bench(checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "surveil", "bench", "-c", str(ROOT / "configs/demo.yaml"), "--seconds", "3", "--warmup", "1",
-         "--weights", str(checkpoint), "--min-size", "320", *extra],
-        capture_output=True, text=True, timeout=240, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "surveil",
+            "bench",
+            "-c",
+            str(ROOT / "configs/demo.yaml"),
+            "--seconds",
+            "3",
+            "--warmup",
+            "1",
+            "--weights",
+            str(checkpoint),
+            "--min-size",
+            "320",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
     )
 
 
@@ -36,11 +54,32 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
     result = run_bench(pedestrian_checkpoint, "--cameras", "1")
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
-    for section in ("== machine", "== bare model", "== naive loop", "== pipeline, 1 camera(s)", "== scaling", "== ratios"):
+    for section in (
+        "== machine",
+        "== bare model",
+        "== naive loop",
+        "== pipeline, 1 camera(s)",
+        "== scaling",
+        "== ratios",
+    ):
         assert section in out, f"{section!r} missing:\n{out}"
-    for line in ("processed:", "per camera cam1", "dropped", "detector calls skipped", "CPU", "RSS", "peak RSS",
-                 "wait (capture→detect)", "detect (one batch)", "analyse", "end to end (capture→rules done)",
-                 "alert (capture→sinks)", "pipeline/bare", "pipeline/naive", "load average at the end"):
+    for line in (
+        "processed:",
+        "per camera cam1",
+        "dropped",
+        "detector calls skipped",
+        "CPU",
+        "RSS",
+        "peak RSS",
+        "wait (capture→detect)",
+        "detect (one batch)",
+        "analyse",
+        "end to end (capture→rules done)",
+        "alert (capture→sinks)",
+        "pipeline/bare",
+        "pipeline/naive",
+        "load average at the end",
+    ):
         assert line in out, f"{line!r} missing:\n{out}"
     assert "alert→broker→subscriber (MQTT)" in out or "MQTT: off" in out
     assert "detector calls skipped - (motion gating off" in out
@@ -48,17 +87,30 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
 
 @pytest.mark.slow
 def test_bench_with_motion_gating_on_busy_and_quiet_cameras_twice(pedestrian_checkpoint):
-    result = run_bench(pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive", "--repeats", "2")
+    result = run_bench(
+        pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive", "--repeats", "2"
+    )
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
-    for line in ("quiet clip", "motion gating on every camera", "== pipeline, 2 camera(s) (1 on the quiet clip)",
-                 "per camera cam1", "quiet1", "detector skipped %", "== ratios"):
+    for line in (
+        "quiet clip",
+        "motion gating on every camera",
+        "== pipeline, 2 camera(s) (1 on the quiet clip)",
+        "per camera cam1",
+        "quiet1",
+        "detector skipped %",
+        "== ratios",
+    ):
         assert line in out, f"{line!r} missing:\n{out}"
     # the count read from the pipeline's surveil_detector_skipped_total, for each gated camera
     assert re.search(r"detector calls skipped \d+ of \d+ frames processed \(cam1 \d+, quiet1 \d+\)", out), out
     # --repeats 2: two passes, then each figure as mean (range) over them
     assert "######## repeat 2 of 2" in out and "== over 2 repeats: mean (range)" in out, out
-    assert re.search(r"^\s+2 \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \| -$", out, re.M), out
+    assert re.search(
+        r"^\s+2 \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \|\s+[\d.]+ \([\d.]+-[\d.]+\) \| -$",
+        out,
+        re.M,
+    ), out
 
 
 def test_quiet_clip_is_still_frames_with_stretches_of_the_video():
@@ -87,15 +139,24 @@ def test_quiet_clip_needs_the_pasted_frames(tmp_path):
 def test_bench_refuses_a_camera_that_is_not_a_file(tmp_path):
     config = tmp_path / "site.yaml"
     config.write_text("cameras: [{name: gate, url: 'rtsp://192.0.2.1/stream'}]\nmqtt: {enabled: false}\n")
-    result = subprocess.run([sys.executable, "-m", "surveil", "bench", "-c", str(config), "--seconds", "1"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "bench", "-c", str(config), "--seconds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "--video" in result.stderr
 
 
 @pytest.mark.slow
 def test_bench_refuses_a_repeat_count_out_of_range():
-    result = subprocess.run([sys.executable, "-m", "surveil", "bench", "-c", str(ROOT / "configs/demo.yaml"), "--repeats", "0"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "bench", "-c", str(ROOT / "configs/demo.yaml"), "--repeats", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and "--repeats must be 1-20" in result.stderr, result.stderr[-2000:]
 
 

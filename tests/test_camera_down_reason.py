@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import yaml
 
-from surveil.video.source import CaptureOpenError, open_video_capture, reason_kind
 from surveil.config import CameraConfig
+from surveil.video.source import CaptureOpenError, open_video_capture, reason_kind
 from tests.support.polling import free_port, wait_until
 from tests.support.surveil_cli import SHIPPED_MODEL, closed_port, start_surveil, stop_surveil
 
@@ -66,7 +66,9 @@ class FakeRtsp:
                 while b"\r\n\r\n" in data:
                     head, _, data = data.partition(b"\r\n\r\n")
                     lines = head.decode("latin-1").split("\r\n")
-                    cseq = next((line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("cseq")), "1")
+                    cseq = next(
+                        (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("cseq")), "1"
+                    )
                     method = lines[0].split(" ", 1)[0]
                     conn.sendall(self._reply(method, cseq))
         except OSError:
@@ -74,11 +76,17 @@ class FakeRtsp:
 
     def _reply(self, method: str, cseq: str) -> bytes:
         if method == "OPTIONS":
-            return f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode()
+            return (
+                f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n".encode()
+            )
         if self.mode == "401":
-            return (f'RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: Digest realm="cam", nonce="abc123"\r\n'
-                    "Content-Length: 0\r\n\r\n").encode()
-        return (f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: {len(AUDIO_SDP)}\r\n\r\n").encode() + AUDIO_SDP
+            return (
+                f'RTSP/1.0 401 Unauthorized\r\nCSeq: {cseq}\r\nWWW-Authenticate: Digest realm="cam", nonce="abc123"\r\n'
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+        return (
+            f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: {len(AUDIO_SDP)}\r\n\r\n"
+        ).encode() + AUDIO_SDP
 
     def close(self) -> None:
         self._stop.set()
@@ -160,8 +168,17 @@ def test_json_logging_daemon_writes_only_json_and_says_why(fake_rtsp, tmp_path) 
     port = free_port()
     cases = [c for c in CASES if c[0] != "not_a_video"]
     config = {
-        "cameras": [{"name": kind, "url": endpoint(kind, fake_rtsp, tmp_path), "open_timeout_s": 2, "read_timeout_s": 2,
-                     "reconnect_min_s": 5, "reconnect_max_s": 10} for kind, _, _ in cases],
+        "cameras": [
+            {
+                "name": kind,
+                "url": endpoint(kind, fake_rtsp, tmp_path),
+                "open_timeout_s": 2,
+                "read_timeout_s": 2,
+                "reconnect_min_s": 5,
+                "reconnect_max_s": 10,
+            }
+            for kind, _, _ in cases
+        ],
         "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu"},
         "mqtt": {"enabled": False},
         "metrics": {"listen": f"127.0.0.1:{port}"},
@@ -173,6 +190,7 @@ def test_json_logging_daemon_writes_only_json_and_says_why(fake_rtsp, tmp_path) 
     log_path = tmp_path / "run.log"
     process = start_surveil(path, log_path=log_path)
     try:
+
         def reasons() -> dict[str, str]:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
@@ -182,7 +200,7 @@ def test_json_logging_daemon_writes_only_json_and_says_why(fake_rtsp, tmp_path) 
             found = {}
             for line in text.splitlines():
                 if line.startswith("surveil_camera_down_reason{") and line.endswith(" 1.0"):
-                    labels = dict(part.split("=", 1) for part in line[line.index("{") + 1:line.index("}")].split(","))
+                    labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
                     found[labels["camera"].strip('"')] = labels["reason"].strip('"')
             return found
 

@@ -8,11 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
+from surveil.config import CameraConfig
+from surveil.types import Frame
 from surveil.video.source import (
     FFMPEG_OPTIONS_ENV,
     Backoff,
@@ -25,8 +27,6 @@ from surveil.video.source import (
     mask_url,
     open_video_capture,
 )
-from surveil.config import CameraConfig
-from surveil.types import Frame
 from tests.support.media import Clip
 from tests.support.polling import free_port, wait_until
 from tests.support.rtsp import RtspServer
@@ -97,7 +97,7 @@ class ScriptedCapture:
     ``unblock``, then return a frame). After the script: ``tail`` (a frame or None) forever.
     """
 
-    made: list[ScriptedCapture] = []
+    made: ClassVar[list[ScriptedCapture]] = []
 
     def __init__(self, script: list[Any], tail: Any = None, fps: float = 25.0, on_read: Any = None) -> None:
         self.script = list(script)
@@ -109,7 +109,7 @@ class ScriptedCapture:
         self.unblock = threading.Event()
         ScriptedCapture.made.append(self)
 
-    def isOpened(self) -> bool:  # noqa: N802  (OpenCV's name)
+    def isOpened(self) -> bool:
         return True
 
     def read(self) -> tuple[bool, Any]:
@@ -185,7 +185,9 @@ def sources() -> Iterator[list[CameraSource]]:
         source.stop(timeout=5)
 
 
-def run_source(sources: list[CameraSource], config: CameraConfig, opener: Any, **kwargs: Any) -> tuple[CameraSource, Recorder]:
+def run_source(
+    sources: list[CameraSource], config: CameraConfig, opener: Any, **kwargs: Any
+) -> tuple[CameraSource, Recorder]:
     rec = Recorder()
     source = CameraSource(config, rec.deliver, rec, open_capture=opener, **kwargs)
     sources.append(source)
@@ -330,7 +332,9 @@ def test_exception_in_deliver_or_events_does_not_kill_the_thread(sources: list[C
         if frame.seq == 1:
             raise KeyError("receiver broke")
 
-    source = CameraSource(camera(), deliver, BadEvents(), open_capture=Opener(then=lambda: ScriptedCapture([IMAGE] * 10)))
+    source = CameraSource(
+        camera(), deliver, BadEvents(), open_capture=Opener(then=lambda: ScriptedCapture([IMAGE] * 10))
+    )
     sources.append(source)
     source.start()
     assert wait_until(lambda: len(delivered) >= 5, 5)
@@ -382,7 +386,9 @@ def test_a_read_that_returns_after_the_stall_timeout_counts_as_a_stall(sources: 
     clock = FakeClock()
     reads = iter([0.0, 0.0, 3.0])  # the third read takes 3 s of (fake) time
     cap = ScriptedCapture([IMAGE] * 3, tail=BLOCK, on_read=lambda: clock.advance(next(reads, 0.0)))
-    source, rec = run_source(sources, camera(stall_timeout_s=2.0), Opener(cap, then=lambda: ScriptedCapture([], tail=BLOCK)), clock=clock)
+    _source, rec = run_source(
+        sources, camera(stall_timeout_s=2.0), Opener(cap, then=lambda: ScriptedCapture([], tail=BLOCK)), clock=clock
+    )
     assert wait_until(lambda: rec.count("reconnect_attempt") >= 1, 5)
     assert rec.n_frames() == 2
     assert rec.reasons() == ["no frame for 3.0 s"]
@@ -406,7 +412,7 @@ def test_open_failures_name_the_camera_and_mask_the_password(tmp_path: Path) -> 
 
 
 def test_real_file_as_fast_as_possible_delivers_every_frame_in_order(
-    sources: list[CameraSource], h264_clip: Clip  # noqa: F811
+    sources: list[CameraSource], h264_clip: Clip
 ) -> None:
     config = camera(str(h264_clip.path), realtime=False, loop=False)
     source, rec = run_source(sources, config, open_video_capture)
@@ -421,9 +427,9 @@ def test_real_file_as_fast_as_possible_delivers_every_frame_in_order(
     assert rec.names() == ["camera_up", "camera_down"] and rec.reasons() == ["end of file"]
 
 
-def test_real_file_loops_past_its_end(sources: list[CameraSource], h264_clip: Clip) -> None:  # noqa: F811
+def test_real_file_loops_past_its_end(sources: list[CameraSource], h264_clip: Clip) -> None:
     config = camera(str(h264_clip.path), realtime=False, loop=True)
-    source, rec = run_source(sources, config, open_video_capture)
+    _source, rec = run_source(sources, config, open_video_capture)
     want = 2 * h264_clip.frames + 10
     assert wait_until(lambda: rec.n_frames() >= want, 15)
     assert rec.seqs()[:want] == list(range(want))
@@ -433,9 +439,9 @@ def test_real_file_loops_past_its_end(sources: list[CameraSource], h264_clip: Cl
     assert np.abs(first.astype(int) - again.astype(int)).mean() < 2.0
 
 
-def test_real_file_in_realtime_plays_at_its_own_rate(sources: list[CameraSource], h264_clip: Clip) -> None:  # noqa: F811
+def test_real_file_in_realtime_plays_at_its_own_rate(sources: list[CameraSource], h264_clip: Clip) -> None:
     config = camera(str(h264_clip.path), realtime=True, loop=True)
-    source, rec = run_source(sources, config, open_video_capture)
+    _source, rec = run_source(sources, config, open_video_capture)
     assert wait_until(lambda: rec.n_frames() >= 16, 10)
     frames = rec.frames[:16]
     span = frames[-1].ts_mono - frames[0].ts_mono  # 15 intervals of 1/15 s
@@ -455,7 +461,7 @@ def rtsp_camera(server: RtspServer, **overrides: Any) -> CameraConfig:
 
 
 @pytest.mark.slow
-def test_rtsp_camera_survives_a_server_restart(rtsp_server: RtspServer, sources: list[CameraSource]) -> None:  # noqa: F811
+def test_rtsp_camera_survives_a_server_restart(rtsp_server: RtspServer, sources: list[CameraSource]) -> None:
     source, rec = run_source(sources, rtsp_camera(rtsp_server), open_video_capture)
     assert wait_until(lambda: rec.n_frames() >= 10, 10), rec.names()
     assert rec.names() == ["camera_up"]
@@ -477,7 +483,7 @@ def test_rtsp_camera_survives_a_server_restart(rtsp_server: RtspServer, sources:
 
 
 @pytest.mark.slow
-def test_rtsp_frozen_server_is_reported_by_check_stall(rtsp_server: RtspServer, sources: list[CameraSource]) -> None:  # noqa: F811
+def test_rtsp_frozen_server_is_reported_by_check_stall(rtsp_server: RtspServer, sources: list[CameraSource]) -> None:
     stall_s = 1.5
     config = rtsp_camera(rtsp_server, stall_timeout_s=stall_s, read_timeout_s=5.0)
     source, rec = run_source(sources, config, open_video_capture)

@@ -66,9 +66,19 @@ def test_shipped_configs_are_valid():
 
 RULES = "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - {name: z, polygon: [[0, 0], [1, 0], [1, 1]]}\n    rules:\n"
 BAD_CONFIGS = [
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n", ["line 4", "cameras[0].colour", "unknown option"], id="unknown-key"),
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: fast\n", ["line 4", "cameras[0].fps_limit", "valid number", "'fast'"], id="wrong-type"),
-    pytest.param("cameras:\n  - name: a\n", ["line 2", "cameras[0].url", "required option is missing"], id="missing-url"),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n",
+        ["line 4", "cameras[0].colour", "unknown option"],
+        id="unknown-key",
+    ),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: fast\n",
+        ["line 4", "cameras[0].fps_limit", "valid number", "'fast'"],
+        id="wrong-type",
+    ),
+    pytest.param(
+        "cameras:\n  - name: a\n", ["line 2", "cameras[0].url", "required option is missing"], id="missing-url"
+    ),
     pytest.param(
         "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1, 1]]\n",
         ["line 6", "cameras[0].zones[0].polygon", "at least 3"],
@@ -84,30 +94,80 @@ BAD_CONFIGS = [
         ["line 6", "polygon", "cross"],
         id="polygon-self-intersecting",
     ),
-    pytest.param("cameras:\n  - name: a\n    url: rtsp://u:${NO_SUCH_VAR_X}@h/s\n", ["line 3", "NO_SUCH_VAR_X", "not set"], id="unset-env-var"),
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  device: gpu\n", ["line 5", "detector.device", "pattern"], id="bad-device"),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: rtsp://u:${NO_SUCH_VAR_X}@h/s\n",
+        ["line 3", "NO_SUCH_VAR_X", "not set"],
+        id="unset-env-var",
+    ),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  device: gpu\n",
+        ["line 5", "detector.device", "pattern"],
+        id="bad-device",
+    ),
     pytest.param("cameras: []\n", ["line 1", "cameras", "at least 1"], id="no-cameras"),
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\n  - name: a\n    url: y.mp4\n", ["unique", "repeated: a"], id="duplicate-camera"),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\n  - name: a\n    url: y.mp4\n",
+        ["unique", "repeated: a"],
+        id="duplicate-camera",
+    ),
     pytest.param("cameras:\n  - name: a\n    url: [x.mp4\n", ["line", "not valid YAML"], id="broken-yaml"),
-    pytest.param("cameras:\n  - name: a b\n    url: x.mp4\n", ["line 2", "cameras[0].name", "pattern"], id="bad-camera-name"),
+    pytest.param(
+        "cameras:\n  - name: a b\n    url: x.mp4\n", ["line 2", "cameras[0].name", "pattern"], id="bad-camera-name"
+    ),
     pytest.param("- just\n- a list\n", ["YAML mapping"], id="not-a-mapping"),
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\nmqtt:\n  qos: 3\n", ["line 5", "mqtt.qos", "1 or 2"], id="bad-qos"),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\nmqtt:\n  qos: 3\n", ["line 5", "mqtt.qos", "1 or 2"], id="bad-qos"
+    ),
     pytest.param(
         "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - name: z\n        polygon: [[0, 0], [1, 0], [1, 1]]\n        intrusion: true\n        min_frames: 3\n",
         ["line 5", "cameras[0].zones[0]", "moved to the camera's `rules:` list", "type: zone_intrusion, zone: z"],
         id="old-style-zone-rule",
     ),
-    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: nowhere}\n", ["no zone named 'nowhere'", "zones: z"], id="rule-unknown-zone"),
-    pytest.param(RULES + "      - {id: r, type: line_crossing, line: l}\n", ["no line named 'l'"], id="rule-unknown-line"),
-    pytest.param(RULES + "      - {id: r, type: loitering, zone: z, dwell_s: 10}\n      - {id: r, type: crowding, zone: z, min_count: 2}\n",
-                 ["rule ids must be unique", "repeated: r"], id="duplicate-rule-id"),
-    pytest.param(RULES + "      - {id: r, type: teleport, zone: z}\n", ["line 7", "cameras[0].rules[0]", "type", "zone_intrusion"], id="unknown-rule-type"),
-    pytest.param(RULES + "      - {id: r, type: loitering, zone: z}\n", ["line 7", "cameras[0].rules[0]", "dwell_s", "missing"], id="loitering-without-dwell"),
-    pytest.param(RULES + "      - {id: r, type: crowding, zone: z, min_count: 3, end_below: 5}\n", ["end_below must be <= min_count"], id="crowding-hysteresis-backwards"),
-    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {timezone: Mars/Olympus}}\n", ["unknown IANA time zone", "Mars/Olympus"], id="bad-timezone"),
-    pytest.param(RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {start: '25:00'}}\n", ["schedule.start", "pattern"], id="bad-schedule-time"),
-    pytest.param("cameras:\n  - name: a\n    url: x.mp4\n    lines:\n      - {name: l, a: [0.5, 0.5], b: [0.5, 0.5]}\n", ["line 5", "different points"], id="line-of-one-point"),
-    ]
+    pytest.param(
+        RULES + "      - {id: r, type: zone_intrusion, zone: nowhere}\n",
+        ["no zone named 'nowhere'", "zones: z"],
+        id="rule-unknown-zone",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: line_crossing, line: l}\n", ["no line named 'l'"], id="rule-unknown-line"
+    ),
+    pytest.param(
+        RULES
+        + "      - {id: r, type: loitering, zone: z, dwell_s: 10}\n      - {id: r, type: crowding, zone: z, min_count: 2}\n",
+        ["rule ids must be unique", "repeated: r"],
+        id="duplicate-rule-id",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: teleport, zone: z}\n",
+        ["line 7", "cameras[0].rules[0]", "type", "zone_intrusion"],
+        id="unknown-rule-type",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: loitering, zone: z}\n",
+        ["line 7", "cameras[0].rules[0]", "dwell_s", "missing"],
+        id="loitering-without-dwell",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: crowding, zone: z, min_count: 3, end_below: 5}\n",
+        ["end_below must be <= min_count"],
+        id="crowding-hysteresis-backwards",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {timezone: Mars/Olympus}}\n",
+        ["unknown IANA time zone", "Mars/Olympus"],
+        id="bad-timezone",
+    ),
+    pytest.param(
+        RULES + "      - {id: r, type: zone_intrusion, zone: z, schedule: {start: '25:00'}}\n",
+        ["schedule.start", "pattern"],
+        id="bad-schedule-time",
+    ),
+    pytest.param(
+        "cameras:\n  - name: a\n    url: x.mp4\n    lines:\n      - {name: l, a: [0.5, 0.5], b: [0.5, 0.5]}\n",
+        ["line 5", "different points"],
+        id="line-of-one-point",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
@@ -124,7 +184,9 @@ def test_bad_config_names_the_problem(tmp_path, text, expected):
 @pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
 def test_check_config_command_exits_2_without_traceback(tmp_path, text, expected):
     path = write(tmp_path, text)
-    result = subprocess.run([sys.executable, "-m", "surveil", "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "check-config", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     for fragment in expected:
@@ -135,7 +197,10 @@ def test_check_config_command_accepts_good_file(tmp_path):
     path = write(tmp_path, GOOD)
     result = subprocess.run(
         [sys.executable, "-m", "surveil", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60, env={"MQTT_PASSWORD": "x", "PATH": "/usr/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MQTT_PASSWORD": "x", "PATH": "/usr/bin"},
     )
     assert result.returncode == 0, result.stderr
     assert "OK (2 camera(s)" in result.stdout
@@ -164,7 +229,9 @@ def test_config_reference_doc_is_up_to_date():
     from surveil.config import markdown_reference
 
     doc = (REPO / "docs" / "config.md").read_text()
-    assert doc.strip() == markdown_reference().strip(), "regenerate: python -m surveil.config --markdown > docs/config.md"
+    assert doc.strip() == markdown_reference().strip(), (
+        "regenerate: python -m surveil.config --markdown > docs/config.md"
+    )
 
 
 @pytest.mark.parametrize(
@@ -191,13 +258,18 @@ def test_output_paths_resolve_against_the_state_folder(tmp_path, state_dir_optio
     ("text", "expected"),
     [
         ("cameras:\n  - name: a\n    url: x.mp4\n    colour: red\n", "line 4"),
-        ("cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  weights: no-such-model.pt\nmqtt: {enabled: false}\nmetrics: {enabled: false}\n", "does not exist"),
+        (
+            "cameras:\n  - name: a\n    url: x.mp4\ndetector:\n  weights: no-such-model.pt\nmqtt: {enabled: false}\nmetrics: {enabled: false}\n",
+            "does not exist",
+        ),
     ],
     ids=["schema-error", "missing-model-file"],
 )
 def test_run_command_exits_2_on_unusable_config(tmp_path, text, expected):
     path = write(tmp_path, text)
-    result = subprocess.run([sys.executable, "-m", "surveil", "run", "-c", str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "run", "-c", str(path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
     assert "Traceback" not in result.stderr

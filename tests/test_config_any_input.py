@@ -40,15 +40,30 @@ INPUTS = [
     ("bad-merge", b"cameras:\n  - <<: 5\n    name: a\n", 2, ["not valid YAML"]),
     ("undefined-alias", b"cameras: *nowhere\n", 2, ["not valid YAML"]),
     ("duplicate-anchor-use", b"a: &x 1\ncameras: [*x]\n", 2, ["unknown option"]),
-    ("huge-integer", b"cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: " + b"9" * 5000 + b"\n", 2, ["cannot be read", "digits"]),
+    (
+        "huge-integer",
+        b"cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: " + b"9" * 5000 + b"\n",
+        2,
+        ["cannot be read", "digits"],
+    ),
     ("float-overflow", b"cameras:\n  - name: a\n    url: x.mp4\n    fps_limit: 1e400\n", 2, ["fps_limit", "finite"]),
     ("date-as-url", b"cameras:\n  - name: a\n    url: 2024-01-01\n", 2, ["line 3", "cameras[0].url"]),
-    ("binary-as-name", b"cameras:\n  - name: !!binary aGVsbG8=\n    url: x.mp4\n", 0, ["OK"]),  # bytes b"hello": a valid name
+    (
+        "binary-as-name",
+        b"cameras:\n  - name: !!binary aGVsbG8=\n    url: x.mp4\n",
+        0,
+        ["OK"],
+    ),  # bytes b"hello": a valid name
     ("mapping-for-list", b"cameras: {name: a, url: x.mp4}\n", 2, ["line 1", "cameras", "list"]),
     ("list-for-mapping", b"cameras:\n  - [a, x.mp4]\n", 2, ["line 2", "cameras[0]"]),
     ("null-everywhere", b"cameras:\n  - name: ~\n    url: ~\n    zones: ~\n", 2, ["cameras[0].name", "cameras[0].url"]),
     ("unicode-name", "cameras:\n  - name: Kämera\n    url: x.mp4\n".encode(), 2, ["cameras[0].name", "pattern"]),
-    ("emoji-everywhere", "cameras:\n  - name: a\n    url: 📷.mp4\n    zones: [{name: 🚪, polygon: [[0,0],[1,0],[1,1]]}]\n".encode(), 2, ["zones[0].name"]),
+    (
+        "emoji-everywhere",
+        "cameras:\n  - name: a\n    url: 📷.mp4\n    zones: [{name: 🚪, polygon: [[0,0],[1,0],[1,1]]}]\n".encode(),
+        2,
+        ["zones[0].name"],
+    ),
     ("very-long-value", b"cameras:\n  - name: a\n    url: " + b"x" * 200_000 + b"\n", 2, ["cameras[0].url", "4096"]),
     ("deep-flow", b"cameras: " + b"[" * 5000 + b"]" * 5000 + b"\n", 2, ["line 1", "nest"]),
     ("deep-block", b"".join(b"  " * i + b"k:\n" for i in range(200)), 2, ["line 33", "nested more than 32"]),
@@ -71,7 +86,11 @@ def test_every_input_exits_0_or_2_with_a_message(tmp_path):
     result = check_config(*paths.values())
     assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
-    for case_id, _data, status, fragments in INPUTS + [("a-folder", b"", 2, ["cannot read"]), ("missing", b"", 2, ["cannot read"])]:
+    for case_id, _data, status, fragments in [
+        *INPUTS,
+        ("a-folder", b"", 2, ["cannot read"]),
+        ("missing", b"", 2, ["cannot read"]),
+    ]:
         message = result.message_for(paths[case_id])
         assert message, f"{case_id}: no message in\n{result.stderr}"
         assert ("OK" in message) == (status == 0), f"{case_id}: {message}"
@@ -79,7 +98,10 @@ def test_every_input_exits_0_or_2_with_a_message(tmp_path):
             assert fragment in message, f"{case_id}: {fragment!r} not in {message!r}"
 
 
-@pytest.mark.parametrize(("case_id", "data", "status", "fragments"), [c for c in INPUTS if c[0] in ("non-utf8-byte", "deep-flow", "zero-bytes")])
+@pytest.mark.parametrize(
+    ("case_id", "data", "status", "fragments"),
+    [c for c in INPUTS if c[0] in ("non-utf8-byte", "deep-flow", "zero-bytes")],
+)
 def test_run_exits_2_on_the_same_inputs(tmp_path, case_id, data, status, fragments):
     result = run_surveil(_write(tmp_path, case_id, data))
     assert result.returncode == 2, result.stderr
@@ -106,14 +128,26 @@ def _dict_without_labels(path: Path) -> None:
 
 
 def _wrong_tensors(path: Path) -> None:
-    torch.save({"format": "surveil-detector", "format_version": 1, "architecture": "fasterrcnn_mobilenet_v2_fpn",
-                "labels": ["__background__", "person"], "state_dict": {"backbone.body.0.0.weight": torch.zeros(3)}}, path)
+    torch.save(
+        {
+            "format": "surveil-detector",
+            "format_version": 1,
+            "architecture": "fasterrcnn_mobilenet_v2_fpn",
+            "labels": ["__background__", "person"],
+            "state_dict": {"backbone.body.0.0.weight": torch.zeros(3)},
+        },
+        path,
+    )
 
 
 CHECKPOINTS = [
     ("zero-bytes", lambda p: p.write_bytes(b""), ["is empty (0 bytes)"]),
     ("text-file", lambda p: p.write_text("101 this is a text file\n"), ["is not a PyTorch checkpoint", "a text file"]),
-    ("random-bytes", lambda p: p.write_bytes(bytes(range(256)) * 64), ["is not a PyTorch checkpoint", "not a zip archive"]),
+    (
+        "random-bytes",
+        lambda p: p.write_bytes(bytes(range(256)) * 64),
+        ["is not a PyTorch checkpoint", "not a zip archive"],
+    ),
     ("truncated", _truncated_checkpoint, ["is not a PyTorch checkpoint", "truncated"]),
     ("zip-not-torch", _zip_not_torch, ["cannot be loaded safely"]),
     ("dict-without-labels", _dict_without_labels, ["is damaged", "labels"]),
@@ -126,10 +160,17 @@ def test_damaged_checkpoint_is_named_and_exits_2(tmp_path, case_id, make, fragme
     weights = tmp_path / "model.pt"
     make(weights)
     config = tmp_path / "site.yaml"
-    config.write_text(yaml.safe_dump({
-        "cameras": [{"name": "a", "url": "x.mp4"}], "detector": {"weights": str(weights), "device": "cpu"},
-        "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [{"name": "a", "url": "x.mp4"}],
+                "detector": {"weights": str(weights), "device": "cpu"},
+                "mqtt": {"enabled": False},
+                "metrics": {"enabled": False},
+                "web": {"enabled": False},
+            }
+        )
+    )
     result = run_surveil(config, timeout=180)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
@@ -146,11 +187,15 @@ def test_sighup_with_any_bad_file_is_logged_and_ignored(tmp_path):
     config = tmp_path / "site.yaml"
 
     def good(name: str) -> bytes:
-        return yaml.safe_dump({
-            "cameras": [{"name": name, "url": str(tmp_path / "missing.mp4")}],
-            "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
-            "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
-        }).encode()
+        return yaml.safe_dump(
+            {
+                "cameras": [{"name": name, "url": str(tmp_path / "missing.mp4")}],
+                "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
+                "mqtt": {"enabled": False},
+                "metrics": {"enabled": False},
+                "web": {"enabled": False},
+            }
+        ).encode()
 
     config.write_bytes(good("a"))
     log_path = tmp_path / "daemon.log"
@@ -162,7 +207,9 @@ def test_sighup_with_any_bad_file_is_logged_and_ignored(tmp_path):
             config.write_bytes(data)
             before = log_path.read_text().count("reload rejected")
             process.send_signal(signal.SIGHUP)
-            assert wait_until(lambda: log_path.read_text().count("reload rejected") > before, 20), f"{case_id}: {log_path.read_text()[-2000:]}"
+            assert wait_until(lambda: log_path.read_text().count("reload rejected") > before, 20), (  # noqa: B023
+                f"{case_id}: {log_path.read_text()[-2000:]}"
+            )
             assert process.poll() is None, f"{case_id}: the daemon exited"
         config.write_bytes(good("b"))
         process.send_signal(signal.SIGHUP)

@@ -9,6 +9,7 @@ caps cameras, zones, lines, rules and polygon vertices; at most 20 errors are fo
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import time
@@ -23,7 +24,10 @@ from tests.support.surveil_cli import SHIPPED_MODEL, NotifyListener, check_confi
 
 
 def _circle(n: int, r: float = 0.4) -> list[list[float]]:
-    return [[round(0.5 + r * math.cos(2 * math.pi * i / n), 6), round(0.5 + r * math.sin(2 * math.pi * i / n), 6)] for i in range(n)]
+    return [
+        [round(0.5 + r * math.cos(2 * math.pi * i / n), 6), round(0.5 + r * math.sin(2 * math.pi * i / n), 6)]
+        for i in range(n)
+    ]
 
 
 def _flow(value: object) -> str:
@@ -161,14 +165,22 @@ def test_check_config_on_every_hostile_file(hostile_files):
 def test_reload_of_hostile_files_keeps_the_watchdog_fed(tmp_path, hostile_files):
     """WatchdogSec=2 (pings every second): no gap over 2 s while every hostile file is reloaded."""
     config = tmp_path / "site.yaml"
-    config.write_text(yaml.safe_dump({
-        "cameras": [{"name": "a", "url": str(tmp_path / "missing.mp4")}],
-        "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
-        "mqtt": {"enabled": False}, "metrics": {"enabled": False}, "web": {"enabled": False},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [{"name": "a", "url": str(tmp_path / "missing.mp4")}],
+                "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
+                "mqtt": {"enabled": False},
+                "metrics": {"enabled": False},
+                "web": {"enabled": False},
+            }
+        )
+    )
     listener = NotifyListener(tmp_path / "notify.sock")
     log_path = tmp_path / "daemon.log"
-    process = start_surveil(config, env={"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}, log_path=log_path)
+    process = start_surveil(
+        config, env={"NOTIFY_SOCKET": str(listener.path), "WATCHDOG_USEC": "2000000"}, log_path=log_path
+    )
     try:
         assert listener.wait_for("READY=1", 120), log_path.read_text()
         assert listener.wait_for("WATCHDOG=1", 5)
@@ -182,10 +194,12 @@ def test_reload_of_hostile_files_keeps_the_watchdog_fed(tmp_path, hostile_files)
         listener.poll(2.0)
         assert process.poll() is None, log_path.read_text()[-3000:]
         pings = [t for t in listener.times("WATCHDOG=1") if t >= started - 1.0]
-        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(pings)]
         assert pings and max(gaps) < 2.0, f"watchdog gaps {gaps}"
         # signals that arrive within one supervision tick make one reload (of the newest file)
-        assert wait_until(lambda: log_path.read_text().count("reload rejected") == log_path.read_text().count("reloading"), 10)
+        assert wait_until(
+            lambda: log_path.read_text().count("reload rejected") == log_path.read_text().count("reloading"), 10
+        )
         assert log_path.read_text().count("reload rejected") >= len(HOSTILE) // 2
         assert "reload done" not in log_path.read_text()
     finally:

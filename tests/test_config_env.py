@@ -37,7 +37,7 @@ HOSTILE_VALUES = [
     ("number", "0123"),
     ("newline-injects-keys", "x\nmetrics:\n  listen: 0.0.0.0:1\ndetector:\n  weights: /tmp/evil.pt"),
     ("flow-syntax", "{a: 1}, [b]"),
-    ("quotes", "it's \"quoted\""),
+    ("quotes", 'it\'s "quoted"'),
     ("yaml-alias", "*alias"),
     ("yaml-tag", "!!python/object/apply:os.system ['id']"),
     ("document-markers", "---\n...\n"),
@@ -75,11 +75,36 @@ TYPED = [
     ("bool-false", "mqtt:\n  enabled: ${E}\n", {"E": "false"}, lambda c: c.mqtt.enabled is False),
     ("float", "detector:\n  max_wait_ms: ${W}\n", {"W": "12.5"}, lambda c: c.detector.max_wait_ms == 12.5),
     ("qos-literal", "mqtt:\n  qos: ${Q:-2}\n", {}, lambda c: c.mqtt.qos == 2),
-    ("part-of-a-value", "mqtt:\n  topic_prefix: site-${SITE}/cams\n", {"SITE": "7"}, lambda c: c.mqtt.topic_prefix == "site-7/cams"),
-    ("inside-a-list", "detector:\n  classes: [person, '${EXTRA}']\n", {"EXTRA": "car"}, lambda c: c.detector.classes == ["person", "car"]),
-    ("quoted-in-flow-mapping", "mqtt: {password: \"${P}\"}\n", {"P": "a}b, c: d"}, lambda c: c.mqtt.password.get_secret_value() == "a}b, c: d"),
-    ("comment-not-required", "# ${NOT_SET_ANYWHERE} is only mentioned here\nmqtt:\n  port: 1883  # ${NOR_HERE}\n", {}, lambda c: c.mqtt.port == 1883),
-    ("through-an-alias", "x: &p ${P}\nmqtt:\n  password: *p\n", {"P": "s3cr3t"}, None),  # `x` is unknown: error, not substitution trouble
+    (
+        "part-of-a-value",
+        "mqtt:\n  topic_prefix: site-${SITE}/cams\n",
+        {"SITE": "7"},
+        lambda c: c.mqtt.topic_prefix == "site-7/cams",
+    ),
+    (
+        "inside-a-list",
+        "detector:\n  classes: [person, '${EXTRA}']\n",
+        {"EXTRA": "car"},
+        lambda c: c.detector.classes == ["person", "car"],
+    ),
+    (
+        "quoted-in-flow-mapping",
+        'mqtt: {password: "${P}"}\n',
+        {"P": "a}b, c: d"},
+        lambda c: c.mqtt.password.get_secret_value() == "a}b, c: d",
+    ),
+    (
+        "comment-not-required",
+        "# ${NOT_SET_ANYWHERE} is only mentioned here\nmqtt:\n  port: 1883  # ${NOR_HERE}\n",
+        {},
+        lambda c: c.mqtt.port == 1883,
+    ),
+    (
+        "through-an-alias",
+        "x: &p ${P}\nmqtt:\n  password: *p\n",
+        {"P": "s3cr3t"},
+        None,
+    ),  # `x` is unknown: error, not substitution trouble
 ]
 
 
@@ -104,7 +129,7 @@ ERRORS = [
 
 def test_errors_keep_their_line_numbers(tmp_path):
     files = {}
-    for case_id, text, fragments in ERRORS:
+    for case_id, text, _fragments in ERRORS:
         files[case_id] = tmp_path / f"{case_id}.yaml"
         files[case_id].write_text("cameras:\n  - name: a\n    url: x.mp4\n" + text)
     result = check_config(*files.values(), env={"KEY": "port", "P": "eighteen"})

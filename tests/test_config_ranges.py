@@ -18,8 +18,8 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from surveil.config import schema as cfg
 from surveil.config import Config, load_config
+from surveil.config import schema as cfg
 from surveil.service.daemon import Daemon
 from surveil.service.metrics import Metrics
 from tests.support.polling import wait_until
@@ -28,12 +28,21 @@ from tests.support.surveil_cli import check_config
 
 # Where a model lives in a config file, and the smallest valid body around it.
 _RULE_NEEDS = {
-    "zone_intrusion": {"zone": "z"}, "loitering": {"zone": "z", "dwell_s": 10}, "line_crossing": {"line": "l"},
-    "crowding": {"zone": "z", "min_count": 2}, "zone_occupancy": {"zone": "z"}, "abandoned_object": {"classes": ["bag"]},
-    "camera_tamper": {}, "stream_health": {},
+    "zone_intrusion": {"zone": "z"},
+    "loitering": {"zone": "z", "dwell_s": 10},
+    "line_crossing": {"line": "l"},
+    "crowding": {"zone": "z", "min_count": 2},
+    "zone_occupancy": {"zone": "z"},
+    "abandoned_object": {"classes": ["bag"]},
+    "camera_tamper": {},
+    "stream_health": {},
 }
-_CAMERA = {"name": "a", "url": "x.mp4", "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}],
-           "lines": [{"name": "l", "a": [0, 0.5], "b": [1, 0.5]}]}
+_CAMERA = {
+    "name": "a",
+    "url": "x.mp4",
+    "zones": [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}],
+    "lines": [{"name": "l", "a": [0, 0.5], "b": [1, 0.5]}],
+}
 
 
 def _sections() -> list[tuple[str, type[BaseModel], typing.Callable[[dict], dict]]]:
@@ -41,7 +50,13 @@ def _sections() -> list[tuple[str, type[BaseModel], typing.Callable[[dict], dict
     out = [
         ("top", Config, lambda v: {"cameras": [_CAMERA], **v}),
         ("cameras[0]", cfg.CameraConfig, lambda v: {"cameras": [{**_CAMERA, **v}]}),
-        ("schedule", cfg.ScheduleConfig, lambda v: {"cameras": [{**_CAMERA, "rules": [{"id": "r", "type": "zone_intrusion", "zone": "z", "schedule": v}]}]}),
+        (
+            "schedule",
+            cfg.ScheduleConfig,
+            lambda v: {
+                "cameras": [{**_CAMERA, "rules": [{"id": "r", "type": "zone_intrusion", "zone": "z", "schedule": v}]}]
+            },
+        ),
     ]
     for name, model in Config.model_fields.items():
         annotation = model.annotation
@@ -49,7 +64,15 @@ def _sections() -> list[tuple[str, type[BaseModel], typing.Callable[[dict], dict
             out.append((name, annotation, lambda v, name=name: {"cameras": [_CAMERA], name: v}))
     for model in cfg.RULE_CONFIGS:
         kind = typing.get_args(model.model_fields["type"].annotation)[0]
-        out.append((f"rules[{kind}]", model, lambda v, kind=kind: {"cameras": [{**_CAMERA, "rules": [{"id": "r", "type": kind, **_RULE_NEEDS[kind], **v}]}]}))
+        out.append(
+            (
+                f"rules[{kind}]",
+                model,
+                lambda v, kind=kind: {
+                    "cameras": [{**_CAMERA, "rules": [{"id": "r", "type": kind, **_RULE_NEEDS[kind], **v}]}]
+                },
+            )
+        )
     return out
 
 
@@ -114,7 +137,7 @@ def test_upper_bounds_are_accepted(tmp_path):
     skip = {("cameras[0]", "reconnect_min_s"), ("tracker", "low_score")}  # bounded by another option
     files = {}
     for index, (label, _model, wrap, name, info) in enumerate(NUMERIC_FIELDS):
-        low, high = _bounds(info)
+        _low, high = _bounds(info)
         is_lt = any(isinstance(m, annotated_types.Lt) for m in info.metadata)
         if (label, name) in skip or is_lt or (label.startswith("rules[") and name in ("end_below",)):
             continue
@@ -132,8 +155,12 @@ def test_upper_bounds_are_accepted(tmp_path):
 def _extreme_config(tmp_path: Path, clip: Path, broker, side: str) -> Path:
     top = side == "upper"
     camera_limits = {
-        "fps_limit": 1000 if top else 0.01, "open_timeout_s": 300 if top else 0.1, "read_timeout_s": 300 if top else 0.1,
-        "stall_timeout_s": 3600 if top else 0.5, "reconnect_min_s": 300 if top else 0.01, "reconnect_max_s": 3600 if top else 0.01,
+        "fps_limit": 1000 if top else 0.01,
+        "open_timeout_s": 300 if top else 0.1,
+        "read_timeout_s": 300 if top else 0.1,
+        "stall_timeout_s": 3600 if top else 0.5,
+        "reconnect_min_s": 300 if top else 0.01,
+        "reconnect_max_s": 3600 if top else 0.01,
     }
     config = {
         "cameras": [
@@ -142,8 +169,13 @@ def _extreme_config(tmp_path: Path, clip: Path, broker, side: str) -> Path:
             {"name": "refused", "url": "rtsp://127.0.0.1:1/stream", **camera_limits},
         ],
         "detector": {"batch_size": 64 if top else 1, "max_wait_ms": 1000 if top else 0},
-        "mqtt": {"host": broker.host, "port": broker.port, "keepalive_s": 3600 if top else 5,
-                 "spool_max_alerts": 10_000_000 if top else 100, "spool_path": str(tmp_path / "spool.sqlite3")},
+        "mqtt": {
+            "host": broker.host,
+            "port": broker.port,
+            "keepalive_s": 3600 if top else 5,
+            "spool_max_alerts": 10_000_000 if top else 100,
+            "spool_path": str(tmp_path / "spool.sqlite3"),
+        },
         "metrics": {"listen": "127.0.0.1:0"},
         "watchdog_stall_s": 86400 if top else 1,
     }
@@ -165,7 +197,12 @@ def test_daemon_runs_with_every_option_at_a_bound(tmp_path, mosquitto_broker, si
     try:
         assert wait_until(lambda: value("surveil_mqtt_connected") == 1, 15), "MQTT never connected"
         assert wait_until(lambda: (value("surveil_frames_processed_total", {"camera": "scene"}) or 0) >= 1, 20)
-        assert wait_until(lambda: (value("surveil_camera_reconnects_total", {"camera": "refused"}) or 0) >= (0 if side == "upper" else 3), 10)
+        assert wait_until(
+            lambda: (
+                (value("surveil_camera_reconnects_total", {"camera": "refused"}) or 0) >= (0 if side == "upper" else 3)
+            ),
+            10,
+        )
         time.sleep(1.5)
         health = daemon._pipeline.housekeeping()
         assert health.threads_alive, health.dead_threads

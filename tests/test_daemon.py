@@ -3,6 +3,7 @@ HTTP, SIGHUP reload, SIGTERM stop with exit 0 within 10 s."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.models import random_checkpoint
 from tests.support.polling import free_port, wait_until
 from tests.support.scene import RIGHT_HALF, make_scene_clip
-from tests.support.models import random_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +40,8 @@ class NotifyListener:
         while time.monotonic() < deadline:
             if self.count(field) >= count:
                 return True
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.messages.append(self.sock.recv(4096).decode())
-            except TimeoutError:
-                pass
         return self.count(field) >= count
 
     def count(self, field: str) -> int:
@@ -50,9 +49,14 @@ class NotifyListener:
 
 
 def write_config(path: Path, clip: Path, weights: Path, metrics_port: int, zones: list[dict]) -> None:
-    rules = [{"id": f"{z['name']}-intrusion", "type": "zone_intrusion", "zone": z["name"], "classes": ["person"]} for z in zones]
+    rules = [
+        {"id": f"{z['name']}-intrusion", "type": "zone_intrusion", "zone": z["name"], "classes": ["person"]}
+        for z in zones
+    ]
     config = {
-        "cameras": [{"name": "scene", "url": str(clip), "realtime": True, "loop": True, "zones": zones, "rules": rules}],
+        "cameras": [
+            {"name": "scene", "url": str(clip), "realtime": True, "loop": True, "zones": zones, "rules": rules}
+        ],
         "detector": {"weights": str(weights), "device": "cpu", "batch_size": 1, "threads": 1},
         "mqtt": {"enabled": False},
         "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
@@ -86,7 +90,10 @@ def test_run_notify_reload_and_sigterm(tmp_path, tiny_checkpoint):
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "1000000"}
     process = subprocess.Popen(
         [sys.executable, "-m", "surveil", "run", "-c", str(config_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert listener.wait_for("READY=1", 60), listener.messages

@@ -18,14 +18,13 @@ import pytest
 
 from surveil.config import MqttConfig
 from tests.support.alert_schema import validate_alert
-from tests.support.polling import free_port, scraped_metric as metric, wait_until
+from tests.support.polling import free_port, wait_until
+from tests.support.polling import scraped_metric as metric
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.slow
 AVAILABLE = f"surveil/{MqttConfig().instance_name}/available"  # the demo names no instance: the host name
-
-
 
 
 def starts(subscriber) -> list[dict]:
@@ -58,7 +57,11 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "surveil", "run", "-c", "configs/demo.yaml"],  # the clone's own package and files
-        cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         assert wait_until(lambda: metric(port, "surveil_frames_processed_total") >= 10, 120), "no frames processed"
@@ -86,4 +89,6 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
         validate_alert(alert)
     assert "alert start" in output, output  # the alerts are in the log too
     # every incident the demo started ended, at the latest when it stopped
-    assert {a["incident_id"] for a in alerts if a["phase"] == "end"} == {a["incident_id"] for a in alerts if a["phase"] == "start"}
+    assert {a["incident_id"] for a in alerts if a["phase"] == "end"} == {
+        a["incident_id"] for a in alerts if a["phase"] == "start"
+    }

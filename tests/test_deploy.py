@@ -36,8 +36,12 @@ def _hadolint() -> str:
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([_hadolint(), "--no-color", "--failure-threshold", "info", str(REPO / "Dockerfile")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_hadolint(), "--no-color", "--failure-threshold", "info", str(REPO / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -80,7 +84,12 @@ def test_kustomization_lists_every_manifest():
 
 def _by_kind() -> dict[str, dict]:
     """kind -> the surveil resource of that kind (the one named surveil..., not mosquitto's)."""
-    return {doc["kind"]: doc for path in _manifests() for doc in _documents(path) if doc["metadata"]["name"].startswith("surveil")}
+    return {
+        doc["kind"]: doc
+        for path in _manifests()
+        for doc in _documents(path)
+        if doc["metadata"]["name"].startswith("surveil")
+    }
 
 
 def _services() -> set[str]:
@@ -94,10 +103,15 @@ def _merge(base, patch):
         for key, value in patch.items():
             out[key] = _merge(base[key], value) if key in base else value
         return out
-    if isinstance(base, list) and isinstance(patch, list) and all(isinstance(i, dict) and "name" in i for i in base + patch):
+    if (
+        isinstance(base, list)
+        and isinstance(patch, list)
+        and all(isinstance(i, dict) and "name" in i for i in base + patch)
+    ):
         named = {item["name"]: item for item in base}
-        return [_merge(named[i["name"]], i) if i["name"] in named else i for i in patch] + \
-               [item for item in base if item["name"] not in {i["name"] for i in patch}]
+        return [_merge(named[i["name"]], i) if i["name"] in named else i for i in patch] + [
+            item for item in base if item["name"] not in {i["name"] for i in patch}
+        ]
     return patch
 
 
@@ -158,9 +172,25 @@ def _checkov() -> str | None:
 def test_manifests_pass_checkov():
     # overlays/gpu/gpu.yaml is a patch, not a resource; checkov's kustomize framework would need the kustomize binary
     result = subprocess.run(
-        [_checkov(), "-d", str(K8S), "--framework", "kubernetes", "--compact", "--quiet", "--skip-path", "overlays",
-         "--skip-check", ",".join(CHECKOV_ACCEPTED), "--download-external-modules", "false"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_NO_UPDATE_CHECK": "1"},
+        [
+            _checkov(),
+            "-d",
+            str(K8S),
+            "--framework",
+            "kubernetes",
+            "--compact",
+            "--quiet",
+            "--skip-path",
+            "overlays",
+            "--skip-check",
+            ",".join(CHECKOV_ACCEPTED),
+            "--download-external-modules",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CKV_NO_UPDATE_CHECK": "1"},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"Passed checks: [1-9]\d*, Failed checks: 0", result.stdout), result.stdout[-2000:]

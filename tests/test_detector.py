@@ -7,10 +7,18 @@ import numpy as np
 import pytest
 import torch
 
-from surveil.detection.factory import detection_agreement
 from surveil.config import DetectorConfig
-from surveil.detection.torch_detector import HostStaging, TorchDetector, frames_to_tensors, group_by_shape, keep_mask, pad_batch, resolve_thresholds
 from surveil.detection.checkpoints import ModelLoadError, load_coco_model, read_checkpoint
+from surveil.detection.factory import detection_agreement
+from surveil.detection.torch_detector import (
+    HostStaging,
+    TorchDetector,
+    frames_to_tensors,
+    group_by_shape,
+    keep_mask,
+    pad_batch,
+    resolve_thresholds,
+)
 from tests.support.media import clip_frames
 from tests.support.models import random_checkpoint
 
@@ -50,7 +58,9 @@ def test_detector_returns_boxes_in_frame_pixels(checkpoint):
 
 
 def test_class_filter_keeps_only_listed_classes(checkpoint):
-    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", score_threshold=0.0, classes=["car"]))
+    detector = TorchDetector(
+        DetectorConfig(weights=str(checkpoint), device="cpu", score_threshold=0.0, classes=["car"])
+    )
     dets = detector.detect([np.full((240, 320, 3), 127, np.uint8)])[0]
     assert set(dets.class_id.tolist()) <= {2}
 
@@ -152,17 +162,22 @@ def test_batched_input_is_the_transforms_input(pets_detectors, pets_frames):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sizes", [
-    pytest.param([None, None], id="two-frames-one-size"),
-    pytest.param([None, None, None], id="three-frames-one-size"),
-    pytest.param([None, (384, 288), None], id="two-sizes"),
-])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        pytest.param([None, None], id="two-frames-one-size"),
+        pytest.param([None, None, None], id="three-frames-one-size"),
+        pytest.param([None, (384, 288), None], id="two-sizes"),
+    ],
+)
 def test_batched_path_gives_the_per_image_boxes(pets_detectors, pets_frames, sizes):
     batched, per_image = pets_detectors
     frames = [f if size is None else cv2.resize(f, size) for f, size in zip(pets_frames, sizes)]
     reference, got = per_image.detect(frames), batched.detect(frames)
     for frame, dets in zip(frames, got):  # boxes in each frame's own pixels, whatever its size
-        assert (dets.xyxy[:, [0, 2]] <= frame.shape[1] + 1e-3).all() and (dets.xyxy[:, [1, 3]] <= frame.shape[0] + 1e-3).all()
+        assert (dets.xyxy[:, [0, 2]] <= frame.shape[1] + 1e-3).all() and (
+            dets.xyxy[:, [1, 3]] <= frame.shape[0] + 1e-3
+        ).all()
     matched, total = detection_agreement(reference, got, per_image.operating_thresholds, 0.9, 0.02)
     assert total >= 2 * len(frames) and matched == total
 
@@ -171,7 +186,9 @@ def test_batched_path_gives_the_per_image_boxes(pets_detectors, pets_frames, siz
 def test_batched_path_agrees_with_the_eager_model(pets_detectors, pets_frames):
     batched, _ = pets_detectors
     eager = TorchDetector(batched.config, optimize=False)
-    matched, total = detection_agreement(eager.detect(pets_frames), batched.detect(pets_frames), eager.operating_thresholds, 0.9, 0.02)
+    matched, total = detection_agreement(
+        eager.detect(pets_frames), batched.detect(pets_frames), eager.operating_thresholds, 0.9, 0.02
+    )
     assert total > 0 and matched == total
 
 
@@ -220,7 +237,9 @@ def test_mixed_sizes_are_grouped_and_padded_back_in_order():
 
 
 def test_warm_up_runs_every_batch_size_once(checkpoint, monkeypatch):
-    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=3, min_size=64, max_size=128))
+    detector = TorchDetector(
+        DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=3, min_size=64, max_size=128)
+    )
     sizes = []
     monkeypatch.setattr(detector, "detect", lambda frames: sizes.append(len(frames)))
     detector.warm_up((48, 64, 3))
@@ -228,7 +247,9 @@ def test_warm_up_runs_every_batch_size_once(checkpoint, monkeypatch):
 
 
 def test_warm_up_stops_at_its_time_budget(checkpoint, monkeypatch):
-    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=4, min_size=64, max_size=128))
+    detector = TorchDetector(
+        DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=4, min_size=64, max_size=128)
+    )
     clock = iter(range(0, 1000, 10))  # each reading 10 s later: the budget (30 s) ends after three passes
     monkeypatch.setattr("surveil.detection.torch_detector.time.monotonic", lambda: next(clock))
     sizes = []
@@ -240,7 +261,9 @@ def test_warm_up_stops_at_its_time_budget(checkpoint, monkeypatch):
 def test_warm_up_once_per_thread_and_frame_size(checkpoint, monkeypatch):
     """CUDA chooses kernels per thread on first sight of a shape (bench/gpu_profile.py): the detector
     warms up the first time each thread hands it frames of a new size, and only then."""
-    detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=2, min_size=64, max_size=128))
+    detector = TorchDetector(
+        DetectorConfig(weights=str(checkpoint), device="cpu", batch_size=2, min_size=64, max_size=128)
+    )
     warmed = []
     monkeypatch.setattr(detector, "warm_up", lambda shape: warmed.append((threading.get_ident(), shape)))
     small, large = np.zeros((48, 64, 3), np.uint8), np.zeros((72, 96, 3), np.uint8)

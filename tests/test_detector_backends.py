@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from surveil.config import DetectorConfig
+from surveil.detection.checkpoints import ModelLoadError
 from surveil.detection.factory import (
     OnnxDetector,
     cache_key,
@@ -28,9 +30,7 @@ from surveil.detection.factory import (
     openvino_precision,
     resolve_backend,
 )
-from surveil.config import DetectorConfig
 from surveil.detection.torch_detector import TorchDetector
-from surveil.detection.checkpoints import ModelLoadError
 from tests.support.media import clip_frames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,10 +40,12 @@ FRAME_INDICES = (0, 150, 300, 450, 600)
 
 pytestmark = pytest.mark.slow
 
-needs_openvino = pytest.mark.skipif(importlib.util.find_spec("openvino") is None,
-                                    reason="openvino is not installed (pip install -e '.[fast]')")
-needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
-                                       reason="onnxruntime is not installed (pip install -e '.[export]')")
+needs_openvino = pytest.mark.skipif(
+    importlib.util.find_spec("openvino") is None, reason="openvino is not installed (pip install -e '.[fast]')"
+)
+needs_onnxruntime = pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime is not installed (pip install -e '.[export]')"
+)
 
 
 def config(**kwargs) -> DetectorConfig:
@@ -110,13 +112,16 @@ def test_openvino_bf16_agrees_loosely(frames, reference, cache_dir):
     assert matched >= 0.9 * total, f"{matched} of {total} confident detections agree ({detector.precision})"
 
 
-@pytest.mark.parametrize(("requested", "capabilities", "expected"), [
-    ("auto", ["FP32", "BF16", "INT8"], "bf16"),
-    ("auto", ["FP32", "INT8"], "fp32"),
-    ("bf16", ["FP32", "BF16"], "bf16"),
-    ("bf16", ["FP32"], "fp32"),  # asked for, but the CPU would emulate it: slower than fp32
-    ("fp32", ["FP32", "BF16"], "fp32"),
-])
+@pytest.mark.parametrize(
+    ("requested", "capabilities", "expected"),
+    [
+        ("auto", ["FP32", "BF16", "INT8"], "bf16"),
+        ("auto", ["FP32", "INT8"], "fp32"),
+        ("bf16", ["FP32", "BF16"], "bf16"),
+        ("bf16", ["FP32"], "fp32"),  # asked for, but the CPU would emulate it: slower than fp32
+        ("fp32", ["FP32", "BF16"], "fp32"),
+    ],
+)
 def test_openvino_precision_follows_the_cpu(requested, capabilities, expected):
     assert openvino_precision(requested, capabilities) == expected
 

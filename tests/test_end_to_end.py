@@ -16,7 +16,6 @@ from surveil.service.metrics import Metrics
 from tests.support.polling import wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 
-
 RULE = "right_half_intrusion"
 ALERTS = f"site/scene/alerts/{RULE}"
 
@@ -49,14 +48,28 @@ def scene_config(url: str, broker, tmp_path, **camera) -> Config:
                     "reconnect_min_s": 0.2,
                     "reconnect_max_s": 1.0,
                     "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
-                    "rules": [{"id": RULE, "type": "zone_intrusion", "zone": "right_half", "classes": ["person"], "min_frames": 3}],
+                    "rules": [
+                        {
+                            "id": RULE,
+                            "type": "zone_intrusion",
+                            "zone": "right_half",
+                            "classes": ["person"],
+                            "min_frames": 3,
+                        }
+                    ],
                     **camera,
                 }
             ],
             "detector": {"batch_size": 4, "max_wait_ms": 10},
             "tracker": {"min_hits": 2, "lost_after_s": 1.0},
-            "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": "surveil-e2e", "instance": "e2e", "topic_prefix": "site",
-                     "spool_path": str(tmp_path / "spool.sqlite3")},
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "client_id": "surveil-e2e",
+                "instance": "e2e",
+                "topic_prefix": "site",
+                "spool_path": str(tmp_path / "spool.sqlite3"),
+            },
             "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
             "metrics": {"listen": "127.0.0.1:0"},
         }
@@ -91,7 +104,9 @@ def test_one_alert_per_object_entering_a_zone(tmp_path, mosquitto_broker, mqtt_c
     config = scene_config(str(clip.path), mosquitto_broker, tmp_path)
     with RunningDaemon(config, BlobDetector()) as running:
         # loop: false → the camera goes down with "end of file" once the clip has played
-        assert wait_until(lambda: sample(running.metrics(), "surveil_frames_captured_total", 'camera="scene"') >= clip.frames, 30)
+        assert wait_until(
+            lambda: sample(running.metrics(), "surveil_frames_captured_total", 'camera="scene"') >= clip.frames, 30
+        )
         assert wait_until(lambda: len(starts(subscriber)) >= clip.objects, 10)
         metrics = running.metrics()
     alerts = starts(subscriber)
@@ -99,10 +114,15 @@ def test_one_alert_per_object_entering_a_zone(tmp_path, mosquitto_broker, mqtt_c
     assert len({a["subjects"][0]["track_id"] for a in alerts}) == clip.objects
     for alert in alerts:
         assert alert["schema_version"] == 2
-        assert (alert["camera"], alert["rule"], alert["rule_type"], alert["zone"]) == ("scene", RULE, "zone_intrusion", "right_half")
+        assert (alert["camera"], alert["rule"], alert["rule_type"], alert["zone"]) == (
+            "scene",
+            RULE,
+            "zone_intrusion",
+            "right_half",
+        )
         (subject,) = alert["subjects"]
         assert subject["class"] == "person" and subject["score"] == pytest.approx(0.99)
-        x1, y1, x2, y2 = subject["box"]
+        x1, _y1, x2, _y2 = subject["box"]
         assert (x1 + x2) / 2 >= 160, "the box's anchor must be in the right half"
         assert alert["published_ts"] >= alert["ts"]
     # the clean stop ends every incident it started, with the same incident ids

@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 import threading
 import time
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import yaml
 
-from surveil.service.frame_board import FrameBoard
 from surveil.config import load_config
 from surveil.service.daemon import Daemon
+from surveil.service.frame_board import FrameBoard
 from surveil.service.metrics import Metrics
 from surveil.types import Detections, Frame
 from tests.support.media import make_h264_clip
@@ -53,7 +54,7 @@ def test_every_camera_with_a_frame_is_served_within_a_bounded_number_of_batches(
         board.register(name)
     next_frame = {name: i * 0.001 for i, name in enumerate(names)}
     waiting_since: dict[str, int] = {}  # camera -> batch number when its current wait began
-    served = {name: 0 for name in names}
+    served = dict.fromkeys(names, 0)
     worst_wait = 0
     stop = threading.Event()
     for batch_number in range(int(60 / detect_s)):
@@ -82,7 +83,9 @@ def test_a_camera_that_stops_delivering_does_not_hold_up_full_batches():
     for name in ("up", "down"):
         board.register(name)
     board.put(Frame("down", 0, 0.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
-    assert len(board.take_batch(2, 1.0, threading.Event())) == 1  # the max_wait flush (waited 0 s: clock frozen -> delivering=1)
+    assert (
+        len(board.take_batch(2, 1.0, threading.Event())) == 1
+    )  # the max_wait flush (waited 0 s: clock frozen -> delivering=1)
     clock.now = 10.0  # "down" has delivered nothing for 10 s
     board.put(Frame("up", 1, 10.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
     started = time.monotonic()
@@ -93,7 +96,7 @@ def test_a_camera_that_stops_delivering_does_not_hold_up_full_batches():
 class SlowDetector:
     """A scripted detector that takes ``seconds`` per batch and finds nothing."""
 
-    class_names = ["__background__", "person"]
+    class_names: ClassVar[list[str]] = ["__background__", "person"]
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -106,12 +109,20 @@ class SlowDetector:
 def test_daemon_gives_a_25fps_camera_and_three_10fps_cameras_detector_time(tmp_path):
     fast = make_h264_clip(tmp_path / "fast.mp4", seconds=4, fps=25, width=160, height=120)
     slow = make_h264_clip(tmp_path / "slow.mp4", seconds=4, fps=10, width=160, height=120)
-    cameras = [{"name": "fast", "url": str(fast.path)}] + [{"name": f"slow{i}", "url": str(slow.path)} for i in range(3)]
+    cameras = [{"name": "fast", "url": str(fast.path)}] + [
+        {"name": f"slow{i}", "url": str(slow.path)} for i in range(3)
+    ]
     path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump({
-        "cameras": cameras, "detector": {"batch_size": 1, "max_wait_ms": 40},
-        "mqtt": {"enabled": False}, "metrics": {"listen": "127.0.0.1:0"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": cameras,
+                "detector": {"batch_size": 1, "max_wait_ms": 40},
+                "mqtt": {"enabled": False},
+                "metrics": {"listen": "127.0.0.1:0"},
+            }
+        )
+    )
     metrics = Metrics()
     daemon = Daemon(path, load_config(path), metrics=metrics, detector=SlowDetector(0.15))
     thread = threading.Thread(target=daemon.run, daemon=True)
@@ -119,10 +130,12 @@ def test_daemon_gives_a_25fps_camera_and_three_10fps_cameras_detector_time(tmp_p
     value = metrics.registry.get_sample_value
     names = [c["name"] for c in cameras]
     try:
-        assert wait_until(lambda: all((value("surveil_frames_processed_total", {"camera": n}) or 0) >= 5 for n in names), 30), {
-            n: value("surveil_frames_processed_total", {"camera": n}) for n in names}
-        assert wait_until(lambda: all((value("surveil_camera_processed_fps", {"camera": n}) or 0) > 0.5 for n in names), 15), {
-            n: value("surveil_camera_processed_fps", {"camera": n}) for n in names}
+        assert wait_until(
+            lambda: all((value("surveil_frames_processed_total", {"camera": n}) or 0) >= 5 for n in names), 30
+        ), {n: value("surveil_frames_processed_total", {"camera": n}) for n in names}
+        assert wait_until(
+            lambda: all((value("surveil_camera_processed_fps", {"camera": n}) or 0) > 0.5 for n in names), 15
+        ), {n: value("surveil_camera_processed_fps", {"camera": n}) for n in names}
         processed = {n: value("surveil_frames_processed_total", {"camera": n}) for n in names}
         assert max(processed.values()) <= 2 * min(processed.values()) + 2, processed  # a fair share, not just "some"
         assert value("surveil_frames_dropped_total", {"camera": "fast"}) > 0  # the detector really was the bottleneck

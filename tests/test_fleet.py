@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -58,13 +57,28 @@ def nine_cameras() -> list[str]:
 def write_config(path: Path, broker_port: int, cameras: list[str]) -> None:
     config = {
         "cameras": [
-            {"name": name, "url": str(CLIP), "realtime": True, "loop": True, "fps_limit": 1,
-             "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
-             "rules": [{"id": "walk", "type": "zone_intrusion", "zone": "all", "classes": ["pedestrian"], "min_frames": 2}]}
+            {
+                "name": name,
+                "url": str(CLIP),
+                "realtime": True,
+                "loop": True,
+                "fps_limit": 1,
+                "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+                "rules": [
+                    {"id": "walk", "type": "zone_intrusion", "zone": "all", "classes": ["pedestrian"], "min_frames": 2}
+                ],
+            }
             for name in cameras
         ],
-        "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "backend": "torch", "threads": 1,
-                     "min_size": 320, "batch_size": 3, "max_wait_ms": 50},
+        "detector": {
+            "weights": str(SHIPPED_MODEL),
+            "device": "cpu",
+            "backend": "torch",
+            "threads": 1,
+            "min_size": 320,
+            "batch_size": 3,
+            "max_wait_ms": 50,
+        },
         "mqtt": {"host": "127.0.0.1", "port": broker_port, "topic_prefix": PREFIX, "instance": "${INSTANCE}"},
         "metrics": {"listen": "127.0.0.1:${METRICS_PORT}"},
         "web": {"enabled": False},
@@ -83,12 +97,20 @@ class Fleet:
     def start(self, index: int) -> None:
         state = self.root / f"state-{index}"
         state.mkdir(exist_ok=True)
-        env = {"PATH": "/usr/bin:/bin", "INSTANCE": f"shard-{index}", "METRICS_PORT": str(self.ports[index]),
-               "STATE": str(state), "OMP_NUM_THREADS": "1"}
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "INSTANCE": f"shard-{index}",
+            "METRICS_PORT": str(self.ports[index]),
+            "STATE": str(state),
+            "OMP_NUM_THREADS": "1",
+        }
         log = open(self.root / f"shard-{index}.log", "a")  # noqa: SIM115 (the Popen owns it)
         self.procs[index] = subprocess.Popen(
             [sys.executable, "-m", "surveil", "run", "-c", str(self.config), "--shard", f"{index}/{SHARDS}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
 
     def processed(self, index: int) -> dict[str, float]:
@@ -122,7 +144,7 @@ def alert_cameras(messages, since: int = 0) -> set[str]:
 
 def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_collector):
     cameras = nine_cameras()
-    owned = {i: set(cameras[3 * i: 3 * i + 3]) for i in range(SHARDS)}
+    owned = {i: set(cameras[3 * i : 3 * i + 3]) for i in range(SHARDS)}
     config = tmp_path / "site.yaml"
     write_config(config, mosquitto_broker.port, cameras)
     subscriber: MqttCollector = mqtt_collector(f"{PREFIX}/#")
@@ -133,9 +155,13 @@ def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_colle
 
         # every camera processed, each by exactly one daemon: the one its hash names
         def all_processing() -> bool:
-            return all(fleet.processed(i).keys() == owned[i] and min(fleet.processed(i).values()) > 0 for i in range(SHARDS))
+            return all(
+                fleet.processed(i).keys() == owned[i] and min(fleet.processed(i).values()) > 0 for i in range(SHARDS)
+            )
 
-        assert wait_until(all_processing, 90, interval=1), {i: (fleet.processed(i), fleet.log(i)) for i in range(SHARDS)}
+        assert wait_until(all_processing, 90, interval=1), {
+            i: (fleet.processed(i), fleet.log(i)) for i in range(SHARDS)
+        }
         fleet_messages = {i: f"{PREFIX}/fleet/shard-{i}" for i in range(SHARDS)}
         subscriber.wait_for(lambda ms: all(any(m.topic == t for m in ms) for t in fleet_messages.values()), 10)
         for i, topic in fleet_messages.items():
@@ -150,23 +176,36 @@ def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_colle
         fleet.procs[1].kill()
         fleet.procs[1].wait()
         available = f"{PREFIX}/shard-1/available"
-        messages = subscriber.wait_for(lambda ms: any(m.topic == available and m.payload == b"offline" for m in ms[killed_at:]), 10)
+        messages = subscriber.wait_for(
+            lambda ms: any(m.topic == available and m.payload == b"offline" for m in ms[killed_at:]), 10
+        )
         will_at = next(n for n in range(killed_at, len(messages)) if messages[n].topic == available)
         before = {i: sum(fleet.processed(i).values()) for i in (0, 2)}
-        subscriber.wait_for(lambda ms: alert_cameras(ms, killed_at) & owned[0] and alert_cameras(ms, killed_at) & owned[2], 60)
+        subscriber.wait_for(
+            lambda ms: alert_cameras(ms, killed_at) & owned[0] and alert_cameras(ms, killed_at) & owned[2], 60
+        )
         assert all(sum(fleet.processed(i).values()) > before[i] for i in (0, 2))
         assert not alert_cameras(subscriber.messages, will_at) & owned[1], "a dead daemon's cameras alerted"
+
         # its cameras' status follows: the surviving daemons mark them down, naming the dead instance
         def status_after(ms, start, camera):
             return [json.loads(m.payload) for m in ms[start:] if m.topic == f"{PREFIX}/{camera}/status"]
 
-        subscriber.wait_for(lambda ms: all(any(not s["up"] and "shard-1" in s["reason"] for s in status_after(ms, will_at, c))
-                                           for c in owned[1]), 15)
+        subscriber.wait_for(
+            lambda ms: all(
+                any(not s["up"] and "shard-1" in s["reason"] for s in status_after(ms, will_at, c)) for c in owned[1]
+            ),
+            15,
+        )
         assert not any(not s["up"] for c in owned[0] | owned[2] for s in status_after(subscriber.messages, will_at, c))
         # a subscriber knows which cameras are unserved: the offline instance's retained fleet list
-        late = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{PREFIX}/#", persistent=False).wait_subscribed()
+        late = MqttCollector(
+            mosquitto_broker.host, mosquitto_broker.port, f"{PREFIX}/#", persistent=False
+        ).wait_subscribed()
         try:
-            late.wait_for(lambda ms: any(m.topic == available for m in ms) and any(m.topic == fleet_messages[1] for m in ms), 10)
+            late.wait_for(
+                lambda ms: any(m.topic == available for m in ms) and any(m.topic == fleet_messages[1] for m in ms), 10
+            )
             assert late.on_topic(available)[-1].payload == b"offline"
             assert set(json.loads(late.on_topic(fleet_messages[1])[-1].payload)["cameras"]) == owned[1]
         finally:
@@ -175,11 +214,19 @@ def test_three_daemons_share_nine_cameras(tmp_path, mosquitto_broker, mqtt_colle
         # restart it: its cameras come back
         restarted_at = len(subscriber.messages)
         fleet.start(1)
-        subscriber.wait_for(lambda ms: any(m.topic == available and m.payload == b"online" for m in ms[restarted_at:]), 60)
-        assert wait_until(lambda: fleet.processed(1).keys() == owned[1] and min(fleet.processed(1).values()) > 0, 60, interval=1), fleet.log(1)
+        subscriber.wait_for(
+            lambda ms: any(m.topic == available and m.payload == b"online" for m in ms[restarted_at:]), 60
+        )
+        assert wait_until(
+            lambda: fleet.processed(1).keys() == owned[1] and min(fleet.processed(1).values()) > 0, 60, interval=1
+        ), fleet.log(1)
         subscriber.wait_for(lambda ms: alert_cameras(ms, restarted_at) & owned[1], 60)
-        subscriber.wait_for(lambda ms: all(status_after(ms, restarted_at, c)[-1:] and status_after(ms, restarted_at, c)[-1]["up"]
-                                           for c in owned[1]), 30)
+        subscriber.wait_for(
+            lambda ms: all(
+                status_after(ms, restarted_at, c)[-1:] and status_after(ms, restarted_at, c)[-1]["up"] for c in owned[1]
+            ),
+            30,
+        )
     finally:
         fleet.stop_all()
     for i in range(SHARDS):

@@ -67,7 +67,7 @@ def star_polygons(draw, min_vertices: int = 3, max_vertices: int = 14) -> np.nda
     """Simple polygons, convex or concave: vertices at sorted distinct angles around a centre, random radii."""
     n = draw(st.integers(min_vertices, max_vertices))
     angles = sorted(draw(st.lists(st.floats(0, 2 * math.pi, exclude_max=True), min_size=n, max_size=n, unique=True)))
-    gaps = [b - a for a, b in zip(angles, angles[1:] + [angles[0] + 2 * math.pi])]
+    gaps = [b - a for a, b in zip(angles, [*angles[1:], angles[0] + 2 * math.pi])]
     assume(min(gaps) > 1e-3 and max(gaps) < math.pi - 1e-3)  # the centre sees every edge: a simple polygon
     radii = draw(st.lists(st.floats(0.1, 1.0), min_size=n, max_size=n))
     cx, cy = draw(st.floats(-2, 2)), draw(st.floats(-2, 2))
@@ -80,7 +80,9 @@ def star_polygons(draw, min_vertices: int = 3, max_vertices: int = 14) -> np.nda
 def points_near(polygon: np.ndarray, draw, count: int = 40) -> np.ndarray:
     lo, hi = polygon.min(axis=0), polygon.max(axis=0)
     span = hi - lo
-    fractions = np.array(draw(st.lists(st.tuples(st.floats(-0.2, 1.2), st.floats(-0.2, 1.2)), min_size=count, max_size=count)))
+    fractions = np.array(
+        draw(st.lists(st.tuples(st.floats(-0.2, 1.2), st.floats(-0.2, 1.2)), min_size=count, max_size=count))
+    )
     return lo + fractions * span
 
 
@@ -91,7 +93,9 @@ def polygon_and_points(draw):
 
 
 int_point = st.tuples(st.integers(-20, 20), st.integers(-20, 20))
-box = st.tuples(coordinate, coordinate, st.floats(0, 500), st.floats(0, 500)).map(lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+box = st.tuples(coordinate, coordinate, st.floats(0, 500), st.floats(0, 500)).map(
+    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
+)
 
 
 # ------------------------------------------------------------------ points in polygons: tables
@@ -107,8 +111,16 @@ def test_points_in_square(point, inside):
 
 @pytest.mark.parametrize(
     ("point", "inside"),
-    [((0.5, 0.8), False), ((0.2, 0.8), True), ((0.5, 0.1), True), ((0.8, 0.8), True), ((0.5, 0.35), False),
-     ((0.5, 0.25), True), ((1.1, 0.5), False), ((0.5, -0.01), False)],
+    [
+        ((0.5, 0.8), False),
+        ((0.2, 0.8), True),
+        ((0.5, 0.1), True),
+        ((0.8, 0.8), True),
+        ((0.5, 0.35), False),
+        ((0.5, 0.25), True),
+        ((1.1, 0.5), False),
+        ((0.5, -0.01), False),
+    ],
 )
 def test_points_in_concave_u(point, inside):
     assert bool(points_in_polygon(np.array([point]), U_SHAPE)[0]) is inside
@@ -131,7 +143,7 @@ def test_shared_vertical_edge_is_claimed_once(x):
 @st.composite
 def convex_quads(draw) -> np.ndarray:
     angles = sorted(draw(st.lists(st.floats(0, 2 * math.pi, exclude_max=True), min_size=4, max_size=4, unique=True)))
-    gaps = [b - a for a, b in zip(angles, angles[1:] + [angles[0] + 2 * math.pi])]
+    gaps = [b - a for a, b in zip(angles, [*angles[1:], angles[0] + 2 * math.pi])]
     assume(min(gaps) > 0.05 and max(gaps) < math.pi - 0.05)
     radius, cx, cy = draw(st.floats(0.05, 1000)), draw(st.floats(-1, 2)), draw(st.floats(-1, 2))
     return np.array([[cx + radius * math.cos(a), cy + radius * math.sin(a)] for a in angles])
@@ -197,8 +209,15 @@ def test_far_points_are_outside(polygon):
 
 @pytest.mark.parametrize(
     ("polygon", "crosses"),
-    [(SQUARE, False), (U_SHAPE, False), ([[0, 0], [1, 0], [0, 1]], False), (BOW_TIE, True), (PENTAGRAM, True),
-     ([[0, 0], [2, 0], [2, 2], [1, -1], [0, 2]], True), ([[0, 0], [1, 0]], False)],
+    [
+        (SQUARE, False),
+        (U_SHAPE, False),
+        ([[0, 0], [1, 0], [0, 1]], False),
+        (BOW_TIE, True),
+        (PENTAGRAM, True),
+        ([[0, 0], [2, 0], [2, 2], [1, -1], [0, 2]], True),
+        ([[0, 0], [1, 0]], False),
+    ],
 )
 def test_polygon_self_intersects_known_shapes(polygon, crosses):
     assert polygon_self_intersects(polygon) is crosses
@@ -236,8 +255,11 @@ def test_polygon_area_known():
 # ------------------------------------------------------------------ lines
 
 
-@given(st.lists(st.tuples(coordinate, coordinate), min_size=1, max_size=20), st.tuples(coordinate, coordinate),
-       st.tuples(coordinate, coordinate))
+@given(
+    st.lists(st.tuples(coordinate, coordinate), min_size=1, max_size=20),
+    st.tuples(coordinate, coordinate),
+    st.tuples(coordinate, coordinate),
+)
 def test_signed_side_flips_when_the_line_is_reversed(points, a, b):
     assume(math.dist(a, b) > 1e-3)
     forward, backward = signed_side(np.array(points), a, b), signed_side(np.array(points), b, a)
@@ -286,8 +308,14 @@ def test_segments_cross_against_exact_integer_orientation(p, q, a, b):
 
 @pytest.mark.parametrize(
     ("p", "q", "crosses"),
-    [((0.5, -1), (0.5, 1), True), ((2, -1), (2, 1), False), ((1, -1), (1, 1), True), ((0.5, 0), (0.5, 1), True),
-     ((0.2, 0), (0.8, 0), False), ((0.5, 0.1), (0.5, 1), False)],
+    [
+        ((0.5, -1), (0.5, 1), True),
+        ((2, -1), (2, 1), False),
+        ((1, -1), (1, 1), True),
+        ((0.5, 0), (0.5, 1), True),
+        ((0.2, 0), (0.8, 0), False),
+        ((0.5, 0.1), (0.5, 1), False),
+    ],
 )
 def test_segments_cross_table(p, q, crosses):
     assert segments_cross(p, q, (0, 0), (1, 0)) is crosses

@@ -11,8 +11,8 @@ import pytest
 from pydantic import ValidationError
 
 from surveil.config import Config
-from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
 from surveil.types import Detections
+from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
 from tests.support.scene import FPS, HEIGHT, WIDTH, BlobDetector, make_scene_clip
@@ -28,7 +28,7 @@ def noisy(image: np.ndarray, sigma: float = 4.0) -> np.ndarray:
 
 def with_box(image: np.ndarray, x: int, y: int = 150, w: int = 30, h: int = 70) -> np.ndarray:
     out = image.copy()
-    out[y:y + h, x:x + w] = 250
+    out[y : y + h, x : x + w] = 250
     return out
 
 
@@ -70,15 +70,48 @@ def gate_calls(finds, seconds: float = 25.0, fps: int = 10) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize(("what", "finds", "calls"), [
-    # an empty scene: the start-up call, then only the idle check every 10 s
-    ("nothing there", lambda i: False, [0, 100, 200]),
-    # a person standing still: a keep-alive every 2 s, each with its confirming follow-up
-    ("someone standing still", lambda i: True, [0, 1, 20, 21, 40, 41, 60, 61, 80, 81, 100, 101, 120, 121, 140, 141, 160, 161,
-                                               180, 181, 200, 201, 220, 221, 240, 241]),
-    # found at start, gone after: keep-alives while a track may live (5 s after the last find), then idle checks
-    ("someone who leaves", lambda i: i < 1, [0, 1, 20, 40, 140, 240]),
-])
+@pytest.mark.parametrize(
+    ("what", "finds", "calls"),
+    [
+        # an empty scene: the start-up call, then only the idle check every 10 s
+        ("nothing there", lambda i: False, [0, 100, 200]),
+        # a person standing still: a keep-alive every 2 s, each with its confirming follow-up
+        (
+            "someone standing still",
+            lambda i: True,
+            [
+                0,
+                1,
+                20,
+                21,
+                40,
+                41,
+                60,
+                61,
+                80,
+                81,
+                100,
+                101,
+                120,
+                121,
+                140,
+                141,
+                160,
+                161,
+                180,
+                181,
+                200,
+                201,
+                220,
+                221,
+                240,
+                241,
+            ],
+        ),
+        # found at start, gone after: keep-alives while a track may live (5 s after the last find), then idle checks
+        ("someone who leaves", lambda i: i < 1, [0, 1, 20, 40, 140, 240]),
+    ],
+)
 def test_gate_keepalive_while_something_may_be_tracked(what, finds, calls):
     assert gate_calls(finds) == calls, what
 
@@ -94,14 +127,24 @@ def test_gate_runs_the_detector_on_motion_at_once():
 
 
 def _config(**motion) -> dict:
-    return {"cameras": [{"name": "a", "url": "a.mp4", "motion": {"enabled": True, **motion}}], "tracker": {"lost_after_s": 3.0}}
+    return {
+        "cameras": [{"name": "a", "url": "a.mp4", "motion": {"enabled": True, **motion}}],
+        "tracker": {"lost_after_s": 3.0},
+    }
 
 
 @pytest.mark.parametrize(
     ("motion", "error"),
-    [({}, None), ({"keepalive_s": 2.9}, None), ({"keepalive_s": 3.0}, "below tracker.lost_after_s"),
-     ({"idle_keepalive_s": 30}, None), ({"idle_keepalive_s": 1.5}, "at least keepalive_s"),
-     ({"threshold": 0}, "greater than or equal"), ({"min_area": 0.6}, "less than or equal"), ({"sensitivity": 1}, "Extra inputs")],
+    [
+        ({}, None),
+        ({"keepalive_s": 2.9}, None),
+        ({"keepalive_s": 3.0}, "below tracker.lost_after_s"),
+        ({"idle_keepalive_s": 30}, None),
+        ({"idle_keepalive_s": 1.5}, "at least keepalive_s"),
+        ({"threshold": 0}, "greater than or equal"),
+        ({"min_area": 0.6}, "less than or equal"),
+        ({"sensitivity": 1}, "Extra inputs"),
+    ],
 )
 def test_motion_config_bounds(motion, error):
     if error is None:
@@ -136,21 +179,27 @@ def quiet_clip(tmp_path, still_s: int = 4):
     return path, len(frames), scene.objects
 
 
-def test_daemon_with_motion_gating_raises_the_same_alerts_and_skips_still_frames(tmp_path, mosquitto_broker, mqtt_collector):
+def test_daemon_with_motion_gating_raises_the_same_alerts_and_skips_still_frames(
+    tmp_path, mosquitto_broker, mqtt_collector
+):
     path, frames, objects = quiet_clip(tmp_path)
     subscriber = mqtt_collector("site/#")
     # the scene test's tracker drops a track after 1 s unmatched, so the keep-alive must come sooner
     config = scene_config(str(path), mosquitto_broker, tmp_path, motion={"enabled": True, "keepalive_s": 0.5})
     detector = BlobDetector()
     with RunningDaemon(config, detector) as running:
-        assert wait_until(lambda: sample(running.metrics(), "surveil_frames_captured_total", 'camera="scene"') >= frames, 40)
+        assert wait_until(
+            lambda: sample(running.metrics(), "surveil_frames_captured_total", 'camera="scene"') >= frames, 40
+        )
         assert wait_until(lambda: len(starts(subscriber)) >= objects, 10)
         metrics = running.metrics()
     alerts = starts(subscriber)
     assert len(alerts) == objects, alerts  # one per walker, as without gating (tests/test_end_to_end.py)
     assert len({a["subjects"][0]["track_id"] for a in alerts}) == objects
     everything = [json.loads(m.payload) for m in subscriber.on_topic(ALERTS)]
-    assert sorted(a["incident_id"] for a in everything if a["phase"] == "end") == sorted(a["incident_id"] for a in alerts)
+    assert sorted(a["incident_id"] for a in everything if a["phase"] == "end") == sorted(
+        a["incident_id"] for a in alerts
+    )
     skipped = sample(metrics, "surveil_detector_skipped_total", 'camera="scene"')
     processed = sample(metrics, "surveil_frames_processed_total", 'camera="scene"')
     assert skipped >= 30, (skipped, processed)  # 8 s of still picture at 10 fps, keep-alive every 0.5 s
@@ -166,10 +215,14 @@ def test_keepalive_keeps_a_person_standing_still_tracked(keepalive_s, loiter_ale
     from surveil.config import CameraConfig, TrackerConfig
     from surveil.types import Frame
 
-    camera = CameraConfig.model_validate({
-        "name": "cam", "url": "x.mp4", "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
-        "rules": [{"id": "loiter", "type": "loitering", "zone": "all", "dwell_s": 8, "classes": ["person"]}],
-    })
+    camera = CameraConfig.model_validate(
+        {
+            "name": "cam",
+            "url": "x.mp4",
+            "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+            "rules": [{"id": "loiter", "type": "loitering", "zone": "all", "dwell_s": 8, "classes": ["person"]}],
+        }
+    )
     analyzer = build_analyzer(camera, TrackerConfig(lost_after_s=3.0), BlobDetector.class_names)
     gate, detector = MotionGate(MotionSettings(keepalive_s=keepalive_s)), BlobDetector()
     image = with_box(np.zeros((360, 480, 3), np.uint8), 200)

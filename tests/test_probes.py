@@ -43,11 +43,14 @@ class Probes:
         return self.ready
 
 
-@pytest.mark.parametrize("config", [
-    WebConfig(),
-    WebConfig(auth_token="0123456789abcdef-token"),  # kubelet sends no credentials: probes stay open
-    WebConfig(enabled=False),  # /metrics only: probes still answer
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        WebConfig(),
+        WebConfig(auth_token="0123456789abcdef-token"),  # kubelet sends no credentials: probes stay open
+        WebConfig(enabled=False),  # /metrics only: probes still answer
+    ],
+)
 def test_probe_status_codes(config):
     provider = Probes()
     server = WebServer("127.0.0.1", 0, provider, config=config).start()

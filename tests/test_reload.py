@@ -18,7 +18,10 @@ from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
 def write_config(path, clip, state, right_polygon_b):
     def camera(name, polygon):
         return {
-            "name": name, "url": str(clip), "realtime": True, "loop": False,
+            "name": name,
+            "url": str(clip),
+            "realtime": True,
+            "loop": False,
             "zones": [{"name": "right", "polygon": polygon}],
             "rules": [{"id": "right-intrusion", "type": "zone_intrusion", "zone": "right", "classes": ["person"]}],
         }
@@ -66,5 +69,7 @@ def test_reload_keeps_unchanged_cameras_and_restarts_changed_ones(tmp_path):
     assert ("end", open_before["a"]) in by_camera["a"]
     assert sum(1 for phase, incident in by_camera["a"] if phase == "start" and incident == open_before["a"]) == 1
     # camera b: its incident ended when the reload replaced its analyser
-    ends_b = [m for m in messages if m["camera"] == "b" and m["phase"] == "end" and m["incident_id"] == open_before["b"]]
+    ends_b = [
+        m for m in messages if m["camera"] == "b" and m["phase"] == "end" and m["incident_id"] == open_before["b"]
+    ]
     assert len(ends_b) == 1 and ends_b[0]["details"]["end_reason"] == "stopped"

@@ -23,25 +23,42 @@ LEFT_HALF = [[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0]]
 
 def write_config(path, clip, state, broker, polygon=RIGHT_HALF, keepalive_s=30):
     config = {
-        "cameras": [{
-            "name": "a", "url": str(clip), "realtime": True, "loop": True,
-            "zones": [{"name": "zone", "polygon": polygon}],
-            "rules": [{"id": "intrusion", "type": "zone_intrusion", "zone": "zone", "classes": ["person"]}],
-        }],
+        "cameras": [
+            {
+                "name": "a",
+                "url": str(clip),
+                "realtime": True,
+                "loop": True,
+                "zones": [{"name": "zone", "polygon": polygon}],
+                "rules": [{"id": "intrusion", "type": "zone_intrusion", "zone": "zone", "classes": ["person"]}],
+            }
+        ],
         "detector": {"batch_size": 2, "max_wait_ms": 10},
-        "mqtt": {"host": broker.host, "port": broker.port, "instance": "reload", "topic_prefix": "rl",
-                 "keepalive_s": keepalive_s, "spool_path": str(state / "spool.sqlite3")},
+        "mqtt": {
+            "host": broker.host,
+            "port": broker.port,
+            "instance": "reload",
+            "topic_prefix": "rl",
+            "keepalive_s": keepalive_s,
+            "spool_path": str(state / "spool.sqlite3"),
+        },
         "metrics": {"listen": "127.0.0.1:0"},
     }
     path.write_text(yaml.safe_dump(config))
 
 
 # what changes in the file, and whether the MQTT client must be replaced
-CASES = [("nothing", {}, False), ("a camera's zone", {"polygon": LEFT_HALF}, False), ("the mqtt section", {"keepalive_s": 31}, True)]
+CASES = [
+    ("nothing", {}, False),
+    ("a camera's zone", {"polygon": LEFT_HALF}, False),
+    ("the mqtt section", {"keepalive_s": 31}, True),
+]
 
 
 @pytest.mark.parametrize(("change", "edit", "replaced"), CASES, ids=[c[0] for c in CASES])
-def test_reload_keeps_the_mqtt_client_unless_its_config_changed(tmp_path, mosquitto_broker, mqtt_collector, change, edit, replaced):
+def test_reload_keeps_the_mqtt_client_unless_its_config_changed(
+    tmp_path, mosquitto_broker, mqtt_collector, change, edit, replaced
+):
     clip = make_scene_clip(tmp_path / "scene.mp4")
     path = tmp_path / "site.yaml"
     write_config(path, clip.path, tmp_path, mosquitto_broker)
@@ -66,7 +83,9 @@ def test_reload_keeps_the_mqtt_client_unless_its_config_changed(tmp_path, mosqui
             assert new_client is not old_client and new_client.client_id != old_id
             assert daemon._pipeline._spool is not old_spool
         else:
-            assert not wait_until(lambda: len(subscriber.messages) > 1, 2), f"reload disturbed MQTT: {subscriber.messages}"
+            assert not wait_until(lambda: len(subscriber.messages) > 1, 2), (
+                f"reload disturbed MQTT: {subscriber.messages}"
+            )
             assert new_client is old_client and daemon._pipeline._spool is old_spool
             assert new_client.connected
     finally:

@@ -17,7 +17,9 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
 
 def _blocks() -> list[tuple[int, str]]:
     text = DOC.read_text(encoding="utf-8")
-    return [(text.count("\n", 0, m.start()) + 2, m.group(1)) for m in re.finditer(r"```yaml\n(.*?)```", text, flags=re.S)]
+    return [
+        (text.count("\n", 0, m.start()) + 2, m.group(1)) for m in re.finditer(r"```yaml\n(.*?)```", text, flags=re.S)
+    ]
 
 
 def _coco_names() -> list[str]:
@@ -53,6 +55,15 @@ def test_every_rule_type_has_a_section_and_an_example():
 
 def test_policy_options_are_documented():
     text = DOC.read_text(encoding="utf-8")
-    for option in ("min_duration_s", "cooldown_s", "max_starts_per_minute", "update_interval_s", "merge_window_s",
-                   "merge_distance", "severity", "anchor", "schedule"):
+    for option in (
+        "min_duration_s",
+        "cooldown_s",
+        "max_starts_per_minute",
+        "update_interval_s",
+        "merge_window_s",
+        "merge_distance",
+        "severity",
+        "anchor",
+        "schedule",
+    ):
         assert f"`{option}`" in text, option

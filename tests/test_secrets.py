@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from surveil import redact
-from tests.support.polling import free_port, wait_until
 from tests.support.mqtt_broker import MqttCollector
+from tests.support.polling import free_port, wait_until
 from tests.support.surveil_cli import SHIPPED_MODEL, check_config, closed_port, start_surveil, stop_surveil
 
 URL_FORMS = [  # (id, url with {port}, the secret)
@@ -29,7 +29,11 @@ URL_FORMS = [  # (id, url with {port}, the secret)
     ("http-basic", "http://viewer:Hb-s3cret-4@127.0.0.1:{port}/mjpg/video.mjpg", "Hb-s3cret-4"),
     ("query-password-encoded", "rtsp://127.0.0.1:{port}/live?username=admin&password=Pe%23s3cret-5", "Pe#s3cret-5"),
     ("query-api-key", "https://127.0.0.1:{port}/stream?api_key=Ak-s3cret-6", "Ak-s3cret-6"),
-    ("query-signature", "http://127.0.0.1:{port}/s.m3u8?X-Amz-Signature=Sg-s3cret-7&X-Amz-Credential=Cr-s3cret-8", "Sg-s3cret-7"),
+    (
+        "query-signature",
+        "http://127.0.0.1:{port}/s.m3u8?X-Amz-Signature=Sg-s3cret-7&X-Amz-Credential=Cr-s3cret-8",
+        "Sg-s3cret-7",
+    ),
 ]
 MQTT_PASSWORD = "Mq-s3cret-9"
 
@@ -84,20 +88,42 @@ def test_no_secret_in_anything_a_daemon_run_writes(tmp_path, mosquitto_broker_fa
     port = closed_port()
     metrics_port = free_port()
     cameras = [
-        {"name": case_id, "url": url.format(port=port), "open_timeout_s": 1, "reconnect_min_s": 0.2, "reconnect_max_s": 0.5,
-         "rules": [{"id": "health", "type": "stream_health", "for_s": 1}]}
+        {
+            "name": case_id,
+            "url": url.format(port=port),
+            "open_timeout_s": 1,
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 0.5,
+            "rules": [{"id": "health", "type": "stream_health", "for_s": 1}],
+        }
         for case_id, url, _ in URL_FORMS
     ]
-    cameras.append({"name": "file-cam", "url": str(tmp_path / "missing-Fc-s3cret-10.mp4"), "reconnect_min_s": 0.2, "reconnect_max_s": 0.5})
+    cameras.append(
+        {
+            "name": "file-cam",
+            "url": str(tmp_path / "missing-Fc-s3cret-10.mp4"),
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 0.5,
+        }
+    )
     config = tmp_path / "site.yaml"
-    config.write_text(yaml.safe_dump({
-        "cameras": cameras,
-        "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
-        "mqtt": {"host": broker.host, "port": broker.port, "username": "surveil", "password": "${MQTT_PASSWORD}"},
-        "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
-        "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
-        "logging": {"level": "DEBUG", "format": log_format},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": cameras,
+                "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
+                "mqtt": {
+                    "host": broker.host,
+                    "port": broker.port,
+                    "username": "surveil",
+                    "password": "${MQTT_PASSWORD}",
+                },
+                "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
+                "metrics": {"listen": f"127.0.0.1:{metrics_port}"},
+                "logging": {"level": "DEBUG", "format": log_format},
+            }
+        )
+    )
     log_path = tmp_path / "daemon.log"
     process = start_surveil(config, env={"MQTT_PASSWORD": MQTT_PASSWORD}, log_path=log_path)
     try:
@@ -105,14 +131,18 @@ def test_no_secret_in_anything_a_daemon_run_writes(tmp_path, mosquitto_broker_fa
         down = lambda: {m.topic for m in collector.messages if m.topic.endswith("/status")}  # noqa: E731
         assert wait_until(lambda: len(down()) >= len(cameras), 120), (down(), log_path.read_text()[-3000:])
         alerts = lambda: [m for m in collector.messages if "/alerts/" in m.topic]  # noqa: E731
-        assert wait_until(lambda: len(alerts()) >= len(URL_FORMS), 30), "stream_health alerts (with the down reason) expected"
+        assert wait_until(lambda: len(alerts()) >= len(URL_FORMS), 30), (
+            "stream_health alerts (with the down reason) expected"
+        )
         metrics_page = _scrape(metrics_port)
         assert "surveil_camera_up" in metrics_page
         time.sleep(1.0)  # a few reconnect rounds more
     finally:
         status = stop_surveil(process)
         collector.close()
-    retained = MqttCollector(broker.host, broker.port, topic="#", persistent=False, auth=("surveil", MQTT_PASSWORD))  # what a newcomer sees
+    retained = MqttCollector(
+        broker.host, broker.port, topic="#", persistent=False, auth=("surveil", MQTT_PASSWORD)
+    )  # what a newcomer sees
     try:
         retained.wait_subscribed()
         time.sleep(1.0)
@@ -144,5 +174,10 @@ def test_a_secret_that_looks_like_json_never_breaks_a_payload():
     redact.forget_all()
     redact.remember(["null", "1883", "true"])
     document = json.dumps({"reason": "login null failed", "port": 1883, "snapshot": None, "up": True})
-    assert json.loads(redact.redact_json(document)) == {"reason": "login *** failed", "port": 1883, "snapshot": None, "up": True}
+    assert json.loads(redact.redact_json(document)) == {
+        "reason": "login *** failed",
+        "port": 1883,
+        "snapshot": None,
+        "up": True,
+    }
     redact.forget_all()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surveil.service import sharding
 from surveil.config import Config, ConfigError
+from surveil.service import sharding
 from surveil.service.daemon import load_shard
 from surveil.service.sharding import Shard, ShardError, assign, owner
 
@@ -38,7 +38,9 @@ def test_growing_moves_only_the_new_instances_cameras(instances):
 
 @settings(max_examples=100, deadline=None)
 @given(
-    names=st.lists(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True), min_size=1, max_size=40, unique=True),
+    names=st.lists(
+        st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,20}", fullmatch=True), min_size=1, max_size=40, unique=True
+    ),
     instances=st.integers(1, 16),
     data=st.data(),
 )
@@ -58,8 +60,9 @@ def test_weights_are_stable_across_processes():
     """SHA-256, not Python's salted hash(): another interpreter (another PYTHONHASHSEED) agrees."""
     code = "from surveil.service.sharding import assign; print(assign(['a', 'b', 'c', 'd', 'e', 'f'], 3))"
     outputs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": seed}).stdout
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
+        ).stdout
         for seed in ("1", "2")
     }
     assert outputs == {str(assign(["a", "b", "c", "d", "e", "f"], 3)) + "\n"}
@@ -78,15 +81,18 @@ def test_enabled_cameras_are_the_shards():
     assert {c.name for c in _config().enabled_cameras} == {f"cam{i}" for i in range(9)}
 
 
-@pytest.mark.parametrize("section, message", [
-    ({"instances": 3, "index": 3}, "index must be 0-2"),
-    ({"instances": 2, "pin": {"cam1": 2}}, "pinned to an index beyond 1: cam1"),
-    ({"instances": 2, "pin": {"nocam": 0}}, "sharding.pin names no camera: nocam"),
-    ({"instances": 0}, "greater than or equal to 1"),
-    ({"instances": 1025}, "less than or equal to 1024"),
-    ({"index": "first"}, "auto"),
-    ({"replicas": 3}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"instances": 3, "index": 3}, "index must be 0-2"),
+        ({"instances": 2, "pin": {"cam1": 2}}, "pinned to an index beyond 1: cam1"),
+        ({"instances": 2, "pin": {"nocam": 0}}, "sharding.pin names no camera: nocam"),
+        ({"instances": 0}, "greater than or equal to 1"),
+        ({"instances": 1025}, "less than or equal to 1024"),
+        ({"index": "first"}, "auto"),
+        ({"replicas": 3}, "Extra inputs are not permitted"),
+    ],
+)
 def test_config_section_rejects(section, message):
     with pytest.raises(ValueError, match=message):
         _config(**section)
@@ -149,15 +155,23 @@ def test_load_shard_turns_a_bad_shard_into_a_config_error(tmp_path, monkeypatch)
 
 
 def _surveil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "surveil", *args], capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "surveil", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
 
 
-@pytest.mark.parametrize("args, env, message", [
-    (["--shard", "3/3"], None, "--shard: the index must be 0-2"),
-    (["--shard", "x"], None, "--shard: expected INDEX/INSTANCES"),
-    ([], {"SURVEIL_SHARD": "1/"}, "SURVEIL_SHARD: expected INDEX/INSTANCES"),
-])
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--shard", "3/3"], None, "--shard: the index must be 0-2"),
+        (["--shard", "x"], None, "--shard: expected INDEX/INSTANCES"),
+        ([], {"SURVEIL_SHARD": "1/"}, "SURVEIL_SHARD: expected INDEX/INSTANCES"),
+    ],
+)
 def test_run_exits_2_on_a_malformed_shard(tmp_path, args, env, message):
     result = _surveil("run", "-c", _write(tmp_path), *args, env=env)
     assert result.returncode == 2, result.stderr

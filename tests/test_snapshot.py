@@ -7,8 +7,8 @@ import time
 import cv2
 import yaml
 
-from surveil.cli import main
 from surveil.analysis.render import LINE_COLOUR, ZONE_COLOUR
+from surveil.cli import main
 from tests.support.pixels import outline_hits
 from tests.support.polling import free_port
 from tests.support.scene import HEIGHT, WIDTH, make_scene_clip
@@ -18,9 +18,17 @@ PASSWORD = "s3cret-camera-pass"
 
 
 def write_config(path, **camera) -> str:
-    config = {"cameras": [{"name": "cam", "zones": [{"name": "centre", "polygon": CENTRE}],
-                           "lines": [{"name": "low", "a": [0.1, 0.9], "b": [0.9, 0.9]}], **camera}],
-              "mqtt": {"enabled": False}}
+    config = {
+        "cameras": [
+            {
+                "name": "cam",
+                "zones": [{"name": "centre", "polygon": CENTRE}],
+                "lines": [{"name": "low", "a": [0.1, 0.9], "b": [0.9, 0.9]}],
+                **camera,
+            }
+        ],
+        "mqtt": {"enabled": False},
+    }
     path.write_text(yaml.safe_dump(config))
     return str(path)
 

@@ -56,12 +56,20 @@ def _port_in_use(folder: Path, holder: list) -> tuple[dict, list[str]]:
     sock.listen(1)
     holder.append(sock)
     port = sock.getsockname()[1]
-    return {"metrics.enabled": True, "metrics.listen": f"127.0.0.1:{port}"}, ["metrics.listen", f"127.0.0.1:{port}", "in use"]
+    return {"metrics.enabled": True, "metrics.listen": f"127.0.0.1:{port}"}, [
+        "metrics.listen",
+        f"127.0.0.1:{port}",
+        "in use",
+    ]
 
 
 def _state_dir_under_a_file(folder: Path, holder: list) -> tuple[dict, list[str]]:
     (folder / "plain-file").write_text("x")
-    return {"state_dir": str(folder / "plain-file" / "state")}, ["state_dir", str(folder / "plain-file" / "state"), "Not a directory"]
+    return {"state_dir": str(folder / "plain-file" / "state")}, [
+        "state_dir",
+        str(folder / "plain-file" / "state"),
+        "Not a directory",
+    ]
 
 
 def _state_dir_read_only(folder: Path, holder: list) -> tuple[dict, list[str]]:
@@ -77,13 +85,21 @@ def _state_dir_on_proc(folder: Path, holder: list) -> tuple[dict, list[str]]:
 
 def _spool_is_a_folder(folder: Path, holder: list) -> tuple[dict, list[str]]:
     (folder / "state" / "spool.sqlite3").mkdir(parents=True)
-    return {"mqtt.spool_path": "spool.sqlite3"}, ["mqtt.spool_path", str(folder / "state" / "spool.sqlite3"), "is a folder"]
+    return {"mqtt.spool_path": "spool.sqlite3"}, [
+        "mqtt.spool_path",
+        str(folder / "state" / "spool.sqlite3"),
+        "is a folder",
+    ]
 
 
 def _spool_not_a_database(folder: Path, holder: list) -> tuple[dict, list[str]]:
     (folder / "state").mkdir()
     (folder / "state" / "spool.sqlite3").write_bytes(b"this is not an SQLite database" * 100)
-    return {"mqtt.spool_path": "spool.sqlite3"}, ["mqtt.spool_path", str(folder / "state" / "spool.sqlite3"), "not a database"]
+    return {"mqtt.spool_path": "spool.sqlite3"}, [
+        "mqtt.spool_path",
+        str(folder / "state" / "spool.sqlite3"),
+        "not a database",
+    ]
 
 
 def _jsonl_in_unwritable_place(folder: Path, holder: list) -> tuple[dict, list[str]]:
@@ -91,7 +107,11 @@ def _jsonl_in_unwritable_place(folder: Path, holder: list) -> tuple[dict, list[s
 
 
 def _listen_on_foreign_address(folder: Path, holder: list) -> tuple[dict, list[str]]:
-    return {"metrics.enabled": True, "metrics.listen": "192.0.2.1:9108"}, ["metrics.listen", "192.0.2.1:9108", "assign requested address"]
+    return {"metrics.enabled": True, "metrics.listen": "192.0.2.1:9108"}, [
+        "metrics.listen",
+        "192.0.2.1:9108",
+        "assign requested address",
+    ]
 
 
 CASES = [

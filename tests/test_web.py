@@ -10,8 +10,6 @@ import http.client
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import cv2
 import numpy as np
@@ -82,7 +80,9 @@ def get(server: WebServer, path: str, headers: dict[str, str] | None = None) -> 
         connection.close()
 
 
-def read_parts(server: WebServer, path: str, count: int, headers: dict[str, str] | None = None, timeout: float = 10) -> list[bytes]:
+def read_parts(
+    server: WebServer, path: str, count: int, headers: dict[str, str] | None = None, timeout: float = 10
+) -> list[bytes]:
     """The first ``count`` JPEGs of a multipart/x-mixed-replace stream."""
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     connection.request("GET", path, headers=headers or {})

@@ -29,7 +29,10 @@ class MovingCameras:
         self.state = "up"
 
     def camera_views(self):
-        return [CameraView("gate", self.state, "streaming", self.fps, self.version), CameraView("yard", "starting", "", 0.0, 0)]
+        return [
+            CameraView("gate", self.state, "streaming", self.fps, self.version),
+            CameraView("yard", "starting", "", 0.0, 0),
+        ]
 
     def frame_version(self, camera):
         if camera not in ("gate", "yard"):
@@ -42,7 +45,7 @@ class MovingCameras:
             return None
         image = np.zeros((180, 320, 3), np.uint8)
         x = (version * 16) % 300
-        image[:, x:x + 20] = (0, 200, 255)
+        image[:, x : x + 20] = (0, 200, 255)
         return version, image
 
 
@@ -96,9 +99,13 @@ def test_browser_with_a_token_link_gets_a_session_and_sees_the_stream(live_serve
         response = page.goto(f"http://127.0.0.1:{server.port}/")
         assert response.status == 401
         response = page.goto(f"http://127.0.0.1:{server.port}/?token={TOKEN}")
-        assert response.status == 200 and page.url == f"http://127.0.0.1:{server.port}/", "redirected: no token in the address bar"
+        assert response.status == 200 and page.url == f"http://127.0.0.1:{server.port}/", (
+            "redirected: no token in the address bar"
+        )
         assert TOKEN not in page.content()
-        assert wait_until(lambda: image_ready(page, 'section[data-camera="gate"] img.live'), 10), "the stream needs the session cookie"
+        assert wait_until(lambda: image_ready(page, 'section[data-camera="gate"] img.live'), 10), (
+            "the stream needs the session cookie"
+        )
 
 
 def test_browser_basic_auth(live_server):

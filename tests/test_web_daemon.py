@@ -37,7 +37,7 @@ def fetch(daemon, path, headers=None) -> tuple[int, bytes]:
 def test_latest_jpg_shows_the_zone_outline_where_the_polygon_is(running):
     daemon, _, _ = running
     assert wait_until(lambda: fetch(daemon, "/cameras/scene/latest.jpg")[0] == 200, 30)
-    status, body = fetch(daemon, "/cameras/scene/latest.jpg")
+    _status, body = fetch(daemon, "/cameras/scene/latest.jpg")
     image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (HEIGHT, WIDTH, 3)
     colours = [ZONE_COLOUR, ACTIVE_COLOUR]
@@ -49,7 +49,9 @@ def test_latest_jpg_shows_the_zone_outline_where_the_polygon_is(running):
 
 def test_pages_show_camera_names_never_their_urls(running):
     daemon, _, _ = running
-    assert wait_until(lambda: b'"state": "down"' in fetch(daemon, "/cameras.json")[1], 30), fetch(daemon, "/cameras.json")
+    assert wait_until(lambda: b'"state": "down"' in fetch(daemon, "/cameras.json")[1], 30), fetch(
+        daemon, "/cameras.json"
+    )
     for path in ("/", "/cameras.json"):
         status, body = fetch(daemon, path)
         text = body.decode()

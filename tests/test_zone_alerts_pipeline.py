@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from zone_alerts_pets import Start, person_of_track, score  # noqa: E402
-from zone_alerts_pipeline import Recorder, frame_hash  # noqa: E402
+from zone_alerts_pets import Start, person_of_track, score
+from zone_alerts_pipeline import Recorder, frame_hash
 
-from surveil.types import Subject  # noqa: E402
+from surveil.types import Subject
 
 
 class FakeTracker:
@@ -46,28 +46,41 @@ def test_recorder_numbers_frames_from_one_and_keeps_starts():
     assert [(n, z, b.tolist(), t) for n, z, b, t in recorder.starts] == [(3, "lawn", [1.0, 2.0, 3.0, 4.0], 7)]
     assert recorder.mismatched == [4]
     assert {n: {t: b.tolist() for t, b in boxes.items()} for n, boxes in recorder.tracks.items()} == {
-        1: {7: [0.0, 0.0, 10.0, 20.0]}, 3: {7: [2.0, 0.0, 12.0, 20.0]}, 5: {}}  # seq 4: predicted only, not matched
+        1: {7: [0.0, 0.0, 10.0, 20.0]},
+        3: {7: [2.0, 0.0, 12.0, 20.0]},
+        5: {},
+    }  # seq 4: predicted only, not matched
 
 
 def _gt(*frames):
     """{frame number: (boxes, person ids)} from (number, {person: box}) pairs."""
-    return {n: (np.array(list(people.values()), np.float32).reshape(-1, 4), np.array(list(people), np.int64)) for n, people in frames}
+    return {
+        n: (np.array(list(people.values()), np.float32).reshape(-1, 4), np.array(list(people), np.int64))
+        for n, people in frames
+    }
 
 
 LEFT, RIGHT = (0.0, 0.0, 10.0, 30.0), (12.0, 0.0, 22.0, 30.0)
 BETWEEN = (4.0, 0.0, 18.0, 30.0)  # one box over two people walking side by side: IoU < 0.5 with either
 
 
-@pytest.mark.parametrize(("track", "expected"), [
-    pytest.param({8: LEFT, 9: LEFT, 10: BETWEEN}, 1, id="side-by-side-at-the-start-frame"),
-    pytest.param({8: RIGHT, 9: RIGHT, 10: RIGHT}, 2, id="clean-track"),
-    pytest.param({5: LEFT, 8: RIGHT, 9: RIGHT, 10: BETWEEN}, 2, id="only-the-last-three-matched-frames-vote"),
-    pytest.param({4: LEFT, 5: LEFT, 6: LEFT, 7: LEFT, 8: RIGHT, 9: RIGHT, 10: RIGHT}, 2, id="a-swap-before-the-alert-does-not-count"),
-    pytest.param({6: LEFT, 9: RIGHT, 10: RIGHT}, 2, id="frames-without-a-match-are-skipped"),
-    pytest.param({8: LEFT, 9: RIGHT, 10: BETWEEN}, 2, id="a-tie-goes-to-the-frame-nearest-the-start"),
-    pytest.param({10: BETWEEN}, None, id="no-frame-matches-anyone"),
-    pytest.param({1: LEFT, 10: BETWEEN}, None, id="matches-outside-the-window-do-not-count"),
-])
+@pytest.mark.parametrize(
+    ("track", "expected"),
+    [
+        pytest.param({8: LEFT, 9: LEFT, 10: BETWEEN}, 1, id="side-by-side-at-the-start-frame"),
+        pytest.param({8: RIGHT, 9: RIGHT, 10: RIGHT}, 2, id="clean-track"),
+        pytest.param({5: LEFT, 8: RIGHT, 9: RIGHT, 10: BETWEEN}, 2, id="only-the-last-three-matched-frames-vote"),
+        pytest.param(
+            {4: LEFT, 5: LEFT, 6: LEFT, 7: LEFT, 8: RIGHT, 9: RIGHT, 10: RIGHT},
+            2,
+            id="a-swap-before-the-alert-does-not-count",
+        ),
+        pytest.param({6: LEFT, 9: RIGHT, 10: RIGHT}, 2, id="frames-without-a-match-are-skipped"),
+        pytest.param({8: LEFT, 9: RIGHT, 10: BETWEEN}, 2, id="a-tie-goes-to-the-frame-nearest-the-start"),
+        pytest.param({10: BETWEEN}, None, id="no-frame-matches-anyone"),
+        pytest.param({1: LEFT, 10: BETWEEN}, None, id="matches-outside-the-window-do-not-count"),
+    ],
+)
 def test_person_of_track(track, expected):
     gt = _gt(*[(n, {1: LEFT, 2: RIGHT}) for n in range(1, 11)])
     tracks = {n: {7: np.array(box, np.float32)} for n, box in track.items()}

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from surveil.config import CameraConfig, TrackerConfig
 from surveil.analysis.incidents import IncidentBook
 from surveil.analysis.render import Overlay, draw, encode_jpeg
+from surveil.config import CameraConfig, TrackerConfig
 from surveil.rules import build_geometry, build_rules
 from surveil.rules.base import FrameContext, Line, Rule, StateReport, StreamState, Zone
 from surveil.tracking import Tracker, make_tracker
@@ -60,9 +60,17 @@ class CameraAnalyzer:
     def context(self, frame: Frame, detections: Detections, now: float | None = None) -> FrameContext:
         """The context of a live or recorded frame; ``now`` defaults to the frame's monotonic time."""
         return FrameContext(
-            camera=self.camera, now=frame.ts_mono if now is None else now, ts_wall=frame.ts_wall, ts_mono=frame.ts_mono,
-            seq=frame.seq, width=frame.width, height=frame.height, image=frame.image, detections=detections,
-            confident=self.confident(detections), stream=self._stream,
+            camera=self.camera,
+            now=frame.ts_mono if now is None else now,
+            ts_wall=frame.ts_wall,
+            ts_mono=frame.ts_mono,
+            seq=frame.seq,
+            width=frame.width,
+            height=frame.height,
+            image=frame.image,
+            detections=detections,
+            confident=self.confident(detections),
+            stream=self._stream,
         )
 
     def confident(self, detections: Detections) -> np.ndarray:
@@ -105,8 +113,18 @@ class CameraAnalyzer:
 
     def _no_frame(self, now: float, ts_wall: float) -> FrameContext:
         return FrameContext(
-            camera=self.camera, now=now, ts_wall=ts_wall, ts_mono=now, seq=None, width=0, height=0, image=None,
-            detections=Detections.empty(), confident=np.zeros(0, bool), tracks=(), stream=self._stream,
+            camera=self.camera,
+            now=now,
+            ts_wall=ts_wall,
+            ts_mono=now,
+            seq=None,
+            width=0,
+            height=0,
+            image=None,
+            detections=Detections.empty(),
+            confident=np.zeros(0, bool),
+            tracks=(),
+            stream=self._stream,
         )
 
     # ------------------------------------------------------------------ outputs
@@ -114,13 +132,20 @@ class CameraAnalyzer:
     def overlay(self, ctx: FrameContext) -> Overlay:
         open_rules = {rule_id for _, rule_id, _ in self.book.open_incidents}
         active_tracks = {s.track_id for _, _, subjects in self.book.open_incidents for s in subjects}
-        labels = {name: " ".join(f"{k}:{v}" for k, v in values.items()) for (_, _, name), values in self._published_state.items()}
+        labels = {
+            name: " ".join(f"{k}:{v}" for k, v in values.items())
+            for (_, _, name), values in self._published_state.items()
+        }
         return Overlay(
-            zones=self.zones, lines=self.lines, detections=ctx.detections, tracks=ctx.tracks or (),
+            zones=self.zones,
+            lines=self.lines,
+            detections=ctx.detections,
+            tracks=ctx.tracks or (),
             class_names=self.class_names,
             active_zones=frozenset(r.zone for r in self.rules if r.id in open_rules and r.zone),
             active_lines=frozenset(r.line for r in self.rules if r.id in open_rules and r.line),
-            active_tracks=frozenset(active_tracks), labels=labels,
+            active_tracks=frozenset(active_tracks),
+            labels=labels,
         )
 
     def annotated_latest(self) -> np.ndarray | None:
@@ -161,7 +186,14 @@ def build_analyzer(
     zones, lines = build_geometry(camera)
     book = IncidentBook(camera.name, on_suppressed=lambda rule, reason: on_suppressed(camera.name, rule, reason))
     return CameraAnalyzer(
-        camera.name, make_tracker(tracker_config, camera.name), build_rules(camera, class_names), class_names,
-        zones=list(zones.values()), lines=list(lines.values()), operating_thresholds=operating_thresholds,
-        snapshots=snapshots, book=book, on_state=on_state,
+        camera.name,
+        make_tracker(tracker_config, camera.name),
+        build_rules(camera, class_names),
+        class_names,
+        zones=list(zones.values()),
+        lines=list(lines.values()),
+        operating_thresholds=operating_thresholds,
+        snapshots=snapshots,
+        book=book,
+        on_state=on_state,
     )

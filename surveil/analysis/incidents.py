@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from surveil.rules.base import Condition, FrameContext, Rule
 from surveil.types import AlertUpdate, Subject
 
-
 _BORN_SLACK_S = 1.0  # a re-born identity may appear (tentatively) just before the old one is last matched
 
 
@@ -63,8 +62,12 @@ class _RuleState:
 
 
 class IncidentBook:
-    def __init__(self, camera: str, new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                 on_suppressed: Callable[[str, str], None] = lambda rule, reason: None):
+    def __init__(
+        self,
+        camera: str,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        on_suppressed: Callable[[str, str], None] = lambda rule, reason: None,
+    ):
         self.camera = camera
         self._new_id = new_id
         self._on_suppressed = on_suppressed
@@ -109,8 +112,15 @@ class IncidentBook:
 
     # ------------------------------------------------------------------ start
 
-    def _maybe_start(self, rule: Rule, state: _RuleState, key: Hashable, condition: Condition,
-                     ctx: FrameContext, out: list[AlertUpdate]) -> None:
+    def _maybe_start(
+        self,
+        rule: Rule,
+        state: _RuleState,
+        key: Hashable,
+        condition: Condition,
+        ctx: FrameContext,
+        out: list[AlertUpdate],
+    ) -> None:
         policy = rule.policy
         if key in state.suppressed or ctx.now < state.cooldown_until.get(key, -math.inf):
             return
@@ -127,10 +137,19 @@ class IncidentBook:
         state.pending.pop(key, None)
         state.starts.append(ctx.now)
         incident = _Incident(
-            id=self._new_id(), rule=rule, keys={key}, started_at=ctx.now, started_wall=ctx.ts_wall,
-            subjects=condition.subjects, details=dict(condition.details), position=condition.position,
-            scale=condition.scale, last_seen_at=ctx.now, last_update_at=ctx.now,
-            published_details=dict(condition.details), all_keys={key},
+            id=self._new_id(),
+            rule=rule,
+            keys={key},
+            started_at=ctx.now,
+            started_wall=ctx.ts_wall,
+            subjects=condition.subjects,
+            details=dict(condition.details),
+            position=condition.position,
+            scale=condition.scale,
+            last_seen_at=ctx.now,
+            last_update_at=ctx.now,
+            published_details=dict(condition.details),
+            all_keys={key},
         )
         self._open.append(incident)
         self._by_key[(rule.id, key)] = incident
@@ -172,8 +191,9 @@ class IncidentBook:
 
     # ------------------------------------------------------------------ progress and end
 
-    def _refresh(self, incident: _Incident, key: Hashable, condition: Condition, ctx: FrameContext,
-                 out: list[AlertUpdate]) -> None:
+    def _refresh(
+        self, incident: _Incident, key: Hashable, condition: Condition, ctx: FrameContext, out: list[AlertUpdate]
+    ) -> None:
         if key not in incident.keys:
             incident.keys.add(key)
             incident.all_keys.add(key)
@@ -181,12 +201,19 @@ class IncidentBook:
         incident.closing_since = None
         if condition.seen or not incident.subjects:  # boxes where the object was seen, never a prediction
             incident.subjects = condition.subjects or incident.subjects
-        incident.details = {**dict(condition.details), **({"merged_identities": incident.merged} if incident.merged else {})}
+        incident.details = {
+            **dict(condition.details),
+            **({"merged_identities": incident.merged} if incident.merged else {}),
+        }
         if condition.seen:
             incident.last_seen_at = ctx.now
             incident.position, incident.scale = condition.position, condition.scale
         interval = incident.rule.policy.update_interval_s
-        if interval > 0 and ctx.now - incident.last_update_at >= interval and incident.details != incident.published_details:
+        if (
+            interval > 0
+            and ctx.now - incident.last_update_at >= interval
+            and incident.details != incident.published_details
+        ):
             incident.last_update_at = ctx.now
             incident.published_details = dict(incident.details)
             out.append(self._message(incident, "update", ctx))
@@ -211,8 +238,13 @@ class IncidentBook:
         incident.closing_wall, incident.closing_mono, incident.closing_seq = ctx.ts_wall, ctx.ts_mono, ctx.seq
 
     def _close_due(self, rule: Rule, ctx: FrameContext) -> list[AlertUpdate]:
-        due = [i for i in self._open if i.rule is rule and i.closing_since is not None
-               and ctx.now - i.closing_since >= rule.policy.merge_window_s]
+        due = [
+            i
+            for i in self._open
+            if i.rule is rule
+            and i.closing_since is not None
+            and ctx.now - i.closing_since >= rule.policy.merge_window_s
+        ]
         return [self._finish(incident, ctx.now) for incident in due]
 
     def _finish(self, incident: _Incident, now: float) -> AlertUpdate:
@@ -229,17 +261,39 @@ class IncidentBook:
     def _message(self, incident: _Incident, phase: str, ctx: FrameContext) -> AlertUpdate:
         rule = incident.rule
         return AlertUpdate(
-            id=AlertUpdate.new_id(), incident_id=incident.id, phase=phase, camera=self.camera, rule=rule.id,
-            rule_type=rule.type, severity=rule.severity, ts=ctx.ts_wall, ts_mono=ctx.ts_mono,
-            started_ts=incident.started_wall, frame_seq=ctx.seq, zone=rule.zone, line=rule.line,
-            subjects=incident.subjects, details=dict(incident.details),
+            id=AlertUpdate.new_id(),
+            incident_id=incident.id,
+            phase=phase,
+            camera=self.camera,
+            rule=rule.id,
+            rule_type=rule.type,
+            severity=rule.severity,
+            ts=ctx.ts_wall,
+            ts_mono=ctx.ts_mono,
+            started_ts=incident.started_wall,
+            frame_seq=ctx.seq,
+            zone=rule.zone,
+            line=rule.line,
+            subjects=incident.subjects,
+            details=dict(incident.details),
         )
 
     def _end_message(self, incident: _Incident) -> AlertUpdate:
         rule = incident.rule
         return AlertUpdate(
-            id=AlertUpdate.new_id(), incident_id=incident.id, phase="end", camera=self.camera, rule=rule.id,
-            rule_type=rule.type, severity=rule.severity, ts=max(incident.closing_wall, incident.started_wall),
-            ts_mono=incident.closing_mono, started_ts=incident.started_wall, frame_seq=incident.closing_seq,
-            zone=rule.zone, line=rule.line, subjects=incident.subjects, details=dict(incident.details),
+            id=AlertUpdate.new_id(),
+            incident_id=incident.id,
+            phase="end",
+            camera=self.camera,
+            rule=rule.id,
+            rule_type=rule.type,
+            severity=rule.severity,
+            ts=max(incident.closing_wall, incident.started_wall),
+            ts_mono=incident.closing_mono,
+            started_ts=incident.started_wall,
+            frame_seq=incident.closing_seq,
+            zone=rule.zone,
+            line=rule.line,
+            subjects=incident.subjects,
+            details=dict(incident.details),
         )

@@ -54,8 +54,10 @@ def draw(image: np.ndarray, overlay: Overlay) -> np.ndarray:
         cv2.arrowedLine(canvas, tuple(a), tuple(b), colour, 2, cv2.LINE_AA, tipLength=0.03)
         _text(canvas, f"{line.name} {labels.get(line.name, '')}".strip(), tuple(a), colour)
     if overlay.detections is not None:
-        for box, score, class_id in zip(overlay.detections.xyxy, overlay.detections.confidence, overlay.detections.class_id):
-            x1, y1, x2, y2 = (int(round(v)) for v in box)
+        for box, _score, _class_id in zip(
+            overlay.detections.xyxy, overlay.detections.confidence, overlay.detections.class_id
+        ):
+            x1, y1, x2, y2 = (round(v) for v in box)
             cv2.rectangle(canvas, (x1, y1), (x2, y2), DETECTION_COLOUR, 1)
     for track in overlay.tracks:
         _draw_track(canvas, track, overlay)
@@ -64,7 +66,7 @@ def draw(image: np.ndarray, overlay: Overlay) -> np.ndarray:
 
 def _draw_track(canvas: np.ndarray, track: Track, overlay: Overlay) -> None:
     colour = ACTIVE_COLOUR if track.track_id in overlay.active_tracks else TRACK_COLOUR
-    x1, y1, x2, y2 = (int(round(v)) for v in track.xyxy)
+    x1, y1, x2, y2 = (round(v) for v in track.xyxy)
     cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, 2 if track.missed == 0 else 1)
     if len(track.history) > 1:
         path = np.round(np.array(track.history)).astype(np.int32)
@@ -94,15 +96,15 @@ def draw_grid(image: np.ndarray, step: float = 0.1) -> np.ndarray:
     canvas = image.copy()
     height, width = canvas.shape[:2]
     faint = canvas.copy()
-    count = int(round(1 / step))
+    count = round(1 / step)
     for i in range(1, count):
-        x, y = int(round(i * step * width)), int(round(i * step * height))
+        x, y = round(i * step * width), round(i * step * height)
         cv2.line(faint, (x, 0), (x, height - 1), GRID_COLOUR, 1)
         cv2.line(faint, (0, y), (width - 1, y), GRID_COLOUR, 1)
     cv2.addWeighted(faint, 0.6, canvas, 0.4, 0, dst=canvas)
     for i in range(1, count):
         label = f"{i * step:.1f}"
-        x, y = int(round(i * step * width)), int(round(i * step * height))
+        x, y = round(i * step * width), round(i * step * height)
         _text(canvas, label, (x + 2, 12), GRID_COLOUR)  # x along the top
         _text(canvas, label, (2, y - 3), GRID_COLOUR)  # y down the left
     return canvas

@@ -15,11 +15,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-
-from surveil.geometry import polygon_area, polygon_self_intersects
-from surveil.redact import redact, secret_value, url_secrets
-from surveil.redact import remember as redact_remember
-from surveil.service.sharding import owner
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -29,6 +24,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from surveil.geometry import polygon_area, polygon_self_intersects
+from surveil.redact import redact, secret_value, url_secrets
+from surveil.redact import remember as redact_remember
+from surveil.service.sharding import owner
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 MAX_POLYGON_POINTS = 256
@@ -62,7 +62,9 @@ _MOVED_TO_RULES = ("intrusion", "min_frames", "classes", "severity", "anchor")
 
 
 class ZoneConfig(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="Zone name, unique per camera; rules refer to it, alerts and topics carry it.")
+    name: str = Field(
+        pattern=NAME_PATTERN, description="Zone name, unique per camera; rules refer to it, alerts and topics carry it."
+    )
     polygon: list[RelPoint] = Field(
         min_length=3,
         max_length=MAX_POLYGON_POINTS,
@@ -94,11 +96,15 @@ class ZoneConfig(_Model):
 
 
 class LineConfig(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="Line name, unique per camera; rules refer to it, counts are published under it.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Line name, unique per camera; rules refer to it, counts are published under it.",
+    )
     a: RelPoint = Field(description="Start point [x, y] of the directed line, relative 0-1 coordinates.")
     b: RelPoint = Field(description="End point [x, y] of the directed line.")
     forward: str = Field(
-        default="in", pattern=NAME_PATTERN,
+        default="in",
+        pattern=NAME_PATTERN,
         description="Name of a crossing from the left of a->b to its right, as drawn on the image (for a=[0,y], b=[1,y]: top to bottom).",
     )
     backward: str = Field(default="out", pattern=NAME_PATTERN, description="Name of a crossing the other way.")
@@ -119,12 +125,17 @@ AnchorName = Literal["bottom_center", "center"]
 class ScheduleConfig(_Model):
     timezone: str = Field(default="UTC", description="IANA time zone the times are in, e.g. Europe/Berlin.")
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
-        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], min_length=1, max_length=7,
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        min_length=1,
+        max_length=7,
         description="Days on which the window starts.",
     )
-    start: str = Field(default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Armed from this local time (HH:MM).")
+    start: str = Field(
+        default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Armed from this local time (HH:MM)."
+    )
     end: str = Field(
-        default="00:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default="00:00",
+        pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
         description="Armed until this local time (HH:MM); earlier than `start` = past midnight; equal to `start` = all day.",
     )
 
@@ -142,56 +153,107 @@ class _RuleBase(_Model):
     id: str = Field(pattern=NAME_PATTERN, description="Rule id, unique per camera; the alert topic's last level.")
     enabled: bool = Field(default=True, description="Set false to keep the rule in the file without running it.")
     severity: Severity = Field(default="warning", description="Severity carried by this rule's alerts.")
-    min_duration_s: float = Field(default=0.0, ge=0, le=3600, description="The condition must hold this long before the incident starts.")
+    min_duration_s: float = Field(
+        default=0.0, ge=0, le=3600, description="The condition must hold this long before the incident starts."
+    )
     cooldown_s: float = Field(
-        default=0.0, ge=0, le=86400, description="After an incident ends, the same object (or, for frame rules, the rule) cannot start another this soon."
+        default=0.0,
+        ge=0,
+        le=86400,
+        description="After an incident ends, the same object (or, for frame rules, the rule) cannot start another this soon.",
     )
     max_starts_per_minute: int | None = Field(
-        default=None, ge=1, le=600, description="Rate cap on new incidents of this rule; extra ones are suppressed and counted."
+        default=None,
+        ge=1,
+        le=600,
+        description="Rate cap on new incidents of this rule; extra ones are suppressed and counted.",
     )
     update_interval_s: float = Field(
-        default=0.0, ge=0, le=3600, description="Send an `update` at most this often while the incident's details change (0 = never)."
+        default=0.0,
+        ge=0,
+        le=3600,
+        description="Send an `update` at most this often while the incident's details change (0 = never).",
     )
 
 
 class _TrackRuleBase(_RuleBase):
-    classes: list[str] = Field(default_factory=list, max_length=100, description="Class names this rule counts; empty = every class the detector keeps.")
-    anchor: AnchorName = Field(default="bottom_center", description="Which point of a box places the object: feet (bottom_center) or centre.")
+    classes: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Class names this rule counts; empty = every class the detector keeps.",
+    )
+    anchor: AnchorName = Field(
+        default="bottom_center", description="Which point of a box places the object: feet (bottom_center) or centre."
+    )
     merge_window_s: float = Field(
-        default=4.0, ge=0, le=60,
+        default=4.0,
+        ge=0,
+        le=60,
         description="Identity-swap folding: a new track that appears within this many seconds of an incident's track being lost "
         "joins that incident instead of starting another; an incident's end waits this long (0 = off).",
     )
     merge_distance: float = Field(
-        default=1.5, ge=0, le=10, description="... and no farther than this many box heights from where the lost track was last seen."
+        default=1.5,
+        ge=0,
+        le=10,
+        description="... and no farther than this many box heights from where the lost track was last seen.",
     )
 
 
 class ZoneIntrusionRuleConfig(_TrackRuleBase):
     type: Literal["zone_intrusion"] = Field(description="An object is inside the zone (while armed).")
     zone: str = Field(description="Name of one of this camera's zones.")
-    min_frames: int = Field(default=3, ge=1, le=100, description="Processed frames an object must be seen inside before it counts (frames where it is not detected do not reset it).")
-    exit_frames: int = Field(default=3, ge=1, le=100, description="Processed frames it must be seen outside before it has left.")
+    min_frames: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Processed frames an object must be seen inside before it counts (frames where it is not detected do not reset it).",
+    )
+    exit_frames: int = Field(
+        default=3, ge=1, le=100, description="Processed frames it must be seen outside before it has left."
+    )
     schedule: ScheduleConfig | None = Field(default=None, description="When the rule is armed; unset = always.")
 
 
 class LoiteringRuleConfig(_TrackRuleBase):
     type: Literal["loitering"] = Field(description="An object stays inside the zone longer than `dwell_s`.")
     zone: str = Field(description="Name of one of this camera's zones.")
-    dwell_s: float = Field(ge=1, le=86400, description="Seconds (of media time, not frames) inside before it is loitering.")
-    min_frames: int = Field(default=2, ge=1, le=100, description="Processed frames seen inside before the dwell clock counts it as inside.")
+    dwell_s: float = Field(
+        ge=1, le=86400, description="Seconds (of media time, not frames) inside before it is loitering."
+    )
+    min_frames: int = Field(
+        default=2, ge=1, le=100, description="Processed frames seen inside before the dwell clock counts it as inside."
+    )
     exit_frames: int = Field(default=3, ge=1, le=100, description="Processed frames seen outside before it has left.")
-    update_interval_s: float = Field(default=30.0, ge=0, le=3600, description="Send the growing dwell time at most this often (0 = never).")
+    update_interval_s: float = Field(
+        default=30.0, ge=0, le=3600, description="Send the growing dwell time at most this often (0 = never)."
+    )
 
 
 class LineCrossingRuleConfig(_TrackRuleBase):
     type: Literal["line_crossing"] = Field(description="An object crosses the directed line.")
     line: str = Field(description="Name of one of this camera's lines.")
-    directions: list[str] = Field(default_factory=list, max_length=2, description="Direction names that raise an alert; empty = both. Both are always counted.")
-    band: float = Field(default=0.1, ge=0, le=2, description="Dead band around the line, in box heights: jitter inside it never counts as a crossing.")
-    min_frames: int = Field(default=1, ge=1, le=30, description="Processed frames seen on the new side before the crossing counts.")
+    directions: list[str] = Field(
+        default_factory=list,
+        max_length=2,
+        description="Direction names that raise an alert; empty = both. Both are always counted.",
+    )
+    band: float = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        description="Dead band around the line, in box heights: jitter inside it never counts as a crossing.",
+    )
+    min_frames: int = Field(
+        default=1, ge=1, le=30, description="Processed frames seen on the new side before the crossing counts."
+    )
     severity: Severity = Field(default="info", description="Severity carried by this rule's alerts.")
-    merge_window_s: float = Field(default=0.0, ge=0, le=60, description="Identity-swap folding window; crossings are instants, so 0 (off) by default.")
+    merge_window_s: float = Field(
+        default=0.0,
+        ge=0,
+        le=60,
+        description="Identity-swap folding window; crossings are instants, so 0 (off) by default.",
+    )
     min_duration_s: float = Field(default=0.0, ge=0, le=0, description="Crossings are instants: must stay 0.")
 
 
@@ -200,10 +262,18 @@ class CrowdingRuleConfig(_TrackRuleBase):
     zone: str = Field(description="Name of one of this camera's zones.")
     min_count: int = Field(ge=1, le=1000, description="Objects that make a crowd.")
     for_s: float = Field(default=5.0, ge=0, le=3600, description="Seconds the count must stay at or above `min_count`.")
-    end_below: int | None = Field(default=None, ge=1, le=1000, description="Ends when the count stays below this (default `min_count`) ...")
-    end_after_s: float | None = Field(default=None, ge=0, le=3600, description="... for this many seconds (default `for_s`).")
-    update_interval_s: float = Field(default=10.0, ge=0, le=3600, description="Send the changing count at most this often (0 = never).")
-    merge_window_s: float = Field(default=0.0, ge=0, le=0, description="Not used by crowding (one incident per zone): must stay 0.")
+    end_below: int | None = Field(
+        default=None, ge=1, le=1000, description="Ends when the count stays below this (default `min_count`) ..."
+    )
+    end_after_s: float | None = Field(
+        default=None, ge=0, le=3600, description="... for this many seconds (default `for_s`)."
+    )
+    update_interval_s: float = Field(
+        default=10.0, ge=0, le=3600, description="Send the changing count at most this often (0 = never)."
+    )
+    merge_window_s: float = Field(
+        default=0.0, ge=0, le=0, description="Not used by crowding (one incident per zone): must stay 0."
+    )
     merge_distance: float = Field(default=0.0, ge=0, le=0, description="Not used by crowding: must stay 0.")
 
     @model_validator(mode="after")
@@ -215,53 +285,109 @@ class CrowdingRuleConfig(_TrackRuleBase):
 
 class ZoneOccupancyRuleConfig(_Model):
     id: str = Field(pattern=NAME_PATTERN, description="Rule id, unique per camera.")
-    type: Literal["zone_occupancy"] = Field(description="No alert: objects per class in the zone, as a gauge and a retained topic.")
+    type: Literal["zone_occupancy"] = Field(
+        description="No alert: objects per class in the zone, as a gauge and a retained topic."
+    )
     enabled: bool = Field(default=True, description="Set false to keep the rule in the file without running it.")
     zone: str = Field(description="Name of one of this camera's zones.")
-    classes: list[str] = Field(default_factory=list, max_length=100, description="Class names to count; empty = every class.")
+    classes: list[str] = Field(
+        default_factory=list, max_length=100, description="Class names to count; empty = every class."
+    )
     anchor: AnchorName = Field(default="bottom_center", description="Which point of a box places the object.")
 
 
 class AbandonedObjectRuleConfig(_TrackRuleBase):
-    type: Literal["abandoned_object"] = Field(description="An object of `classes` stays put for `stationary_s` seconds.")
-    classes: list[str] = Field(min_length=1, max_length=100, description="Object classes to watch, e.g. [backpack, handbag, suitcase].")
-    stationary_s: float = Field(default=60.0, ge=1, le=86400, description="Seconds without moving before it is abandoned.")
-    max_motion: float = Field(default=0.25, gt=0, le=5, description="Moving its centre more than this many box heights restarts the clock.")
-    unattended_radius: float | None = Field(
-        default=None, gt=0, le=50, description="Only while no person is within this many person-heights (unset = regardless of people)."
+    type: Literal["abandoned_object"] = Field(
+        description="An object of `classes` stays put for `stationary_s` seconds."
     )
-    person_classes: list[str] = Field(default_factory=lambda: ["person"], max_length=10, description="Classes that count as people for `unattended_radius`.")
-    merge_window_s: float = Field(default=4.0, ge=0, le=60, description="Identity-swap folding window (a flickering detection re-born in place).")
+    classes: list[str] = Field(
+        min_length=1, max_length=100, description="Object classes to watch, e.g. [backpack, handbag, suitcase]."
+    )
+    stationary_s: float = Field(
+        default=60.0, ge=1, le=86400, description="Seconds without moving before it is abandoned."
+    )
+    max_motion: float = Field(
+        default=0.25, gt=0, le=5, description="Moving its centre more than this many box heights restarts the clock."
+    )
+    unattended_radius: float | None = Field(
+        default=None,
+        gt=0,
+        le=50,
+        description="Only while no person is within this many person-heights (unset = regardless of people).",
+    )
+    person_classes: list[str] = Field(
+        default_factory=lambda: ["person"],
+        max_length=10,
+        description="Classes that count as people for `unattended_radius`.",
+    )
+    merge_window_s: float = Field(
+        default=4.0, ge=0, le=60, description="Identity-swap folding window (a flickering detection re-born in place)."
+    )
 
 
 class CameraTamperRuleConfig(_RuleBase):
     type: Literal["camera_tamper"] = Field(description="The view goes dark, loses focus or changes abruptly.")
     for_s: float = Field(default=5.0, ge=0.5, le=3600, description="Seconds a symptom must last.")
     recover_s: float = Field(default=3.0, ge=0, le=3600, description="Seconds without symptoms before it ends.")
-    learn_s: float = Field(default=5.0, ge=0, le=3600, description="Warm-up: seconds the normal view is learned quickly at start.")
-    relearn_s: float = Field(default=300.0, ge=10, le=86400, description="A view changed this long is accepted as the new normal (camera moved on purpose).")
-    dark_level: float = Field(default=20.0, ge=0, le=255, description="Mean grey level (0-255) below which the view is dark.")
-    blur_ratio: float = Field(default=0.25, gt=0, lt=1, description="Sharpness below this fraction of the learned sharpness is blurred.")
-    changed_fraction: float = Field(default=0.6, gt=0, lt=1, description="Fraction of the view that must differ from the learned view to count as changed.")
+    learn_s: float = Field(
+        default=5.0, ge=0, le=3600, description="Warm-up: seconds the normal view is learned quickly at start."
+    )
+    relearn_s: float = Field(
+        default=300.0,
+        ge=10,
+        le=86400,
+        description="A view changed this long is accepted as the new normal (camera moved on purpose).",
+    )
+    dark_level: float = Field(
+        default=20.0, ge=0, le=255, description="Mean grey level (0-255) below which the view is dark."
+    )
+    blur_ratio: float = Field(
+        default=0.25, gt=0, lt=1, description="Sharpness below this fraction of the learned sharpness is blurred."
+    )
+    changed_fraction: float = Field(
+        default=0.6,
+        gt=0,
+        lt=1,
+        description="Fraction of the view that must differ from the learned view to count as changed.",
+    )
     severity: Severity = Field(default="critical", description="Severity carried by this rule's alerts.")
 
 
 class StreamHealthRuleConfig(_RuleBase):
     type: Literal["stream_health"] = Field(description="The camera is down or frozen.")
     for_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds down or frozen before the incident starts.")
-    watch: list[Literal["down", "frozen"]] = Field(default_factory=lambda: ["down", "frozen"], min_length=1, description="What to watch for.")
-    frozen_level: float = Field(default=2.0, ge=0, le=20, description="A frame whose (downscaled grey) pixels all differ by at most this many grey levels from the previous one repeats it.")
+    watch: list[Literal["down", "frozen"]] = Field(
+        default_factory=lambda: ["down", "frozen"], min_length=1, description="What to watch for."
+    )
+    frozen_level: float = Field(
+        default=2.0,
+        ge=0,
+        le=20,
+        description="A frame whose (downscaled grey) pixels all differ by at most this many grey levels from the previous one repeats it.",
+    )
     severity: Severity = Field(default="critical", description="Severity carried by this rule's alerts.")
 
 
 RuleConfig = Annotated[
-    ZoneIntrusionRuleConfig | LoiteringRuleConfig | LineCrossingRuleConfig | CrowdingRuleConfig | ZoneOccupancyRuleConfig
-    | AbandonedObjectRuleConfig | CameraTamperRuleConfig | StreamHealthRuleConfig,
+    ZoneIntrusionRuleConfig
+    | LoiteringRuleConfig
+    | LineCrossingRuleConfig
+    | CrowdingRuleConfig
+    | ZoneOccupancyRuleConfig
+    | AbandonedObjectRuleConfig
+    | CameraTamperRuleConfig
+    | StreamHealthRuleConfig,
     Field(discriminator="type"),
 ]
 RULE_CONFIGS = (
-    ZoneIntrusionRuleConfig, LoiteringRuleConfig, LineCrossingRuleConfig, CrowdingRuleConfig, ZoneOccupancyRuleConfig,
-    AbandonedObjectRuleConfig, CameraTamperRuleConfig, StreamHealthRuleConfig,
+    ZoneIntrusionRuleConfig,
+    LoiteringRuleConfig,
+    LineCrossingRuleConfig,
+    CrowdingRuleConfig,
+    ZoneOccupancyRuleConfig,
+    AbandonedObjectRuleConfig,
+    CameraTamperRuleConfig,
+    StreamHealthRuleConfig,
 )
 
 
@@ -272,17 +398,23 @@ class MotionConfig(_Model):
         "skipped frames still reach the tracker (empty) and the time-based rules.",
     )
     threshold: int = Field(
-        default=25, ge=1, le=255,
+        default=25,
+        ge=1,
+        le=255,
         description="Grey levels (1-255) a pixel must differ from the running background; 15-40 suits most cameras "
         "(lower for dim or low-contrast scenes, higher for noisy sensors).",
     )
     min_area: float = Field(
-        default=0.002, ge=0.0, le=0.5,
+        default=0.002,
+        ge=0.0,
+        le=0.5,
         description="Least moving blob, as a fraction of the image (0-0.5); 0.001-0.01 typical. A distant person "
         "in a 480x360 view covers about 0.003.",
     )
     keepalive_s: float = Field(
-        default=2.0, ge=0.1, le=30,
+        default=2.0,
+        ge=0.1,
+        le=30,
         description="While something may be tracked (a detector call found something within the last "
         "`tracker.lost_after_s` + `keepalive_s`), run the detector at least this often without motion (0.1-30 s), so "
         "stationary objects keep their tracks (loitering, abandoned objects); must be below `tracker.lost_after_s`, or "
@@ -290,7 +422,9 @@ class MotionConfig(_Model):
         "something is followed by calls on the next `tracker.min_hits` - 1 frames, so a new track can be confirmed.",
     )
     idle_keepalive_s: float = Field(
-        default=10.0, ge=1, le=3600,
+        default=10.0,
+        ge=1,
+        le=3600,
         description="On an empty scene (nothing found for `tracker.lost_after_s` + `keepalive_s`) without motion, run "
         "the detector at least this often (1-3600 s): a check for what the motion mask misses. At least `keepalive_s`.",
     )
@@ -298,38 +432,70 @@ class MotionConfig(_Model):
     @model_validator(mode="after")
     def _idle_check_not_more_often(self) -> MotionConfig:
         if self.idle_keepalive_s < self.keepalive_s:
-            raise ValueError(f"idle_keepalive_s ({self.idle_keepalive_s:g}) must be at least keepalive_s ({self.keepalive_s:g})")
+            raise ValueError(
+                f"idle_keepalive_s ({self.idle_keepalive_s:g}) must be at least keepalive_s ({self.keepalive_s:g})"
+            )
         return self
 
 
 class CameraConfig(_Model):
-    name: str = Field(pattern=NAME_PATTERN, description="Camera name: letters, digits, '_' or '-'; used in topics, metrics and alerts.")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Camera name: letters, digits, '_' or '-'; used in topics, metrics and alerts.",
+    )
     url: str | int = Field(
         description="Where frames come from: an `rtsp://` / `http(s)://` URL, a video file path (relative to this config file), "
         "a webcam index (0) or a device path (/dev/video0)."
     )
     enabled: bool = Field(default=True, description="Set false to keep a camera in the file without opening it.")
     fps_limit: float | None = Field(
-        default=None, ge=0.01, le=1000,
+        default=None,
+        ge=0.01,
+        le=1000,
         description="Hand at most this many frames per second to the detector (0.01-1000); extra frames are skipped (not counted as drops).",
     )
-    realtime: bool = Field(default=True, description="Files only: play at the file's own frame rate (true) or as fast as decoding allows (false).")
+    realtime: bool = Field(
+        default=True,
+        description="Files only: play at the file's own frame rate (true) or as fast as decoding allows (false).",
+    )
     loop: bool = Field(default=True, description="Files only: start again at the end of the file.")
     open_timeout_s: float = Field(
-        default=5.0, ge=0.1, le=300, description="Give up opening a stream after this many seconds, 0.1-300 (OpenCV CAP_PROP_OPEN_TIMEOUT_MSEC)."
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="Give up opening a stream after this many seconds, 0.1-300 (OpenCV CAP_PROP_OPEN_TIMEOUT_MSEC).",
     )
     read_timeout_s: float = Field(
-        default=5.0, ge=0.1, le=300, description="Give up one blocked read after this many seconds, 0.1-300 (OpenCV CAP_PROP_READ_TIMEOUT_MSEC)."
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="Give up one blocked read after this many seconds, 0.1-300 (OpenCV CAP_PROP_READ_TIMEOUT_MSEC).",
     )
     stall_timeout_s: float = Field(
-        default=10.0, ge=0.5, le=3600, description="A camera that delivers no new frame for this long (0.5-3600 s) is marked down and reopened."
+        default=10.0,
+        ge=0.5,
+        le=3600,
+        description="A camera that delivers no new frame for this long (0.5-3600 s) is marked down and reopened.",
     )
-    reconnect_min_s: float = Field(default=0.5, ge=0.01, le=300, description="First reconnect delay, 0.01-300 s; doubles on each failure (with jitter).")
+    reconnect_min_s: float = Field(
+        default=0.5,
+        ge=0.01,
+        le=300,
+        description="First reconnect delay, 0.01-300 s; doubles on each failure (with jitter).",
+    )
     reconnect_max_s: float = Field(default=30.0, ge=0.01, le=3600, description="Longest reconnect delay, 0.01-3600 s.")
-    zones: list[ZoneConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named polygons on this camera's image (geometry only).")
-    lines: list[LineConfig] = Field(default_factory=list, max_length=MAX_ZONES, description="Named directed lines on this camera's image.")
-    rules: list[RuleConfig] = Field(default_factory=list, max_length=MAX_RULES, description="What to alert on or count; see docs/rules.md.")
-    motion: MotionConfig = Field(default_factory=MotionConfig, description="Motion gating of the detector (off by default).")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, max_length=MAX_ZONES, description="Named polygons on this camera's image (geometry only)."
+    )
+    lines: list[LineConfig] = Field(
+        default_factory=list, max_length=MAX_ZONES, description="Named directed lines on this camera's image."
+    )
+    rules: list[RuleConfig] = Field(
+        default_factory=list, max_length=MAX_RULES, description="What to alert on or count; see docs/rules.md."
+    )
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig, description="Motion gating of the detector (off by default)."
+    )
 
     @field_validator("url")
     @classmethod
@@ -351,9 +517,13 @@ class CameraConfig(_Model):
         for rule in self.rules:
             zone, line = getattr(rule, "zone", None), getattr(rule, "line", None)
             if zone is not None and zone not in zones:
-                raise ValueError(f"rule {rule.id}: no zone named {zone!r} on this camera (zones: {', '.join(sorted(zones)) or 'none'})")
+                raise ValueError(
+                    f"rule {rule.id}: no zone named {zone!r} on this camera (zones: {', '.join(sorted(zones)) or 'none'})"
+                )
             if line is not None and line not in lines:
-                raise ValueError(f"rule {rule.id}: no line named {line!r} on this camera (lines: {', '.join(sorted(lines)) or 'none'})")
+                raise ValueError(
+                    f"rule {rule.id}: no line named {line!r} on this camera (lines: {', '.join(sorted(lines)) or 'none'})"
+                )
             if line is not None:
                 names = {lines[line].forward, lines[line].backward}
                 unknown = sorted(set(rule.directions) - names)
@@ -376,31 +546,56 @@ class DetectorConfig(_Model):
         description="`coco` = torchvision's COCO-pretrained weights (downloaded once into $TORCH_HOME/hub/checkpoints), "
         "or a path to a checkpoint written by `surveil train` (relative to this config file).",
     )
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.")
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="`auto` (CUDA when present, else CPU), `cpu`, `cuda` or `cuda:N`.",
+    )
     batch_size: int = Field(default=4, ge=1, le=64, description="Most frames (one per camera) per forward pass.")
     max_wait_ms: float = Field(
-        default=40.0, ge=0, le=1000, description="Flush a partial batch once its oldest frame has waited this long (0-1000 ms)."
+        default=40.0,
+        ge=0,
+        le=1000,
+        description="Flush a partial batch once its oldest frame has waited this long (0-1000 ms).",
     )
     score_threshold: float = Field(
-        default=0.5, ge=0, le=1,
+        default=0.5,
+        ge=0,
+        le=1,
         description="Operating threshold: detections scoring at least this count for rules and start tracks "
         "(default: the checkpoint's validated threshold, else 0.5).",
     )
     low_score_floor: float = Field(
-        default=0.1, ge=0.01, le=1,
+        default=0.1,
+        ge=0.01,
+        le=1,
         description="Detections between this and the operating threshold still reach the tracker, which uses them only "
         "to keep existing tracks alive (ByteTrack's second pass); they never start a track or an alert on their own.",
     )
     class_score_thresholds: dict[str, float] = Field(
-        default_factory=dict, max_length=1000, description="Per-class score thresholds overriding `score_threshold`, e.g. {person: 0.6}."
+        default_factory=dict,
+        max_length=1000,
+        description="Per-class score thresholds overriding `score_threshold`, e.g. {person: 0.6}.",
     )
-    classes: list[str] = Field(default_factory=list, max_length=1000, description="Class names to keep; empty = all. E.g. [person, car].")
+    classes: list[str] = Field(
+        default_factory=list, max_length=1000, description="Class names to keep; empty = all. E.g. [person, car]."
+    )
     min_size: int | None = Field(
-        default=None, ge=64, le=4096, description="Network input: shorter side in pixels, 64-4096 (default: the architecture's or checkpoint's)."
+        default=None,
+        ge=64,
+        le=4096,
+        description="Network input: shorter side in pixels, 64-4096 (default: the architecture's or checkpoint's).",
     )
-    max_size: int | None = Field(default=None, ge=64, le=8192, description="Network input: cap on the longer side in pixels, 64-8192.")
+    max_size: int | None = Field(
+        default=None, ge=64, le=8192, description="Network input: cap on the longer side in pixels, 64-8192."
+    )
     half: bool = Field(default=True, description="Run under fp16 autocast on CUDA (ignored on CPU).")
-    threads: int | None = Field(default=None, ge=1, le=1024, description="CPU threads for inference, 1-1024 (torch.set_num_threads); default: torch's choice.")
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=1024,
+        description="CPU threads for inference, 1-1024 (torch.set_num_threads); default: torch's choice.",
+    )
     backend: Literal["torch", "onnxruntime", "openvino", "auto"] = Field(
         default="torch",
         description="Inference runtime: `torch` (batched; the GPU path), `onnxruntime` or `openvino` (CPU; the checkpoint is "
@@ -431,12 +626,26 @@ class TrackerConfig(_Model):
         "bytetrack-trackers (the `trackers` package's ByteTrack; needs `pip install trackers`).",
     )
     high_score: float = Field(
-        default=0.3, ge=0, le=1, description="Detections scoring at least this are high-score when the detector gives no per-class mask."
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Detections scoring at least this are high-score when the detector gives no per-class mask.",
     )
-    low_score: float = Field(default=0.1, ge=0, le=1, description="Low-score detections (kept alive tracks only) must score at least this.")
-    birth_score: float = Field(default=0.4, ge=0, le=1, description="A new track starts only from a high-score detection scoring at least this.")
-    iou_threshold: float = Field(default=0.3, gt=0, lt=1, description="Least IoU between a track's predicted box and a detection to match them.")
-    low_iou_threshold: float = Field(default=0.4, gt=0, lt=1, description="Least IoU to match a low-score detection (second pass).")
+    low_score: float = Field(
+        default=0.1, ge=0, le=1, description="Low-score detections (kept alive tracks only) must score at least this."
+    )
+    birth_score: float = Field(
+        default=0.4,
+        ge=0,
+        le=1,
+        description="A new track starts only from a high-score detection scoring at least this.",
+    )
+    iou_threshold: float = Field(
+        default=0.3, gt=0, lt=1, description="Least IoU between a track's predicted box and a detection to match them."
+    )
+    low_iou_threshold: float = Field(
+        default=0.4, gt=0, lt=1, description="Least IoU to match a low-score detection (second pass)."
+    )
     max_center_distance: float = Field(
         default=0.6,
         ge=0,
@@ -445,17 +654,34 @@ class TrackerConfig(_Model):
         "closer than this many box heights (0 = off).",
     )
     lost_center_growth: float = Field(
-        default=0.5, ge=0, le=5, description="A lost track's centre-distance gate widens by this fraction per second lost."
+        default=0.5,
+        ge=0,
+        le=5,
+        description="A lost track's centre-distance gate widens by this fraction per second lost.",
     )
-    max_size_ratio: float = Field(default=1.5, ge=1, le=4, description="Centre-distance matches need box heights within this ratio.")
-    min_hits: int = Field(default=2, ge=1, le=10, description="Matched frames before a track is confirmed and shown to rules.")
-    lost_after_s: float = Field(default=3.0, gt=0, le=60, description="Seconds a confirmed track survives without a matching detection.")
-    velocity_decay_s: float = Field(default=1.0, gt=0, le=30, description="Time constant (s) of the velocity decay while a track is lost.")
+    max_size_ratio: float = Field(
+        default=1.5, ge=1, le=4, description="Centre-distance matches need box heights within this ratio."
+    )
+    min_hits: int = Field(
+        default=2, ge=1, le=10, description="Matched frames before a track is confirmed and shown to rules."
+    )
+    lost_after_s: float = Field(
+        default=3.0, gt=0, le=60, description="Seconds a confirmed track survives without a matching detection."
+    )
+    velocity_decay_s: float = Field(
+        default=1.0, gt=0, le=30, description="Time constant (s) of the velocity decay while a track is lost."
+    )
     measurement_noise: float = Field(
-        default=0.05, gt=0, le=0.5, description="Motion filter: std of a detected box coordinate, as a fraction of the box height."
+        default=0.05,
+        gt=0,
+        le=0.5,
+        description="Motion filter: std of a detected box coordinate, as a fraction of the box height.",
     )
     acceleration_noise: float = Field(
-        default=0.2, gt=0, le=20, description="Motion filter: std of an object's acceleration, in box heights per second squared."
+        default=0.2,
+        gt=0,
+        le=20,
+        description="Motion filter: std of an object's acceleration, in box heights per second squared.",
     )
     history: int = Field(default=64, ge=2, le=10_000, description="Recent anchor points kept per track.")
 
@@ -473,53 +699,98 @@ class HomeAssistantConfig(_Model):
         "(incident open), a sensor per zone count; their availability follows the daemon's availability topic.",
     )
     discovery_prefix: str = Field(
-        default="homeassistant", min_length=1, max_length=200, pattern=r"^[^#+\s\x00]+$", description="Home Assistant's discovery prefix."
+        default="homeassistant",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^#+\s\x00]+$",
+        description="Home Assistant's discovery prefix.",
     )
 
 
 class MqttConfig(_Model):
     enabled: bool = Field(default=True, description="Publish alerts and status over MQTT.")
-    host: str = Field(default="localhost", min_length=1, max_length=253, pattern=r"^[^\s/@]+$", description="Broker host name or address.")
+    host: str = Field(
+        default="localhost",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[^\s/@]+$",
+        description="Broker host name or address.",
+    )
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
     instance: str | None = Field(
-        default=None, min_length=1, max_length=100, pattern=r"^[^/#+\s\x00]+$",
+        default=None,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[^/#+\s\x00]+$",
         description="This daemon's name on the broker: its availability topic is `<topic_prefix>/<instance>/available`, so several "
         "daemons can share a broker and a prefix. Default: the host name.",
     )
     client_id: str | None = Field(
-        default=None, min_length=1, max_length=256,
+        default=None,
+        min_length=1,
+        max_length=256,
         description="MQTT client id; must be unique on the broker. Default: `surveil-<instance>-<random>`, new at every start.",
     )
-    topic_prefix: str = Field(default="surveil", max_length=200, pattern=r"^[^#+\s\x00]+$", description="First level(s) of every topic; no wildcards.")
+    topic_prefix: str = Field(
+        default="surveil",
+        max_length=200,
+        pattern=r"^[^#+\s\x00]+$",
+        description="First level(s) of every topic; no wildcards.",
+    )
     qos: Literal[0, 1, 2] = Field(default=1, description="QoS of alert messages.")
-    username: str | None = Field(default=None, max_length=1024, description="Broker user name, if the broker requires one.")
-    password: SecretStr | None = Field(default=None, description="Broker password; use ${ENV_VAR} rather than writing it here.")
+    username: str | None = Field(
+        default=None, max_length=1024, description="Broker user name, if the broker requires one."
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Broker password; use ${ENV_VAR} rather than writing it here."
+    )
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keepalive interval in seconds (5-3600).")
     tls: bool = Field(
         default=False,
         description="Connect with TLS. The broker's certificate is verified: it must chain to `ca_file` (or, without it, to the "
         "system's CA certificates) and name `host`. Implied by `ca_file` and `cert_file`.",
     )
-    ca_file: str | None = Field(default=None, min_length=1, max_length=4096, description="PEM file with the CA certificate(s) the broker's certificate must chain to (relative to this config file).")
-    cert_file: str | None = Field(default=None, min_length=1, max_length=4096, description="Client certificate (PEM) for brokers that require one, with `key_file` (relative to this config file).")
-    key_file: str | None = Field(default=None, min_length=1, max_length=4096, description="Private key (PEM, unencrypted) of `cert_file` (relative to this config file).")
+    ca_file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="PEM file with the CA certificate(s) the broker's certificate must chain to (relative to this config file).",
+    )
+    cert_file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Client certificate (PEM) for brokers that require one, with `key_file` (relative to this config file).",
+    )
+    key_file: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="Private key (PEM, unencrypted) of `cert_file` (relative to this config file).",
+    )
     tls_insecure: bool = Field(
         default=False,
         description="Accept a broker certificate that does not name `host` (the chain is still verified). For tests and "
         "addresses without a certificate name only; it allows a man in the middle holding any certificate of that CA.",
     )
-    home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (off by default).")
+    home_assistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery (off by default)."
+    )
     spool_path: str = Field(
         default="surveil-spool.sqlite3",
         description="SQLite file holding alerts until the broker acknowledges them; replayed in order after an outage (relative to `state_dir`).",
     )
+
     @field_validator("qos", mode="before")
     @classmethod
     def _qos_from_text(cls, value: Any) -> Any:  # `qos: ${MQTT_QOS}` arrives as a string
         return int(value) if isinstance(value, str) and value.strip() in ("0", "1", "2") else value
 
     spool_max_alerts: int = Field(
-        default=100_000, ge=100, le=10_000_000, description="Oldest spooled alerts are dropped (and counted) beyond this many (100-10,000,000)."
+        default=100_000,
+        ge=100,
+        le=10_000_000,
+        description="Oldest spooled alerts are dropped (and counted) beyond this many (100-10,000,000).",
     )
 
     @model_validator(mode="after")
@@ -540,7 +811,11 @@ class MqttConfig(_Model):
 
 class MetricsConfig(_Model):
     enabled: bool = Field(default=True, description="Serve Prometheus metrics over HTTP.")
-    listen: str = Field(default="127.0.0.1:9108", pattern=r"^[^:\s]*:\d{1,5}$", description="host:port to serve /metrics on; port 0 = any free port.")
+    listen: str = Field(
+        default="127.0.0.1:9108",
+        pattern=r"^[^:\s]*:\d{1,5}$",
+        description="host:port to serve /metrics on; port 0 = any free port.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -564,16 +839,32 @@ class WebConfig(_Model):
         description="Serve the live view beside /metrics on `metrics.listen`: `/` (cameras, status, processed fps, live image), "
         "`/cameras/<name>/latest.jpg` and `/cameras/<name>/live.mjpeg`. Frames are drawn only while someone watches.",
     )
-    max_fps: float = Field(default=4.0, gt=0, le=30, description="Most frames per second one `live.mjpeg` stream sends (0 < x <= 30).")
-    max_streams: int = Field(default=8, ge=1, le=100, description="Most `live.mjpeg` streams open at once (1-100); more are refused with 503.")
-    jpeg_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of `latest.jpg` and the live stream (10-100).")
+    max_fps: float = Field(
+        default=4.0, gt=0, le=30, description="Most frames per second one `live.mjpeg` stream sends (0 < x <= 30)."
+    )
+    max_streams: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="Most `live.mjpeg` streams open at once (1-100); more are refused with 503.",
+    )
+    jpeg_quality: int = Field(
+        default=80, ge=10, le=100, description="JPEG quality of `latest.jpg` and the live stream (10-100)."
+    )
     auth_token: SecretStr | None = Field(
-        default=None, min_length=16,
+        default=None,
+        min_length=16,
         description="If set, every page needs it: `Authorization: Bearer <token>` or `?token=<token>` once in a browser "
         "(which then gets a session cookie). At least 16 characters; use ${ENV_VAR}.",
     )
-    username: str | None = Field(default=None, min_length=1, max_length=128, description="HTTP basic auth user name (with `password`).")
-    password: SecretStr | None = Field(default=None, min_length=8, description="HTTP basic auth password (with `username`), at least 8 characters; use ${ENV_VAR}.")
+    username: str | None = Field(
+        default=None, min_length=1, max_length=128, description="HTTP basic auth user name (with `password`)."
+    )
+    password: SecretStr | None = Field(
+        default=None,
+        min_length=8,
+        description="HTTP basic auth password (with `username`), at least 8 characters; use ${ENV_VAR}.",
+    )
     protect_metrics: bool = Field(
         default=True,
         description="When a token or a password is set, /metrics needs it too (Prometheus: `authorization` or `basic_auth` "
@@ -588,12 +879,19 @@ class WebConfig(_Model):
 
 
 class LoggingConfig(_Model):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Least severe level written.")
-    format: Literal["text", "json"] = Field(default="text", description="`text` for people, `json` (one object per line) for log shippers.")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level written."
+    )
+    format: Literal["text", "json"] = Field(
+        default="text", description="`text` for people, `json` (one object per line) for log shippers."
+    )
 
 
 class AlertsConfig(_Model):
-    jsonl_path: str | None = Field(default=None, description="Append every alert as one JSON line to this file (relative to `state_dir`); unset = off.")
+    jsonl_path: str | None = Field(
+        default=None,
+        description="Append every alert as one JSON line to this file (relative to `state_dir`); unset = off.",
+    )
     snapshot: bool = Field(default=False, description="Attach a JPEG of the frame (base64) to each alert.")
 
 
@@ -603,7 +901,9 @@ ShardPins = dict[Annotated[str, Field(pattern=NAME_PATTERN)], ShardIndex]
 
 class ShardingConfig(_Model):
     instances: int = Field(
-        default=1, ge=1, le=1024,
+        default=1,
+        ge=1,
+        le=1024,
         description="How many daemons share the cameras (1-1024). Each runs the cameras that rendezvous hashing of the camera "
         "name assigns to its `index` (see docs/scaling.md); `surveil shards -c FILE --instances N` prints the assignment. "
         "`SURVEIL_SHARD=i/N` or `surveil run --shard i/N` override this section.",
@@ -614,7 +914,8 @@ class ShardingConfig(_Model):
         "Kubernetes StatefulSet pod has (`surveil-3` is 3). `auto` is resolved by `surveil run`; other commands see every camera.",
     )
     pin: ShardPins = Field(
-        default_factory=dict, max_length=MAX_CAMERAS,
+        default_factory=dict,
+        max_length=MAX_CAMERAS,
         description="Camera name -> the index (0 to `instances`-1) that always runs it, e.g. the host with the USB webcam; "
         "the other cameras are hashed.",
     )
@@ -630,7 +931,9 @@ class ShardingConfig(_Model):
 
 
 class Config(_Model):
-    cameras: list[CameraConfig] = Field(min_length=1, max_length=MAX_CAMERAS, description=f"The cameras to watch (1 to {MAX_CAMERAS}).")
+    cameras: list[CameraConfig] = Field(
+        min_length=1, max_length=MAX_CAMERAS, description=f"The cameras to watch (1 to {MAX_CAMERAS})."
+    )
     detector: DetectorConfig = Field(default_factory=DetectorConfig, description="The object detector.")
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-camera multi-object tracker.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker for alerts and status.")
@@ -644,9 +947,14 @@ class Config(_Model):
         "Default: $STATE_DIRECTORY when systemd sets it (StateDirectory=), else this config file's folder. Relative to this config file.",
     )
     watchdog_stall_s: float = Field(
-        default=60.0, ge=1, le=86400, description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait."
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="Stop pinging the systemd watchdog if the detector has finished no batch for this long while frames wait.",
     )
-    sharding: ShardingConfig = Field(default_factory=ShardingConfig, description="Several daemons sharing the cameras (one by default).")
+    sharding: ShardingConfig = Field(
+        default_factory=ShardingConfig, description="Several daemons sharing the cameras (one by default)."
+    )
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> Config:
@@ -673,7 +981,9 @@ class Config(_Model):
 
     def with_shard(self, index: int, instances: int) -> Config:
         """This config as shard ``index`` of ``instances`` (pins checked again); ValueError if they do not fit."""
-        sharding = ShardingConfig.model_validate({"instances": instances, "index": index, "pin": dict(self.sharding.pin)})
+        sharding = ShardingConfig.model_validate(
+            {"instances": instances, "index": index, "pin": dict(self.sharding.pin)}
+        )
         return self.model_copy(update={"sharding": sharding})
 
 
@@ -684,7 +994,6 @@ def _require_unique(message: str, names: list[str]) -> None:
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ValueError(f"{message}; repeated: {', '.join(repeated)}")
-
 
 
 # ---------------------------------------------------------------- camera URLs
@@ -734,7 +1043,9 @@ def substitute_env(value: str, environ: dict[str, str] | None = None, line: int 
         if default is not None:
             return default
         where = f"line {line}: " if line else ""
-        raise ConfigError(f"{where}environment variable ${{{name}}} is not set (write ${{{name}:-default}} to give a default)")
+        raise ConfigError(
+            f"{where}environment variable ${{{name}}} is not set (write ${{{name}:-default}} to give a default)"
+        )
 
     return _ENV_PATTERN.sub(replace, value)
 
@@ -765,7 +1076,9 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         raise ConfigError(f"{path}: too deeply nested or too large to validate") from None
     except Exception as exc:  # a bug, but still a message and exit 2, not a traceback
         logging.getLogger(__name__).debug("unexpected error validating %s", path, exc_info=True)
-        raise ConfigError(f"{path}: cannot be validated ({type(exc).__name__}: {redact(str(exc))[:200]}); please report this") from None
+        raise ConfigError(
+            f"{path}: cannot be validated ({type(exc).__name__}: {redact(str(exc))[:200]}); please report this"
+        ) from None
     redact_remember(config_secrets(config))
     return config
 
@@ -819,11 +1132,15 @@ def _check_event_budget(text: str) -> bool:
             if isinstance(event, _NODE_EVENTS):
                 nodes += 1
                 if nodes > MAX_YAML_NODES:
-                    raise ConfigError(f"line {event.start_mark.line + 1}: more than {MAX_YAML_NODES:,} YAML values; is this the right file?")
+                    raise ConfigError(
+                        f"line {event.start_mark.line + 1}: more than {MAX_YAML_NODES:,} YAML values; is this the right file?"
+                    )
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 depth += 1
                 if depth > MAX_YAML_DEPTH:
-                    raise ConfigError(f"line {event.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep")
+                    raise ConfigError(
+                        f"line {event.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels deep"
+                    )
             elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
                 depth -= 1
     finally:
@@ -854,7 +1171,9 @@ def _check_expanded_size(root: yaml.Node) -> None:
         total = 1 + sum(size for size, _ in children)
         depth = 1 + max((d for _, d in children), default=0)
         if total > MAX_YAML_NODES:
-            raise ConfigError(f"line {node.start_mark.line + 1}: expands (through aliases) to more than {MAX_YAML_NODES:,} YAML values")
+            raise ConfigError(
+                f"line {node.start_mark.line + 1}: expands (through aliases) to more than {MAX_YAML_NODES:,} YAML values"
+            )
         if depth > MAX_YAML_DEPTH:
             raise ConfigError(f"line {node.start_mark.line + 1}: aliases nest more than {MAX_YAML_DEPTH} levels deep")
         measured[id(node)] = (total, depth)
@@ -922,7 +1241,11 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
         elif error["type"] == "missing":
             message = "required option is missing"
         got = error.get("input")
-        if error["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)) and not _SECRET_FIELDS.search(field):
+        if (
+            error["type"] not in ("missing", "extra_forbidden")
+            and not isinstance(got, (dict, list))
+            and not _SECRET_FIELDS.search(field)
+        ):
             shown = repr(got)
             message += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
         lines.append(redact(f"  {where}{field}: {message}"))
@@ -978,16 +1301,20 @@ def resolve_paths(config: Config, base: Path, systemd_state_dir: str | None = No
         state = Path(systemd_state_dir.split(":")[0])  # systemd lists several folders with ':'
     else:
         state = base
-    cameras = [
-        c.model_copy(update={"url": _resolve(base, c.url)}) if c.kind == "file" else c for c in config.cameras
-    ]
+    cameras = [c.model_copy(update={"url": _resolve(base, c.url)}) if c.kind == "file" else c for c in config.cameras]
     detector = config.detector
     if detector.weights != "coco":
         detector = detector.model_copy(update={"weights": _resolve(base, detector.weights)})
-    mqtt = config.mqtt.model_copy(update={
-        "spool_path": _resolve(state, config.mqtt.spool_path),
-        **{k: _resolve(base, v) for k in ("ca_file", "cert_file", "key_file") if (v := getattr(config.mqtt, k)) is not None},
-    })
+    mqtt = config.mqtt.model_copy(
+        update={
+            "spool_path": _resolve(state, config.mqtt.spool_path),
+            **{
+                k: _resolve(base, v)
+                for k in ("ca_file", "cert_file", "key_file")
+                if (v := getattr(config.mqtt, k)) is not None
+            },
+        }
+    )
     alerts = config.alerts
     if alerts.jsonl_path:
         alerts = alerts.model_copy(update={"jsonl_path": _resolve(state, alerts.jsonl_path)})
@@ -1020,7 +1347,12 @@ def _type_name(annotation: Any) -> str:
 
 def markdown_reference() -> str:
     """The config reference, generated from the field descriptions above."""
-    out = ["# Configuration reference", "", "Generated by `python -m surveil.config --markdown` from `surveil/config.py`.", ""]
+    out = [
+        "# Configuration reference",
+        "",
+        "Generated by `python -m surveil.config --markdown` from `surveil/config.py`.",
+        "",
+    ]
     sections: list[tuple[str, type[BaseModel]]] = [
         ("top level", Config),
         ("cameras[]", CameraConfig),
@@ -1042,7 +1374,9 @@ def markdown_reference() -> str:
         out += [f"## `{title}`", "", "| option | type | default | meaning |", "|---|---|---|---|"]
         for name, info in model.model_fields.items():
             default = info.get_default(call_default_factory=True) if not info.is_required() else None
-            shown = "required" if info.is_required() else ("see below" if isinstance(default, BaseModel) else repr(default))
+            shown = (
+                "required" if info.is_required() else ("see below" if isinstance(default, BaseModel) else repr(default))
+            )
             out.append(f"| `{name}` | `{_type_name(info.annotation)}` | `{shown}` | {info.description or ''} |")
         out.append("")
     return "\n".join(out)

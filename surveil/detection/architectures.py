@@ -128,20 +128,25 @@ def fasterrcnn_resnet50_fpn(num_classes: int, **kwargs: Any) -> FasterRCNN:
 def fasterrcnn_mobilenet_v3_large_fpn_tuned(num_classes: int, **kwargs: Any) -> FasterRCNN:
     """torchvision's MobileNetV3-Large FPN with a ``num_classes`` predictor and frozen BatchNorm,
     as fine-tuned from ImageNet or COCO weights (``surveil.training.architectures``)."""
-    model = tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn(weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
+    model = tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
+    )
     return freeze_batchnorm(model)
 
 
 # torchvision's detectors as shipped: name -> (torchvision builder, its COCO weights).
 TORCHVISION_COCO: dict[str, tuple[Callable[..., FasterRCNN], WeightsEnum]] = {
     "fasterrcnn_resnet50_fpn_v2": (
-        tv_frcnn.fasterrcnn_resnet50_fpn_v2, tv_frcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1
+        tv_frcnn.fasterrcnn_resnet50_fpn_v2,
+        tv_frcnn.FasterRCNN_ResNet50_FPN_V2_Weights.COCO_V1,
     ),
     "fasterrcnn_mobilenet_v3_large_fpn": (
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn, tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1
+        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn,
+        tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1,
     ),
     "fasterrcnn_mobilenet_v3_large_320_fpn": (
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_320_fpn, tv_frcnn.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1
+        tv_frcnn.fasterrcnn_mobilenet_v3_large_320_fpn,
+        tv_frcnn.FasterRCNN_MobileNet_V3_Large_320_FPN_Weights.COCO_V1,
     ),
 }
 

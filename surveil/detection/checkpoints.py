@@ -121,7 +121,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         raise ModelLoadError(f"checkpoint {path} cannot be loaded safely ({type(exc).__name__}: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ModelLoadError(f"{path} is not a surveil detector checkpoint (write one with `surveil train` or `surveil export`)")
+        raise ModelLoadError(
+            f"{path} is not a surveil detector checkpoint (write one with `surveil train` or `surveil export`)"
+        )
     version = payload.get("format_version", 0)
     if not isinstance(version, int) or version > CHECKPOINT_VERSION:
         raise ModelLoadError(f"{path} was written by a newer surveil (format {version!r})")
@@ -145,10 +147,19 @@ def _checkpoint_problem(payload: dict[str, Any]) -> str | None:
     if architecture not in ARCHITECTURES:
         return f"`architecture` is {architecture!r}, not one of {', '.join(known_architectures())}"
     labels = payload.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels) or labels[0] != "__background__":
+    if (
+        not isinstance(labels, list)
+        or len(labels) < 2
+        or not all(isinstance(x, str) for x in labels)
+        or labels[0] != "__background__"
+    ):
         return "`labels` must be a list of class names starting with '__background__'"
     state = payload.get("state_dict")
-    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
+    ):
         return "`state_dict` must map parameter names to tensors"
     if not isinstance(payload.get("arch_kwargs", {}), dict):
         return "`arch_kwargs` must be a mapping"
@@ -171,7 +182,9 @@ def load_checkpoint_model(path: str | Path, **overrides: Any) -> tuple[nn.Module
         raise
     except (TypeError, ValueError, RuntimeError) as exc:  # bad arch_kwargs, tensors of the wrong shape
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise ModelLoadError(f"checkpoint {path} does not fit architecture {payload['architecture']}: {first}") from None
+        raise ModelLoadError(
+            f"checkpoint {path} does not fit architecture {payload['architecture']}: {first}"
+        ) from None
     if missing or unexpected:
         raise ModelLoadError(
             f"checkpoint {path} does not fit architecture {payload['architecture']}: "

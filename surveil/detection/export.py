@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from surveil.evaluation.predict import set_input_size
 from surveil.detection.checkpoints import file_sha256, load_checkpoint_model
+from surveil.evaluation.predict import set_input_size
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ def sidecar_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".json")
 
 
-def export_onnx(model: nn.Module, output: str | Path, example_hw: tuple[int, int] = (360, 480), opset: int = DEFAULT_OPSET) -> Path:
+def export_onnx(
+    model: nn.Module, output: str | Path, example_hw: tuple[int, int] = (360, 480), opset: int = DEFAULT_OPSET
+) -> Path:
     """Write ``model`` (a torchvision detector in eval mode) as an ONNX graph for one image."""
     if opset < 11:
         raise ExportError(f"torchvision detectors need ONNX opset >= 11, not {opset}")
@@ -93,7 +95,12 @@ def export_torchscript(model: nn.Module, output: str | Path) -> Path:
 
 
 def export_checkpoint(
-    weights: str | Path, fmt: str, output: str | Path, min_size: int | None = None, max_size: int | None = None, opset: int = DEFAULT_OPSET
+    weights: str | Path,
+    fmt: str,
+    output: str | Path,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    opset: int = DEFAULT_OPSET,
 ) -> Path:
     """Export a deployable checkpoint and write its sidecar; returns the export's path."""
     if fmt not in EXPORT_FORMATS:

@@ -31,9 +31,16 @@ import numpy as np
 import torch
 
 from surveil.config import DetectorConfig
-from surveil.detection.torch_detector import Detector, DetectionFilter, TorchDetector, fold_batchnorm, frames_to_tensors, select_device
-from surveil.detection.export import DEFAULT_OPSET, export_onnx, write_sidecar
 from surveil.detection.checkpoints import ModelLoadError, file_sha256, read_checkpoint
+from surveil.detection.export import DEFAULT_OPSET, export_onnx, write_sidecar
+from surveil.detection.torch_detector import (
+    DetectionFilter,
+    Detector,
+    TorchDetector,
+    fold_batchnorm,
+    frames_to_tensors,
+    select_device,
+)
 from surveil.types import Detections
 
 log = logging.getLogger(__name__)
@@ -75,10 +82,14 @@ class OnnxDetector:
             raise ValueError(f"unknown ONNX backend {backend!r}")
         if not backend_available(backend):
             extra = "fast" if backend == "openvino" else "export"
-            raise ModelLoadError(f"detector.backend is {backend} but the `{backend}` package is not installed "
-                                 f"(pip install -e '.[{extra}]', or use `backend: torch`)")
+            raise ModelLoadError(
+                f"detector.backend is {backend} but the `{backend}` package is not installed "
+                f"(pip install -e '.[{extra}]', or use `backend: torch`)"
+            )
         if select_device(config.device).type != "cpu":
-            raise ModelLoadError(f"detector.backend {backend} runs on the CPU; use `backend: torch` for {config.device}")
+            raise ModelLoadError(
+                f"detector.backend {backend} runs on the CPU; use `backend: torch` for {config.device}"
+            )
         self.config = config
         self.backend = backend
         self.device = torch.device("cpu")
@@ -88,8 +99,14 @@ class OnnxDetector:
         self.onnx_path = cached_onnx(config, Path(cache_dir) if cache_dir else default_cache_dir())
         self.precision = "fp32"
         self._run = self._open_onnxruntime() if backend == "onnxruntime" else self._open_openvino()
-        log.info("detector ready: %s on %s (%s, %s), %d classes", config.weights, backend, self.onnx_path.name,
-                 self.precision, len(self.class_names) - 1)
+        log.info(
+            "detector ready: %s on %s (%s, %s), %d classes",
+            config.weights,
+            backend,
+            self.onnx_path.name,
+            self.precision,
+            len(self.class_names) - 1,
+        )
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         out = []
@@ -115,8 +132,13 @@ class OnnxDetector:
 
         core = ov.Core()
         core.set_property({"CACHE_DIR": str(self.onnx_path.parent / "openvino")})
-        self.precision = openvino_precision(self.config.openvino_precision, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-        properties = {"INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32", "PERFORMANCE_HINT": "LATENCY"}
+        self.precision = openvino_precision(
+            self.config.openvino_precision, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        )
+        properties = {
+            "INFERENCE_PRECISION_HINT": "bf16" if self.precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+        }
         if self.config.threads:
             properties["INFERENCE_NUM_THREADS"] = self.config.threads
         compiled = core.compile_model(core.read_model(str(self.onnx_path)), "CPU", properties)
@@ -153,7 +175,11 @@ def cache_key(config: DetectorConfig, opset: int = DEFAULT_OPSET) -> str:
     """What the exported graph depends on: the weights, the input size, the opset and torch."""
     import torchvision
 
-    source = f"coco-{config.architecture}-{torchvision.__version__}" if config.weights == "coco" else file_sha256(config.weights)
+    source = (
+        f"coco-{config.architecture}-{torchvision.__version__}"
+        if config.weights == "coco"
+        else file_sha256(config.weights)
+    )
     text = f"{source}|{config.min_size}|{config.max_size}|{opset}|{torch.__version__}"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -182,12 +208,22 @@ def cached_onnx(config: DetectorConfig, cache_dir: Path, opset: int = DEFAULT_OP
         tmp.unlink(missing_ok=True)
     if config.weights != "coco":
         write_sidecar(path, "onnx", read_checkpoint(config.weights), model, config.weights, opset)
-    log.info("detector: exported %s to %s in %.1f s (cached for the next start)", config.weights, path, time.perf_counter() - started)
+    log.info(
+        "detector: exported %s to %s in %.1f s (cached for the next start)",
+        config.weights,
+        path,
+        time.perf_counter() - started,
+    )
     return path
 
 
-def detection_agreement(reference: Sequence[Detections], other: Sequence[Detections], thresholds: np.ndarray,
-                        min_iou: float, max_score_diff: float) -> tuple[int, int]:
+def detection_agreement(
+    reference: Sequence[Detections],
+    other: Sequence[Detections],
+    thresholds: np.ndarray,
+    min_iou: float,
+    max_score_diff: float,
+) -> tuple[int, int]:
     """(matched, total) confident detections over all frames, counted from both sides.
 
     A detection at or above its class's operating threshold on one side matches when the other side

@@ -8,6 +8,7 @@ real implementation; tests may put a scripted detector behind the same interface
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import threading
@@ -47,11 +48,15 @@ def select_device(spec: str) -> torch.device:
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"detector.device is {spec!r} but CUDA is not available on this machine (use `auto` or `cpu`)")
+        raise ModelLoadError(
+            f"detector.device is {spec!r} but CUDA is not available on this machine (use `auto` or `cpu`)"
+        )
     return torch.device(spec)
 
 
-def resolve_thresholds(config: DetectorConfig, class_names: Sequence[str], checkpoint_thresholds: dict[str, float]) -> np.ndarray:
+def resolve_thresholds(
+    config: DetectorConfig, class_names: Sequence[str], checkpoint_thresholds: dict[str, float]
+) -> np.ndarray:
     """Per-class score thresholds: config per-class > config default (when set) > checkpoint operating point > default."""
     unknown = sorted(set(config.class_score_thresholds) - set(class_names))
     if unknown:
@@ -73,7 +78,9 @@ def keep_mask(config: DetectorConfig, class_names: Sequence[str]) -> np.ndarray:
     if config.classes:
         unknown = sorted(set(config.classes) - set(class_names))
         if unknown:
-            raise ModelLoadError(f"detector.classes names classes the model does not know: {unknown}; it knows {[n for n in class_names[1:] if n != 'N/A']}")
+            raise ModelLoadError(
+                f"detector.classes names classes the model does not know: {unknown}; it knows {[n for n in class_names[1:] if n != 'N/A']}"
+            )
         keep = np.array([name in config.classes for name in class_names])
     return keep
 
@@ -163,12 +170,19 @@ class DevicePreprocess:
     memory_format: torch.memory_format  # of the network input
 
     @classmethod
-    def of(cls, transform: torch.nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool) -> DevicePreprocess:
+    def of(
+        cls, transform: torch.nn.Module, device: torch.device, dtype: torch.dtype, channels_last: bool
+    ) -> DevicePreprocess:
         mean = torch.as_tensor(transform.image_mean, dtype=torch.float64).reshape(1, 3, 1, 1)
         std = torch.as_tensor(transform.image_std, dtype=torch.float64).reshape(1, 3, 1, 1)
-        return cls(transform.min_size[-1], transform.max_size, transform.fixed_size,
-                   (1.0 / (255.0 * std)).to(device, dtype), (-mean / std).to(device, dtype),
-                   torch.channels_last if channels_last else torch.contiguous_format)
+        return cls(
+            transform.min_size[-1],
+            transform.max_size,
+            transform.fixed_size,
+            (1.0 / (255.0 * std)).to(device, dtype),
+            (-mean / std).to(device, dtype),
+            torch.channels_last if channels_last else torch.contiguous_format,
+        )
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         rgb = frames.permute(0, 3, 1, 2).flip(1)  # an NHWC view: what follows keeps that layout
@@ -221,7 +235,9 @@ class DetectionFilter:
         scores = np.asarray(scores, np.float32).reshape(-1)
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
         labels_in_range = np.clip(labels, 0, len(self.thresholds) - 1)
-        mask = self.keep[labels_in_range] & (scores >= self.thresholds[labels_in_range]) & (labels < len(self.thresholds))
+        mask = (
+            self.keep[labels_in_range] & (scores >= self.thresholds[labels_in_range]) & (labels < len(self.thresholds))
+        )
         return Detections.from_arrays(boxes[mask], scores[mask], labels[mask])
 
 
@@ -237,8 +253,12 @@ def fold_batchnorm(model: torch.nn.Module) -> int:
         if not isinstance(module, torch.nn.Sequential):
             continue
         children = list(module.named_children())
-        for (_, conv), (norm_name, norm) in zip(children, children[1:]):
-            if isinstance(conv, torch.nn.Conv2d) and _is_inference_norm(norm) and norm.weight.shape[0] == conv.out_channels:
+        for (_, conv), (norm_name, norm) in itertools.pairwise(children):
+            if (
+                isinstance(conv, torch.nn.Conv2d)
+                and _is_inference_norm(norm)
+                and norm.weight.shape[0] == conv.out_channels
+            ):
                 _fold_into(conv, norm)
                 setattr(module, norm_name, torch.nn.Identity())
                 folded += 1
@@ -272,7 +292,13 @@ class TorchDetector:
     ``model(list_of_images)`` whose transform resizes and normalises image by image in Python.
     """
 
-    def __init__(self, config: DetectorConfig, optimize: bool = True, batched: bool | None = None, channels_last: bool | None = None):
+    def __init__(
+        self,
+        config: DetectorConfig,
+        optimize: bool = True,
+        batched: bool | None = None,
+        channels_last: bool | None = None,
+    ):
         self.config = config
         self.device = select_device(config.device)
         # The model's layout: channels_last pays on the CPU (oneDNN's native layout). The batched path's
@@ -288,9 +314,16 @@ class TorchDetector:
                 self._optimize()
         except ModelLoadError:
             raise
-        except (RuntimeError, OSError, ValueError, EOFError) as exc:  # e.g. a damaged file in the torch hub cache, a missing GPU
+        except (
+            RuntimeError,
+            OSError,
+            ValueError,
+            EOFError,
+        ) as exc:  # e.g. a damaged file in the torch hub cache, a missing GPU
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            raise ModelLoadError(f"detector weights {config.weights} cannot be loaded on {self.device} ({type(exc).__name__}: {first})") from None
+            raise ModelLoadError(
+                f"detector weights {config.weights} cannot be loaded on {self.device} ({type(exc).__name__}: {first})"
+            ) from None
         self.filter = DetectionFilter(config, self.class_names, checkpoint_thresholds)
         self.operating_thresholds = self.filter.operating_thresholds
         self._autocast = self.device.type == "cuda" and config.half
@@ -299,8 +332,12 @@ class TorchDetector:
         self._warmed: set[tuple[int, tuple[int, ...]]] = set()  # (thread, frame shape) already warmed up
         if self.batched:
             self._staging = HostStaging(self.device)
-            self._preprocess = DevicePreprocess.of(self.model.transform, self.device, torch.float16 if self._autocast else torch.float32,
-                                                   channels_last=True)
+            self._preprocess = DevicePreprocess.of(
+                self.model.transform,
+                self.device,
+                torch.float16 if self._autocast else torch.float32,
+                channels_last=True,
+            )
         log.info("detector ready: %s on %s, %d classes", config.weights, self.device, len(self.class_names) - 1)
 
     def _optimize(self) -> None:
@@ -327,7 +364,9 @@ class TorchDetector:
             outputs = self._run_batched(images) if self.batched else self._run_per_image(images)
         return [self._to_detections(output) for output in outputs]
 
-    WARM_UP_BUDGET_S = 30.0  # well inside the default watchdog_stall_s (60 s): a warm-up must not look like a hung detector
+    WARM_UP_BUDGET_S = (
+        30.0  # well inside the default watchdog_stall_s (60 s): a warm-up must not look like a hung detector
+    )
 
     def warm_up(self, frame_shape: tuple[int, ...], max_batch: int | None = None) -> None:
         """One pass at every batch size up to ``max_batch`` (default: ``batch_size``) on frames of ``frame_shape``.
@@ -344,7 +383,11 @@ class TorchDetector:
         deadline = time.monotonic() + self.WARM_UP_BUDGET_S
         for size in [largest, *range(1, largest)]:  # full batches first: the size a loaded pipeline runs most
             if time.monotonic() > deadline:
-                log.info("detector warm-up stopped after %.0f s at batch size %d: the sizes left warm up on first use", self.WARM_UP_BUDGET_S, size)
+                log.info(
+                    "detector warm-up stopped after %.0f s at batch size %d: the sizes left warm up on first use",
+                    self.WARM_UP_BUDGET_S,
+                    size,
+                )
                 return
             self.detect([frame] * size)
 
@@ -358,8 +401,12 @@ class TorchDetector:
             self._warmed.add((thread, shape))
             started = time.monotonic()
             self.warm_up(shape)
-            log.info("detector warm-up for %dx%d frames (CUDA kernel selection per batch size) took %.1f s", shape[1], shape[0],
-                     time.monotonic() - started)
+            log.info(
+                "detector warm-up for %dx%d frames (CUDA kernel selection per batch size) took %.1f s",
+                shape[1],
+                shape[0],
+                time.monotonic() - started,
+            )
 
     def _autocast_context(self) -> contextlib.AbstractContextManager:
         return torch.autocast("cuda", dtype=torch.float16) if self._autocast else contextlib.nullcontext()
@@ -391,4 +438,8 @@ class TorchDetector:
         return ImageList(pad_batch(resized, order, self.model.transform.size_divisible), image_sizes)
 
     def _to_detections(self, output: dict[str, torch.Tensor]) -> Detections:
-        return self.filter(output["boxes"].float().cpu().numpy(), output["scores"].float().cpu().numpy(), output["labels"].cpu().numpy())
+        return self.filter(
+            output["boxes"].float().cpu().numpy(),
+            output["scores"].float().cpu().numpy(),
+            output["labels"].cpu().numpy(),
+        )

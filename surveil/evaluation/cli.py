@@ -34,14 +34,20 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--data", type=Path, help="labelled dataset: a folder or a COCO json")
     source.add_argument("--pets", action="store_true", help="score on the PETS09-S2L1 surveillance test bed instead")
-    parser.add_argument("--format", default="auto", choices=["auto", "coco", "voc", "yolo", "mot"], help="dataset format")
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", "coco", "voc", "yolo", "mot"], help="dataset format"
+    )
     parser.add_argument("--split", default=None, help="dataset split, e.g. test")
     parser.add_argument("--min-size", type=int, default=None, help="detector input: shorter side in pixels")
-    parser.add_argument("--max-size", type=int, default=None, help="detector input: longer-side cap (default grows with --min-size)")
+    parser.add_argument(
+        "--max-size", type=int, default=None, help="detector input: longer-side cap (default grows with --min-size)"
+    )
     parser.add_argument("--score-threshold", type=float, default=None, help="one operating threshold for all classes "
                         "(default: the checkpoint's per-class score_thresholds, else 0.5)")  # fmt: skip
     parser.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
-    parser.add_argument("--shared-data", type=Path, default=DEFAULT_SHARED_DATA, help="folder holding the PETS data (--pets)")
+    parser.add_argument(
+        "--shared-data", type=Path, default=DEFAULT_SHARED_DATA, help="folder holding the PETS data (--pets)"
+    )
     parser.add_argument("--every", type=int, default=5, help="--pets: score every Nth frame")
     parser.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -97,7 +103,9 @@ def _path_loader(path: Path) -> Callable[[], torch.Tensor]:
     return lambda: read_image(path)
 
 
-def _predict_chunked(model: torch.nn.Module, loaders: list[Callable[[], torch.Tensor]], batch_size: int, device: str) -> list[Prediction]:
+def _predict_chunked(
+    model: torch.nn.Module, loaders: list[Callable[[], torch.Tensor]], batch_size: int, device: str
+) -> list[Prediction]:
     out: list[Prediction] = []
     for start in range(0, len(loaders), CHUNK):
         images = [load() for load in loaders[start : start + CHUNK]]
@@ -146,7 +154,9 @@ def _operating_thresholds(
     return {class_names[d]: float(stored[labels[m]]) for m, d in mapping.items() if labels[m] in stored}
 
 
-def _write_json(path: Path, report: EvalReport, args: argparse.Namespace, payload: dict[str, Any], sec_per_image: float) -> None:
+def _write_json(
+    path: Path, report: EvalReport, args: argparse.Namespace, payload: dict[str, Any], sec_per_image: float
+) -> None:
     doc = {
         **report.to_dict(),
         "weights": str(args.weights),
@@ -166,15 +176,19 @@ def _write_json(path: Path, report: EvalReport, args: argparse.Namespace, payloa
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", required=True, help="deployable checkpoint (.pt) written by `surveil train`")
     parser.add_argument("--format", required=True, choices=["onnx", "torchscript"], help="export format")
-    parser.add_argument("--output", required=True, type=Path, help="file to write; a <output>.json sidecar goes beside it")
-    parser.add_argument("--min-size", type=int, default=None, help="bake this input size (shorter side) into the export")
+    parser.add_argument(
+        "--output", required=True, type=Path, help="file to write; a <output>.json sidecar goes beside it"
+    )
+    parser.add_argument(
+        "--min-size", type=int, default=None, help="bake this input size (shorter side) into the export"
+    )
     parser.add_argument("--max-size", type=int, default=None, help="longer-side cap (default grows with --min-size)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 11)")
 
 
 def export_main(args: argparse.Namespace) -> int:
-    from surveil.detection.export import ExportError, export_checkpoint, sidecar_path
     from surveil.detection.checkpoints import ModelLoadError
+    from surveil.detection.export import ExportError, export_checkpoint, sidecar_path
 
     try:
         path = export_checkpoint(args.weights, args.format, args.output, args.min_size, args.max_size, args.opset)

@@ -75,7 +75,9 @@ class Target:
         ignore = np.zeros(len(self.labels), bool) if self.ignore is None else np.asarray(self.ignore, bool).reshape(-1)
         object.__setattr__(self, "ignore", ignore)
         if not len(self.boxes) == len(self.labels) == len(ignore):
-            raise ValueError(f"Target lengths differ: {len(self.boxes)} boxes, {len(self.labels)} labels, {len(ignore)} ignore flags")
+            raise ValueError(
+                f"Target lengths differ: {len(self.boxes)} boxes, {len(self.labels)} labels, {len(ignore)} ignore flags"
+            )
 
 
 @dataclass(frozen=True)
@@ -314,7 +316,12 @@ def evaluate(
 
 
 def _class_metrics(
-    predictions: list[Prediction], targets: list[Target], label: int, name: str, threshold: float, precision: np.ndarray | None
+    predictions: list[Prediction],
+    targets: list[Target],
+    label: int,
+    name: str,
+    threshold: float,
+    precision: np.ndarray | None,
 ) -> ClassMetrics:
     curve = _class_curve(predictions, targets, label)
     tp, fp = _at_threshold(curve, threshold)

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 MAX_TO_MIN_RATIO = 1333 / 800
 
 
-def predict(model: nn.Module, images: list[torch.Tensor], batch_size: int = 1, device: str | torch.device = "cpu") -> list[Prediction]:
+def predict(
+    model: nn.Module, images: list[torch.Tensor], batch_size: int = 1, device: str | torch.device = "cpu"
+) -> list[Prediction]:
     """Detections for each image (CHW float 0-1 RGB), boxes in that image's own pixel coordinates."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

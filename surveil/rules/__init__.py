@@ -33,8 +33,17 @@ from surveil.rules.zone_intrusion import ZoneIntrusionRule
 from surveil.rules.zone_occupancy import ZoneOccupancyRule
 
 __all__ = [
-    "Condition", "FrameContext", "IncidentPolicy", "Line", "Rule", "RuleBuildError", "StateReport", "StreamState",
-    "Zone", "build_geometry", "build_rules",
+    "Condition",
+    "FrameContext",
+    "IncidentPolicy",
+    "Line",
+    "Rule",
+    "RuleBuildError",
+    "StateReport",
+    "StreamState",
+    "Zone",
+    "build_geometry",
+    "build_rules",
 ]
 
 
@@ -57,7 +66,9 @@ def _class_ids(camera: str, rule_id: str, names: Sequence[str], class_names: lis
     unknown = sorted(set(names) - set(class_names))
     if unknown:
         known = ", ".join(n for n in class_names[1:] if n != "N/A")
-        raise RuleBuildError(f"camera {camera}, rule {rule_id}: classes {unknown} are not known to the detector (it knows: {known})")
+        raise RuleBuildError(
+            f"camera {camera}, rule {rule_id}: classes {unknown} are not known to the detector (it knows: {known})"
+        )
     return frozenset(class_names.index(n) for n in names)
 
 
@@ -87,30 +98,87 @@ def _build(camera: str, c, zones: dict[str, Zone], lines: dict[str, Line], class
     ids = _class_ids(camera, c.id, getattr(c, "classes", []), class_names)
     common = {"severity": getattr(c, "severity", "info"), "policy": _policy(c)}
     if isinstance(c, ZoneIntrusionRuleConfig):
-        return ZoneIntrusionRule(c.id, zones[c.zone], ids, class_names, anchor=c.anchor, enter_frames=c.min_frames,
-                                 exit_frames=c.exit_frames, schedule=_schedule(c.schedule), **common)
+        return ZoneIntrusionRule(
+            c.id,
+            zones[c.zone],
+            ids,
+            class_names,
+            anchor=c.anchor,
+            enter_frames=c.min_frames,
+            exit_frames=c.exit_frames,
+            schedule=_schedule(c.schedule),
+            **common,
+        )
     if isinstance(c, LoiteringRuleConfig):
-        return LoiteringRule(c.id, zones[c.zone], ids, class_names, dwell_s=c.dwell_s, anchor=c.anchor,
-                             enter_frames=c.min_frames, exit_frames=c.exit_frames, **common)
+        return LoiteringRule(
+            c.id,
+            zones[c.zone],
+            ids,
+            class_names,
+            dwell_s=c.dwell_s,
+            anchor=c.anchor,
+            enter_frames=c.min_frames,
+            exit_frames=c.exit_frames,
+            **common,
+        )
     if isinstance(c, LineCrossingRuleConfig):
-        return LineCrossingRule(c.id, lines[c.line], ids, class_names, directions=frozenset(c.directions) or None,
-                                anchor=c.anchor, band=c.band, min_frames=c.min_frames, **common)
+        return LineCrossingRule(
+            c.id,
+            lines[c.line],
+            ids,
+            class_names,
+            directions=frozenset(c.directions) or None,
+            anchor=c.anchor,
+            band=c.band,
+            min_frames=c.min_frames,
+            **common,
+        )
     if isinstance(c, CrowdingRuleConfig):
-        return CrowdingRule(c.id, zones[c.zone], ids, class_names, min_count=c.min_count, for_s=c.for_s,
-                            end_below=c.end_below, end_after_s=c.end_after_s, anchor=c.anchor, **common)
+        return CrowdingRule(
+            c.id,
+            zones[c.zone],
+            ids,
+            class_names,
+            min_count=c.min_count,
+            for_s=c.for_s,
+            end_below=c.end_below,
+            end_after_s=c.end_after_s,
+            anchor=c.anchor,
+            **common,
+        )
     if isinstance(c, ZoneOccupancyRuleConfig):
         return ZoneOccupancyRule(c.id, zones[c.zone], ids, class_names, anchor=c.anchor)
     if isinstance(c, AbandonedObjectRuleConfig):
         people = [n for n in c.person_classes if n in class_names]
         if c.unattended_radius is not None and not people:
-            raise RuleBuildError(f"camera {camera}, rule {c.id}: none of person_classes {c.person_classes} is known to the detector")
-        return AbandonedObjectRule(c.id, ids, frozenset(class_names.index(n) for n in people), class_names,
-                                   stationary_s=c.stationary_s, max_motion=c.max_motion,
-                                   unattended_radius=c.unattended_radius, **common)
+            raise RuleBuildError(
+                f"camera {camera}, rule {c.id}: none of person_classes {c.person_classes} is known to the detector"
+            )
+        return AbandonedObjectRule(
+            c.id,
+            ids,
+            frozenset(class_names.index(n) for n in people),
+            class_names,
+            stationary_s=c.stationary_s,
+            max_motion=c.max_motion,
+            unattended_radius=c.unattended_radius,
+            **common,
+        )
     if isinstance(c, CameraTamperRuleConfig):
-        return CameraTamperRule(c.id, class_names, for_s=c.for_s, recover_s=c.recover_s, learn_s=c.learn_s,
-                                relearn_s=c.relearn_s, dark_level=c.dark_level, blur_ratio=c.blur_ratio,
-                                changed_fraction=c.changed_fraction, **common)
+        return CameraTamperRule(
+            c.id,
+            class_names,
+            for_s=c.for_s,
+            recover_s=c.recover_s,
+            learn_s=c.learn_s,
+            relearn_s=c.relearn_s,
+            dark_level=c.dark_level,
+            blur_ratio=c.blur_ratio,
+            changed_fraction=c.changed_fraction,
+            **common,
+        )
     if isinstance(c, StreamHealthRuleConfig):
-        return StreamHealthRule(c.id, class_names, for_s=c.for_s, frozen_level=c.frozen_level, watch=frozenset(c.watch), **common)
+        return StreamHealthRule(
+            c.id, class_names, for_s=c.for_s, frozen_level=c.frozen_level, watch=frozenset(c.watch), **common
+        )
     raise RuleBuildError(f"camera {camera}, rule {c.id}: unknown rule type {type(c).__name__}")

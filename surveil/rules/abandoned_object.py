@@ -23,9 +23,19 @@ class _Rest:
 class AbandonedObjectRule(RuleBase):
     type = "abandoned_object"
 
-    def __init__(self, rule_id: str, class_ids: frozenset[int], person_ids: frozenset[int], class_names: Sequence[str], *,
-                 stationary_s: float, max_motion: float = 0.25, unattended_radius: float | None = None,
-                 severity: str = "warning", policy: IncidentPolicy = IncidentPolicy()):
+    def __init__(
+        self,
+        rule_id: str,
+        class_ids: frozenset[int],
+        person_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        stationary_s: float,
+        max_motion: float = 0.25,
+        unattended_radius: float | None = None,
+        severity: str = "warning",
+        policy: IncidentPolicy = IncidentPolicy(),
+    ):
         if stationary_s <= 0 or max_motion <= 0:
             raise ValueError("stationary_s and max_motion must be > 0")
         super().__init__(rule_id, severity, policy, class_names)
@@ -52,7 +62,9 @@ class AbandonedObjectRule(RuleBase):
         centre = box_centre(track.xyxy)
         rest = self._rest.get(track.track_id)
         limit = self.max_motion * max(box_height(track.xyxy), 1.0)
-        if rest is None or (track.missed == 0 and np.hypot(centre[0] - rest.centre[0], centre[1] - rest.centre[1]) > limit):
+        if rest is None or (
+            track.missed == 0 and np.hypot(centre[0] - rest.centre[0], centre[1] - rest.centre[1]) > limit
+        ):
             rest = self._rest[track.track_id] = _Rest(centre, now)
         return rest
 

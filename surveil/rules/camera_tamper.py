@@ -42,9 +42,21 @@ def sharpness(image: np.ndarray) -> float:
 class CameraTamperRule(RuleBase):
     type = "camera_tamper"
 
-    def __init__(self, rule_id: str, class_names: Sequence[str] = (), *, for_s: float = 5.0, recover_s: float = 3.0,
-                 learn_s: float = 5.0, relearn_s: float = 300.0, dark_level: float = 20.0, blur_ratio: float = 0.25,
-                 changed_fraction: float = 0.6, severity: str = "critical", policy: IncidentPolicy = IncidentPolicy()):
+    def __init__(
+        self,
+        rule_id: str,
+        class_names: Sequence[str] = (),
+        *,
+        for_s: float = 5.0,
+        recover_s: float = 3.0,
+        learn_s: float = 5.0,
+        relearn_s: float = 300.0,
+        dark_level: float = 20.0,
+        blur_ratio: float = 0.25,
+        changed_fraction: float = 0.6,
+        severity: str = "critical",
+        policy: IncidentPolicy = IncidentPolicy(),
+    ):
         super().__init__(rule_id, severity, policy, class_names)
         self.for_s, self.recover_s, self.learn_s, self.relearn_s = for_s, recover_s, learn_s, relearn_s
         self.dark_level, self.blur_ratio, self.changed_fraction = dark_level, blur_ratio, changed_fraction
@@ -84,7 +96,10 @@ class CameraTamperRule(RuleBase):
             found.append("dark")
         if self._sharpness is not None and sharp < self.blur_ratio * self._sharpness and "dark" not in found:
             found.append("blurred")
-        if self._reference is not None and float((np.abs(small - self._reference) > _CHANGED_LEVEL).mean()) > self.changed_fraction:
+        if (
+            self._reference is not None
+            and float((np.abs(small - self._reference) > _CHANGED_LEVEL).mean()) > self.changed_fraction
+        ):
             found.append("changed")
         return tuple(found)
 

@@ -13,10 +13,23 @@ from surveil.rules.presence import ZonePresence
 class CrowdingRule(RuleBase):
     type = "crowding"
 
-    def __init__(self, rule_id: str, zone: Zone, class_ids: frozenset[int], class_names: Sequence[str], *,
-                 min_count: int, for_s: float, end_below: int | None = None, end_after_s: float | None = None,
-                 severity: str = "warning", policy: IncidentPolicy = IncidentPolicy(),
-                 anchor: Anchor = "bottom_center", enter_frames: int = 2, exit_frames: int = 2):
+    def __init__(
+        self,
+        rule_id: str,
+        zone: Zone,
+        class_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        min_count: int,
+        for_s: float,
+        end_below: int | None = None,
+        end_after_s: float | None = None,
+        severity: str = "warning",
+        policy: IncidentPolicy = IncidentPolicy(),
+        anchor: Anchor = "bottom_center",
+        enter_frames: int = 2,
+        exit_frames: int = 2,
+    ):
         end_below = min_count if end_below is None else end_below
         if min_count < 1 or not 1 <= end_below <= min_count:
             raise ValueError("need min_count >= 1 and 1 <= end_below <= min_count")

@@ -33,9 +33,20 @@ class _Side:
 class LineCrossingRule(RuleBase):
     type = "line_crossing"
 
-    def __init__(self, rule_id: str, line: Line, class_ids: frozenset[int], class_names: Sequence[str], *,
-                 directions: frozenset[str] | None = None, severity: str = "info", policy: IncidentPolicy = IncidentPolicy(),
-                 anchor: Anchor = "bottom_center", band: float = 0.1, min_frames: int = 1):
+    def __init__(
+        self,
+        rule_id: str,
+        line: Line,
+        class_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        directions: frozenset[str] | None = None,
+        severity: str = "info",
+        policy: IncidentPolicy = IncidentPolicy(),
+        anchor: Anchor = "bottom_center",
+        band: float = 0.1,
+        min_frames: int = 1,
+    ):
         if band < 0 or min_frames < 1:
             raise ValueError("band must be >= 0 and min_frames >= 1")
         super().__init__(rule_id, severity, policy, class_names)

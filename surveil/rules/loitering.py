@@ -17,9 +17,20 @@ from surveil.rules.presence import ZonePresence
 class LoiteringRule(RuleBase):
     type = "loitering"
 
-    def __init__(self, rule_id: str, zone: Zone, class_ids: frozenset[int], class_names: Sequence[str], *,
-                 dwell_s: float, severity: str = "warning", policy: IncidentPolicy = IncidentPolicy(),
-                 anchor: Anchor = "bottom_center", enter_frames: int = 2, exit_frames: int = 3):
+    def __init__(
+        self,
+        rule_id: str,
+        zone: Zone,
+        class_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        dwell_s: float,
+        severity: str = "warning",
+        policy: IncidentPolicy = IncidentPolicy(),
+        anchor: Anchor = "bottom_center",
+        enter_frames: int = 2,
+        exit_frames: int = 3,
+    ):
         if dwell_s <= 0:
             raise ValueError("dwell_s must be > 0")
         super().__init__(rule_id, severity, policy, class_names)

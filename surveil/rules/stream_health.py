@@ -21,9 +21,17 @@ class StreamHealthRule(RuleBase):
     type = "stream_health"
     handles_ticks = True
 
-    def __init__(self, rule_id: str, class_names: Sequence[str] = (), *, for_s: float = 10.0, frozen_level: float = 2.0,
-                 watch: frozenset[str] = frozenset({"down", "frozen"}), severity: str = "critical",
-                 policy: IncidentPolicy = IncidentPolicy()):
+    def __init__(
+        self,
+        rule_id: str,
+        class_names: Sequence[str] = (),
+        *,
+        for_s: float = 10.0,
+        frozen_level: float = 2.0,
+        watch: frozenset[str] = frozenset({"down", "frozen"}),
+        severity: str = "critical",
+        policy: IncidentPolicy = IncidentPolicy(),
+    ):
         super().__init__(rule_id, severity, policy, class_names)
         self.for_s, self.frozen_level, self.watch = for_s, frozen_level, watch
         self._previous: np.ndarray | None = None
@@ -50,5 +58,7 @@ class StreamHealthRule(RuleBase):
         if "down" in self.watch and self._down is not None and now - self._down[0] >= self.for_s:
             return [Condition(key=("stream",), details={"state": "down", "reason": self._down[1]})]
         if "frozen" in self.watch and self._frozen_since is not None and now - self._frozen_since >= self.for_s:
-            return [Condition(key=("stream",), details={"state": "frozen", "frozen_s": round(now - self._frozen_since, 1)})]
+            return [
+                Condition(key=("stream",), details={"state": "frozen", "frozen_s": round(now - self._frozen_since, 1)})
+            ]
         return []

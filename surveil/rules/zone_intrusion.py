@@ -13,9 +13,20 @@ from surveil.rules.schedule import Schedule
 class ZoneIntrusionRule(RuleBase):
     type = "zone_intrusion"
 
-    def __init__(self, rule_id: str, zone: Zone, class_ids: frozenset[int], class_names: Sequence[str], *,
-                 severity: str = "warning", policy: IncidentPolicy = IncidentPolicy(), anchor: Anchor = "bottom_center",
-                 enter_frames: int = 3, exit_frames: int = 3, schedule: Schedule | None = None):
+    def __init__(
+        self,
+        rule_id: str,
+        zone: Zone,
+        class_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        severity: str = "warning",
+        policy: IncidentPolicy = IncidentPolicy(),
+        anchor: Anchor = "bottom_center",
+        enter_frames: int = 3,
+        exit_frames: int = 3,
+        schedule: Schedule | None = None,
+    ):
         super().__init__(rule_id, severity, policy, class_names)
         self.zone = zone.name
         self.anchor = anchor

@@ -13,11 +13,22 @@ from surveil.rules.presence import ZonePresence
 class ZoneOccupancyRule(RuleBase):
     type = "zone_occupancy"
 
-    def __init__(self, rule_id: str, zone: Zone, class_ids: frozenset[int], class_names: Sequence[str], *,
-                 anchor: Anchor = "bottom_center", enter_frames: int = 2, exit_frames: int = 2):
+    def __init__(
+        self,
+        rule_id: str,
+        zone: Zone,
+        class_ids: frozenset[int],
+        class_names: Sequence[str],
+        *,
+        anchor: Anchor = "bottom_center",
+        enter_frames: int = 2,
+        exit_frames: int = 2,
+    ):
         super().__init__(rule_id, "info", IncidentPolicy(), class_names)
         self.zone = zone.name
-        self.counted = sorted({self.class_name(i) for i in class_ids}) if class_ids else [n for n in class_names[1:] if n != "N/A"]
+        self.counted = (
+            sorted({self.class_name(i) for i in class_ids}) if class_ids else [n for n in class_names[1:] if n != "N/A"]
+        )
         self._presence = ZonePresence(zone, class_ids, anchor, enter_frames, exit_frames)
         self._counts: dict[str, int] = dict.fromkeys(self.counted, 0)
 

@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from surveil.service import sharding
 from surveil.config import Config, ConfigError, load_config
 from surveil.detection.torch_detector import Detector
+from surveil.service import sharding
 from surveil.service.logsetup import configure_logging
 from surveil.service.metrics import Metrics
 from surveil.service.pipeline import Health, Pipeline, PipelineError, build_analyzers, load_detector
@@ -51,7 +51,10 @@ class Daemon:
         self._pipeline: Pipeline | None = None
         self._http: WebServer | None = None  # /metrics and the live view; outlives reloads
         self.metrics_port: int | None = None
-        self._health: tuple[Health | None, float] = (None, time.monotonic())  # the supervisor's latest check, for /healthz
+        self._health: tuple[Health | None, float] = (
+            None,
+            time.monotonic(),
+        )  # the supervisor's latest check, for /healthz
 
     # ------------------------------------------------------------------ signals
 
@@ -78,8 +81,13 @@ class Daemon:
         self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
         shard = self.config.sharding
         if shard.instances > 1:
-            log.info("surveil running with %d camera(s), shard %s/%d: %s", cameras, shard.index, shard.instances,
-                     ", ".join(c.name for c in self.config.enabled_cameras) or "none")
+            log.info(
+                "surveil running with %d camera(s), shard %s/%d: %s",
+                cameras,
+                shard.index,
+                shard.instances,
+                ", ".join(c.name for c in self.config.enabled_cameras) or "none",
+            )
         else:
             log.info("surveil running with %d camera(s)", cameras)
         try:
@@ -160,10 +168,16 @@ class Daemon:
             health = self._pipeline.housekeeping()
             self._health = (health, time.monotonic())
             if not health.threads_alive:
-                log.error("pipeline thread(s) died: %s; exiting so the service manager restarts us", ", ".join(health.dead_threads))
+                log.error(
+                    "pipeline thread(s) died: %s; exiting so the service manager restarts us",
+                    ", ".join(health.dead_threads),
+                )
                 return EXIT_FAILURE
             if health.detector_stalled:
-                log.error("detector has finished no batch for %.0f s while frames wait; withholding watchdog ping", self.config.watchdog_stall_s)
+                log.error(
+                    "detector has finished no batch for %.0f s while frames wait; withholding watchdog ping",
+                    self.config.watchdog_stall_s,
+                )
                 self.notifier.status("detector stalled")
                 continue
             self.notifier.watchdog()
@@ -183,7 +197,9 @@ class Daemon:
         try:
             same_model = new_config.detector == old_config.detector
             detector = old_pipeline.detector if same_model else (self._detector or load_detector(new_config))
-            analyzers = build_analyzers(new_config, detector, self.metrics, keep=old_pipeline.analyzers, previous=old_config)
+            analyzers = build_analyzers(
+                new_config, detector, self.metrics, keep=old_pipeline.analyzers, previous=old_config
+            )
         except PipelineError as exc:
             log.error("reload rejected, keeping the running configuration: %s", exc)
             self.notifier.ready("reload failed; old configuration kept")
@@ -199,8 +215,13 @@ class Daemon:
                 self._http.configure(new_config.web)  # auth and limits change at once; the server keeps serving
         except PipelineError as exc:
             log.error("reload failed after the old pipeline stopped (%s); restarting the old configuration", exc)
-            self._pipeline = Pipeline(old_config, self.metrics, detector=old_pipeline.detector,
-                                      analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept}, mqtt=mqtt)
+            self._pipeline = Pipeline(
+                old_config,
+                self.metrics,
+                detector=old_pipeline.detector,
+                analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept},
+                mqtt=mqtt,
+            )
         self._pipeline.start()
         self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")
         log.info("reload done")

@@ -27,7 +27,9 @@ from surveil.types import Frame
 class FrameBoard:
     ACTIVE_S = 2.0  # a camera that put a frame this recently is expected in a full batch
 
-    def __init__(self, on_drop: Callable[[str], None] = lambda camera: None, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, on_drop: Callable[[str], None] = lambda camera: None, clock: Callable[[], float] = time.monotonic
+    ):
         self._on_drop = on_drop
         self._clock = clock
         self._slots: dict[str, tuple[Frame, float]] = {}  # camera -> (frame, time it arrived)
@@ -75,11 +77,17 @@ class FrameBoard:
             return []
 
     def _delivering(self, now: float) -> int:
-        return sum(1 for camera in self._cameras | self._slots.keys() if now - self._last_put.get(camera, -1e18) <= self.ACTIVE_S)
+        return sum(
+            1
+            for camera in self._cameras | self._slots.keys()
+            if now - self._last_put.get(camera, -1e18) <= self.ACTIVE_S
+        )
 
     def _pop_fair(self, max_size: int) -> list[Frame]:
         """Least recently served cameras first (ties: older frame); the batch is returned oldest frame first."""
-        chosen = sorted(self._slots, key=lambda camera: (self._served.get(camera, -1), self._slots[camera][1]))[:max_size]
+        chosen = sorted(self._slots, key=lambda camera: (self._served.get(camera, -1), self._slots[camera][1]))[
+            :max_size
+        ]
         self._batches += 1
         taken = []
         for camera in chosen:

@@ -19,7 +19,18 @@ STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
 PROCESSED_FPS_WINDOW_S = 10.0
 # why a camera is down (surveil.video.source.diagnose names them; docs/metrics.md explains them)
-DOWN_REASONS = ("dns", "refused", "timeout", "unauthorized", "not_found", "no_video", "end_of_file", "stalled", "read_failed", "error")
+DOWN_REASONS = (
+    "dns",
+    "refused",
+    "timeout",
+    "unauthorized",
+    "not_found",
+    "no_video",
+    "end_of_file",
+    "stalled",
+    "read_failed",
+    "error",
+)
 
 
 class ProcessedRate:
@@ -52,62 +63,187 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         Info("surveil_build", "surveil version.", registry=r).info({"version": __version__})
-        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds, ...
+        ProcessCollector(
+            registry=r
+        )  # process_cpu_seconds_total, process_resident_memory_bytes, process_start_time_seconds, ...
         PlatformCollector(registry=r)  # python_info
-        self.frames_captured = Counter("surveil_frames_captured_total", "Frames decoded from a camera.", ["camera"], registry=r)
-        self.frames_skipped = Counter("surveil_frames_skipped_total", "Frames read but not used because of the camera's fps_limit.", ["camera"], registry=r)
-        self.frames_dropped = Counter("surveil_frames_dropped_total", "Frames overwritten by a newer one before the detector took them.", ["camera"], registry=r)
-        self.detector_skipped = Counter(
-            "surveil_detector_skipped_total", "Frames that skipped the detector because motion gating saw no motion (they still went through tracking and rules).",
-            ["camera"], registry=r,
+        self.frames_captured = Counter(
+            "surveil_frames_captured_total", "Frames decoded from a camera.", ["camera"], registry=r
         )
-        self.frames_processed = Counter("surveil_frames_processed_total", "Frames that went through detection, tracking and rules.", ["camera"], registry=r)
+        self.frames_skipped = Counter(
+            "surveil_frames_skipped_total",
+            "Frames read but not used because of the camera's fps_limit.",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_dropped = Counter(
+            "surveil_frames_dropped_total",
+            "Frames overwritten by a newer one before the detector took them.",
+            ["camera"],
+            registry=r,
+        )
+        self.detector_skipped = Counter(
+            "surveil_detector_skipped_total",
+            "Frames that skipped the detector because motion gating saw no motion (they still went through tracking and rules).",
+            ["camera"],
+            registry=r,
+        )
+        self.frames_processed = Counter(
+            "surveil_frames_processed_total",
+            "Frames that went through detection, tracking and rules.",
+            ["camera"],
+            registry=r,
+        )
         self.camera_processed_fps = Gauge(
-            "surveil_camera_processed_fps", f"Frames per second that went through detection, tracking and rules, over the last {PROCESSED_FPS_WINDOW_S:g} s.",
-            ["camera"], registry=r,
+            "surveil_camera_processed_fps",
+            f"Frames per second that went through detection, tracking and rules, over the last {PROCESSED_FPS_WINDOW_S:g} s.",
+            ["camera"],
+            registry=r,
         )
         self._processed = ProcessedRate(PROCESSED_FPS_WINDOW_S)
-        self.camera_up = Gauge("surveil_camera_up", "1 while the camera delivers frames, 0 while it is down.", ["camera"], registry=r)
+        self.camera_up = Gauge(
+            "surveil_camera_up", "1 while the camera delivers frames, 0 while it is down.", ["camera"], registry=r
+        )
         self.camera_down_reason = Gauge(
-            "surveil_camera_down_reason", "1 for the reason the camera is down now (all 0 while it is up); see docs/metrics.md for the reasons.",
-            ["camera", "reason"], registry=r,
+            "surveil_camera_down_reason",
+            "1 for the reason the camera is down now (all 0 while it is up); see docs/metrics.md for the reasons.",
+            ["camera", "reason"],
+            registry=r,
         )
-        self.camera_fps_limit = Gauge("surveil_camera_fps_limit", "The camera's configured fps_limit (0 = none): the rate processing should reach.", ["camera"], registry=r)
-        self.camera_reconnects = Counter("surveil_camera_reconnects_total", "Attempts to reopen a camera after a failure.", ["camera"], registry=r)
-        self.camera_last_frame = Gauge("surveil_camera_last_frame_timestamp_seconds", "Wall-clock time of the camera's newest frame.", ["camera"], registry=r)
-        self.batch_size = Histogram("surveil_batch_size", "Frames per detector forward pass.", buckets=BATCH_BUCKETS, registry=r)
-        self.inference_seconds = Histogram("surveil_inference_seconds", "Wall time of one detector forward pass (whole batch).", buckets=LATENCY_BUCKETS, registry=r)
+        self.camera_fps_limit = Gauge(
+            "surveil_camera_fps_limit",
+            "The camera's configured fps_limit (0 = none): the rate processing should reach.",
+            ["camera"],
+            registry=r,
+        )
+        self.camera_reconnects = Counter(
+            "surveil_camera_reconnects_total", "Attempts to reopen a camera after a failure.", ["camera"], registry=r
+        )
+        self.camera_last_frame = Gauge(
+            "surveil_camera_last_frame_timestamp_seconds",
+            "Wall-clock time of the camera's newest frame.",
+            ["camera"],
+            registry=r,
+        )
+        self.batch_size = Histogram(
+            "surveil_batch_size", "Frames per detector forward pass.", buckets=BATCH_BUCKETS, registry=r
+        )
+        self.inference_seconds = Histogram(
+            "surveil_inference_seconds",
+            "Wall time of one detector forward pass (whole batch).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.stage_seconds = Histogram(
-            "surveil_stage_seconds", "Per frame, time in one pipeline stage: `wait` (capture to the start of its detector batch), "
-            "`analyse` (tracker, rules and handing alerts to the sinks).", ["stage"], buckets=STAGE_BUCKETS, registry=r,
+            "surveil_stage_seconds",
+            "Per frame, time in one pipeline stage: `wait` (capture to the start of its detector batch), "
+            "`analyse` (tracker, rules and handing alerts to the sinks).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
         )
-        self.frame_latency_seconds = Histogram("surveil_frame_latency_seconds", "From frame capture to the end of rule evaluation, per frame.", ["camera"], buckets=LATENCY_BUCKETS, registry=r)
-        self.alert_latency_seconds = Histogram("surveil_alert_latency_seconds", "End to end: from capture of the triggering frame to the alert handed to the sinks.", buckets=LATENCY_BUCKETS, registry=r)
-        self.detections = Counter("surveil_detections_total", "Detections kept after score and class filters.", ["camera", "class"], registry=r)
-        self.alerts = Counter("surveil_alerts_total", "Incidents started (one per alert, whatever its updates and end).", ["camera", "rule"], registry=r)
-        self.alert_messages = Counter("surveil_alert_messages_total", "Alert messages handed to the sinks, by phase (start, update, end).", ["camera", "rule", "phase"], registry=r)
-        self.incidents_open = Gauge("surveil_incidents_open", "Incidents in progress (started, not yet ended).", ["camera", "rule"], registry=r)
-        self.incidents_suppressed = Counter("surveil_incidents_suppressed_total", "Incidents not started because of a rule's rate cap.", ["camera", "rule", "reason"], registry=r)
-        self.line_crossings = Counter("surveil_line_crossings_total", "Objects that crossed a line, by direction name.", ["camera", "line", "rule", "direction"], registry=r)
-        self.zone_objects = Gauge("surveil_zone_objects", "Objects inside a zone now, by class (zone_occupancy rules).", ["camera", "zone", "rule", "class"], registry=r)
+        self.frame_latency_seconds = Histogram(
+            "surveil_frame_latency_seconds",
+            "From frame capture to the end of rule evaluation, per frame.",
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.alert_latency_seconds = Histogram(
+            "surveil_alert_latency_seconds",
+            "End to end: from capture of the triggering frame to the alert handed to the sinks.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.detections = Counter(
+            "surveil_detections_total",
+            "Detections kept after score and class filters.",
+            ["camera", "class"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "surveil_alerts_total",
+            "Incidents started (one per alert, whatever its updates and end).",
+            ["camera", "rule"],
+            registry=r,
+        )
+        self.alert_messages = Counter(
+            "surveil_alert_messages_total",
+            "Alert messages handed to the sinks, by phase (start, update, end).",
+            ["camera", "rule", "phase"],
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "surveil_incidents_open", "Incidents in progress (started, not yet ended).", ["camera", "rule"], registry=r
+        )
+        self.incidents_suppressed = Counter(
+            "surveil_incidents_suppressed_total",
+            "Incidents not started because of a rule's rate cap.",
+            ["camera", "rule", "reason"],
+            registry=r,
+        )
+        self.line_crossings = Counter(
+            "surveil_line_crossings_total",
+            "Objects that crossed a line, by direction name.",
+            ["camera", "line", "rule", "direction"],
+            registry=r,
+        )
+        self.zone_objects = Gauge(
+            "surveil_zone_objects",
+            "Objects inside a zone now, by class (zone_occupancy rules).",
+            ["camera", "zone", "rule", "class"],
+            registry=r,
+        )
         self.queue_depth = Gauge("surveil_queue_depth", "Items waiting between stages.", ["queue"], registry=r)
-        self.stage_errors = Counter("surveil_stage_errors_total", "Unexpected exceptions caught in a stage (the stage keeps running).", ["stage"], registry=r)
+        self.stage_errors = Counter(
+            "surveil_stage_errors_total",
+            "Unexpected exceptions caught in a stage (the stage keeps running).",
+            ["stage"],
+            registry=r,
+        )
         self.mqtt_connected = Gauge("surveil_mqtt_connected", "1 while connected to the MQTT broker.", registry=r)
-        self.mqtt_published = Counter("surveil_mqtt_messages_published_total", "Messages acknowledged by the broker.", ["kind"], registry=r)
-        self.mqtt_failures = Counter("surveil_mqtt_publish_failures_total", "Publish attempts that failed (they stay in the spool).", registry=r)
-        self.spool_size = Gauge("surveil_alert_spool_size", "Alerts in the on-disk spool waiting for the broker.", registry=r)
-        self.spool_dropped = Counter("surveil_alert_spool_dropped_total", "Oldest spooled alerts discarded because the spool was full.", registry=r)
-        self.spool_writable = Gauge("surveil_alert_spool_writable", "1 while the alert spool takes writes; 0 while its disk refuses them (alerts then go to the broker directly).", registry=r)
+        self.mqtt_published = Counter(
+            "surveil_mqtt_messages_published_total", "Messages acknowledged by the broker.", ["kind"], registry=r
+        )
+        self.mqtt_failures = Counter(
+            "surveil_mqtt_publish_failures_total", "Publish attempts that failed (they stay in the spool).", registry=r
+        )
+        self.spool_size = Gauge(
+            "surveil_alert_spool_size", "Alerts in the on-disk spool waiting for the broker.", registry=r
+        )
+        self.spool_dropped = Counter(
+            "surveil_alert_spool_dropped_total",
+            "Oldest spooled alerts discarded because the spool was full.",
+            registry=r,
+        )
+        self.spool_writable = Gauge(
+            "surveil_alert_spool_writable",
+            "1 while the alert spool takes writes; 0 while its disk refuses them (alerts then go to the broker directly).",
+            registry=r,
+        )
         self.spool_writable.set(1)
-        self.spool_bypassed = Counter("surveil_alert_spool_bypassed_total", "Alerts handed to the broker directly because the spool could not be written (not durable across a restart).", registry=r)
+        self.spool_bypassed = Counter(
+            "surveil_alert_spool_bypassed_total",
+            "Alerts handed to the broker directly because the spool could not be written (not durable across a restart).",
+            registry=r,
+        )
         self.detector_up = Gauge("surveil_detector_ready", "1 once the detector model is loaded.", registry=r)
-        self.last_batch = Gauge("surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r)
+        self.last_batch = Gauge(
+            "surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r
+        )
 
     def init_camera(self, camera) -> None:
         """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""
         name = camera.name
-        for family in (self.frames_captured, self.frames_skipped, self.frames_dropped, self.frames_processed, self.detector_skipped,
-                       self.camera_reconnects, self.frame_latency_seconds):
+        for family in (
+            self.frames_captured,
+            self.frames_skipped,
+            self.frames_dropped,
+            self.frames_processed,
+            self.detector_skipped,
+            self.camera_reconnects,
+            self.frame_latency_seconds,
+        ):
             family.labels(name)
         self.camera_up.labels(name).set(0)
         self.camera_processed_fps.labels(name).set(0)

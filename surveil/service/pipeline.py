@@ -19,7 +19,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,20 +27,20 @@ from typing import Protocol
 import numpy as np
 
 from surveil.analysis.analyzer import CameraAnalyzer, build_analyzer
-from surveil.detection.factory import create_detector
-from surveil.service.frame_board import FrameBoard
-from surveil.video.source import CameraSource, reason_kind
 from surveil.config import Config
-from surveil.detection.torch_detector import Detector
-from surveil.service.metrics import Metrics
 from surveil.detection.checkpoints import ModelLoadError
-from surveil.video.motion import MotionGate, motion_settings
+from surveil.detection.factory import create_detector
+from surveil.detection.torch_detector import Detector
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
+from surveil.service.frame_board import FrameBoard
+from surveil.service.metrics import Metrics
 from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt.publisher import MqttPublisher, MqttSetupError, counts_payload
 from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
+from surveil.video.motion import MotionGate, motion_settings
+from surveil.video.source import CameraSource, reason_kind
 from surveil.web.server import CameraView, RateMeter
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,10 @@ def _open_output(option: str, path: str, opener: Callable[[str], object]):
     try:
         return opener(path)
     except (OSError, sqlite3.Error) as exc:
-        raise PipelineError(f"{option}: cannot open {path}: {getattr(exc, 'strerror', None) or exc} "
-                            "(is `state_dir` writable for the service user?)") from None
+        raise PipelineError(
+            f"{option}: cannot open {path}: {getattr(exc, 'strerror', None) or exc} "
+            "(is `state_dir` writable for the service user?)"
+        ) from None
 
 
 def load_detector(config: Config) -> Detector:
@@ -148,7 +150,10 @@ def load_detector(config: Config) -> Detector:
 
 
 def build_analyzers(
-    config: Config, detector: Detector, metrics: Metrics, keep: dict[str, CameraAnalyzer] | None = None,
+    config: Config,
+    detector: Detector,
+    metrics: Metrics,
+    keep: dict[str, CameraAnalyzer] | None = None,
     previous: Config | None = None,
 ) -> dict[str, CameraAnalyzer]:
     """One analyser per enabled camera; those of cameras whose analysis config did not change are kept
@@ -167,8 +172,12 @@ def build_analyzers(
             continue
         try:
             analyzers[camera.name] = build_analyzer(
-                camera, config.tracker, detector.class_names, operating_thresholds=thresholds,
-                snapshots=config.alerts.snapshot, on_suppressed=suppressed,
+                camera,
+                config.tracker,
+                detector.class_names,
+                operating_thresholds=thresholds,
+                snapshots=config.alerts.snapshot,
+                on_suppressed=suppressed,
             )
         except RuleBuildError as exc:
             raise PipelineError(str(exc)) from None
@@ -223,8 +232,7 @@ class Pipeline:
         self._rates = {c.name: RateMeter() for c in cameras}
         self._frame_versions: dict[str, int] = {}
         self._gates = {  # motion gating (only the detect thread touches these)
-            c.name: MotionGate(motion_settings(c.motion, config.tracker))
-            for c in cameras if c.motion.enabled
+            c.name: MotionGate(motion_settings(c.motion, config.tracker)) for c in cameras if c.motion.enabled
         }
 
     def _build_sinks(self, handed: MqttPublisher | None) -> tuple[list[AlertSink], MqttPublisher | None]:
@@ -235,8 +243,11 @@ class Pipeline:
             mqtt, self._spool = handed, handed.spool
             sinks.append(mqtt)
         elif self.config.mqtt.enabled:
-            self._spool = _open_output("mqtt.spool_path", self.config.mqtt.spool_path,
-                                       lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts))
+            self._spool = _open_output(
+                "mqtt.spool_path",
+                self.config.mqtt.spool_path,
+                lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts),
+            )
             try:
                 mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
             except MqttSetupError as exc:
@@ -284,7 +295,9 @@ class Pipeline:
             self._board.register(source.config.name)
             source.start()
 
-    def stop(self, timeout: float = 8.0, keep_incidents: set[str] = frozenset(), hand_over_mqtt: bool = False) -> MqttPublisher | None:
+    def stop(
+        self, timeout: float = 8.0, keep_incidents: set[str] = frozenset(), hand_over_mqtt: bool = False
+    ) -> MqttPublisher | None:
         """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks.
 
         Open incidents end (``end_reason: stopped``) except those of the cameras in
@@ -305,8 +318,14 @@ class Pipeline:
         self._end_incidents(keep_incidents)
         closers = [sink.close for sink in self._sinks if sink is not self._mqtt]
         handed = self._mqtt if hand_over_mqtt else None
-        if self._mqtt is not None and handed is None:  # publishes `offline` and flushes what it can, then the spool closes
-            closers = [lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())), self._spool.close, *closers]
+        if (
+            self._mqtt is not None and handed is None
+        ):  # publishes `offline` and flushes what it can, then the spool closes
+            closers = [
+                lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())),
+                self._spool.close,
+                *closers,
+            ]
         for close in closers:
             try:
                 close()
@@ -338,7 +357,9 @@ class Pipeline:
         self.metrics.queue_depth.labels("frames").set(frames_waiting)
         self.metrics.queue_depth.labels("analysis").set(self._analysis.qsize())
         dead = tuple(t.name for t in self._threads if not t.is_alive())
-        dead += tuple(f"capture-{s.config.name}" for s in self._sources if not s.is_alive() and self._source_should_run(s))
+        dead += tuple(
+            f"capture-{s.config.name}" for s in self._sources if not s.is_alive() and self._source_should_run(s)
+        )
         stalled = frames_waiting > 0 and now - self.last_batch_mono > self.config.watchdog_stall_s
         return Health(threads_alive=not dead, detector_stalled=stalled, dead_threads=dead)
 
@@ -472,7 +493,9 @@ class Pipeline:
         return self._frame_versions.get(camera)
 
     def annotated_frame(self, camera: str) -> tuple[int, np.ndarray] | None:
-        version = self.frame_version(camera)  # read before drawing: a newer frame drawn under it is sent again, not lost
+        version = self.frame_version(
+            camera
+        )  # read before drawing: a newer frame drawn under it is sent again, not lost
         image = self.analyzers[camera].annotated_latest()
         return None if version is None or image is None else (version, image)
 
@@ -484,8 +507,17 @@ class Pipeline:
 
     def _emit(self, alert: AlertUpdate) -> None:
         subjects = ",".join(f"#{s.track_id} {s.class_name}" for s in alert.subjects) or "-"
-        log.info("alert %s %s: camera=%s rule=%s (%s) incident=%s subjects=%s details=%s", alert.phase, alert.severity,
-                 alert.camera, alert.rule, alert.rule_type, alert.incident_id, subjects, alert.details)
+        log.info(
+            "alert %s %s: camera=%s rule=%s (%s) incident=%s subjects=%s details=%s",
+            alert.phase,
+            alert.severity,
+            alert.camera,
+            alert.rule,
+            alert.rule_type,
+            alert.incident_id,
+            subjects,
+            alert.details,
+        )
         for sink in self._sinks:
             try:
                 sink.publish_alert(alert)
@@ -493,8 +525,7 @@ class Pipeline:
                 log.exception("alert sink %s failed for alert %s", type(sink).__name__, alert.id)
                 self.metrics.stage_errors.labels("sink").inc()
         self.metrics.alert_messages.labels(alert.camera, alert.rule, alert.phase).inc()
-        self.metrics.incidents_open.labels(alert.camera, alert.rule).inc(
-            {"start": 1, "end": -1}.get(alert.phase, 0))
+        self.metrics.incidents_open.labels(alert.camera, alert.rule).inc({"start": 1, "end": -1}.get(alert.phase, 0))
         if alert.phase == "start":
             self.metrics.alerts.labels(alert.camera, alert.rule).inc()
             self.metrics.alert_latency_seconds.observe(max(0.0, time.monotonic() - alert.ts_mono))

@@ -39,7 +39,9 @@ class Shard:
         if not 1 <= self.instances <= MAX_INSTANCES:
             raise ShardError(f"the number of instances must be 1-{MAX_INSTANCES}, not {self.instances}")
         if not 0 <= self.index < self.instances:
-            raise ShardError(f"the index must be 0-{self.instances - 1} for {self.instances} instance(s), not {self.index}")
+            raise ShardError(
+                f"the index must be 0-{self.instances - 1} for {self.instances} instance(s), not {self.index}"
+            )
 
     def __str__(self) -> str:
         return f"{self.index}/{self.instances}"
@@ -93,9 +95,7 @@ def ordinal_from_hostname(hostname: str) -> int:
     return int(match.group(1))
 
 
-def resolve(
-    instances: int, index: int | str, flag: str | None, environ: Mapping[str, str], hostname: str
-) -> Shard:
+def resolve(instances: int, index: int | str, flag: str | None, environ: Mapping[str, str], hostname: str) -> Shard:
     """The shard this process runs: ``--shard``, else ``SURVEIL_SHARD``, else the config (``auto``: the host name)."""
     if flag is not None:
         return parse_shard(flag, "--shard")

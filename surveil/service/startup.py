@@ -85,4 +85,3 @@ def check_listen(host: str, port: int, option: str) -> None:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc) or type(exc).__name__
-

@@ -18,6 +18,7 @@ lose the last few commits on power loss; pass ``synchronous="FULL"`` to fsync ev
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -109,9 +110,7 @@ class AlertSpool:
                 )
                 excess = self._count + 1 - self.max_items
                 if excess > 0:
-                    db.execute(
-                        "DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,)
-                    )
+                    db.execute("DELETE FROM spool WHERE id IN (SELECT id FROM spool ORDER BY id LIMIT ?)", (excess,))
                 db.execute("COMMIT")
             except sqlite3.Error as exc:
                 _rollback(db)
@@ -180,10 +179,14 @@ class AlertSpool:
         if limit <= 0:
             return []
         with self._lock:
-            rows = self._conn().execute(
-                "SELECT id, topic, payload, qos, retain, created FROM spool WHERE id > ? ORDER BY id LIMIT ?",
-                (after, limit + len(self._delivered)),
-            ).fetchall()
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT id, topic, payload, qos, retain, created FROM spool WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, limit + len(self._delivered)),
+                )
+                .fetchall()
+            )
             rows = [r for r in rows if r[0] not in self._delivered][:limit]
         return [
             SpooledMessage(id=r[0], topic=r[1], payload=bytes(r[2]), qos=r[3], retain=bool(r[4]), created=r[5])
@@ -229,7 +232,6 @@ class AlertSpool:
 
 
 def _rollback(db: sqlite3.Connection) -> None:
-    try:
+    # no transaction left (SQLite rolls back itself on some errors, e.g. SQLITE_FULL)
+    with contextlib.suppress(sqlite3.Error):
         db.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass  # no transaction left (SQLite rolls back itself on some errors, e.g. SQLITE_FULL)

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, TextIO
 import cv2
 import numpy as np
 
-from surveil.video.source import file_fps
 from surveil.config import Config
 from surveil.service.metrics import Metrics
 from surveil.types import AlertUpdate, Frame
+from surveil.video.source import file_fps
 
 if TYPE_CHECKING:
     from surveil.detection.torch_detector import Detector
@@ -58,7 +58,10 @@ class Summary:
         rules = sorted({rule for rule, _ in self.messages})
         if rules:
             out.append("alerts (rule: start / update / end):")
-            out += [f"  {rule}: {self.messages[rule, 'start']} / {self.messages[rule, 'update']} / {self.messages[rule, 'end']}" for rule in rules]
+            out += [
+                f"  {rule}: {self.messages[rule, 'start']} / {self.messages[rule, 'update']} / {self.messages[rule, 'end']}"
+                for rule in rules
+            ]
         else:
             out.append("alerts: none")
         for (kind, name, rule), values in sorted(self.counts.items()):
@@ -114,7 +117,7 @@ def analyse_recordings(
         counts: dict[tuple[str, str, str], dict[str, int]] = {}  # this file's running counts
 
         def state(_camera, report, _previous) -> None:
-            counts[report.kind, report.name, report.rule] = dict(report.values)
+            counts[report.kind, report.name, report.rule] = dict(report.values)  # noqa: B023 (this file's loop)
 
         analyzer.on_state = state
         emit = _counting(summary, on_alert)
@@ -227,13 +230,26 @@ class Progress:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("-c", "--config", required=True, help="YAML config file: its detector and the camera's zones, lines and rules")
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="recorded video file(s), each analysed as its own recording")
+    parser.add_argument(
+        "-c", "--config", required=True, help="YAML config file: its detector and the camera's zones, lines and rules"
+    )
+    parser.add_argument(
+        "videos", nargs="+", metavar="VIDEO", help="recorded video file(s), each analysed as its own recording"
+    )
     parser.add_argument("--camera", help="whose zones and rules apply (default: the first enabled camera)")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="analyse every K-th frame (default 1: all)")
-    parser.add_argument("--out", default="alerts.jsonl", help="alerts as JSON lines, one message per line (default: alerts.jsonl; replaced)")
-    parser.add_argument("--start-time", type=_start_time, default=0.0, metavar="TIME",
-                        help="wall time of the first frame, Unix seconds or ISO 8601 (alert `ts` = this + media time; default 0)")
+    parser.add_argument(
+        "--out",
+        default="alerts.jsonl",
+        help="alerts as JSON lines, one message per line (default: alerts.jsonl; replaced)",
+    )
+    parser.add_argument(
+        "--start-time",
+        type=_start_time,
+        default=0.0,
+        metavar="TIME",
+        help="wall time of the first frame, Unix seconds or ISO 8601 (alert `ts` = this + media time; default 0)",
+    )
 
 
 def _start_time(text: str) -> float:
@@ -268,11 +284,20 @@ def main(args) -> int:
     try:
         detector = load_detector(config)
         with open(args.out, "w", encoding="utf-8") as out:
+
             def write(alert: AlertUpdate) -> None:
                 out.write(alert.to_json(published_at=time.time()) + "\n")
 
-            summary = analyse_recordings(config, args.videos, detector, camera=args.camera, every=args.every,
-                                         on_alert=write, progress=progress, start_time=args.start_time)
+            summary = analyse_recordings(
+                config,
+                args.videos,
+                detector,
+                camera=args.camera,
+                every=args.every,
+                on_alert=write,
+                progress=progress,
+                start_time=args.start_time,
+            )
     except (PipelineError, RecordingError, OSError) as exc:
         progress.done()
         print(f"surveil: {exc}", file=sys.stderr)

@@ -57,24 +57,60 @@ DEFAULT_CONFIG = "configs/demo.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help=f"config whose first camera, rules and detector are used (default {DEFAULT_CONFIG})")
-    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8], help="camera counts for the scaling table (default 1 2 4 8)")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per pipeline run, and for the bare model and the naive loop")
+    parser.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"config whose first camera, rules and detector are used (default {DEFAULT_CONFIG})",
+    )
+    parser.add_argument(
+        "--cameras",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4, 8],
+        help="camera counts for the scaling table (default 1 2 4 8)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=20.0,
+        help="measured seconds per pipeline run, and for the bare model and the naive loop",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds each pipeline runs before measuring")
-    parser.add_argument("--repeats", type=int, default=1, help="measurement passes (bare model, naive loop, pipelines); with "
-                        "more than one, each figure is also given as its mean and range over the passes (default 1)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="measurement passes (bare model, naive loop, pipelines); with "
+        "more than one, each figure is also given as its mean and range over the passes (default 1)",
+    )
     parser.add_argument("--video", help="clip every bench camera plays (default: the config's first camera's file)")
     parser.add_argument("--weights", help="override detector.weights")
-    parser.add_argument("--backend", choices=["torch", "onnxruntime", "openvino", "auto"], help="override detector.backend")
-    parser.add_argument("--openvino-precision", choices=["auto", "fp32", "bf16"], help="override detector.openvino_precision")
+    parser.add_argument(
+        "--backend", choices=["torch", "onnxruntime", "openvino", "auto"], help="override detector.backend"
+    )
+    parser.add_argument(
+        "--openvino-precision", choices=["auto", "fp32", "bf16"], help="override detector.openvino_precision"
+    )
     parser.add_argument("--min-size", type=int, help="override detector.min_size")
     parser.add_argument("--batch-size", type=int, help="override detector.batch_size")
     parser.add_argument("--threads", type=int, help="override detector.threads")
-    parser.add_argument("--mqtt", metavar="HOST:PORT", help="broker for the MQTT sink (default: start a local mosquitto when it is on PATH, else no MQTT)")
+    parser.add_argument(
+        "--mqtt",
+        metavar="HOST:PORT",
+        help="broker for the MQTT sink (default: start a local mosquitto when it is on PATH, else no MQTT)",
+    )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
-    parser.add_argument("--motion", action="store_true", help="turn motion gating (cameras[].motion) on for every bench camera")
-    parser.add_argument("--quiet-cameras", type=int, default=0, metavar="K",
-                        help="the last K cameras of each run play a quiet clip made from the bench clip (default 0)")
+    parser.add_argument(
+        "--motion", action="store_true", help="turn motion gating (cameras[].motion) on for every bench camera"
+    )
+    parser.add_argument(
+        "--quiet-cameras",
+        type=int,
+        default=0,
+        metavar="K",
+        help="the last K cameras of each run play a quiet clip made from the bench clip (default 0)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -109,7 +145,7 @@ class BenchSetup:
 
     @classmethod
     def from_args(cls, base, args: argparse.Namespace) -> BenchSetup:
-        cameras = [c for c in base.enabled_cameras]
+        cameras = list(base.enabled_cameras)
         if not cameras:
             raise BenchError(f"{args.config} has no enabled camera to copy")
         video = args.video or str(cameras[0].url)
@@ -120,12 +156,22 @@ class BenchSetup:
         if args.quiet_cameras < 0:
             raise BenchError(f"--quiet-cameras must be 0 or more, not {args.quiet_cameras}")
         if args.motion and cameras[0].motion.keepalive_s >= base.tracker.lost_after_s:  # what the config check says
-            raise BenchError(f"--motion: motion.keepalive_s ({cameras[0].motion.keepalive_s:g}) must be below tracker.lost_after_s "
-                             f"({base.tracker.lost_after_s:g})")
-        overrides = {k: v for k, v in {
-            "weights": args.weights, "backend": args.backend, "openvino_precision": args.openvino_precision,
-            "min_size": args.min_size, "batch_size": args.batch_size, "threads": args.threads,
-        }.items() if v is not None}
+            raise BenchError(
+                f"--motion: motion.keepalive_s ({cameras[0].motion.keepalive_s:g}) must be below tracker.lost_after_s "
+                f"({base.tracker.lost_after_s:g})"
+            )
+        overrides = {
+            k: v
+            for k, v in {
+                "weights": args.weights,
+                "backend": args.backend,
+                "openvino_precision": args.openvino_precision,
+                "min_size": args.min_size,
+                "batch_size": args.batch_size,
+                "threads": args.threads,
+            }.items()
+            if v is not None
+        }
         detector = base.detector.model_copy(update=overrides)
         return cls(base.model_copy(update={"detector": detector}), video, args.motion, args.quiet_cameras)
 
@@ -146,11 +192,13 @@ def quiet_sources() -> list[int | None]:
     """The source frame number (1-based) of each quiet-clip frame, None for a still one."""
     source: list[int | None] = [None] * QUIET_FRAMES
     for start, first, length in QUIET_PASTES:
-        source[start:start + length] = range(first, first + length)
+        source[start : start + length] = range(first, first + length)
     return source
 
 
-def quiet_frames(median: np.ndarray, source: Sequence[int | None], frame_at: Callable[[int], np.ndarray], seed: int = 0) -> Iterator[np.ndarray]:
+def quiet_frames(
+    median: np.ndarray, source: Sequence[int | None], frame_at: Callable[[int], np.ndarray], seed: int = 0
+) -> Iterator[np.ndarray]:
     """The quiet clip's frames in order: ``frame_at(n)`` for a pasted frame, else ``median`` plus noise (sigma 2 grey levels)."""
     rng = np.random.default_rng(seed)
     for n in source:
@@ -283,7 +331,8 @@ class Snapshot:
     @classmethod
     def take(cls, registry) -> Snapshot:
         return cls(
-            at=time.monotonic(), cpu=cpu_seconds(),
+            at=time.monotonic(),
+            cpu=cpu_seconds(),
             processed=counter_total(registry, "surveil_frames_processed_total"),
             dropped=counter_total(registry, "surveil_frames_dropped_total"),
             captured=counter_total(registry, "surveil_frames_captured_total"),
@@ -315,7 +364,9 @@ class RunResult:
         return self.fps * self.seconds
 
 
-def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[float], gated: Sequence[str] = ()) -> RunResult:
+def diff_run(
+    cameras: int, before: Snapshot, after: Snapshot, delivery: list[float], gated: Sequence[str] = ()
+) -> RunResult:
     """The window between two snapshots; ``gated``: the cameras with motion gating on."""
     elapsed = after.at - before.at
 
@@ -328,13 +379,19 @@ def diff_run(cameras: int, before: Snapshot, after: Snapshot, delivery: list[flo
         latencies[label] = (quantile(window, 0.5), quantile(window, 0.99))
     rss, peak = memory_mb()
     return RunResult(
-        cameras=cameras, seconds=elapsed,
+        cameras=cameras,
+        seconds=elapsed,
         fps_per_camera={k: v / elapsed for k, v in sorted(delta(before.processed, after.processed).items())},
         dropped=sum(delta(before.dropped, after.dropped).values()),
         captured=sum(delta(before.captured, after.captured).values()),
-        skipped={k: v for k, v in sorted(delta(before.skipped, after.skipped).items()) if k in gated} if gated else None,
-        cpu_percent=100.0 * (after.cpu - before.cpu) / elapsed, rss_mb=rss, peak_rss_mb=peak,
-        latencies=latencies, delivery=delivery,
+        skipped={k: v for k, v in sorted(delta(before.skipped, after.skipped).items()) if k in gated}
+        if gated
+        else None,
+        cpu_percent=100.0 * (after.cpu - before.cpu) / elapsed,
+        rss_mb=rss,
+        peak_rss_mb=peak,
+        latencies=latencies,
+        delivery=delivery,
     )
 
 
@@ -350,7 +407,9 @@ class LocalBroker:
         self.port = 0
 
     def start(self) -> bool:
-        executable = shutil.which("mosquitto") or next((p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None)
+        executable = shutil.which("mosquitto") or next(
+            (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).is_file()), None
+        )
         if executable is None:
             return False
         with socket.socket() as s:
@@ -358,8 +417,12 @@ class LocalBroker:
             self.port = s.getsockname()[1]
         conf = self.workdir / "mosquitto.conf"
         user = f"user {_user_name()}\n"  # as root, mosquitto would switch to user `mosquitto`
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\nlog_dest none\n")
-        self.proc = subprocess.Popen([executable, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n{user}persistence false\nlog_dest none\n"
+        )
+        self.proc = subprocess.Popen(
+            [executable, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             try:
@@ -467,8 +530,15 @@ def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
     model_holder = TorchDetector(config.detector, optimize=False)  # the model as trained, no folding
     model = model_holder.model
     template = config.enabled_cameras[0]
-    analyzers = [build_analyzer(template.model_copy(update={"name": f"naive-{i}"}), config.tracker, model_holder.class_names,
-                                operating_thresholds=model_holder.operating_thresholds) for i in range(len(videos))]
+    analyzers = [
+        build_analyzer(
+            template.model_copy(update={"name": f"naive-{i}"}),
+            config.tracker,
+            model_holder.class_names,
+            operating_thresholds=model_holder.operating_thresholds,
+        )
+        for i in range(len(videos))
+    ]
     captures = [cv2.VideoCapture(video) for video in videos]
     done, seq = 0, 0
     started = time.perf_counter()
@@ -491,24 +561,35 @@ def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
     return done / (time.perf_counter() - started)
 
 
-def bench_config(config, clips: Sequence[tuple[str, str]], workdir: Path, mqtt: tuple[str, int] | None, motion: bool = False):
+def bench_config(
+    config, clips: Sequence[tuple[str, str]], workdir: Path, mqtt: tuple[str, int] | None, motion: bool = False
+):
     """Copies of the config's first camera, one per (name, clip) of ``clips``, each playing its clip at the clip's own
     rate, with motion gating on when ``motion`` (else as the config has it); sinks in ``workdir``."""
     template = config.enabled_cameras[0]
     gating = template.motion.model_copy(update={"enabled": True}) if motion else template.motion
-    cams = [template.model_copy(update={"name": name, "url": clip, "realtime": True, "loop": True, "motion": gating})
-            for name, clip in clips]
+    cams = [
+        template.model_copy(update={"name": name, "url": clip, "realtime": True, "loop": True, "motion": gating})
+        for name, clip in clips
+    ]
     cameras = len(cams)
-    mqtt_config = config.mqtt.model_copy(update={
-        "enabled": mqtt is not None, "host": mqtt[0] if mqtt else "localhost", "port": mqtt[1] if mqtt else 1883,
-        "client_id": f"surveil-bench-{os.getpid()}-{cameras}", "topic_prefix": "surveil-bench",
-        "spool_path": str(workdir / f"spool-{cameras}.sqlite3"),
-    })
+    mqtt_config = config.mqtt.model_copy(
+        update={
+            "enabled": mqtt is not None,
+            "host": mqtt[0] if mqtt else "localhost",
+            "port": mqtt[1] if mqtt else 1883,
+            "client_id": f"surveil-bench-{os.getpid()}-{cameras}",
+            "topic_prefix": "surveil-bench",
+            "spool_path": str(workdir / f"spool-{cameras}.sqlite3"),
+        }
+    )
     alerts = config.alerts.model_copy(update={"jsonl_path": str(workdir / f"alerts-{cameras}.jsonl")})
     return config.model_copy(update={"cameras": cams, "mqtt": mqtt_config, "alerts": alerts, "state_dir": str(workdir)})
 
 
-def pipeline_run(config, detector, cameras: int, warmup: float, seconds: float, watch: DeliveryWatch | None) -> RunResult:
+def pipeline_run(
+    config, detector, cameras: int, warmup: float, seconds: float, watch: DeliveryWatch | None
+) -> RunResult:
     from surveil.service.metrics import Metrics
     from surveil.service.pipeline import Pipeline
 
@@ -531,7 +612,9 @@ def pipeline_run(config, detector, cameras: int, warmup: float, seconds: float, 
         stop.set()
         ticker.join(timeout=2)
         pipeline.stop()
-    return diff_run(cameras, before, after, delivery, gated=[c.name for c in config.enabled_cameras if c.motion.enabled])
+    return diff_run(
+        cameras, before, after, delivery, gated=[c.name for c in config.enabled_cameras if c.motion.enabled]
+    )
 
 
 def _housekeeping(pipeline, stop: threading.Event) -> None:
@@ -554,27 +637,38 @@ def machine_line() -> str:
     except OSError:
         pass
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{platform.machine()} {model}, {os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}"
+    return (
+        f"{platform.machine()} {model}, {os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}"
+    )
 
 
 def print_run(result: RunResult, mqtt: bool) -> None:
     per = result.fps_per_camera
-    print(f"processed: {result.fps:.2f} frames/s in total; per camera " + ", ".join(f"{k} {v:.2f}" for k, v in per.items()))
+    print(
+        f"processed: {result.fps:.2f} frames/s in total; per camera "
+        + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+    )
     share = result.dropped / result.captured if result.captured else 0.0
     if result.skipped is None:
         skipped = "- (motion gating off; --motion turns it on)"
     else:
         per_camera = ", ".join(f"{k} {v:.0f}" for k, v in result.skipped.items())
         skipped = f"{sum(result.skipped.values()):.0f} of {result.processed:.0f} frames processed ({per_camera})"
-    print(f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {skipped}")
-    print(f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB")
+    print(
+        f"frames captured {result.captured:.0f}, dropped {result.dropped:.0f} ({100 * share:.0f} %), detector calls skipped {skipped}"
+    )
+    print(
+        f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB"
+    )
     print(f"  {'latency':34s}    p50 ms   p99 ms")
     for label, (p50, p99) in result.latencies.items():
         print(f"  {label:34s} {ms(p50)}  {ms(p99)}")
     if mqtt:
         if result.delivery:
             d = np.asarray(result.delivery)
-            print(f"  {'alert→broker→subscriber (MQTT)':34s} {ms(float(np.percentile(d, 50)))}  {ms(float(np.percentile(d, 99)))}  ({len(d)} alerts)")
+            print(
+                f"  {'alert→broker→subscriber (MQTT)':34s} {ms(float(np.percentile(d, 50)))}  {ms(float(np.percentile(d, 99)))}  ({len(d)} alerts)"
+            )
         else:
             print(f"  {'alert→broker→subscriber (MQTT)':34s}    -        -     (no alert in the window)")
 
@@ -598,16 +692,22 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
     detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
     backend = resolve_backend(d)
     precision = getattr(detector, "precision", "fp16" if getattr(detector, "_autocast", False) else "fp32")
-    print(f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
-          f"device {getattr(detector, 'device', 'cpu')}; clip {bench.video}")
+    print(
+        f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
+        f"device {getattr(detector, 'device', 'cpu')}; clip {bench.video}"
+    )
     if quiet:
-        print(f"quiet clip ({bench.quiet_cameras} camera(s) per run at most): {QUIET_FRAMES} frames, the clip's median frame with noise "
-              f"and {len(QUIET_PASTES)} stretches of 5 s of the clip (frames {', '.join(f'{f}-{f + n - 1}' for _, f, n in QUIET_PASTES)}), "
-              f"made in {made_s:.1f} s")
+        print(
+            f"quiet clip ({bench.quiet_cameras} camera(s) per run at most): {QUIET_FRAMES} frames, the clip's median frame with noise "
+            f"and {len(QUIET_PASTES)} stretches of 5 s of the clip (frames {', '.join(f'{f}-{f + n - 1}' for _, f, n in QUIET_PASTES)}), "
+            f"made in {made_s:.1f} s"
+        )
     gating = config.enabled_cameras[0].motion  # every bench camera is a copy of this one
     if bench.motion or gating.enabled:
-        print(f"motion gating on every camera: threshold {gating.threshold}, min_area {gating.min_area}, keepalive {gating.keepalive_s:g} s "
-              f"while something may be tracked, idle check every {gating.idle_keepalive_s:g} s")
+        print(
+            f"motion gating on every camera: threshold {gating.threshold}, min_area {gating.min_area}, keepalive {gating.keepalive_s:g} s "
+            f"while something may be tracked, idle check every {gating.idle_keepalive_s:g} s"
+        )
 
     broker, mqtt = None, None
     if args.mqtt:
@@ -654,7 +754,9 @@ def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch, quie
     return 0
 
 
-def _measure_once(bench: BenchSetup, detector, frames, workdir: Path, args, mqtt, watch, quiet: str | None) -> BenchPass:
+def _measure_once(
+    bench: BenchSetup, detector, frames, workdir: Path, args, mqtt, watch, quiet: str | None
+) -> BenchPass:
     config, d = bench.config, bench.config.detector
     print("\n== bare model (detector alone on decoded frames, same batch and input size)")
     bare_fps, bare_ms = bare_model(detector, frames, d.batch_size, args.seconds)
@@ -669,8 +771,17 @@ def _measure_once(bench: BenchSetup, detector, frames, workdir: Path, args, mqtt
     for cameras in args.cameras:
         clips = bench.clips(cameras, quiet)
         kinds = f" ({sum(clip == quiet for _, clip in clips)} on the quiet clip)" if quiet else ""
-        print(f"\n== pipeline, {cameras} camera(s){kinds} at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s")
-        result = pipeline_run(bench_config(config, clips, workdir, mqtt, bench.motion), detector, cameras, args.warmup, args.seconds, watch)
+        print(
+            f"\n== pipeline, {cameras} camera(s){kinds} at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s"
+        )
+        result = pipeline_run(
+            bench_config(config, clips, workdir, mqtt, bench.motion),
+            detector,
+            cameras,
+            args.warmup,
+            args.seconds,
+            watch,
+        )
         print_run(result, mqtt is not None)
         results.append(result)
     print_summary(results, bare_fps, naive_fps)
@@ -692,24 +803,35 @@ def print_repeats(passes: list[BenchPass]) -> None:
         runs = [(p, p.results[index]) for p in passes]
         lowest = [min(r.fps_per_camera.values(), default=0.0) for _, r in runs]
         ratio_naive = [r.fps / p.naive_fps for p, r in runs if p.naive_fps]
-        print(f"{first.cameras:7d} | {mean_range([r.fps for _, r in runs]):>22s} | {mean_range(lowest):>17s} | "
-              f"{mean_range([r.fps / p.bare_fps for p, r in runs]):>13s} | {mean_range(ratio_naive) if ratio_naive else '-'}")
+        print(
+            f"{first.cameras:7d} | {mean_range([r.fps for _, r in runs]):>22s} | {mean_range(lowest):>17s} | "
+            f"{mean_range([r.fps / p.bare_fps for p, r in runs]):>13s} | {mean_range(ratio_naive) if ratio_naive else '-'}"
+        )
 
 
 def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | None) -> None:
     print("\n== scaling (compute and memory per camera)")
-    print("cameras | offered fps | processed fps | per camera (min-max) | dropped % | detector skipped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB")
+    print(
+        "cameras | offered fps | processed fps | per camera (min-max) | dropped % | detector skipped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB"
+    )
     for r in results:
         per = list(r.fps_per_camera.values()) or [0.0]
         p50, p99 = r.latencies["end to end (capture→rules done)"]
         share = 100 * r.dropped / r.captured if r.captured else 0.0
         skipped = "-" if r.skipped is None else f"{100 * sum(r.skipped.values()) / max(r.processed, 1):.0f}"
-        print(f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | "
-              f"{skipped:>18s} | {ms(p50)}    | {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}")
-    print("(offered: frames the cameras decoded per second; the pipeline cannot exceed it, so pipeline/bare < 1 where it is "
-          "below the bare model's rate; detector skipped: processed frames that motion gating kept from the detector, - when off)")
+        print(
+            f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | "
+            f"{skipped:>18s} | {ms(p50)}    | {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}"
+        )
+    print(
+        "(offered: frames the cameras decoded per second; the pipeline cannot exceed it, so pipeline/bare < 1 where it is "
+        "below the bare model's rate; detector skipped: processed frames that motion gating kept from the detector, - when off)"
+    )
     print("\n== ratios")
-    print(f"bare model {bare_fps:.2f} frames/s" + (f", naive loop {naive_fps:.2f} frames/s" if naive_fps else ", naive loop not run"))
+    print(
+        f"bare model {bare_fps:.2f} frames/s"
+        + (f", naive loop {naive_fps:.2f} frames/s" if naive_fps else ", naive loop not run")
+    )
     for r in results:
         naive = f", pipeline/naive {r.fps / naive_fps:.2f}" if naive_fps else ""
         print(f"{r.cameras} camera(s): pipeline/bare {r.fps / bare_fps:.2f}{naive}")

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import cv2
 
-from surveil.video.source import CaptureOpenError, open_video_capture
-from surveil.config import CameraConfig, ConfigError, load_config
 from surveil.analysis.render import Overlay, draw, draw_grid
+from surveil.config import CameraConfig, ConfigError, load_config
 from surveil.rules import build_geometry
+from surveil.video.source import CaptureOpenError, open_video_capture
 
 EXIT_USAGE = 2
 
@@ -34,7 +34,9 @@ def grab_frame(camera: CameraConfig):
     finally:
         capture.release()
     if not ok or image is None:
-        raise SnapshotError(f"camera {camera.name}: opened, but no frame arrived within {camera.read_timeout_s:g} s (read_timeout_s)")
+        raise SnapshotError(
+            f"camera {camera.name}: opened, but no frame arrived within {camera.read_timeout_s:g} s (read_timeout_s)"
+        )
     return image
 
 
@@ -74,6 +76,8 @@ def main(args) -> int:
         print(f"surveil: {exc}", file=sys.stderr)
         return EXIT_USAGE
     height, width = picture.shape[:2]
-    print(f"{output}: camera {camera.name}, {width}x{height}, {len(camera.zones)} zone(s), {len(camera.lines)} line(s), "
-          f"grid every {args.grid:g}")
+    print(
+        f"{output}: camera {camera.name}, {width}x{height}, {len(camera.zones)} zone(s), {len(camera.lines)} line(s), "
+        f"grid every {args.grid:g}"
+    )
     return 0

@@ -11,7 +11,9 @@ def centres(xyxy: np.ndarray) -> np.ndarray:
     return np.stack([(xyxy[:, 0] + xyxy[:, 2]) / 2, (xyxy[:, 1] + xyxy[:, 3]) / 2], axis=1)
 
 
-def center_closeness(a: np.ndarray, b: np.ndarray, max_distance: float | np.ndarray, max_size_ratio: float = 1.5) -> np.ndarray:
+def center_closeness(
+    a: np.ndarray, b: np.ndarray, max_distance: float | np.ndarray, max_size_ratio: float = 1.5
+) -> np.ndarray:
     """1 - centre distance / (max_distance x the larger box height), clipped at 0.
 
     0 also where the box heights differ by more than ``max_size_ratio``. ``max_distance`` may be one

@@ -79,10 +79,17 @@ class _Motion:
     acceleration_noise: float  # std of the centre's acceleration, heights per s^2
 
     @classmethod
-    def start(cls, xyxy: np.ndarray, measurement_noise: float, acceleration_noise: float, initial_speed: float) -> _Motion:
+    def start(
+        cls, xyxy: np.ndarray, measurement_noise: float, acceleration_noise: float, initial_speed: float
+    ) -> _Motion:
         z = _xyxy_to_z(xyxy)
         h = z[3]
-        std = np.array([measurement_noise * h] * 2 + [measurement_noise * h] * 2 + [initial_speed * h] * 2 + [0.1 * initial_speed * h] * 2)
+        std = np.array(
+            [measurement_noise * h] * 2
+            + [measurement_noise * h] * 2
+            + [initial_speed * h] * 2
+            + [0.1 * initial_speed * h] * 2
+        )
         return cls(np.concatenate([z, np.zeros(4)]), np.diag(std**2), measurement_noise, acceleration_noise)
 
     def predict(self, dt: float, decay: float) -> None:
@@ -201,7 +208,11 @@ class ByteTracker:
         self.max_center_distance, self.lost_center_growth = max_center_distance, lost_center_growth
         self.max_size_ratio = max_size_ratio
         self.min_hits, self.lost_after_s, self.velocity_decay_s = min_hits, lost_after_s, velocity_decay_s
-        self.measurement_noise, self.acceleration_noise, self.initial_speed = measurement_noise, acceleration_noise, initial_speed
+        self.measurement_noise, self.acceleration_noise, self.initial_speed = (
+            measurement_noise,
+            acceleration_noise,
+            initial_speed,
+        )
         self.history = history
         self._next_id = 1
         self.reset()
@@ -227,12 +238,16 @@ class ByteTracker:
         sure = [d for d in high if detections.confidence[d] >= _SURE_SCORE]
         matches, left_confirmed, left_sure = self._match(confirmed, sure, detections, self.iou_threshold, lost_ok=True)
         rest = [d for d in high if detections.confidence[d] < _SURE_SCORE]
-        mid_matches, left_confirmed, left_rest = self._match(left_confirmed, rest, detections, self.iou_threshold, lost_ok=True)
+        mid_matches, left_confirmed, left_rest = self._match(
+            left_confirmed, rest, detections, self.iou_threshold, lost_ok=True
+        )
         matches += mid_matches
         left_high = sorted(left_sure + left_rest)
         rescued = [i for i in left_confirmed if id(self._tracks[i]) in was_seen]
         low_matches, _, _ = self._match(rescued, low, detections, self.low_iou_threshold, lost_ok=False)
-        tentative_matches, _, left_high = self._match(tentative, left_high, detections, self.iou_threshold, lost_ok=False)
+        tentative_matches, _, left_high = self._match(
+            tentative, left_high, detections, self.iou_threshold, lost_ok=False
+        )
         matches += low_matches + tentative_matches
         for t_index, d_index in matches:
             self._apply_match(self._tracks[t_index], detections, d_index, now)
@@ -300,7 +315,9 @@ class ByteTracker:
             rows, gate = [r for r, o in zip(rows, open_gate) if o], gate[open_gate]
             closeness = center_closeness(predicted[rows], boxes[cols], gate, self.max_size_ratio)
             closeness = np.where(same_class[np.ix_(rows, cols)], closeness, 0.0)
-            closeness = self._crowd_gate(closeness, [tracks[r] for r in rows], boxes[cols], detections.class_id[dets][cols])
+            closeness = self._crowd_gate(
+                closeness, [tracks[r] for r in rows], boxes[cols], detections.class_id[dets][cols]
+            )
             pairs += hungarian(closeness, rows, cols, minimum=1e-6)
         matches = [(tracks[r], dets[c]) for r, c in pairs]
         used_t, used_d = {m[0] for m in matches}, {m[1] for m in matches}
@@ -315,7 +332,9 @@ class ByteTracker:
         live = [t for t in self._tracks if t.missed == 0 and t.hits >= self.min_hits]
         if not lost.any() or not live or closeness.size == 0:
             return closeness
-        crowded = self._overlap(boxes, classes, [t.motion.box() for t in live], [t.class_id for t in live]) >= _CROWD_IOU
+        crowded = (
+            self._overlap(boxes, classes, [t.motion.box() for t in live], [t.class_id for t in live]) >= _CROWD_IOU
+        )
         return np.where(lost[:, None] & crowded[None, :], 0.0, closeness)
 
     def _unclaimed(self, detections: Detections, candidates: list[int]) -> list[int]:
@@ -324,7 +343,9 @@ class ByteTracker:
         if not candidates or not claimed:
             return candidates
         boxes = [t.xyxy if t.missed == 0 else t.motion.box() for t in claimed]
-        overlap = self._overlap(detections.xyxy[candidates], detections.class_id[candidates], boxes, [t.class_id for t in claimed])
+        overlap = self._overlap(
+            detections.xyxy[candidates], detections.class_id[candidates], boxes, [t.class_id for t in claimed]
+        )
         return [d for d, o in zip(candidates, overlap) if o < _BIRTH_IOU]
 
     @staticmethod

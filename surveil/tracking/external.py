@@ -78,7 +78,9 @@ class TrackersByteTrack:
         for xyxy, score, class_id, track_id in zip(out.xyxy, out.confidence, out.class_id, out.tracker_id):
             if track_id < 0:
                 continue  # not confirmed yet
-            seen = self._seen.setdefault(int(track_id), _Seen(first_seen=now, last_seen=now, history=deque(maxlen=self.history)))
+            seen = self._seen.setdefault(
+                int(track_id), _Seen(first_seen=now, last_seen=now, history=deque(maxlen=self.history))
+            )
             seen.hits += 1
             seen.last_seen = now
             seen.history.append(anchor_point(xyxy))
@@ -96,5 +98,7 @@ class TrackersByteTrack:
                     history=tuple(seen.history),
                 )
             )
-        self._seen = {k: v for k, v in self._seen.items() if now - v.last_seen <= 2 * self.lost_after_s or v.last_seen > now}
+        self._seen = {
+            k: v for k, v in self._seen.items() if now - v.last_seen <= 2 * self.lost_after_s or v.last_seen > now
+        }
         return tracks

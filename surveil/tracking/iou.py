@@ -104,7 +104,9 @@ class IouTracker:
             self._apply_match(self._tracks[t_index], detections, d_index, now)
         for t_index in unmatched_tracks:
             self._tracks[t_index].missed += 1
-        self._tracks = [t for t in self._tracks if not self._expired(t, now) and (t.hits >= self.min_hits or t.missed == 0)]
+        self._tracks = [
+            t for t in self._tracks if not self._expired(t, now) and (t.hits >= self.min_hits or t.missed == 0)
+        ]
         for d_index in unmatched_dets:
             self._tracks.append(self._new_track(detections, d_index, now))
         return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]

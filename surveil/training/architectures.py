@@ -13,7 +13,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import MobileNet_V2_Weights, MobileNet_V3_Large_Weights, ResNet50_Weights, WeightsEnum, mobilenet_v2
+from torchvision.models import (
+    MobileNet_V2_Weights,
+    MobileNet_V3_Large_Weights,
+    ResNet50_Weights,
+    WeightsEnum,
+    mobilenet_v2,
+)
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection import faster_rcnn as tv_frcnn
 from torchvision.ops.misc import FrozenBatchNorm2d
@@ -26,10 +32,13 @@ MNV2_STAGES = ((0, 2), (2, 4), (4, 7), (7, MNV2_STEM_END), (MNV2_STEM_END, 19))
 # Fine-tunable torchvision architectures: name -> (torchvision builder, ImageNet backbone, COCO detector).
 PRETRAINED_TORCHVISION: dict[str, tuple[Callable[..., FasterRCNN], WeightsEnum, WeightsEnum]] = {
     "fasterrcnn_resnet50_fpn": (
-        tv_frcnn.fasterrcnn_resnet50_fpn, ResNet50_Weights.IMAGENET1K_V1, tv_frcnn.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
+        tv_frcnn.fasterrcnn_resnet50_fpn,
+        ResNet50_Weights.IMAGENET1K_V1,
+        tv_frcnn.FasterRCNN_ResNet50_FPN_Weights.COCO_V1,
     ),
     "fasterrcnn_mobilenet_v3_large_fpn_tuned": (
-        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn, MobileNet_V3_Large_Weights.IMAGENET1K_V1,
+        tv_frcnn.fasterrcnn_mobilenet_v3_large_fpn,
+        MobileNet_V3_Large_Weights.IMAGENET1K_V1,
         tv_frcnn.FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1,
     ),
 }

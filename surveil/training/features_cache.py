@@ -49,8 +49,11 @@ class CachedView:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "stem": self.stem, "image_size": list(self.image_size), "original_size": list(self.original_size),
-            "boxes": self.boxes, "labels": self.labels,
+            "stem": self.stem,
+            "image_size": list(self.image_size),
+            "original_size": list(self.original_size),
+            "boxes": self.boxes,
+            "labels": self.labels,
         }
 
     @classmethod
@@ -59,7 +62,9 @@ class CachedView:
 
 
 def _photometric() -> v2.Transform:
-    return v2.Compose([v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02), v2.RandomGrayscale(p=0.1)])
+    return v2.Compose(
+        [v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.02), v2.RandomGrayscale(p=0.1)]
+    )
 
 
 @torch.no_grad()
@@ -74,12 +79,17 @@ def stem_view(model: nn.Module, image: torch.Tensor, sample: Sample, scale: int,
     saved = transform.min_size
     transform.min_size = (int(scale),)
     try:
-        target = {"boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), "labels": torch.as_tensor(sample.labels)}
+        target = {
+            "boxes": torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+            "labels": torch.as_tensor(sample.labels),
+        }
         images, targets = transform([image], [target])
     finally:
         transform.min_size = saved
     stem = model.backbone.stem(images.tensors)[0].to(torch.float16)
-    return CachedView(stem, tuple(images.image_sizes[0]), (int(h), int(w)), targets[0]["boxes"], targets[0]["labels"].long())
+    return CachedView(
+        stem, tuple(images.image_sizes[0]), (int(h), int(w)), targets[0]["boxes"], targets[0]["labels"].long()
+    )
 
 
 def sample_seed(sample: Sample, seed: int) -> int:
@@ -131,7 +141,13 @@ def build_views(
                 _save([v.to_dict() for v in views], file)
         out.append(views)
         if (n + 1) % 25 == 0 or n + 1 == len(samples):
-            log.info("feature cache: %d/%d images (%d from disk), %.0f s", n + 1, len(samples), hits, time.monotonic() - start)
+            log.info(
+                "feature cache: %d/%d images (%d from disk), %.0f s",
+                n + 1,
+                len(samples),
+                hits,
+                time.monotonic() - start,
+            )
     return out
 
 
@@ -152,9 +168,14 @@ def per_sample_scales(scales: Sequence[int] | Sequence[Sequence[int]], n: int) -
 
 def view_key(sample: Sample, scales: Sequence[int], flips: bool, photometric: float, seed: int) -> str:
     spec = {
-        "v": CACHE_VERSION, "image": str(sample.image_path), "boxes": sample.boxes.round(2).tolist(),
-        "labels": sample.labels.tolist(), "scales": [int(s) for s in scales], "flips": flips,
-        "photometric": photometric, "seed": seed,
+        "v": CACHE_VERSION,
+        "image": str(sample.image_path),
+        "boxes": sample.boxes.round(2).tolist(),
+        "labels": sample.labels.tolist(),
+        "scales": [int(s) for s in scales],
+        "flips": flips,
+        "photometric": photometric,
+        "seed": seed,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -180,7 +201,7 @@ def cache_bytes(views: list[list[CachedView]]) -> int:
 def crop_view(view: CachedView, max_cells: int, rng: random.Random, min_visible: float = 0.4) -> tuple[CachedView, int]:
     """A random window of at most ``max_cells`` x ``max_cells`` stem cells (an even number, so
     the stride-32 level stays aligned); boxes shifted and clipped. Returns (view, boxes dropped)."""
-    c, h, w = view.stem.shape
+    _c, h, w = view.stem.shape
     ch, cw = min(h, max_cells), min(w, max_cells)
     ch, cw = ch - ch % 2, cw - cw % 2
     if (ch, cw) == (h, w):
@@ -188,13 +209,19 @@ def crop_view(view: CachedView, max_cells: int, rng: random.Random, min_visible:
     y0, x0 = rng.randint(0, (h - ch) // 2) * 2, rng.randint(0, (w - cw) // 2) * 2
     ih = min(ch * STRIDE, view.image_size[0] - y0 * STRIDE)
     iw = min(cw * STRIDE, view.image_size[1] - x0 * STRIDE)
-    boxes, labels, dropped = crop_boxes(view.boxes.numpy(), view.labels.numpy(), x0 * STRIDE, y0 * STRIDE, iw, ih, min_visible)
+    boxes, labels, dropped = crop_boxes(
+        view.boxes.numpy(), view.labels.numpy(), x0 * STRIDE, y0 * STRIDE, iw, ih, min_visible
+    )
     stem = view.stem[:, y0 : y0 + ch, x0 : x0 + cw]
-    cropped = CachedView(stem, (int(ih), int(iw)), view.original_size, torch.from_numpy(boxes), torch.from_numpy(labels))
+    cropped = CachedView(
+        stem, (int(ih), int(iw)), view.original_size, torch.from_numpy(boxes), torch.from_numpy(labels)
+    )
     return cropped, dropped
 
 
-def collate_views(views: Sequence[CachedView]) -> tuple[torch.Tensor, list[tuple[int, int]], list[dict[str, torch.Tensor]]]:
+def collate_views(
+    views: Sequence[CachedView],
+) -> tuple[torch.Tensor, list[tuple[int, int]], list[dict[str, torch.Tensor]]]:
     """Stems zero-padded to one (even) size as float32, the valid image sizes, and the targets."""
     c = views[0].stem.shape[0]
     h = max(v.stem.shape[1] for v in views)

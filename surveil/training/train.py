@@ -40,9 +40,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from surveil.detection.checkpoints import build_model, save_checkpoint
-from surveil.training import features_cache as fc
-from surveil.training.architectures import mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
 from surveil.datasets import (
     FORMATS,
     DatasetIndex,
@@ -53,6 +50,9 @@ from surveil.datasets import (
     read_rgb,
     split_dataset,
 )
+from surveil.detection.checkpoints import build_model, save_checkpoint
+from surveil.training import features_cache as fc
+from surveil.training.architectures import mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
 from surveil.training.transforms import train_transforms
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,17 @@ HELP = {
 PATH_KEYS = ("cache_dir", "output_dir", "output", "resume")
 DATA_KEYS = ("train_data", "val_data", "test_data")
 JSON_KEYS = ("anchor_sizes", "aspect_ratios", "train_sizes", "lr_steps")
-HASH_EXCLUDED = ("resume", "keep_checkpoints", "output", "output_dir", "cache_dir", "device", "workers", "threads", "log_every")
+HASH_EXCLUDED = (
+    "resume",
+    "keep_checkpoints",
+    "output",
+    "output_dir",
+    "cache_dir",
+    "device",
+    "workers",
+    "threads",
+    "log_every",
+)
 
 
 class TrainingError(Exception):
@@ -245,8 +255,12 @@ def _resolve_spec(base: Path, spec: Any) -> str:
 
 
 def _check_config(config: dict[str, Any]) -> None:
-    choices = {"optimizer": ("sgd", "adamw"), "lr_schedule": ("cosine", "step"), "cache": ("auto", "on", "off"),
-               "early_stop_metric": ("map", "ap50")}
+    choices = {
+        "optimizer": ("sgd", "adamw"),
+        "lr_schedule": ("cosine", "step"),
+        "cache": ("auto", "on", "off"),
+        "early_stop_metric": ("map", "ap50"),
+    }
     for key, allowed in choices.items():
         if config[key] not in allowed:
             raise TrainingError(f"{key} must be one of {', '.join(allowed)}, got {config[key]!r}")
@@ -257,7 +271,9 @@ def _check_config(config: dict[str, Any]) -> None:
             raise TrainingError(f"{key} must be >= 1, got {config[key]}")
 
 
-_SPEC = re.compile(rf"^(?:(?P<format>{'|'.join(FORMATS)}|auto):)?(?P<path>.+?)(?:@(?P<split>[^@*%]+))?(?:\*(?P<repeat>\d+))?(?:%(?P<sizes>[\d,]+))?$")
+_SPEC = re.compile(
+    rf"^(?:(?P<format>{'|'.join(FORMATS)}|auto):)?(?P<path>.+?)(?:@(?P<split>[^@*%]+))?(?:\*(?P<repeat>\d+))?(?:%(?P<sizes>[\d,]+))?$"
+)
 
 
 def parse_data_spec(spec: Any) -> dict[str, Any]:
@@ -267,14 +283,26 @@ def parse_data_spec(spec: Any) -> dict[str, Any]:
         if unknown or "path" not in spec:
             raise TrainingError(f"dataset entry {spec}: needs `path`, may have format, split, repeat, sizes")
         sizes = [int(v) for v in spec["sizes"]] if spec.get("sizes") else None
-        return {"path": str(spec["path"]), "format": spec.get("format", "auto"), "split": spec.get("split"),
-                "repeat": int(spec.get("repeat", 1)), "sizes": sizes}
+        return {
+            "path": str(spec["path"]),
+            "format": spec.get("format", "auto"),
+            "split": spec.get("split"),
+            "repeat": int(spec.get("repeat", 1)),
+            "sizes": sizes,
+        }
     match = _SPEC.match(str(spec))
     if not match:
-        raise TrainingError(f"cannot read dataset spec {spec!r}; expected [FORMAT:]PATH[@SPLIT][*REPEAT][%SIZE,SIZE...]")
+        raise TrainingError(
+            f"cannot read dataset spec {spec!r}; expected [FORMAT:]PATH[@SPLIT][*REPEAT][%SIZE,SIZE...]"
+        )
     sizes = [int(v) for v in match["sizes"].split(",")] if match["sizes"] else None
-    return {"path": match["path"], "format": match["format"] or "auto", "split": match["split"],
-            "repeat": int(match["repeat"] or 1), "sizes": sizes}
+    return {
+        "path": match["path"],
+        "format": match["format"] or "auto",
+        "split": match["split"],
+        "repeat": int(match["repeat"] or 1),
+        "sizes": sizes,
+    }
 
 
 def format_data_spec(parsed: dict[str, Any]) -> str:
@@ -310,8 +338,13 @@ def load_specs(specs: Sequence[Any]) -> tuple[DatasetIndex, list[int], list[list
     for spec in specs:
         parsed = parse_data_spec(spec)
         index = load_dataset(parsed["path"], parsed["format"], parsed["split"])
-        log.info("dataset %s: %d images, %d boxes, %d invalid boxes dropped", index.sources[0], len(index),
-                 sum(len(s.boxes) for s in index.samples), index.dropped)
+        log.info(
+            "dataset %s: %d images, %d boxes, %d invalid boxes dropped",
+            index.sources[0],
+            len(index),
+            sum(len(s.boxes) for s in index.samples),
+            index.dropped,
+        )
         indexes.append(index)
         repeats += [parsed["repeat"]] * len(index)
         sizes += [parsed["sizes"]] * len(index)
@@ -373,14 +406,20 @@ def build_for_training(config: dict[str, Any], num_classes: int) -> tuple[nn.Mod
         pretrained: Any = {"imagenet": True, "none": False}.get(str(weights), weights)
         if str(weights) == "coco":
             raise TrainingError("there are no COCO weights for fasterrcnn_mobilenet_v2_fpn; use imagenet or a file")
-        model = mobilenet_v2_fpn_to_fine_tune(num_classes, pretrained_backbone=pretrained,
-                                              trainable_stages=int(config["trainable_stages"]), **kwargs)
+        model = mobilenet_v2_fpn_to_fine_tune(
+            num_classes, pretrained_backbone=pretrained, trainable_stages=int(config["trainable_stages"]), **kwargs
+        )
     elif str(weights) == "none":
         model = build_model(architecture, num_classes, **kwargs)
     else:
         try:
-            model = torchvision_to_fine_tune(architecture, num_classes, str(weights),
-                                             trainable_backbone_layers=int(config["trainable_stages"]), **kwargs)
+            model = torchvision_to_fine_tune(
+                architecture,
+                num_classes,
+                str(weights),
+                trainable_backbone_layers=int(config["trainable_stages"]),
+                **kwargs,
+            )
         except (OSError, RuntimeError) as exc:  # torchvision's download failed (offline)
             raise TrainingError(
                 f"cannot load the {weights} weights for {architecture}: {str(exc).splitlines()[0]}. Offline, copy "
@@ -392,7 +431,9 @@ def build_for_training(config: dict[str, Any], num_classes: int) -> tuple[nn.Mod
 def use_cache(config: dict[str, Any], model: nn.Module) -> bool:
     stem_ok = hasattr(model.backbone, "forward_from_stem") and model.backbone.stem_is_frozen()
     if config["cache"] == "on" and not stem_ok:
-        raise TrainingError("--cache on needs fasterrcnn_mobilenet_v2_fpn with --trainable-stages 0 or 1 (a frozen stem)")
+        raise TrainingError(
+            "--cache on needs fasterrcnn_mobilenet_v2_fpn with --trainable-stages 0 or 1 (a frozen stem)"
+        )
     return config["cache"] == "on" or (config["cache"] == "auto" and stem_ok)
 
 
@@ -403,8 +444,9 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 def make_optimizer(config: dict[str, Any], params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if config["optimizer"] == "adamw":
         return torch.optim.AdamW(params, lr=float(config["lr"]), weight_decay=float(config["weight_decay"]))
-    return torch.optim.SGD(params, lr=float(config["lr"]), momentum=float(config["momentum"]),
-                           weight_decay=float(config["weight_decay"]))
+    return torch.optim.SGD(
+        params, lr=float(config["lr"]), momentum=float(config["momentum"]), weight_decay=float(config["weight_decay"])
+    )
 
 
 def lr_factor(step: int, steps_per_epoch: int, config: dict[str, Any]) -> float:
@@ -549,8 +591,14 @@ def _progress(trainer: Trainer, epoch: int, stats: EpochStats, steps_in_epoch: i
     eta_total = eta_epoch + per_step * steps_in_epoch * epochs_left
     log.info(
         "epoch %d [%d/%d] loss %.4f lr %.5f | %.2f s/step | epoch ETA %s, run ETA %s (without validation)",
-        epoch, stats.steps, steps_in_epoch, stats.loss / stats.steps, trainer.optimizer.param_groups[0]["lr"],
-        per_step, _hms(eta_epoch), _hms(eta_total),
+        epoch,
+        stats.steps,
+        steps_in_epoch,
+        stats.loss / stats.steps,
+        trainer.optimizer.param_groups[0]["lr"],
+        per_step,
+        _hms(eta_epoch),
+        _hms(eta_total),
     )
 
 
@@ -561,7 +609,9 @@ def _hms(seconds: float) -> str:
 def train_one_epoch_cached(trainer: Trainer, views: list[list[fc.CachedView]], epoch: int) -> EpochStats:
     """One epoch from cached stem features (trainer.module is a StemDetector, maybe in DDP)."""
     rng = random.Random(int(trainer.config["seed"]) * 7919 + epoch * 104729 + trainer.info.rank)
-    batches, dropped = fc.epoch_batches(views, int(trainer.config["batch_size"]), int(trainer.config["crop_cells"]), rng)
+    batches, dropped = fc.epoch_batches(
+        views, int(trainer.config["batch_size"]), int(trainer.config["crop_cells"]), rng
+    )
     steps = _limit(len(batches), trainer.config)
     stats, start = EpochStats(dropped=dropped), time.monotonic()
     trainer.module.train()
@@ -588,8 +638,10 @@ def train_one_epoch_images(trainer: Trainer, loader: Any, epoch: int) -> EpochSt
             break
         stats.dropped += sum(int(t["num_dropped"]) for t in targets)
         images = [img.to(trainer.device) for img in images]
-        targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(trainer.device), "labels": t["labels"].to(trainer.device)}
-                   for t in targets]
+        targets = [
+            {"boxes": t["boxes"].as_subclass(torch.Tensor).to(trainer.device), "labels": t["labels"].to(trainer.device)}
+            for t in targets
+        ]
         with trainer.autocast():
             losses = trainer.module(images, targets)
         total = trainer.optimise(losses, epoch)
@@ -615,7 +667,9 @@ def targets_of(samples: Sequence[Sample]) -> list[Any]:
 def predictions_of(detections: list[dict[str, torch.Tensor]]) -> list[Any]:
     from surveil.evaluation.metrics import Prediction
 
-    return [Prediction(d["boxes"].cpu().numpy(), d["scores"].cpu().numpy(), d["labels"].cpu().numpy()) for d in detections]
+    return [
+        Prediction(d["boxes"].cpu().numpy(), d["scores"].cpu().numpy(), d["labels"].cpu().numpy()) for d in detections
+    ]
 
 
 def predict_samples(model: nn.Module, samples: Sequence[Sample], device: torch.device) -> list[Any]:
@@ -670,8 +724,23 @@ def load_state(path: Path, trainer: Trainer) -> dict[str, Any]:
     return state
 
 
-CSV_FIELDS = ["epoch", "step", "lr", "loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg",
-              "val_map", "val_ap50", "val_best_f1", "images", "dropped_boxes", "train_seconds", "val_seconds"]
+CSV_FIELDS = [
+    "epoch",
+    "step",
+    "lr",
+    "loss",
+    "loss_classifier",
+    "loss_box_reg",
+    "loss_objectness",
+    "loss_rpn_box_reg",
+    "val_map",
+    "val_ap50",
+    "val_best_f1",
+    "images",
+    "dropped_boxes",
+    "train_seconds",
+    "val_seconds",
+]
 
 
 def append_csv(path: Path, row: dict[str, Any]) -> None:
@@ -696,13 +765,25 @@ class Progress:
     seconds_per_epoch: list[float] = field(default_factory=list)
 
     def as_state(self) -> dict[str, Any]:
-        return {"best_metric": self.best_metric, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                "best_model": self.best_model, "best_val": self.best_val, "seconds_per_epoch": self.seconds_per_epoch}
+        return {
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+            "best_model": self.best_model,
+            "best_val": self.best_val,
+            "seconds_per_epoch": self.seconds_per_epoch,
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Progress:
-        return cls(state["best_metric"], state["best_epoch"], state["bad_epochs"], state.get("best_model"),
-                   state.get("best_val", {}), list(state.get("seconds_per_epoch", [])))
+        return cls(
+            state["best_metric"],
+            state["best_epoch"],
+            state["bad_epochs"],
+            state.get("best_model"),
+            state.get("best_val", {}),
+            list(state.get("seconds_per_epoch", [])),
+        )
 
     def update(self, metric: float, epoch: int, model: nn.Module, val: dict[str, Any]) -> bool:
         """Record an epoch's validation; True when it is the best so far."""
@@ -732,8 +813,15 @@ def prepare_data(config: dict[str, Any], splits: Splits, model: nn.Module, cache
         per_rank = len(train_samples) // info.world_size
         mine = fc.shard(list(zip(train_samples, sizes)), info.rank, info.world_size)[:per_rank]
         unique = list({id(s): (s, z) for s, z in mine}.values())  # a repeated sample is cached once
-        computed = fc.build_views(model, [s for s, _ in unique], [z for _, z in unique], bool(config["hflip"]),
-                                   float(config["cache_photometric"]), seed, cache_dir)
+        computed = fc.build_views(
+            model,
+            [s for s, _ in unique],
+            [z for _, z in unique],
+            bool(config["hflip"]),
+            float(config["cache_photometric"]),
+            seed,
+            cache_dir,
+        )
         by_id = {id(s): v for (s, _), v in zip(unique, computed)}
         views = [by_id[id(s)] for s, _ in mine]
         val_views = None
@@ -751,14 +839,27 @@ def _image_loader(config: dict[str, Any], samples: list[Sample], info: Dist) -> 
 
     transforms = train_transforms(config["train_sizes"], int(config["max_size"]), hflip=0.5 if config["hflip"] else 0.0)
     dataset = DetectionDataset(samples, transforms)
-    sampler = DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=int(config["seed"]), drop_last=True) \
-        if info.world_size > 1 else None
+    sampler = (
+        DistributedSampler(dataset, info.world_size, info.rank, shuffle=True, seed=int(config["seed"]), drop_last=True)
+        if info.world_size > 1
+        else None
+    )
     generator = torch.Generator().manual_seed(int(config["seed"]))
-    return DataLoader(dataset, batch_size=int(config["batch_size"]), shuffle=sampler is None, sampler=sampler,
-                      num_workers=int(config["workers"]), collate_fn=collate, generator=generator, drop_last=False)
+    return DataLoader(
+        dataset,
+        batch_size=int(config["batch_size"]),
+        shuffle=sampler is None,
+        sampler=sampler,
+        num_workers=int(config["workers"]),
+        collate_fn=collate,
+        generator=generator,
+        drop_last=False,
+    )
 
 
-def validate(config: dict[str, Any], model: nn.Module, data: Data, splits: Splits, device: torch.device) -> tuple[dict[str, Any], Any]:
+def validate(
+    config: dict[str, Any], model: nn.Module, data: Data, splits: Splits, device: torch.device
+) -> tuple[dict[str, Any], Any]:
     labels = splits.train.label_map
     if data.val_views is not None:
         preds = predictions_of(fc.predict_views(model, data.val_views))
@@ -768,42 +869,87 @@ def validate(config: dict[str, Any], model: nn.Module, data: Data, splits: Split
     return summary(report), report
 
 
-def run_epochs(config: dict[str, Any], trainer: Trainer, data: Data, splits: Splits, progress: Progress,
-               start_epoch: int, out_dir: Path) -> None:
+def run_epochs(
+    config: dict[str, Any],
+    trainer: Trainer,
+    data: Data,
+    splits: Splits,
+    progress: Progress,
+    start_epoch: int,
+    out_dir: Path,
+) -> None:
     info = trainer.info
     for epoch in range(start_epoch, int(config["epochs"])):
         torch.manual_seed(int(config["seed"]) * 1000 + epoch * 10 + info.rank)
         if data.loader is not None and hasattr(data.loader.sampler, "set_epoch"):
             data.loader.sampler.set_epoch(epoch)
-        stats = (train_one_epoch_cached(trainer, data.views, epoch) if data.views is not None
-                 else train_one_epoch_images(trainer, data.loader, epoch))
+        stats = (
+            train_one_epoch_cached(trainer, data.views, epoch)
+            if data.views is not None
+            else train_one_epoch_images(trainer, data.loader, epoch)
+        )
         parts = reduce_mean({k: v / max(1, stats.steps) for k, v in stats.parts.items()}, info)
         stop = False
         if info.main:
             stop = _end_of_epoch(config, trainer, data, splits, progress, epoch, stats, parts, out_dir)
         if broadcast_flag(stop, info):
-            log.info("early stopping after epoch %d: no better validation %s for %d epochs (best: epoch %d, %.4f)",
-                     epoch, config["early_stop_metric"], progress.bad_epochs, progress.best_epoch, progress.best_metric)
+            log.info(
+                "early stopping after epoch %d: no better validation %s for %d epochs (best: epoch %d, %.4f)",
+                epoch,
+                config["early_stop_metric"],
+                progress.bad_epochs,
+                progress.best_epoch,
+                progress.best_metric,
+            )
             break
 
 
-def _end_of_epoch(config: dict[str, Any], trainer: Trainer, data: Data, splits: Splits, progress: Progress,
-                  epoch: int, stats: EpochStats, parts: dict[str, float], out_dir: Path) -> bool:
+def _end_of_epoch(
+    config: dict[str, Any],
+    trainer: Trainer,
+    data: Data,
+    splits: Splits,
+    progress: Progress,
+    epoch: int,
+    stats: EpochStats,
+    parts: dict[str, float],
+    out_dir: Path,
+) -> bool:
     start = time.monotonic()
     val, _ = validate(config, trainer.model, data, splits, trainer.device)
     val_seconds = time.monotonic() - start
     metric = val[config["early_stop_metric"]] or 0.0
     improved = progress.update(metric, epoch, trainer.model, val)
     progress.seconds_per_epoch.append(stats.seconds)
-    log.info("epoch %d done: loss %.4f, %.1f s training (%.2f s/image), val mAP %.4f AP50 %.4f best F1 %.4f (%.1f s)%s",
-             epoch, stats.loss / max(1, stats.steps), stats.seconds, stats.seconds / max(1, stats.images),
-             val["map"] or 0.0, val["ap50"] or 0.0, val["best_f1"] or 0.0, val_seconds, "  *best*" if improved else "")
-    append_csv(out_dir / "log.csv", {
-        "epoch": epoch, "step": trainer.step, "lr": trainer.optimizer.param_groups[0]["lr"],
-        "loss": stats.loss / max(1, stats.steps), **parts, "val_map": val["map"], "val_ap50": val["ap50"],
-        "val_best_f1": val["best_f1"], "images": stats.images, "dropped_boxes": stats.dropped,
-        "train_seconds": round(stats.seconds, 2), "val_seconds": round(val_seconds, 2),
-    })
+    log.info(
+        "epoch %d done: loss %.4f, %.1f s training (%.2f s/image), val mAP %.4f AP50 %.4f best F1 %.4f (%.1f s)%s",
+        epoch,
+        stats.loss / max(1, stats.steps),
+        stats.seconds,
+        stats.seconds / max(1, stats.images),
+        val["map"] or 0.0,
+        val["ap50"] or 0.0,
+        val["best_f1"] or 0.0,
+        val_seconds,
+        "  *best*" if improved else "",
+    )
+    append_csv(
+        out_dir / "log.csv",
+        {
+            "epoch": epoch,
+            "step": trainer.step,
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "loss": stats.loss / max(1, stats.steps),
+            **parts,
+            "val_map": val["map"],
+            "val_ap50": val["ap50"],
+            "val_best_f1": val["best_f1"],
+            "images": stats.images,
+            "dropped_boxes": stats.dropped,
+            "train_seconds": round(stats.seconds, 2),
+            "val_seconds": round(val_seconds, 2),
+        },
+    )
     save_state(out_dir / "checkpoint.pt", trainer, epoch, config, progress.as_state())
     if config["keep_checkpoints"]:
         shutil.copyfile(out_dir / "checkpoint.pt", out_dir / f"checkpoint-epoch{epoch}.pt")
@@ -811,8 +957,16 @@ def _end_of_epoch(config: dict[str, Any], trainer: Trainer, data: Data, splits: 
     return patience > 0 and progress.bad_epochs >= patience
 
 
-def finish(config: dict[str, Any], trainer: Trainer, data: Data, splits: Splits, progress: Progress,
-           architecture: str, arch_kwargs: dict[str, Any], out_dir: Path) -> Path:
+def finish(
+    config: dict[str, Any],
+    trainer: Trainer,
+    data: Data,
+    splits: Splits,
+    progress: Progress,
+    architecture: str,
+    arch_kwargs: dict[str, Any],
+    out_dir: Path,
+) -> Path:
     """Best weights -> operating thresholds on val -> test report -> deployable checkpoint."""
     model = trainer.model
     if progress.best_model is not None:
@@ -836,12 +990,15 @@ def finish(config: dict[str, Any], trainer: Trainer, data: Data, splits: Splits,
     log.info("validation with the best weights (epoch %d):\n%s", progress.best_epoch, val_report.format_table())
     output = Path(config["output"]) if config["output"] else out_dir / "model.pt"
     save_checkpoint(output, model, architecture, labels, arch_kwargs, thresholds, metrics, config_sha256(config))
-    log.info("deployable checkpoint %s (%.1f MB), operating thresholds %s", output, output.stat().st_size / 2**20, thresholds)
+    log.info(
+        "deployable checkpoint %s (%.1f MB), operating thresholds %s", output, output.stat().st_size / 2**20, thresholds
+    )
     return output
 
 
-def make_trainer(config: dict[str, Any], model: nn.Module, module: nn.Module, device: torch.device, info: Dist,
-                 steps_per_epoch: int) -> Trainer:
+def make_trainer(
+    config: dict[str, Any], model: nn.Module, module: nn.Module, device: torch.device, info: Dist, steps_per_epoch: int
+) -> Trainer:
     optimizer = make_optimizer(config, trainable_parameters(model))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps_per_epoch, config))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and bool(config["amp"]))
@@ -874,16 +1031,27 @@ def _train(config: dict[str, Any], device: torch.device, info: Dist) -> Path | N
     out_dir = Path(config["output_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     splits = load_splits(config)
-    log.info("classes %s; %d train, %d val%s images", splits.train.class_names, len(splits.train), len(splits.val),
-             f", {len(splits.test)} test" if splits.test else "")
+    log.info(
+        "classes %s; %d train, %d val%s images",
+        splits.train.class_names,
+        len(splits.train),
+        len(splits.val),
+        f", {len(splits.test)} test" if splits.test else "",
+    )
     model, architecture, arch_kwargs = build_for_training(config, len(splits.train.label_map))
     model.to(device)
     cached = use_cache(config, model)
-    log.info("%s, %.2f M trainable of %.2f M parameters, %s", architecture,
-             sum(p.numel() for p in trainable_parameters(model)) / 1e6, sum(p.numel() for p in model.parameters()) / 1e6,
-             "training from cached stem features" if cached else "training on images")
+    log.info(
+        "%s, %.2f M trainable of %.2f M parameters, %s",
+        architecture,
+        sum(p.numel() for p in trainable_parameters(model)) / 1e6,
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        "training from cached stem features" if cached else "training on images",
+    )
     data = prepare_data(config, splits, model, cached, info)
-    steps_per_epoch = _limit(math.ceil(len(data.views) / int(config["batch_size"])) if cached else len(data.loader), config)
+    steps_per_epoch = _limit(
+        math.ceil(len(data.views) / int(config["batch_size"])) if cached else len(data.loader), config
+    )
     module = _wrap(fc.StemDetector(model) if cached else model, device, info)
     trainer = make_trainer(config, model, module, device, info, steps_per_epoch)
     progress, start_epoch = Progress(), 0

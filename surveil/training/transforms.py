@@ -72,7 +72,9 @@ def eval_transforms() -> v2.Compose:
 
 def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, Any]:
     return {
-        "boxes": tv_tensors.BoundingBoxes(torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size),
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size
+        ),
         "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
         "num_dropped": 0,
     }

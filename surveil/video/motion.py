@@ -45,9 +45,14 @@ class MotionSettings:
 
 def motion_settings(motion, tracker) -> MotionSettings:
     """A camera's ``motion`` config with the ``tracker`` config it serves (surveil.config objects)."""
-    return MotionSettings(motion.threshold, motion.min_area, keepalive_s=motion.keepalive_s,
-                          hold_s=tracker.lost_after_s + motion.keepalive_s, idle_keepalive_s=motion.idle_keepalive_s,
-                          confirm_frames=tracker.min_hits)
+    return MotionSettings(
+        motion.threshold,
+        motion.min_area,
+        keepalive_s=motion.keepalive_s,
+        hold_s=tracker.lost_after_s + motion.keepalive_s,
+        idle_keepalive_s=motion.idle_keepalive_s,
+        confirm_frames=tracker.min_hits,
+    )
 
 
 class MotionDetector:

@@ -32,11 +32,11 @@ import socket
 import sys
 import threading
 import time
-from urllib.parse import unquote, urlsplit, urlunsplit
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -198,7 +198,7 @@ def diagnose_stream(url: str, timeout: float = PROBE_TIMEOUT_S) -> str:
             sock.connect(address)
         except ConnectionRefusedError:
             return f"connection refused by {host}:{port} (nothing listens there)"
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return f"no answer from {host}:{port} within {timeout:g} s (timed out connecting)"
         except OSError as exc:
             return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
@@ -227,7 +227,9 @@ def _probe_rtsp(sock: socket.socket, parts, host: str, port: int, timeout: float
         if status is None:
             return f"{host}:{port} closed the connection after the credentials were sent (unauthorized?)"
     if status == 401:
-        return "unauthorized (401): " + ("the camera rejected the credentials" if user else "the camera needs credentials in the URL")
+        return "unauthorized (401): " + (
+            "the camera rejected the credentials" if user else "the camera needs credentials in the URL"
+        )
     if status == 404:
         return f"not found (404): no stream at path {parts.path or '/'}"
     if status != 200:
@@ -248,7 +250,7 @@ def _rtsp_describe(sock: socket.socket, url: str, cseq: int, authorization: str 
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             chunk = sock.recv(4096)
-        except (TimeoutError, socket.timeout, OSError):
+        except (TimeoutError, OSError):
             return None, {}, b""
         if not chunk:
             return None, {}, b""
@@ -299,7 +301,7 @@ def _open_device(url: str | int) -> cv2.VideoCapture:
 
 
 def _ms(seconds: float) -> int:
-    return max(1, int(round(seconds * 1000)))
+    return max(1, round(seconds * 1000))
 
 
 # ---------------------------------------------------------------- timing helpers

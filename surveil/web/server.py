@@ -40,8 +40,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from surveil import __version__
-from surveil.config import WebConfig
 from surveil.analysis.render import encode_jpeg
+from surveil.config import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,11 @@ class WebServer:
     """A ThreadingHTTPServer on ``host:port`` in a daemon thread; ``close()`` stops it and every stream."""
 
     def __init__(
-        self, host: str, port: int, provider: ViewProvider, registry: CollectorRegistry | None = None,
+        self,
+        host: str,
+        port: int,
+        provider: ViewProvider,
+        registry: CollectorRegistry | None = None,
         config: WebConfig | None = None,
     ):
         self.provider = provider
@@ -184,7 +188,9 @@ class WebServer:
         self.config, self.auth = config, Auth(config)
 
     def start(self) -> WebServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="web", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="web", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -248,10 +254,10 @@ class _Handler(BaseHTTPRequestHandler):
     def app(self) -> WebServer:
         return self.server.app
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002  (no query strings: they may hold a token)
+    def log_message(self, format: str, *args) -> None:
         log.debug("web %s %s", self.address_string(), urlsplit(self.path).path)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         path = url.path
@@ -301,7 +307,9 @@ class _Handler(BaseHTTPRequestHandler):
         if check is None:
             return self._send_text(HTTPStatus.NOT_FOUND, "not found\n")
         ok, why = check()
-        return self._send_text(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, f"{'ok' if ok else 'fail'}: {why}\n")
+        return self._send_text(
+            HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, f"{'ok' if ok else 'fail'}: {why}\n"
+        )
 
     def _latest(self, camera: str) -> None:
         try:
@@ -352,8 +360,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, "text/html; charset=utf-8", body, {"Content-Security-Policy": csp})
 
     def _unauthorized(self) -> None:
-        headers = {"WWW-Authenticate": 'Basic realm="surveil", charset="UTF-8"'} if self.app.config.username else {
-            "WWW-Authenticate": 'Bearer realm="surveil"'}
+        headers = (
+            {"WWW-Authenticate": 'Basic realm="surveil", charset="UTF-8"'}
+            if self.app.config.username
+            else {"WWW-Authenticate": 'Bearer realm="surveil"'}
+        )
         self._cookie = False
         self._send_text(HTTPStatus.UNAUTHORIZED, "authentication required\n", headers)
 
@@ -382,7 +393,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
         if getattr(self, "_cookie", False):
-            self.send_header("Set-Cookie", f"{SESSION_COOKIE}={self.app.auth.session}; Path=/; HttpOnly; SameSite=Strict")
+            self.send_header(
+                "Set-Cookie", f"{SESSION_COOKIE}={self.app.auth.session}; Path=/; HttpOnly; SameSite=Strict"
+            )
 
 
 # ---------------------------------------------------------------- the page

@@ -43,4 +43,6 @@ def random_detector(seed: int = 0) -> torch.nn.Module:
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "random.pt"
-    return save_checkpoint(path, random_detector(), ARCH, LABELS, arch_kwargs=ARCH_KWARGS, score_thresholds={"person": 0.4})
+    return save_checkpoint(
+        path, random_detector(), ARCH, LABELS, arch_kwargs=ARCH_KWARGS, score_thresholds={"person": 0.4}
+    )

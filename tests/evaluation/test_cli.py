@@ -8,7 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.evaluation.cli import add_eval_arguments, add_export_arguments, align_labels, eval_main, export_main, remap_prediction
+from surveil.evaluation.cli import (
+    add_eval_arguments,
+    add_export_arguments,
+    align_labels,
+    eval_main,
+    export_main,
+    remap_prediction,
+)
 from surveil.evaluation.metrics import Prediction
 
 pytestmark = pytest.mark.slow
@@ -85,13 +92,18 @@ def test_eval_reports_a_missing_checkpoint(tmp_path: Path, capsys):
 
 def test_export_command_writes_model_and_sidecar(random_checkpoint: Path, tmp_path: Path, capsys):
     out = tmp_path / "m.ts"
-    args = _parse(add_export_arguments, ["--weights", str(random_checkpoint), "--format", "torchscript", "--output", str(out)])
+    args = _parse(
+        add_export_arguments, ["--weights", str(random_checkpoint), "--format", "torchscript", "--output", str(out)]
+    )
     assert export_main(args) == 0
     assert out.is_file() and (tmp_path / "m.ts.json").is_file()
     assert str(out) in capsys.readouterr().out
 
 
 def test_export_command_reports_a_missing_checkpoint(tmp_path: Path, capsys):
-    args = _parse(add_export_arguments, ["--weights", str(tmp_path / "nope.pt"), "--format", "onnx", "--output", str(tmp_path / "m.onnx")])
+    args = _parse(
+        add_export_arguments,
+        ["--weights", str(tmp_path / "nope.pt"), "--format", "onnx", "--output", str(tmp_path / "m.onnx")],
+    )
     assert export_main(args) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from surveil.detection.checkpoints import load_checkpoint_model
+from surveil.detection.export import export_checkpoint, sidecar_path
 from surveil.evaluation.metrics import Prediction, box_iou
 from surveil.evaluation.predict import predict, read_image, set_input_size
-from surveil.detection.export import export_checkpoint, sidecar_path
-from surveil.detection.checkpoints import load_checkpoint_model
 from tests.conftest import REPO_ROOT, SHARED_DATA
 
 pytestmark = pytest.mark.slow
@@ -84,7 +84,10 @@ def test_torchscript_export_agrees_with_pytorch(checkpoint: Path, tmp_path: Path
     scripted = torch.jit.load(str(out))
     model, payload = load_checkpoint_model(checkpoint)
     set_input_size(model, 400)
-    assert (scripted.transform.min_size, scripted.transform.max_size) == (model.transform.min_size, model.transform.max_size)
+    assert (scripted.transform.min_size, scripted.transform.max_size) == (
+        model.transform.min_size,
+        model.transform.max_size,
+    )
     # images already at the network size: torchvision's scripted resize computes the scale in
     # float32 and can land 1 px short of eager mode (350x427 -> 399x487 instead of 400x488)
     images = [_shorter_side(image, 400) for image in _images()[:2]]

@@ -29,7 +29,9 @@ def pred(boxes, scores, labels=None) -> Prediction:
 
 def tgt(boxes, labels=None, ignore=None) -> Target:
     labels = [1] * len(boxes) if labels is None else labels
-    return Target(np.array(boxes, np.float32).reshape(-1, 4), np.array(labels), None if ignore is None else np.array(ignore))
+    return Target(
+        np.array(boxes, np.float32).reshape(-1, 4), np.array(labels), None if ignore is None else np.array(ignore)
+    )
 
 
 # name, predictions, targets, (precision, recall, f1) at 0.5, best F1, best threshold, AP50
@@ -48,7 +50,11 @@ SINGLE_CLASS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "preds", "targets", "prf", "best_f1", "best_thr", "ap50"), SINGLE_CLASS_CASES, ids=[c[0] for c in SINGLE_CLASS_CASES])
+@pytest.mark.parametrize(
+    ("name", "preds", "targets", "prf", "best_f1", "best_thr", "ap50"),
+    SINGLE_CLASS_CASES,
+    ids=[c[0] for c in SINGLE_CLASS_CASES],
+)
 def test_single_class(name, preds, targets, prf, best_f1, best_thr, ap50):
     person = evaluate(preds, targets, NAMES).classes[0]
     assert (person.precision, person.recall, person.f1) == pytest.approx(prf)
@@ -94,7 +100,9 @@ def test_threshold_effects(threshold, prf):
 def test_best_threshold_prefers_the_highest_of_equal_f1():
     # TP .9, FP .8, TP .7 for 3 objects: F1 at .9 = 2*1*(1/3)/(4/3) = .5; at .7 = 2*(2/3)*(2/3)/(4/3) = 2/3
     # add an FP .6 and TP .5: at .5 = 2*.6*1/1.6 = .75 -> best
-    report = evaluate([pred([A, C, B, C, [60, 60, 70, 70]], [0.9, 0.8, 0.7, 0.6, 0.5])], [tgt([A, B, [60, 60, 70, 70]])], NAMES)
+    report = evaluate(
+        [pred([A, C, B, C, [60, 60, 70, 70]], [0.9, 0.8, 0.7, 0.6, 0.5])], [tgt([A, B, [60, 60, 70, 70]])], NAMES
+    )
     assert report.classes[0].best_f1 == pytest.approx(0.75)
     assert report.classes[0].best_threshold == pytest.approx(0.5)
     # a perfect ranking reaches F1 1 at its lowest TP score and not above

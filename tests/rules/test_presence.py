@@ -23,10 +23,15 @@ def track(box, missed=0):
         pytest.param(["pred-in", "pred-in", "pred-in"], [False, False, False], id="prediction-alone-never-enters"),
         pytest.param(["in", "pred-in", "pred-in"], [False, False, False], id="entering-needs-a-seen-frame"),
         pytest.param(["in", "out", "in", "in"], [False, False, False, False], id="seen-outside-resets-the-run"),
-        pytest.param(["in", "pred-out", "in", "in"], [False, False, False, True], id="predicted-outside-is-no-evidence"),
+        pytest.param(
+            ["in", "pred-out", "in", "in"], [False, False, False, True], id="predicted-outside-is-no-evidence"
+        ),
         pytest.param(["in"] * 3 + ["out", "out"], [False, False, True, True, True], id="leaving-needs-exit-frames"),
-        pytest.param(["in"] * 3 + ["out", "pred-out", "out", "out"], [False, False, True, True, True, True, False],
-                     id="missed-frames-do-not-count-towards-leaving"),
+        pytest.param(
+            ["in"] * 3 + ["out", "pred-out", "out", "out"],
+            [False, False, True, True, True, True, False],
+            id="missed-frames-do-not-count-towards-leaving",
+        ),
     ],
 )
 def test_inertia(frames, inside_after):
@@ -56,8 +61,19 @@ def test_loitering_dwell_stops_growing_once_outside():
     rule = LoiteringRule("loiter", SQUARE, frozenset(), ["bg", "person"], dwell_s=2.0, enter_frames=1, exit_frames=3)
 
     def at(t, box):
-        ctx = FrameContext(camera="cam", now=t, ts_wall=t, ts_mono=t, seq=0, width=100, height=100, image=None,
-                           detections=Detections.empty(), confident=np.zeros(0, bool), tracks=(track(box),))
+        ctx = FrameContext(
+            camera="cam",
+            now=t,
+            ts_wall=t,
+            ts_mono=t,
+            seq=0,
+            width=100,
+            height=100,
+            image=None,
+            detections=Detections.empty(),
+            confident=np.zeros(0, bool),
+            tracks=(track(box),),
+        )
         return rule.evaluate(ctx)
 
     assert at(0.0, IN) == [] and at(1.5, IN) == []

@@ -28,8 +28,16 @@ from tests.support.scenarios import (
     run_scenario,
 )
 
-RULE_TYPES = ("zone_intrusion", "loitering", "line_crossing", "crowding", "zone_occupancy", "abandoned_object",
-              "camera_tamper", "stream_health")
+RULE_TYPES = (
+    "zone_intrusion",
+    "loitering",
+    "line_crossing",
+    "crowding",
+    "zone_occupancy",
+    "abandoned_object",
+    "camera_tamper",
+    "stream_health",
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +59,9 @@ def assert_lifecycles(observed: list[Observed]) -> None:
         phases.setdefault(o.incident, []).append(o.phase)
     for number, sequence in phases.items():
         assert sequence[0] == "start", (number, sequence)
-        assert "start" not in sequence[1:] and ("end" not in sequence or sequence.index("end") == len(sequence) - 1), sequence
+        assert "start" not in sequence[1:] and ("end" not in sequence or sequence.index("end") == len(sequence) - 1), (
+            sequence
+        )
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -63,7 +73,9 @@ def test_scenario(name, runs):
     assert not problems, "\n".join(problems) + "\nobserved:\n" + describe(observed)
     assert_lifecycles(observed)
     assert len({u.id for u in run.updates}) == len(run.updates), "message ids must be unique"
-    assert not run.tracker.swaps, f"the tracker swapped identities; the scenario needs wider margins: {run.tracker.swaps}"
+    assert not run.tracker.swaps, (
+        f"the tracker swapped identities; the scenario needs wider margins: {run.tracker.swaps}"
+    )
     for key, values in scenario.states.items():
         assert tuple(run.states.get(key, ())) == values, key
     assert len(run.suppressed) == scenario.suppressed
@@ -75,7 +87,13 @@ def test_every_rule_type_has_a_scenario():
 
 
 def test_every_rule_type_with_alerts_has_a_start_and_an_end():
-    seen = {(rule["type"], e.phase) for s in SCENARIOS.values() for e in s.expected for rule in s.rules if rule["id"] == e.rule}
+    seen = {
+        (rule["type"], e.phase)
+        for s in SCENARIOS.values()
+        for e in s.expected
+        for rule in s.rules
+        if rule["id"] == e.rule
+    }
     for rule_type in set(RULE_TYPES) - {"zone_occupancy"}:
         assert {(rule_type, "start"), (rule_type, "end")} <= seen, rule_type
 
@@ -114,7 +132,9 @@ def test_close_ends_what_is_still_open(runs):
     assert open_rules == ["door_any"]  # the parked car
     ends = analyzer.close(now=100.0, ts_wall=run.scenario.wall0 + 100.0, reason="stopped")
     assert [(u.rule, u.phase, u.details.get("end_reason")) for u in ends] == [("door_any", "end", "stopped")]
-    start = next(u for u in run.updates if u.rule == "door_any" and u.phase == "start" and u.subjects[0].class_name == "car")
+    start = next(
+        u for u in run.updates if u.rule == "door_any" and u.phase == "start" and u.subjects[0].class_name == "car"
+    )
     assert ends[0].incident_id == start.incident_id
     assert analyzer.book.open_incidents == []
 
@@ -128,7 +148,7 @@ def test_line_crossing_directions_filter_alerts_but_counts_both(runs):
 
 def test_updates_carry_subjects_and_timestamps(runs):
     run = runs("intrusion_update_interval")
-    start, *updates, end = run.updates
+    start, *_updates, end = run.updates
     assert {u.incident_id for u in run.updates} == {start.incident_id}
     assert all(u.started_ts == start.ts for u in run.updates)
     assert [u.subjects[0].class_name for u in run.updates] == ["person"] * len(run.updates)
@@ -156,10 +176,14 @@ def test_mismatches_sees_every_kind_of_difference():
 
 
 def test_scripted_detector_reads_the_time_from_the_image():
-    scenario = Scenario("t", rules=(), objects=(
-        person("a", (0, 100, 150), (10, 200, 150), misses=((2.0, 3.0),), scores=((4.0, 5.0, 0.2),)),
-        person("b", (5, 50, 60), (10, 50, 60)),
-    ))
+    scenario = Scenario(
+        "t",
+        rules=(),
+        objects=(
+            person("a", (0, 100, 150), (10, 200, 150), misses=((2.0, 3.0),), scores=((4.0, 5.0, 0.2),)),
+            person("b", (5, 50, 60), (10, 50, 60)),
+        ),
+    )
     renderer, detector = Renderer(scenario), ScriptedDetector(scenario)
     images = [renderer.frame_image(t, i) for i, t in enumerate((1.0, 2.5, 4.5, 6.0))]
     assert [read_stamp(image) for image in images] == [1.0, 2.5, 4.5, 6.0]
@@ -173,8 +197,12 @@ def test_scripted_detector_reads_the_time_from_the_image():
 
 
 def test_effects_look_like_what_they_simulate():
-    scenario = Scenario("fx", rules=(), objects=(person("a", (0, 40, 150), (20, 280, 150)),), effects=(
-        Effect("dark", 1, 2), Effect("blur", 2, 3), Effect("shift", 3, 4), Effect("frozen", 4, 5)))
+    scenario = Scenario(
+        "fx",
+        rules=(),
+        objects=(person("a", (0, 40, 150), (20, 280, 150)),),
+        effects=(Effect("dark", 1, 2), Effect("blur", 2, 3), Effect("shift", 3, 4), Effect("frozen", 4, 5)),
+    )
     renderer = Renderer(scenario)
     normal = renderer.frame_image(0.0, 0)
     dark, blurred, shifted = (renderer.frame_image(t, i) for i, t in ((1, 1.0), (2, 2.0), (3, 3.0)))

@@ -50,8 +50,20 @@ INTRUSION_FRAMES = 3
 GEOMETRY = {
     "zones": [{"name": "plaza", "polygon": PLAZA}],
     "lines": [
-        {"name": "walkway", "a": list(WALKWAY[0]), "b": list(WALKWAY[1]), "forward": "westbound", "backward": "eastbound"},
-        {"name": "plaza_edge", "a": list(PLAZA_EDGE[0]), "b": list(PLAZA_EDGE[1]), "forward": "southbound", "backward": "northbound"},
+        {
+            "name": "walkway",
+            "a": list(WALKWAY[0]),
+            "b": list(WALKWAY[1]),
+            "forward": "westbound",
+            "backward": "eastbound",
+        },
+        {
+            "name": "plaza_edge",
+            "a": list(PLAZA_EDGE[0]),
+            "b": list(PLAZA_EDGE[1]),
+            "forward": "southbound",
+            "backward": "northbound",
+        },
     ],
 }
 
@@ -61,10 +73,23 @@ EXACT_RULES = [
     {"id": "edge-raw", "type": "line_crossing", "line": "plaza_edge", "band": 0.0},
     {"id": "walkway-band", "type": "line_crossing", "line": "walkway", "band": 0.1},
     {"id": "edge-band", "type": "line_crossing", "line": "plaza_edge", "band": 0.1},
-    {"id": "plaza-loiter", "type": "loitering", "zone": "plaza", "dwell_s": DWELL_S, "min_frames": 1, "exit_frames": 1,
-     "merge_window_s": 0},
-    {"id": "plaza-intrusion", "type": "zone_intrusion", "zone": "plaza", "min_frames": INTRUSION_FRAMES, "exit_frames": 1,
-     "merge_window_s": 0},
+    {
+        "id": "plaza-loiter",
+        "type": "loitering",
+        "zone": "plaza",
+        "dwell_s": DWELL_S,
+        "min_frames": 1,
+        "exit_frames": 1,
+        "merge_window_s": 0,
+    },
+    {
+        "id": "plaza-intrusion",
+        "type": "zone_intrusion",
+        "zone": "plaza",
+        "min_frames": INTRUSION_FRAMES,
+        "exit_frames": 1,
+        "merge_window_s": 0,
+    },
     {"id": "plaza-people", "type": "zone_occupancy", "zone": "plaza"},
 ]
 # The shipped defaults (dead band 0.1, zone inertia, identity-swap folding): bounded against the above.
@@ -122,6 +147,7 @@ def _side(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _segments_intersect(p, q, a, b) -> bool:
     def orient(u, v, w):
         return (v[0] - u[0]) * (w[1] - u[1]) - (v[1] - u[1]) * (w[0] - u[0])
+
     return orient(a, b, p) * orient(a, b, q) <= 0 and orient(p, q, a) * orient(p, q, b) <= 0
 
 
@@ -166,7 +192,9 @@ def _now(frame: int) -> float:
     return (frame - 1) / FPS
 
 
-def gt_stays(rows: np.ndarray, polygon, *, dwell_s: float | None = None, min_frames: int = 1) -> list[tuple[int, int, int | None]]:
+def gt_stays(
+    rows: np.ndarray, polygon, *, dwell_s: float | None = None, min_frames: int = 1
+) -> list[tuple[int, int, int | None]]:
     """(person, frame the incident starts, frame it ends or None at the end of the video) for every
     stay of consecutive frames inside that lasts ``dwell_s`` seconds (loitering) or ``min_frames``
     frames (intrusion). It ends on the first frame outside, or the frame after the person's last."""
@@ -224,11 +252,33 @@ def replay(rows: np.ndarray, rules: list[dict], *, through_tracker: bool = False
             for box, person in zip(boxes, ids.tolist()):
                 first_seen.setdefault(person, now)
                 hits[person] = hits.get(person, 0) + 1
-                tracks.append(Track(person, "pets", PERSON, tuple(float(v) for v in box), 1.0, first_seen[person], now,
-                                    hits[person], 0))
+                tracks.append(
+                    Track(
+                        person,
+                        "pets",
+                        PERSON,
+                        tuple(float(v) for v in box),
+                        1.0,
+                        first_seen[person],
+                        now,
+                        hits[person],
+                        0,
+                    )
+                )
             tracks = tuple(tracks)
-        ctx = FrameContext(camera="pets", now=now, ts_wall=WALL0 + now, ts_mono=now, seq=frame, width=W, height=H,
-                           image=image, detections=detections, confident=np.ones(len(detections), bool), tracks=tracks)
+        ctx = FrameContext(
+            camera="pets",
+            now=now,
+            ts_wall=WALL0 + now,
+            ts_mono=now,
+            seq=frame,
+            width=W,
+            height=H,
+            image=image,
+            detections=detections,
+            confident=np.ones(len(detections), bool),
+            tracks=tracks,
+        )
         result.updates += analyser.process(ctx)
         if ("zones", "plaza") in result.counts:
             result.occupancy[frame] = result.counts[("zones", "plaza")]["person"]
@@ -276,10 +326,15 @@ def _incidents(updates: list[AlertUpdate]) -> list[tuple[int, int, int | None]]:
 LINES = {"walkway": (WALKWAY, "westbound", "eastbound"), "plaza_edge": (PLAZA_EDGE, "southbound", "northbound")}
 
 
-@pytest.mark.parametrize(("rule", "line", "band"), [
-    ("walkway-raw", "walkway", 0.0), ("edge-raw", "plaza_edge", 0.0),
-    ("walkway-band", "walkway", 0.1), ("edge-band", "plaza_edge", 0.1),
-])
+@pytest.mark.parametrize(
+    ("rule", "line", "band"),
+    [
+        ("walkway-raw", "walkway", 0.0),
+        ("edge-raw", "plaza_edge", 0.0),
+        ("walkway-band", "walkway", 0.1),
+        ("edge-band", "plaza_edge", 0.1),
+    ],
+)
 def test_line_crossings_per_person_and_direction(gt_rows, exact: Replay, rule: str, line: str, band: float):
     geometry, forward, backward = LINES[line]
     expected = gt_crossings(gt_rows, geometry, band=band)
@@ -329,7 +384,9 @@ def test_zone_occupancy_between_bounds(gt_rows, exact: Replay):
     """Occupancy has an inertia of 2 frames each way: somebody inside now and in the previous frame
     is surely counted; somebody outside in both is surely not."""
     inside = gt_inside(gt_rows, PLAZA)
-    where = {person: dict(zip(path.frames.tolist(), inside[person].tolist())) for person, path in paths(gt_rows).items()}
+    where = {
+        person: dict(zip(path.frames.tolist(), inside[person].tolist())) for person, path in paths(gt_rows).items()
+    }
     for frame, count in exact.occupancy.items():
         now = [where[p].get(frame) for p in where]
         before = [where[p].get(frame - 1) for p in where]
@@ -366,6 +423,10 @@ def test_through_the_tracker(gt_rows):
     expected = _totals(gt_crossings(gt_rows, WALKWAY, band=0.1))
     got = _totals(_per_direction(tracked.of("walkway"), "westbound", "eastbound"))
     for direction in ("forward", "backward"):
-        assert abs(got[direction] - expected[direction]) <= max(2, 0.1 * expected[direction]), (direction, got, expected)
+        assert abs(got[direction] - expected[direction]) <= max(2, 0.1 * expected[direction]), (
+            direction,
+            got,
+            expected,
+        )
     loiter = _incidents(tracked.of("plaza-loiter"))
     assert abs(len(loiter) - len(gt_stays(gt_rows, PLAZA, dwell_s=DWELL_S))) <= 1

@@ -10,8 +10,13 @@ PREFIX = "site"
 
 
 def watch(me="a", own=frozenset({"cam-a"})):
-    return FleetWatch(PREFIX, me, lambda: set(own), lambda camera, reason, ts: (f"{PREFIX}/{camera}/status", reason.encode()),
-                      clock=lambda: 1.0)
+    return FleetWatch(
+        PREFIX,
+        me,
+        lambda: set(own),
+        lambda camera, reason, ts: (f"{PREFIX}/{camera}/status", reason.encode()),
+        clock=lambda: 1.0,
+    )
 
 
 def fleet(instance, *cameras):
@@ -25,15 +30,26 @@ def available(instance, state):
 @pytest.mark.parametrize(
     ("messages", "expected"),
     [
-        pytest.param([fleet("b", "cam-b1", "cam-b2"), available("b", "online"), available("b", "offline")],
-                     ["cam-b1", "cam-b2"], id="an-instance-dies"),
-        pytest.param([available("b", "offline"), fleet("b", "cam-b1")], ["cam-b1"], id="its-fleet-list-arrives-after-its-will"),
+        pytest.param(
+            [fleet("b", "cam-b1", "cam-b2"), available("b", "online"), available("b", "offline")],
+            ["cam-b1", "cam-b2"],
+            id="an-instance-dies",
+        ),
+        pytest.param(
+            [available("b", "offline"), fleet("b", "cam-b1")], ["cam-b1"], id="its-fleet-list-arrives-after-its-will"
+        ),
         pytest.param([fleet("a", "cam-a"), available("a", "offline")], [], id="never-myself"),
         pytest.param([fleet("b", "cam-a", "cam-b1"), available("b", "offline")], ["cam-b1"], id="never-a-camera-i-own"),
-        pytest.param([fleet("b", "cam-x"), fleet("c", "cam-x"), available("b", "offline")], [], id="a-camera-a-live-instance-lists"),
+        pytest.param(
+            [fleet("b", "cam-x"), fleet("c", "cam-x"), available("b", "offline")],
+            [],
+            id="a-camera-a-live-instance-lists",
+        ),
         pytest.param([fleet("b", "cam-b1"), available("b", "online")], [], id="online-changes-nothing"),
-        pytest.param([(f"{PREFIX}/fleet/b", b"not json"), available("b", "offline")], [], id="a-broken-fleet-list-is-ignored"),
-        pytest.param([(f"other/fleet/b", fleet("b", "cam-b1")[1]), available("b", "offline")], [], id="another-prefix"),
+        pytest.param(
+            [(f"{PREFIX}/fleet/b", b"not json"), available("b", "offline")], [], id="a-broken-fleet-list-is-ignored"
+        ),
+        pytest.param([("other/fleet/b", fleet("b", "cam-b1")[1]), available("b", "offline")], [], id="another-prefix"),
     ],
 )
 def test_down_statuses(messages, expected):

@@ -23,18 +23,35 @@ def test_discovery_is_off_by_default() -> None:
 def test_daemon_announces_entities_wired_to_its_topics(tmp_path, mosquitto_broker, mqtt_collector) -> None:
     clip = make_scene_clip(tmp_path / "scene.mp4")
     path = tmp_path / "site.yaml"
-    path.write_text(yaml.safe_dump({
-        "cameras": [{
-            "name": "gate", "url": str(clip.path), "realtime": True, "loop": True,
-            "zones": [{"name": "right", "polygon": RIGHT_HALF}],
-            "rules": [{"id": "intrusion", "type": "zone_intrusion", "zone": "right", "classes": ["person"]},
-                      {"id": "count", "type": "zone_occupancy", "zone": "right"}],
-        }],
-        "detector": {"batch_size": 2, "max_wait_ms": 10},
-        "mqtt": {"host": mosquitto_broker.host, "port": mosquitto_broker.port, "instance": "ha", "topic_prefix": "site",
-                 "spool_path": str(tmp_path / "spool.sqlite3"), "home_assistant": {"enabled": True, "discovery_prefix": "hass"}},
-        "metrics": {"listen": "127.0.0.1:0"},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [
+                    {
+                        "name": "gate",
+                        "url": str(clip.path),
+                        "realtime": True,
+                        "loop": True,
+                        "zones": [{"name": "right", "polygon": RIGHT_HALF}],
+                        "rules": [
+                            {"id": "intrusion", "type": "zone_intrusion", "zone": "right", "classes": ["person"]},
+                            {"id": "count", "type": "zone_occupancy", "zone": "right"},
+                        ],
+                    }
+                ],
+                "detector": {"batch_size": 2, "max_wait_ms": 10},
+                "mqtt": {
+                    "host": mosquitto_broker.host,
+                    "port": mosquitto_broker.port,
+                    "instance": "ha",
+                    "topic_prefix": "site",
+                    "spool_path": str(tmp_path / "spool.sqlite3"),
+                    "home_assistant": {"enabled": True, "discovery_prefix": "hass"},
+                },
+                "metrics": {"listen": "127.0.0.1:0"},
+            }
+        )
+    )
     daemon = Daemon(path, load_config(path), metrics=Metrics(), detector=BlobDetector())
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
@@ -48,7 +65,9 @@ def test_daemon_announces_entities_wired_to_its_topics(tmp_path, mosquitto_broke
 
         assert wait_until(announced, 15), everything.messages
         topics = {m.topic for m in everything.messages}
-        assert wait_until(lambda: {"site/gate/status", "site/gate/zones/right/count"} <= {m.topic for m in everything.messages}, 15)
+        assert wait_until(
+            lambda: {"site/gate/status", "site/gate/zones/right/count"} <= {m.topic for m in everything.messages}, 15
+        )
         assert wait_until(lambda: "site/gate/alerts/intrusion" in {m.topic for m in everything.messages}, 30)
         topics = {m.topic for m in everything.messages}
     finally:

@@ -13,7 +13,6 @@ from surveil.types import ALERT_SCHEMA_VERSION
 from tests.support.alerts import make_alert
 
 
-
 def test_writes_one_line_per_alert_and_creates_dirs(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "alerts.jsonl"
     sink = JsonlAlertSink(path)
@@ -44,6 +43,7 @@ def test_appends_to_existing_file(tmp_path: Path) -> None:
 def test_thread_safe_lines_never_interleave(tmp_path: Path) -> None:
     path = tmp_path / "alerts.jsonl"
     with JsonlAlertSink(path) as sink:
+
         def writer(n: int) -> None:
             for i in range(100):
                 sink.publish_alert(make_alert(i, camera=f"cam{n}"))

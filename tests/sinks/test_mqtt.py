@@ -59,7 +59,6 @@ class RecordingEvents:
             return [v for n, v in self.calls if n == name]
 
 
-
 def alert_ids(messages: list[Received], prefix: str) -> list[str]:
     """Alert ids in order of first arrival (duplicates from re-sends removed)."""
     ids = [json.loads(m.payload)["id"] for m in messages if m.topic.startswith(prefix) and "/alerts/" in m.topic]
@@ -79,8 +78,13 @@ def make_publisher(
 
     def make(qos: int = 1, spool_path: Path | None = None, max_items: int = 100_000, **kwargs: object):
         config = MqttConfig(
-            host=mosquitto_broker.host, port=mosquitto_broker.port, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-            instance="unit", topic_prefix=prefix, qos=qos, keepalive_s=5,
+            host=mosquitto_broker.host,
+            port=mosquitto_broker.port,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+            instance="unit",
+            topic_prefix=prefix,
+            qos=qos,
+            keepalive_s=5,
         )
         spool = AlertSpool(spool_path or tmp_path / f"spool-{len(made)}.sqlite3", max_items=max_items)
         events = RecordingEvents()
@@ -110,7 +114,12 @@ def test_alert_json_arrives_on_topic(make_publisher, mqtt_collector, prefix: str
     body = json.loads(next(m for m in messages if m.topic == topic).payload)
     assert body["schema_version"] == ALERT_SCHEMA_VERSION
     assert body["id"] == alert.id
-    assert (body["camera"], body["rule"], body["rule_type"], body["zone"]) == ("gate", "fence", "zone_intrusion", "door")
+    assert (body["camera"], body["rule"], body["rule_type"], body["zone"]) == (
+        "gate",
+        "fence",
+        "zone_intrusion",
+        "door",
+    )
     assert (body["incident_id"], body["phase"], body["frame_seq"]) == ("incident-gate-7", "start", 7)
     assert body["subjects"] == [{"track_id": 7, "class": "person", "score": 0.8765, "box": [1.0, 2.0, 30.0, 40.0]}]
     assert body["published_ts"] > 0
@@ -147,7 +156,9 @@ time.sleep(120)
 """
 
 
-def test_last_will_offline_when_process_is_killed(mosquitto_broker, mqtt_collector, prefix: str, tmp_path: Path) -> None:
+def test_last_will_offline_when_process_is_killed(
+    mosquitto_broker, mqtt_collector, prefix: str, tmp_path: Path
+) -> None:
     collector = mqtt_collector(f"{prefix}/unit/available")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     args = [mosquitto_broker.host, str(mosquitto_broker.port), f"child-{prefix}", prefix, str(tmp_path / "s.sqlite3")]
@@ -332,8 +343,10 @@ def test_counts_are_retained_latest_value_wins(make_publisher, mqtt_collector, p
     messages = fresh.wait_for(lambda ms: len(ms) == 2)
     assert all(m.retain for m in messages)
     latest = {m.topic: json.loads(m.payload)["counts"] for m in messages}
-    assert latest == {f"{prefix}/cam1/lines/gate/gate-count": {"in": 2, "out": 1},
-                      f"{prefix}/cam1/zones/lobby/lobby-occupancy": {"person": 3}}
+    assert latest == {
+        f"{prefix}/cam1/lines/gate/gate-count": {"in": 2, "out": 1},
+        f"{prefix}/cam1/zones/lobby/lobby-occupancy": {"person": 3},
+    }
 
 
 def test_stop_returns_within_timeout_when_broker_is_down(mosquitto_broker, make_publisher) -> None:
@@ -346,7 +359,9 @@ def test_stop_returns_within_timeout_when_broker_is_down(mosquitto_broker, make_
     assert time.monotonic() - started < 1.5
 
 
-def test_stop_returns_within_timeout_after_broker_went_away(mosquitto_broker, make_publisher, mqtt_collector, prefix) -> None:
+def test_stop_returns_within_timeout_after_broker_went_away(
+    mosquitto_broker, make_publisher, mqtt_collector, prefix
+) -> None:
     collector = mqtt_collector(f"{prefix}/unit/available")
     publisher, _ = make_publisher()
     publisher.start()
@@ -362,7 +377,7 @@ def test_stop_returns_within_timeout_after_broker_went_away(mosquitto_broker, ma
 def test_outage_logged_once_not_per_retry(mosquitto_broker, make_publisher, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="surveil.sinks.mqtt.publisher")
     mosquitto_broker.stop()
-    publisher, events = make_publisher()
+    publisher, _events = make_publisher()
     publisher.start()
 
     def retries() -> int:
@@ -374,7 +389,11 @@ def test_outage_logged_once_not_per_retry(mosquitto_broker, make_publisher, capl
 
     mosquitto_broker.start()
     assert wait_until(lambda: publisher.connected, 10)
-    assert any("after" in r.getMessage() and "unavailable" in r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert any(
+        "after" in r.getMessage() and "unavailable" in r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO
+    )
 
 
 def test_username_password_and_refused_login(mosquitto_broker_factory, tmp_path: Path, caplog, prefix: str) -> None:
@@ -383,8 +402,13 @@ def test_username_password_and_refused_login(mosquitto_broker_factory, tmp_path:
 
     def publisher_for(password: str, name: str) -> MqttPublisher:
         config = MqttConfig(
-            host=broker.host, port=broker.port, client_id=f"{name}-{prefix}", topic_prefix=prefix,
-            username="alice", password=password, keepalive_s=5,
+            host=broker.host,
+            port=broker.port,
+            client_id=f"{name}-{prefix}",
+            topic_prefix=prefix,
+            username="alice",
+            password=password,
+            keepalive_s=5,
         )
         return MqttPublisher(config, AlertSpool(tmp_path / f"{name}.sqlite3"), **FAST)
 

@@ -18,7 +18,9 @@ from tests.support.mqtt_broker import (  # noqa: F401  (fixtures)
 
 def test_fleet_list_is_retained_and_republished_after_a_broker_restart(tmp_path, mosquitto_broker):
     prefix = f"fleet-{uuid.uuid4().hex[:6]}"
-    config = MqttConfig(host=mosquitto_broker.host, port=mosquitto_broker.port, instance="surveil-2", topic_prefix=prefix, keepalive_s=5)
+    config = MqttConfig(
+        host=mosquitto_broker.host, port=mosquitto_broker.port, instance="surveil-2", topic_prefix=prefix, keepalive_s=5
+    )
     spool = AlertSpool(tmp_path / "spool.sqlite3")
     publisher = MqttPublisher(config, spool, reconnect_min_s=0.1, reconnect_max_s=0.3)
     publisher.publish_fleet(["gate", "yard"], 2, 3)  # before the connection: sent once connected
@@ -26,12 +28,16 @@ def test_fleet_list_is_retained_and_republished_after_a_broker_restart(tmp_path,
     topic = fleet_topic(prefix, "surveil-2")
     assert topic == f"{prefix}/fleet/surveil-2"
     try:
-        first = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False).wait_subscribed()
+        first = MqttCollector(
+            mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False
+        ).wait_subscribed()
         try:  # once one subscriber has it, it is at the broker: a later subscriber must get it retained
             first.wait_for(lambda ms: any(m.topic == topic for m in ms), 10)
         finally:
             first.close()
-        late = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False).wait_subscribed()
+        late = MqttCollector(
+            mosquitto_broker.host, mosquitto_broker.port, f"{prefix}/#", persistent=False
+        ).wait_subscribed()
         try:
             late.wait_for(lambda ms: any(m.topic == topic for m in ms), 10)
             message = late.on_topic(topic)[-1]

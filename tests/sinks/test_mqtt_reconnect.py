@@ -24,10 +24,14 @@ DELIVERY_LIMIT_S = 10.0
 
 
 @pytest.mark.parametrize("outage_s", [2.0, pytest.param(20.0, marks=pytest.mark.slow)])
-def test_alerts_flow_within_10_s_of_the_broker_returning(mosquitto_broker, mqtt_collector, tmp_path: Path, outage_s: float) -> None:
+def test_alerts_flow_within_10_s_of_the_broker_returning(
+    mosquitto_broker, mqtt_collector, tmp_path: Path, outage_s: float
+) -> None:
     prefix = f"back-{uuid.uuid4().hex[:6]}"
     collector = mqtt_collector(f"{prefix}/#")
-    config = MqttConfig(host=mosquitto_broker.host, port=mosquitto_broker.port, instance="rc", topic_prefix=prefix, keepalive_s=5)
+    config = MqttConfig(
+        host=mosquitto_broker.host, port=mosquitto_broker.port, instance="rc", topic_prefix=prefix, keepalive_s=5
+    )
     spool = AlertSpool(tmp_path / "spool.sqlite3")
     publisher = MqttPublisher(config, spool)  # the daemon's own back-off
     publisher.start()
@@ -40,8 +44,12 @@ def test_alerts_flow_within_10_s_of_the_broker_returning(mosquitto_broker, mqtt_
         time.sleep(outage_s)  # long outages grow the back-off to its cap
         mosquitto_broker.start()
         back = time.monotonic()
-        assert wait_until(lambda: any(json.loads(m.payload).get("id") == alert.id for m in collector.messages if "/alerts/" in m.topic),
-                          DELIVERY_LIMIT_S + 5)
+        assert wait_until(
+            lambda: any(
+                json.loads(m.payload).get("id") == alert.id for m in collector.messages if "/alerts/" in m.topic
+            ),
+            DELIVERY_LIMIT_S + 5,
+        )
         took = time.monotonic() - back
     finally:
         publisher.stop(timeout=2.0)

@@ -32,17 +32,65 @@ def openssl(*args: str, cwd: Path) -> None:
 
 
 def make_ca(folder: Path, name: str) -> None:
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-            "-subj", f"/CN={name}", "-keyout", f"{name}.key", "-out", f"{name}.crt",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=folder)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.crt",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=folder,
+    )
 
 
 def make_cert(folder: Path, name: str, ca: str, extensions: str) -> None:
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
-            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        f"/CN={name}",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        cwd=folder,
+    )
     (folder / f"{name}.ext").write_text(extensions)
-    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
-            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt", cwd=folder)
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.crt",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=folder,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -84,25 +132,75 @@ def tls_broker(pki: Path, tmp_path_factory: pytest.TempPathFactory):
 CASES = [
     ("good-ca", "localhost", "tls", "ca", False, PASSWORD, False, True, None),
     ("wrong-ca", "localhost", "tls", "other-ca", False, PASSWORD, False, False, "TLS certificate verification failed"),
-    ("hostname-mismatch", "127.0.0.1", "tls", "ca", False, PASSWORD, False, False, "TLS certificate verification failed: IP address mismatch"),
+    (
+        "hostname-mismatch",
+        "127.0.0.1",
+        "tls",
+        "ca",
+        False,
+        PASSWORD,
+        False,
+        False,
+        "TLS certificate verification failed: IP address mismatch",
+    ),
     ("mismatch-accepted-when-insecure", "127.0.0.1", "tls", "ca", False, PASSWORD, True, True, None),
     ("client-cert-required-and-given", "localhost", "mtls", "ca", True, PASSWORD, False, True, None),
-    ("client-cert-required-not-given", "localhost", "mtls", "ca", False, PASSWORD, False, False, "certificate required"),
-    ("bad-password", "localhost", "tls", "ca", False, "wrong-password", False, False, "the broker refused the connection: Not authorized"),
+    (
+        "client-cert-required-not-given",
+        "localhost",
+        "mtls",
+        "ca",
+        False,
+        PASSWORD,
+        False,
+        False,
+        "certificate required",
+    ),
+    (
+        "bad-password",
+        "localhost",
+        "tls",
+        "ca",
+        False,
+        "wrong-password",
+        False,
+        False,
+        "the broker refused the connection: Not authorized",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "host", "listener", "ca", "client_cert", "password", "insecure", "connects", "logged"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "host", "listener", "ca", "client_cert", "password", "insecure", "connects", "logged"),
+    CASES,
+    ids=[c[0] for c in CASES],
+)
 def test_tls_connects_or_says_why(
-    tls_broker: TlsBroker, pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-    name: str, host: str, listener: str, ca: str, client_cert: bool, password: str, insecure: bool, connects: bool, logged: str | None,
+    tls_broker: TlsBroker,
+    pki: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    host: str,
+    listener: str,
+    ca: str,
+    client_cert: bool,
+    password: str,
+    insecure: bool,
+    connects: bool,
+    logged: str | None,
 ) -> None:
     caplog.set_level(logging.INFO, logger="surveil.sinks.mqtt.publisher")
     config = MqttConfig(
-        host=host, port=tls_broker.tls_port if listener == "tls" else tls_broker.mtls_port, instance="tls",
-        topic_prefix=f"tls-{uuid.uuid4().hex[:6]}", username=USER, password=password, keepalive_s=5,
-        ca_file=str(pki / f"{ca}.crt"), tls_insecure=insecure,
+        host=host,
+        port=tls_broker.tls_port if listener == "tls" else tls_broker.mtls_port,
+        instance="tls",
+        topic_prefix=f"tls-{uuid.uuid4().hex[:6]}",
+        username=USER,
+        password=password,
+        keepalive_s=5,
+        ca_file=str(pki / f"{ca}.crt"),
+        tls_insecure=insecure,
         **({"cert_file": str(pki / "client.crt"), "key_file": str(pki / "client.key")} if client_cert else {}),
     )
     assert config.uses_tls and not config.tls, "ca_file alone turns TLS on"
@@ -114,7 +212,9 @@ def test_tls_connects_or_says_why(
         if connects:
             assert wait_until(lambda: publisher.connected and len(spool) == 0, 10), caplog.text
         else:
-            assert wait_until(lambda: any(logged in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING), 10), caplog.text
+            assert wait_until(
+                lambda: any(logged in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING), 10
+            ), caplog.text
             assert not publisher.connected and len(spool) == 1
     finally:
         publisher.stop(timeout=2.0)

@@ -66,6 +66,7 @@ def test_over_max_items_drops_oldest_and_counts(spool_path: Path) -> None:
 
 def test_concurrent_appends_and_acks(spool_path: Path) -> None:
     with AlertSpool(spool_path) as spool:
+
         def writer(n: int) -> None:
             for i in range(200):
                 spool.append(f"w{n}", str(i).encode(), qos=1)

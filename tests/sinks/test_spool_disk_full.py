@@ -87,7 +87,9 @@ def make_disk(tmp_path: Path) -> Iterator[Callable[[str], Disk]]:
         if how == "tmpfs":
             if os.geteuid() != 0:
                 pytest.skip("mounting a tmpfs needs root")
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)], capture_output=True)
+            done = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(folder)], capture_output=True
+            )
             if done.returncode != 0:
                 pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
             mounted.append(folder)
@@ -108,8 +110,13 @@ def make_publisher(mosquitto_broker, prefix: str) -> Iterator[Callable[[Path], t
     made: list[tuple[MqttPublisher, AlertSpool]] = []
 
     def make(spool_path: Path) -> tuple[MqttPublisher, Metrics]:
-        config = MqttConfig(host=mosquitto_broker.host, port=mosquitto_broker.port, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-                            topic_prefix=prefix, keepalive_s=5)
+        config = MqttConfig(
+            host=mosquitto_broker.host,
+            port=mosquitto_broker.port,
+            client_id=f"pub-{uuid.uuid4().hex[:8]}",
+            topic_prefix=prefix,
+            keepalive_s=5,
+        )
         spool = AlertSpool(spool_path)
         metrics = Metrics()
         publisher = MqttPublisher(config, spool, _MqttEvents(metrics), **FAST)
@@ -124,7 +131,11 @@ def make_publisher(mosquitto_broker, prefix: str) -> Iterator[Callable[[Path], t
 
 
 def alert_ids(collector, prefix: str) -> list[str]:
-    return [json.loads(m.payload)["id"] for m in collector.messages if m.topic.startswith(f"{prefix}/") and "/alerts/" in m.topic]
+    return [
+        json.loads(m.payload)["id"]
+        for m in collector.messages
+        if m.topic.startswith(f"{prefix}/") and "/alerts/" in m.topic
+    ]
 
 
 def rows_on_disk(path: Path) -> int:
@@ -189,8 +200,12 @@ def test_full_disk_never_blocks_delivery_and_the_spool_recovers(
     if not broker_up:
         mosquitto_broker.start()
 
-    assert wait_until(lambda: set(expected) <= set(alert_ids(collector, prefix)), 15), "an alert was held back by the full disk"
-    assert wait_until(lambda: value(metrics, "surveil_alert_spool_size") == 0, 5), "confirmed alerts still counted as waiting"
+    assert wait_until(lambda: set(expected) <= set(alert_ids(collector, prefix)), 15), (
+        "an alert was held back by the full disk"
+    )
+    assert wait_until(lambda: value(metrics, "surveil_alert_spool_size") == 0, 5), (
+        "confirmed alerts still counted as waiting"
+    )
     if fills_at == "delete_after_puback":
         assert rows_on_disk(disk.spool_path) == spooled, "the DELETEs were expected to fail on the full disk"
         assert value(metrics, "surveil_alert_spool_writable") == 0
@@ -198,12 +213,16 @@ def test_full_disk_never_blocks_delivery_and_the_spool_recovers(
     disk.free()
     expected += publish(publisher, 300, 5)  # spooled again
     assert wait_until(lambda: set(expected) <= set(alert_ids(collector, prefix)), 10)
-    assert wait_until(lambda: rows_on_disk(disk.spool_path) == 0, 5), "confirmed rows left in the spool after space returned"
+    assert wait_until(lambda: rows_on_disk(disk.spool_path) == 0, 5), (
+        "confirmed rows left in the spool after space returned"
+    )
     assert value(metrics, "surveil_alert_spool_writable") == 1
     assert value(metrics, "surveil_alert_spool_size") == 0
     received = alert_ids(collector, prefix)
     duplicated = sorted(expected.index(i) for i in set(received) - redelivered_ok if received.count(i) > 1)
-    assert sorted(set(received)) == sorted(expected) and not duplicated, f"lost or duplicated alerts (positions {duplicated})"
+    assert sorted(set(received)) == sorted(expected) and not duplicated, (
+        f"lost or duplicated alerts (positions {duplicated})"
+    )
 
     # a restart sends nothing that was already confirmed
     publisher.stop(timeout=3.0)
@@ -212,11 +231,15 @@ def test_full_disk_never_blocks_delivery_and_the_spool_recovers(
     assert wait_until(lambda: again.connected, 10)
     assert value(metrics_again, "surveil_alert_spool_size") == 0
     collector.wait_for(lambda ms: any(m.topic.endswith("/available") and m.payload == b"online" for m in ms[-5:]), 5)
-    assert not wait_until(lambda: len(alert_ids(collector, prefix)) > len(received), 1.5), "the restart re-sent confirmed alerts"
+    assert not wait_until(lambda: len(alert_ids(collector, prefix)) > len(received), 1.5), (
+        "the restart re-sent confirmed alerts"
+    )
 
 
 @pytest.mark.parametrize("how", ["max_page_count", "tmpfs"])
-def test_spool_write_failure_is_logged_once_and_recovery_once(make_disk, how: str, mosquitto_broker, make_publisher, caplog) -> None:
+def test_spool_write_failure_is_logged_once_and_recovery_once(
+    make_disk, how: str, mosquitto_broker, make_publisher, caplog
+) -> None:
     disk = make_disk(how)
     publisher, metrics = make_publisher(disk.spool_path)
     assert wait_until(lambda: publisher.connected, 10)

@@ -45,7 +45,9 @@ def _check(payload: Any, definition: str | None, what: str) -> dict[str, Any]:
         payload = json.loads(payload)
     errors = schema_errors(payload, definition)
     if errors:
-        raise AlertSchemaError(f"{what} breaks docs/alert.schema.json:\n  " + "\n  ".join(errors) + f"\npayload: {payload!r}"[:4000])
+        raise AlertSchemaError(
+            f"{what} breaks docs/alert.schema.json:\n  " + "\n  ".join(errors) + f"\npayload: {payload!r}"[:4000]
+        )
     return payload
 
 

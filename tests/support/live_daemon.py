@@ -26,11 +26,23 @@ SECRET = "hunter2-camera-password"
 def write_config(path: Path, clip: Path, **web) -> None:
     config = {
         "cameras": [
-            {"name": "scene", "url": str(clip), "realtime": True, "loop": True,
-             "zones": [{"name": "centre", "polygon": CENTRE}],
-             "rules": [{"id": "centre-intrusion", "type": "zone_intrusion", "zone": "centre", "classes": ["person"]}]},
-            {"name": "gate", "url": f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/stream1",
-             "open_timeout_s": 1, "reconnect_min_s": 0.5, "reconnect_max_s": 1},
+            {
+                "name": "scene",
+                "url": str(clip),
+                "realtime": True,
+                "loop": True,
+                "zones": [{"name": "centre", "polygon": CENTRE}],
+                "rules": [
+                    {"id": "centre-intrusion", "type": "zone_intrusion", "zone": "centre", "classes": ["person"]}
+                ],
+            },
+            {
+                "name": "gate",
+                "url": f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/stream1",
+                "open_timeout_s": 1,
+                "reconnect_min_s": 0.5,
+                "reconnect_max_s": 1,
+            },
         ],
         "detector": {"batch_size": 2, "max_wait_ms": 10},
         "mqtt": {"enabled": False},

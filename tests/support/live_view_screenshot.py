@@ -18,18 +18,26 @@ import time
 from pathlib import Path
 
 from tests.support.browser import REPO, chromium_page, image_ready
-from tests.support.polling import free_port, scraped_metric as metric, wait_until
-
-
+from tests.support.polling import free_port, wait_until
+from tests.support.polling import scraped_metric as metric
 
 
 def screenshot_demo(output: Path, timeout: float = 180.0) -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as state:
-        env = {**os.environ, "SURVEIL_METRICS_LISTEN": f"127.0.0.1:{port}", "SURVEIL_STATE_DIR": state,
-               "MQTT_PORT": str(free_port())}  # no broker there: alerts wait in the (temporary) spool
-        process = subprocess.Popen([sys.executable, "-m", "surveil", "run", "-c", "configs/demo.yaml"], cwd=REPO, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "SURVEIL_METRICS_LISTEN": f"127.0.0.1:{port}",
+            "SURVEIL_STATE_DIR": state,
+            "MQTT_PORT": str(free_port()),
+        }  # no broker there: alerts wait in the (temporary) spool
+        process = subprocess.Popen(
+            [sys.executable, "-m", "surveil", "run", "-c", "configs/demo.yaml"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             if not wait_until(lambda: metric(port, "surveil_alerts_total") >= 1, timeout, interval=0.5):
                 raise SystemExit("the demo raised no alert in time")

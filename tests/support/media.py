@@ -55,9 +55,7 @@ def require_ffmpeg() -> str:
     return FFMPEG
 
 
-def make_h264_clip(
-    path: Path, *, seconds: int = 3, fps: int = 15, width: int = 640, height: int = 360
-) -> Clip:
+def make_h264_clip(path: Path, *, seconds: int = 3, fps: int = 15, width: int = 640, height: int = 360) -> Clip:
     """Encode a testsrc2 clip as H.264 (baseline-like: no B-frames, keyframe every second)."""
     ffmpeg = require_ffmpeg()
     cmd = [

@@ -104,7 +104,9 @@ class MosquittoBroker:
                 raise RuntimeError(f"mosquitto exited with {self._proc.returncode}: {err}\n{self.log_text()}")
             if time.monotonic() > deadline:
                 self.kill()
-                raise RuntimeError(f"mosquitto did not listen on port {self.port} within {timeout} s\n{self.log_text()}")
+                raise RuntimeError(
+                    f"mosquitto did not listen on port {self.port} within {timeout} s\n{self.log_text()}"
+                )
             time.sleep(0.01)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -195,7 +197,12 @@ class MqttCollector:
     """
 
     def __init__(
-        self, host: str, port: int, topic: str = "#", persistent: bool = True, client_id: str | None = None,
+        self,
+        host: str,
+        port: int,
+        topic: str = "#",
+        persistent: bool = True,
+        client_id: str | None = None,
         auth: tuple[str, str] | None = None,
     ) -> None:
         self.topic = topic
@@ -222,7 +229,9 @@ class MqttCollector:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         client.subscribe(self.topic, qos=1)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
         self._subscribed.clear()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reasons: object, props: object) -> None:

@@ -15,7 +15,7 @@ def outline_hits(image: np.ndarray, polygon, colours, tolerance: int = 60) -> fl
         for t in np.linspace(0.1, 0.9, 20):
             x, y = np.round(a + t * (b - a)).astype(int)
             x, y = min(max(x, 0), width - 1), min(max(y, 0), height - 1)
-            patch = image[max(y - 1, 0):y + 2, max(x - 1, 0):x + 2].reshape(-1, 3).astype(int)
+            patch = image[max(y - 1, 0) : y + 2, max(x - 1, 0) : x + 2].reshape(-1, 3).astype(int)
             total += 1
             hits += any((np.abs(patch - colour).max(axis=1) <= tolerance).any() for colour in colours)
     return hits / total

@@ -25,7 +25,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.media import Clip
-
 from tests.support.polling import free_port, wait_until  # noqa: F401  (re-exported)
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -85,7 +84,16 @@ class RtspServer:
             time.sleep(0.2)
 
     def _try_start(self, deadline: float) -> bool:
-        cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self.port), "--clip", str(self.clip), "--path", self.path]
+        cmd = [
+            SYSTEM_PYTHON,
+            str(SERVER_SCRIPT),
+            "--port",
+            str(self.port),
+            "--clip",
+            str(self.clip),
+            "--path",
+            self.path,
+        ]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log)
         assert self.proc.stdout is not None

@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -59,7 +60,7 @@ def make_scene_clip(path: Path, loops: int = 1) -> SceneClip:
 class BlobDetector:
     """Bright connected regions → 'person' detections. Implements surveil.detection.torch_detector.Detector."""
 
-    class_names = ["__background__", "person"]
+    class_names: ClassVar[list[str]] = ["__background__", "person"]
 
     def __init__(self, min_area: int = 200):
         self.min_area = min_area
@@ -73,10 +74,6 @@ class BlobDetector:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         _, mask = cv2.threshold(gray, 128, 255, cv2.THRESH_BINARY)
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
-        boxes = [
-            (x, y, x + w, y + h)
-            for x, y, w, h, area in stats[1:count]
-            if area >= self.min_area
-        ]
+        boxes = [(x, y, x + w, y + h) for x, y, w, h, area in stats[1:count] if area >= self.min_area]
         n = len(boxes)
         return Detections.from_arrays(np.array(boxes, np.float32).reshape(n, 4), np.full(n, 0.99), np.ones(n))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -38,17 +39,25 @@ def check_config(*paths: Path, env: dict[str, str] | None = None, timeout: float
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin"), **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "surveil", "check-config", *map(str, paths)],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=REPO,
     )
     return CheckResult(result.returncode, result.stdout, result.stderr)
 
 
-def run_surveil(config: Path, env: dict[str, str] | None = None, timeout: float = 120, user: int | None = None) -> subprocess.CompletedProcess:
+def run_surveil(
+    config: Path, env: dict[str, str] | None = None, timeout: float = 120, user: int | None = None
+) -> subprocess.CompletedProcess:
     """`python -m surveil run -c CONFIG` to completion (for configs that must not start)."""
     command = [sys.executable, "-m", "surveil", "run", "-c", str(config)]
     if user is not None:
         command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO)
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO
+    )
 
 
 def start_surveil(config: Path, env: dict[str, str] | None = None, log_path: Path | None = None) -> subprocess.Popen:
@@ -56,7 +65,11 @@ def start_surveil(config: Path, env: dict[str, str] | None = None, log_path: Pat
     out = open(log_path, "w") if log_path else subprocess.PIPE  # noqa: SIM115 (the Popen owns it)
     return subprocess.Popen(
         [sys.executable, "-m", "surveil", "run", "-c", str(config)],
-        env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
     )
 
 
@@ -91,10 +104,8 @@ class NotifyListener:
     def poll(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 self.received.append((time.monotonic(), self.sock.recv(4096).decode()))
-            except TimeoutError:
-                pass
 
     def wait_for(self, field: str, timeout: float, count: int = 1) -> bool:
         deadline = time.monotonic() + timeout

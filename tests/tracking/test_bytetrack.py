@@ -155,7 +155,6 @@ def test_confirmed_after_min_hits():
     assert len(tracker.update(dets(walker(0.2)), now=0.2)) == 1
 
 
-
 @pytest.mark.parametrize(
     ("shift", "births"),
     [
@@ -175,7 +174,6 @@ def test_no_birth_from_a_second_box_on_a_tracked_object(shift, births):
     assert len(ids) == (2 if births else 1)
 
 
-
 def test_overlap_with_another_class_does_not_block_a_birth():
     tracker = ByteTracker("cam", min_hits=1)
     car = [0, 100, 80, 160]
@@ -183,6 +181,7 @@ def test_overlap_with_another_class_does_not_block_a_birth():
     person = Detections.from_arrays(np.array([car, [0, 95, 40, 160]], np.float32), [0.9, 0.9], [2, 1])
     tracks = tracker.update(person, now=0.1)
     assert sorted(t.class_id for t in tracks if t.missed == 0) == [1, 2]
+
 
 def test_lost_track_does_not_take_a_box_over_a_live_neighbour_by_centre_distance():
     # A stands at x 10-30, B at x 60-80 (boxes 60 high); B goes unseen for 0.6 s, then a second box
@@ -227,7 +226,15 @@ def test_config_defaults_build_the_tracker_defaults():
     config = TrackerConfig()
     built = make_tracker(config, "cam")
     plain = ByteTracker("cam")
-    for name in ("high_score", "low_score", "birth_score", "iou_threshold", "lost_after_s", "acceleration_noise", "min_hits"):
+    for name in (
+        "high_score",
+        "low_score",
+        "birth_score",
+        "iou_threshold",
+        "lost_after_s",
+        "acceleration_noise",
+        "min_hits",
+    ):
         assert getattr(built, name) == getattr(plain, name) == getattr(config, name)
 
 

@@ -9,9 +9,9 @@ from surveil.config import TrackerConfig
 from surveil.tracking import make_tracker
 from surveil.types import Detections
 
-box = st.tuples(
-    st.floats(0, 300), st.floats(0, 300), st.floats(1, 80), st.floats(1, 120)
-).map(lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+box = st.tuples(st.floats(0, 300), st.floats(0, 300), st.floats(1, 80), st.floats(1, 120)).map(
+    lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3])
+)
 frame = st.tuples(
     st.lists(st.tuples(box, st.floats(0, 1), st.integers(0, 2)), max_size=8),
     st.floats(0.0, 2.0),  # time step; 0 = same time again

@@ -14,7 +14,9 @@ from tests.conftest import SHARED_DATA
 WEIGHTS = SHARED_DATA / "weights" / "mobilenet_v2-b0353104.pth"
 
 
-def write_yolo_dataset(root: Path, images: list[tuple[np.ndarray, np.ndarray]], names: list[str], split: str = "train") -> Path:
+def write_yolo_dataset(
+    root: Path, images: list[tuple[np.ndarray, np.ndarray]], names: list[str], split: str = "train"
+) -> Path:
     """``images``: (BGR image, rows of class cx cy w h normalised)."""
     (root / "images" / split).mkdir(parents=True, exist_ok=True)
     (root / "labels" / split).mkdir(parents=True, exist_ok=True)

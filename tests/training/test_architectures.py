@@ -55,7 +55,9 @@ def test_forward_from_stem_is_the_backbone() -> None:
 def test_checkpoint_round_trip_rebuilds_the_same_model(tmp_path: Path) -> None:
     kwargs = {"min_size": 320, "max_size": 480, "anchor_sizes": [[16, 32, 64], [128, 256, 512]], "aspect_ratios": [2.0]}
     model = build_model("fasterrcnn_mobilenet_v2_fpn", 3, **kwargs).eval()
-    path = save_checkpoint(tmp_path / "m.pt", model, "fasterrcnn_mobilenet_v2_fpn", ["__background__", "a", "b"], kwargs)
+    path = save_checkpoint(
+        tmp_path / "m.pt", model, "fasterrcnn_mobilenet_v2_fpn", ["__background__", "a", "b"], kwargs
+    )
     loaded, payload = load_checkpoint_model(path)
     assert payload["arch_kwargs"] == kwargs
     assert loaded.transform.min_size == (320,)

@@ -12,8 +12,8 @@ import pytest
 
 from surveil.datasets import (
     DatasetFormatError,
-    Sample,
     DatasetIndex,
+    Sample,
     load_dataset,
     merge_datasets,
     split_dataset,
@@ -37,9 +37,16 @@ def write_coco(root: Path, extra: list[dict] | None = None) -> Path:
     files = _images(root / "images")
     anns = []
     for i, (boxes, labels) in enumerate(zip(BOXES, LABELS)):
-        for b, l in zip(boxes, labels):
-            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(l) * 10,
-                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])], "iscrowd": 0})
+        for b, label in zip(boxes, labels):
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(label) * 10,
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                    "iscrowd": 0,
+                }
+            )
     data = {
         "images": [{"id": i + 1, "file_name": f, "width": W, "height": H} for i, f in enumerate(files)],
         "categories": [{"id": 10, "name": "car"}, {"id": 20, "name": "person"}],
@@ -55,9 +62,9 @@ def write_voc(root: Path, extra: str = "") -> Path:
     (root / "Annotations").mkdir(parents=True, exist_ok=True)
     for f, boxes, labels in zip(files, BOXES, LABELS):
         objs = "".join(
-            f"<object><name>{NAMES[l - 1]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:g}</xmin><ymin>{b[1]:g}</ymin>"
+            f"<object><name>{NAMES[label - 1]}</name><difficult>0</difficult><bndbox><xmin>{b[0]:g}</xmin><ymin>{b[1]:g}</ymin>"
             f"<xmax>{b[2]:g}</xmax><ymax>{b[3]:g}</ymax></bndbox></object>"
-            for b, l in zip(boxes, labels)
+            for b, label in zip(boxes, labels)
         )
         xml = f"<annotation><filename>{f}</filename><size><width>{W}</width><height>{H}</height></size>{objs}{extra}</annotation>"
         (root / "Annotations" / f"{Path(f).stem}.xml").write_text(xml)
@@ -69,8 +76,10 @@ def write_yolo(root: Path, extra: str = "") -> Path:
     (root / "labels" / "train").mkdir(parents=True, exist_ok=True)
     (root / "classes.names").write_text("\n".join(NAMES) + "\n")
     for f, boxes, labels in zip(files, BOXES, LABELS):
-        lines = [f"{l - 1} {(b[0] + b[2]) / 2 / W} {(b[1] + b[3]) / 2 / H} {(b[2] - b[0]) / W} {(b[3] - b[1]) / H}"
-                 for b, l in zip(boxes, labels)]
+        lines = [
+            f"{label - 1} {(b[0] + b[2]) / 2 / W} {(b[1] + b[3]) / 2 / H} {(b[2] - b[0]) / W} {(b[3] - b[1]) / H}"
+            for b, label in zip(boxes, labels)
+        ]
         (root / "labels" / "train" / f"{Path(f).stem}.txt").write_text("\n".join(lines) + "\n" + extra)
     return root
 
@@ -92,8 +101,12 @@ def write_mot(root: Path, extra: str = "") -> Path:
 
 @pytest.mark.parametrize(
     "fmt, writer, split, names",
-    [("coco", write_coco, "train", NAMES), ("voc", write_voc, None, NAMES), ("yolo", write_yolo, "train", NAMES),
-     ("mot", write_mot, None, ["pedestrian"])],
+    [
+        ("coco", write_coco, "train", NAMES),
+        ("voc", write_voc, None, NAMES),
+        ("yolo", write_yolo, "train", NAMES),
+        ("mot", write_mot, None, ["pedestrian"]),
+    ],
 )
 def test_each_format_loads_boxes_exactly(tmp_path: Path, fmt, writer, split, names) -> None:
     root = writer(tmp_path / fmt)
@@ -112,7 +125,9 @@ def test_mot15_rows_keep_every_class_and_drop_flag_zero(tmp_path: Path) -> None:
     seq = tmp_path / "PETS"
     _images(seq / "img", ".jpg", ("frame_0001",))
     (seq / "gt").mkdir()
-    (seq / "gt" / "gt.txt").write_text("1,1,2,2,10,20,-1,-1,-1,-1\n1,2,20,2,10,20,0,-1,-1,-1\n1,3,30,2,10,20,1,-5.2,3.1,0\n")
+    (seq / "gt" / "gt.txt").write_text(
+        "1,1,2,2,10,20,-1,-1,-1,-1\n1,2,20,2,10,20,0,-1,-1,-1\n1,3,30,2,10,20,1,-5.2,3.1,0\n"
+    )
     index = load_dataset(seq, "mot")
     np.testing.assert_array_equal(index.samples[0].boxes, [[2, 2, 12, 22], [30, 2, 40, 22]])
     assert index.samples[0].group == "PETS"
@@ -136,11 +151,23 @@ def test_malformed_annotation_names_the_file(tmp_path: Path, fmt, writer, bad, w
 @pytest.mark.parametrize(
     "fmt, writer, bad, dropped",
     [
-        ("coco", write_coco, [{"id": 98, "image_id": 1, "category_id": 10, "bbox": [5, 5, 0, 10]},
-                              {"id": 99, "image_id": 2, "category_id": 20, "bbox": [100, 100, 10, 10]}], 2),
+        (
+            "coco",
+            write_coco,
+            [
+                {"id": 98, "image_id": 1, "category_id": 10, "bbox": [5, 5, 0, 10]},
+                {"id": 99, "image_id": 2, "category_id": 20, "bbox": [100, 100, 10, 10]},
+            ],
+            2,
+        ),
         # VOC and YOLO: the extra text goes into each of the two annotation files
-        ("voc", write_voc, "<object><name>car</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>9</ymax>"
-                           "</bndbox></object>", 2),
+        (
+            "voc",
+            write_voc,
+            "<object><name>car</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>5</xmax><ymax>9</ymax>"
+            "</bndbox></object>",
+            2,
+        ),
         ("yolo", write_yolo, "0 0.5 0.5 0 0.1\n0 1.5 1.5 0.1 0.1\n", 4),
         ("mot", write_mot, "2,5,3,3,0,10,1,1,1\n2,6,200,200,5,5,1,1,1\n", 2),
     ],

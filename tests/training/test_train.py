@@ -15,14 +15,33 @@ from surveil.training import features_cache as fc
 from surveil.training import train as tr
 
 EPOCHS, STEPS = 4, 6  # 6 training images, batch 1
-TINY = {"train_sizes": [224, 256], "min_size": 256, "max_size": 400, "batch_size": 1, "lr": 0.01,
-        "warmup_iters": 2, "rpn_post_nms_top_n_train": 200, "rpn_post_nms_top_n_test": 100,
-        "box_batch_size_per_image": 64, "cache_photometric": 0.0, "val_fraction": 0.25, "threads": 1, "log_every": 1}
+TINY = {
+    "train_sizes": [224, 256],
+    "min_size": 256,
+    "max_size": 400,
+    "batch_size": 1,
+    "lr": 0.01,
+    "warmup_iters": 2,
+    "rpn_post_nms_top_n_train": 200,
+    "rpn_post_nms_top_n_test": 100,
+    "box_batch_size_per_image": 64,
+    "cache_photometric": 0.0,
+    "val_fraction": 0.25,
+    "threads": 1,
+    "log_every": 1,
+}
 
 
 def run_config(tmp: Path, data: Path, weights: str, **overrides) -> dict:
-    config = {**tr.DEFAULTS, **TINY, "train_data": [f"yolo:{data}@train"], "backbone_weights": weights,
-              "output_dir": str(tmp), "epochs": 2, **overrides}
+    config = {
+        **tr.DEFAULTS,
+        **TINY,
+        "train_data": [f"yolo:{data}@train"],
+        "backbone_weights": weights,
+        "output_dir": str(tmp),
+        "epochs": 2,
+        **overrides,
+    }
     tr._check_config(config)
     return config
 
@@ -67,7 +86,9 @@ def test_deployable_checkpoint_loads_in_the_daemon_format(trained: dict) -> None
     assert set(out[0]) == {"boxes", "scores", "labels"}
 
 
-def test_trained_checkpoint_runs_in_the_daemon_detector_and_in_surveil_eval(trained: dict, tiny_dataset: Path, tmp_path: Path) -> None:
+def test_trained_checkpoint_runs_in_the_daemon_detector_and_in_surveil_eval(
+    trained: dict, tiny_dataset: Path, tmp_path: Path
+) -> None:
     import json
 
     from surveil.cli import main as cli_main
@@ -81,8 +102,21 @@ def test_trained_checkpoint_runs_in_the_daemon_detector_and_in_surveil_eval(trai
     assert found.xyxy.shape[1] == 4 and (found.xyxy[:, [0, 2]] <= 240 + 1e-3).all()
 
     report = tmp_path / "report.json"
-    status = cli_main(["eval", "--weights", str(trained["model"]), "--data", str(tiny_dataset), "--format", "yolo",
-                       "--split", "train", "--json", str(report)])
+    status = cli_main(
+        [
+            "eval",
+            "--weights",
+            str(trained["model"]),
+            "--data",
+            str(tiny_dataset),
+            "--format",
+            "yolo",
+            "--split",
+            "train",
+            "--json",
+            str(report),
+        ]
+    )
     assert status == 0
     scored = json.loads(report.read_text())
     assert scored["num_images"] > 0 and 0.0 <= scored["ap50"] <= 1.0
@@ -106,8 +140,9 @@ def test_resume_continues_from_the_same_step_and_optimiser_state(trained: dict, 
     for key, value in straight["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     for key, value in straight["optimizer"]["state"].items():
-        torch.testing.assert_close(resumed["optimizer"]["state"][key]["momentum_buffer"], value["momentum_buffer"],
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            resumed["optimizer"]["state"][key]["momentum_buffer"], value["momentum_buffer"], rtol=1e-4, atol=1e-5
+        )
     assert resumed["lr_scheduler"]["last_epoch"] == straight["lr_scheduler"]["last_epoch"]
 
 
@@ -144,7 +179,9 @@ def test_image_path_without_cache_trains(tiny_dataset: Path, backbone_weights: s
 
 
 def test_config_file_then_flags(tmp_path: Path) -> None:
-    (tmp_path / "t.yaml").write_text("train_data: [{format: yolo, path: data, split: train, repeat: 2}]\nepochs: 3\nlr: 0.5\n")
+    (tmp_path / "t.yaml").write_text(
+        "train_data: [{format: yolo, path: data, split: train, repeat: 2}]\nepochs: 3\nlr: 0.5\n"
+    )
     parser = argparse.ArgumentParser()
     tr.add_arguments(parser)
     assert "--train-data" in parser.format_help() and "--no-hflip" in parser.format_help()
@@ -152,7 +189,7 @@ def test_config_file_then_flags(tmp_path: Path) -> None:
     assert (config["epochs"], config["lr"], config["hflip"], config["batch_size"]) == (3, 0.1, False, 4)
     assert config["train_data"] == [f"yolo:{tmp_path / 'data'}@train*2"]
     (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
-    with pytest.raises(tr.TrainingError, match="unknown option.*learning_rate"):
+    with pytest.raises(tr.TrainingError, match=r"unknown option.*learning_rate"):
         tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "bad.yaml")]))
 
 
@@ -160,9 +197,18 @@ def test_config_file_then_flags(tmp_path: Path) -> None:
     "spec, expected",
     [
         ("data/x", {"path": "data/x", "format": "auto", "split": None, "repeat": 1, "sizes": None}),
-        ("mot:/d/PETS@train*3%480,640", {"path": "/d/PETS", "format": "mot", "split": "train", "repeat": 3, "sizes": [480, 640]}),
-        ("yolo:C:/odd:path@test", {"path": "C:/odd:path", "format": "yolo", "split": "test", "repeat": 1, "sizes": None}),
-        ({"path": "p", "repeat": 2, "sizes": [320]}, {"path": "p", "format": "auto", "split": None, "repeat": 2, "sizes": [320]}),
+        (
+            "mot:/d/PETS@train*3%480,640",
+            {"path": "/d/PETS", "format": "mot", "split": "train", "repeat": 3, "sizes": [480, 640]},
+        ),
+        (
+            "yolo:C:/odd:path@test",
+            {"path": "C:/odd:path", "format": "yolo", "split": "test", "repeat": 1, "sizes": None},
+        ),
+        (
+            {"path": "p", "repeat": 2, "sizes": [320]},
+            {"path": "p", "format": "auto", "split": None, "repeat": 2, "sizes": [320]},
+        ),
     ],
 )
 def test_data_specs(spec, expected) -> None:
@@ -184,8 +230,16 @@ def test_main_reports_errors_without_raising(tmp_path: Path, caplog: pytest.LogC
 
 @pytest.mark.parametrize(
     "schedule, step, factor",
-    [("cosine", 0, 0.001), ("cosine", 10, 1.0), ("cosine", 60, 0.5), ("cosine", 110, 0.0),
-     ("step", 5, 0.5005), ("step", 25, 1.0), ("step", 55, 0.1), ("step", 85, 0.01)],
+    [
+        ("cosine", 0, 0.001),
+        ("cosine", 10, 1.0),
+        ("cosine", 60, 0.5),
+        ("cosine", 110, 0.0),
+        ("step", 5, 0.5005),
+        ("step", 25, 1.0),
+        ("step", 55, 0.1),
+        ("step", 85, 0.01),
+    ],
 )
 def test_warmup_then_decay(schedule, step, factor) -> None:
     config = {**tr.DEFAULTS, "warmup_iters": 10, "epochs": 11, "lr_schedule": schedule, "lr_steps": [5, 8]}

@@ -58,7 +58,7 @@ def test_box_moves_with_the_pixels_under_resize() -> None:
     x1, y1, x2, y2 = out["boxes"][0].round().int().tolist()
     assert (x1, y1, x2, y2) == (20, 40, 60, 96)
     assert resized[0, y1:y2, x1:x2].float().mean() > 250
-    assert resized[0, :, :x1 - 2].float().mean() < 5
+    assert resized[0, :, : x1 - 2].float().mean() < 5
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,14 @@ DownStatus = Callable[[str, str, float], tuple[str, bytes]]  # (camera, reason, 
 
 
 class FleetWatch:
-    def __init__(self, prefix: str, instance: str, own_cameras: Callable[[], set[str]], down_status: DownStatus,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        prefix: str,
+        instance: str,
+        own_cameras: Callable[[], set[str]],
+        down_status: DownStatus,
+        clock: Callable[[], float] = time.time,
+    ):
         self._prefix = prefix.rstrip("/")
         self._instance = instance
         self._own = own_cameras
@@ -33,7 +39,7 @@ class FleetWatch:
         return [f"{self._prefix}/+/available", f"{self._prefix}/fleet/+"]
 
     def observe(self, topic: str, payload: bytes) -> list[tuple[str, bytes]]:
-        rest = topic[len(self._prefix) + 1:] if topic.startswith(self._prefix + "/") else None
+        rest = topic[len(self._prefix) + 1 :] if topic.startswith(self._prefix + "/") else None
         if rest is None:
             return []
         parts = rest.split("/")
@@ -67,4 +73,6 @@ class FleetWatch:
         own = self._own() | {c for i, cameras in self._fleets.items() if i not in self._offline for c in cameras}
         reason = f"its daemon ({instance}) is offline"
         now = self._clock()
-        return [self._down_status(camera, reason, now) for camera in self._fleets.get(instance, []) if camera not in own]
+        return [
+            self._down_status(camera, reason, now) for camera in self._fleets.get(instance, []) if camera not in own
+        ]

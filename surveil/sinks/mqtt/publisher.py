@@ -81,7 +81,9 @@ class MqttEvents(Protocol):
 
     def spool_dropped(self, n: int) -> None: ...  # n more oldest alerts discarded (spool full)
 
-    def spool_writable(self, ok: bool) -> None: ...  # the spool's disk refused a write (False) / takes writes again (True)
+    def spool_writable(
+        self, ok: bool
+    ) -> None: ...  # the spool's disk refused a write (False) / takes writes again (True)
 
     def spool_bypassed(self) -> None: ...  # one alert handed to paho directly because the spool could not take it
 
@@ -133,7 +135,9 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
             context.load_cert_chain(config.cert_file, config.key_file)
     except (OSError, ssl.SSLError, ValueError) as exc:
         files = ", ".join(f"{k}={v}" for k in ("ca_file", "cert_file", "key_file") if (v := getattr(config, k)))
-        raise MqttSetupError(f"mqtt: cannot load the TLS files ({files}): {getattr(exc, 'strerror', None) or exc}") from None
+        raise MqttSetupError(
+            f"mqtt: cannot load the TLS files ({files}): {getattr(exc, 'strerror', None) or exc}"
+        ) from None
     if config.tls_insecure:
         context.check_hostname = False  # the chain is still verified (CERT_REQUIRED)
     return context
@@ -176,7 +180,14 @@ def state_topic(prefix: str, camera: str, kind: str, name: str, rule: str) -> st
 
 def counts_payload(camera: str, kind: str, name: str, rule: str, counts: dict[str, int], ts: float) -> dict[str, Any]:
     """The retained body of a line's or zone's counts (``kind`` is ``lines`` or ``zones``)."""
-    return {"schema_version": COUNTS_SCHEMA_VERSION, "camera": camera, "rule": rule, kind[:-1]: name, "counts": dict(counts), "ts": ts}
+    return {
+        "schema_version": COUNTS_SCHEMA_VERSION,
+        "camera": camera,
+        "rule": rule,
+        kind[:-1]: name,
+        "counts": dict(counts),
+        "ts": ts,
+    }
 
 
 def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
@@ -195,36 +206,68 @@ def _object_id(*parts: str) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9_-]", "_", p) for p in parts)
 
 
-def home_assistant_entities(config: MqttConfig, prefix: str, instance: str, available: str, cameras) -> list[tuple[str, dict[str, Any]]]:
+def home_assistant_entities(
+    config: MqttConfig, prefix: str, instance: str, available: str, cameras
+) -> list[tuple[str, dict[str, Any]]]:
     """(discovery topic, config) of every entity Home Assistant should know about."""
     discovery = config.home_assistant.discovery_prefix.rstrip("/")
     node = _object_id("surveil", instance)
     device = {"identifiers": [node], "name": f"surveil {instance}", "manufacturer": "surveil"}
-    common = {"availability_topic": available, "payload_available": "online", "payload_not_available": "offline", "device": device}
+    common = {
+        "availability_topic": available,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device,
+    }
     out: list[tuple[str, dict[str, Any]]] = []
     for camera in cameras:
         uid = _object_id(node, camera.name, "up")
-        out.append((f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, 'up')}/config", {
-            **common, "name": f"{camera.name} camera", "unique_id": uid, "device_class": "connectivity",
-            "state_topic": status_topic(prefix, camera.name), "value_template": "{{ 'ON' if value_json.up else 'OFF' }}",
-            "json_attributes_topic": status_topic(prefix, camera.name),
-        }))
+        out.append(
+            (
+                f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, 'up')}/config",
+                {
+                    **common,
+                    "name": f"{camera.name} camera",
+                    "unique_id": uid,
+                    "device_class": "connectivity",
+                    "state_topic": status_topic(prefix, camera.name),
+                    "value_template": "{{ 'ON' if value_json.up else 'OFF' }}",
+                    "json_attributes_topic": status_topic(prefix, camera.name),
+                },
+            )
+        )
         for rule in camera.rules:
             if rule.type == "zone_occupancy":
                 uid = _object_id(node, camera.name, rule.zone, rule.id)
-                out.append((f"{discovery}/sensor/{node}/{_object_id(camera.name, rule.zone, rule.id)}/config", {
-                    **common, "name": f"{camera.name} {rule.zone} objects", "unique_id": uid, "unit_of_measurement": "objects",
-                    "state_class": "measurement", "state_topic": state_topic(prefix, camera.name, "zones", rule.zone, rule.id),
-                    "value_template": "{{ value_json.counts.values() | sum }}",
-                }))
+                out.append(
+                    (
+                        f"{discovery}/sensor/{node}/{_object_id(camera.name, rule.zone, rule.id)}/config",
+                        {
+                            **common,
+                            "name": f"{camera.name} {rule.zone} objects",
+                            "unique_id": uid,
+                            "unit_of_measurement": "objects",
+                            "state_class": "measurement",
+                            "state_topic": state_topic(prefix, camera.name, "zones", rule.zone, rule.id),
+                            "value_template": "{{ value_json.counts.values() | sum }}",
+                        },
+                    )
+                )
                 continue
             uid = _object_id(node, camera.name, rule.id)
-            out.append((f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, rule.id)}/config", {
-                **common, "name": f"{camera.name} {rule.id}", "unique_id": uid,
-                "state_topic": alert_topic(prefix, camera.name, rule.id),
-                "value_template": "{{ 'OFF' if value_json.phase == 'end' else 'ON' }}",
-                "json_attributes_topic": alert_topic(prefix, camera.name, rule.id),
-            }))
+            out.append(
+                (
+                    f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, rule.id)}/config",
+                    {
+                        **common,
+                        "name": f"{camera.name} {rule.id}",
+                        "unique_id": uid,
+                        "state_topic": alert_topic(prefix, camera.name, rule.id),
+                        "value_template": "{{ 'OFF' if value_json.phase == 'end' else 'ON' }}",
+                        "json_attributes_topic": alert_topic(prefix, camera.name, rule.id),
+                    },
+                )
+            )
     return out
 
 
@@ -262,7 +305,9 @@ class MqttPublisher:
         self.instance = config.instance_name
         self._own_cameras: set[str] = set()
         self._fleet_watch = FleetWatch(
-            self._prefix, self.instance, lambda: set(self._own_cameras),
+            self._prefix,
+            self.instance,
+            lambda: set(self._own_cameras),
             lambda camera, reason, ts: (status_topic(self._prefix, camera), status_payload(camera, False, reason, ts)),
         )
         self.client_id = config.client_id or default_client_id(self.instance)
@@ -320,7 +365,11 @@ class MqttPublisher:
         self._emit_spool_size()
         log.info(
             "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
-            self._config.host, self._config.port, self.client_id, self._prefix, len(self._spool),
+            self._config.host,
+            self._config.port,
+            self.client_id,
+            self._prefix,
+            len(self._spool),
         )
         self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
         self._client.loop_start()
@@ -336,7 +385,9 @@ class MqttPublisher:
         """
         deadline = time.monotonic() + timeout
         with self._cond:
-            self._cond.wait_for(lambda: not self._ready or (len(self._spool) == 0 and not self._direct), timeout=timeout / 2)
+            self._cond.wait_for(
+                lambda: not self._ready or (len(self._spool) == 0 and not self._direct), timeout=timeout / 2
+            )
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
@@ -355,7 +406,9 @@ class MqttPublisher:
     def publish_alert(self, alert: AlertUpdate) -> None:
         """Spool the alert durably; the sender thread delivers it when the broker is reachable."""
         topic = alert_topic(self._prefix, alert.camera, alert.rule)
-        payload = redact_json(alert.to_json(published_at=time.time())).encode("utf-8")  # backstop: no config secret leaves
+        payload = redact_json(alert.to_json(published_at=time.time())).encode(
+            "utf-8"
+        )  # backstop: no config secret leaves
         with self._append_lock:
             before = self._spool.dropped
             try:
@@ -397,8 +450,16 @@ class MqttPublisher:
     def publish_fleet(self, cameras: list[str], index: int | str, instances: int) -> None:
         """Retained ``<prefix>/fleet/<instance>``: the cameras this instance runs; re-published after every reconnect."""
         self._own_cameras = set(cameras)
-        body = {"instance": self.instance, "cameras": cameras, "shard": {"index": index, "instances": instances}, "ts": time.time()}
-        self._publish_retained(fleet_topic(self._prefix, self.instance), json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+        body = {
+            "instance": self.instance,
+            "cameras": cameras,
+            "shard": {"index": index, "instances": instances},
+            "ts": time.time(),
+        }
+        self._publish_retained(
+            fleet_topic(self._prefix, self.instance),
+            json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"),
+        )
 
     def publish_state(self, camera: str, kind: str, name: str, rule: str, body: dict[str, Any]) -> None:
         """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>/<rule>``."""
@@ -469,7 +530,9 @@ class MqttPublisher:
         return client
 
     def _on_log(self, client: mqtt.Client, userdata: Any, level: int, text: str) -> None:
-        if level == mqtt.MQTT_LOG_ERR:  # e.g. "failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] ..."
+        if (
+            level == mqtt.MQTT_LOG_ERR
+        ):  # e.g. "failed to receive on socket: [SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] ..."
             self._socket_error = text
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
@@ -686,7 +749,9 @@ class MqttPublisher:
 
     def _note_outage(self, reason: str) -> None:
         if self._outage_since is not None:
-            if reason != self._outage_reason:  # a new cause is news (refused -> TLS error); the same one each retry is not
+            if (
+                reason != self._outage_reason
+            ):  # a new cause is news (refused -> TLS error); the same one each retry is not
                 self._outage_reason = reason
                 log.warning("MQTT: broker %s:%d still unavailable: %s", self._config.host, self._config.port, reason)
             else:
@@ -696,7 +761,10 @@ class MqttPublisher:
         self._outage_reason = reason
         log.warning(
             "MQTT: broker %s:%d unavailable: %s; spooling alerts and retrying (back-off %.2f-%.1f s)",
-            self._config.host, self._config.port, reason, *self._reconnect,
+            self._config.host,
+            self._config.port,
+            reason,
+            *self._reconnect,
         )
 
     def _note_connected(self) -> None:
@@ -705,7 +773,10 @@ class MqttPublisher:
         else:
             log.info(
                 "MQTT: connected to %s:%d after %.1f s unavailable; %d alert(s) spooled to send",
-                self._config.host, self._config.port, time.monotonic() - self._outage_since, len(self._spool),
+                self._config.host,
+                self._config.port,
+                time.monotonic() - self._outage_since,
+                len(self._spool),
             )
         self._outage_since = None
         self._socket_error = ""
@@ -716,7 +787,9 @@ class MqttPublisher:
         with self._spool_state_lock:
             first, self._spool_error = self._spool_error is None, reason
         if first:
-            log.error("MQTT: %s; alerts go to the broker directly, not durably, until the disk takes writes again", reason)
+            log.error(
+                "MQTT: %s; alerts go to the broker directly, not durably, until the disk takes writes again", reason
+            )
             self._emit("spool_writable", False)
 
     def _note_spool_ok(self) -> None:
@@ -740,7 +813,8 @@ class MqttPublisher:
             self._drop_warned = True
             log.warning(
                 "MQTT: spool full (%d); dropping the oldest alerts (%d dropped so far)",
-                self._spool.max_items, self._spool.dropped,
+                self._spool.max_items,
+                self._spool.dropped,
             )
         self._emit("spool_dropped", n)
 
