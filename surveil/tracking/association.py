@@ -25,7 +25,13 @@ def center_closeness(
     height_a, height_b = (a[:, 3] - a[:, 1])[:, None], (b[:, 3] - b[:, 1])[None, :]
     scale = np.maximum(np.maximum(height_a, height_b), 1.0)
     gate = np.reshape(np.asarray(max_distance, np.float64), (-1, 1)) if np.ndim(max_distance) else max_distance
-    closeness = np.clip(1.0 - distance / (gate * scale), 0.0, 1.0)
+    reach = gate * scale  # the distance at which closeness falls to 0
+    # Divide only where the ratio is below 1 (elsewhere closeness is 0 anyway): a tiny reach (ByteTrack's
+    # gate ramps up from 0 with the time since a track's last match, so a subnormal time gives a subnormal
+    # gate) would overflow ``distance / reach``, and a reach of 0 would give inf or NaN.
+    near = distance < reach
+    ratio = np.divide(distance, reach, out=np.ones(near.shape, np.result_type(distance, reach)), where=near)
+    closeness = 1.0 - ratio
     similar_size = np.maximum(height_a, height_b) <= max_size_ratio * np.maximum(np.minimum(height_a, height_b), 1e-6)
     return np.where(similar_size, closeness, 0.0).astype(np.float32)
 
