@@ -21,7 +21,8 @@ import pytest
 import yaml
 
 from surveil.config import CameraConfig
-from surveil.video.source import CaptureOpenError, open_video_capture, reason_kind
+from surveil.video.diagnose import reason_kind
+from surveil.video.opening import CaptureOpenError, open_video_capture
 from tests.support.polling import free_port, wait_until
 from tests.support.surveil_cli import SHIPPED_MODEL, closed_port, start_surveil, stop_surveil
 

@@ -15,18 +15,15 @@ import pytest
 
 from surveil.config import CameraConfig
 from surveil.types import Frame
-from surveil.video.source import (
+from surveil.video.opening import (
     FFMPEG_OPTIONS_ENV,
-    Backoff,
-    CameraSource,
     CaptureOpenError,
-    NullCaptureEvents,
-    Pacer,
-    RateLimiter,
     ensure_ffmpeg_capture_options,
     mask_url,
     open_video_capture,
 )
+from surveil.video.pacing import Backoff, Pacer, RateLimiter
+from surveil.video.source import CameraSource, NullCaptureEvents
 from tests.support.media import Clip
 from tests.support.polling import free_port, wait_until
 from tests.support.rtsp import RtspServer

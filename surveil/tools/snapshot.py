@@ -14,7 +14,7 @@ import cv2
 from surveil.analysis.render import Overlay, draw, draw_grid
 from surveil.config import CameraConfig, ConfigError, load_config
 from surveil.rules import build_geometry
-from surveil.video.source import CaptureOpenError, open_video_capture
+from surveil.video.opening import CaptureOpenError, open_video_capture
 
 EXIT_USAGE = 2
 
