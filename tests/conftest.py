@@ -33,6 +33,46 @@ def _forget_remembered_secrets() -> Iterator[None]:
     redact.forget_all()
 
 
+# ---------------------------------------------------------------- the fast tier
+# `pytest -m "not slow"` starts no broker, daemon, browser or RTSP server: a test that does must be
+# marked slow, or its launch fails (tests/support/fast_tier.py).
+_RUNNING: dict[str, pytest.Item | None] = {"item": None}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    _RUNNING["item"] = item
+    try:
+        return (yield)
+    finally:
+        _RUNNING["item"] = None
+
+
+# A test that asks for one of these fixtures starts a real service: it is slow by definition.
+SERVICE_FIXTURES = frozenset({"mosquitto_broker", "mosquitto_broker_factory", "mqtt_collector", "rtsp_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _running_test_is_slow() -> bool:
+    item = _RUNNING["item"]
+    return item is None or item.get_closest_marker("slow") is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_guard() -> Iterator[None]:
+    from tests.support.fast_tier import guard_daemon_run, guard_popen
+
+    undo = [guard_popen(_running_test_is_slow), guard_daemon_run(_running_test_is_slow)]
+    yield
+    for step in undo:
+        step()
+
+
 # fixtures that start real services, shared by all test modules
 from tests.support.media import h264_clip  # noqa: E402,F401
 from tests.support.mqtt_broker import mosquitto_broker, mosquitto_broker_factory, mqtt_collector  # noqa: E402,F401

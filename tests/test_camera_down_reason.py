@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 
@@ -145,14 +144,12 @@ CASES = [
 def test_open_failure_names_its_cause(kind: str, label: str, words: str, fake_rtsp, tmp_path) -> None:
     url = endpoint(kind, fake_rtsp, tmp_path)
     camera = CameraConfig(name="cam", url=url, open_timeout_s=2, read_timeout_s=2)
-    started = time.monotonic()
-    with pytest.raises(CaptureOpenError) as caught:
+    with pytest.raises(CaptureOpenError) as caught:  # a probe that hangs fails at the test's timeout
         open_video_capture(camera)
     message = str(caught.value)
     assert words in message, message
     assert reason_kind(message) == label, message
     assert SECRET not in message
-    assert time.monotonic() - started < 15
 
 
 @pytest.mark.slow

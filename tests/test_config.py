@@ -265,6 +265,7 @@ def test_output_paths_resolve_against_the_state_folder(tmp_path, state_dir_optio
     ],
     ids=["schema-error", "missing-model-file"],
 )
+@pytest.mark.slow
 def test_run_command_exits_2_on_unusable_config(tmp_path, text, expected):
     path = write(tmp_path, text)
     result = subprocess.run(

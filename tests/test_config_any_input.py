@@ -102,6 +102,7 @@ def test_every_input_exits_0_or_2_with_a_message(tmp_path):
     ("case_id", "data", "status", "fragments"),
     [c for c in INPUTS if c[0] in ("non-utf8-byte", "deep-flow", "zero-bytes")],
 )
+@pytest.mark.slow
 def test_run_exits_2_on_the_same_inputs(tmp_path, case_id, data, status, fragments):
     result = run_surveil(_write(tmp_path, case_id, data))
     assert result.returncode == 2, result.stderr
@@ -156,6 +157,7 @@ CHECKPOINTS = [
 
 
 @pytest.mark.parametrize(("case_id", "make", "fragments"), CHECKPOINTS, ids=[c[0] for c in CHECKPOINTS])
+@pytest.mark.slow
 def test_damaged_checkpoint_is_named_and_exits_2(tmp_path, case_id, make, fragments):
     weights = tmp_path / "model.pt"
     make(weights)
@@ -182,6 +184,7 @@ def test_damaged_checkpoint_is_named_and_exits_2(tmp_path, case_id, make, fragme
 # ---------------------------------------------------------------- reload
 
 
+@pytest.mark.slow
 def test_sighup_with_any_bad_file_is_logged_and_ignored(tmp_path):
     """The daemon keeps running through a reload of every bad input above, and still reloads a good file."""
     config = tmp_path / "site.yaml"

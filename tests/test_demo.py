@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -72,16 +71,13 @@ def test_demo_from_a_bare_clone_alerts_and_stops_cleanly(tmp_path, mosquitto_bro
             assert 'data-camera="plaza"' in response.read().decode()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/cameras/plaza/latest.jpg", timeout=5) as response:
             assert response.headers["Content-Type"] == "image/jpeg" and response.read()[:2] == b"\xff\xd8"
-        started = time.monotonic()
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
-        elapsed = time.monotonic() - started
+        output, _ = process.communicate(timeout=20)  # systemd's TimeoutStopSec: a stop that takes longer is killed
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
     assert process.returncode == 0, output
-    assert elapsed < 10, f"stop took {elapsed:.1f} s"
     assert "Traceback" not in output, output
     assert wait_until(lambda: subscriber.on_topic(AVAILABLE)[-1].payload == b"offline", 5)
     alerts = [json.loads(m.payload) for m in subscriber.messages if "/alerts/" in m.topic]

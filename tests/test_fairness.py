@@ -29,8 +29,10 @@ from tests.support.polling import wait_until
 class FakeClock:
     def __init__(self) -> None:
         self.now = 0.0
+        self.reads = 0
 
     def __call__(self) -> float:
+        self.reads += 1
         return self.now
 
 
@@ -86,11 +88,18 @@ def test_a_camera_that_stops_delivering_does_not_hold_up_full_batches():
     assert (
         len(board.take_batch(2, 1.0, threading.Event())) == 1
     )  # the max_wait flush (waited 0 s: clock frozen -> delivering=1)
+    # the reference: a full batch is taken without waiting; count the clock reads that costs
+    board.put(Frame("down", 1, 0.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
+    board.put(Frame("up", 1, 0.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
+    reads = clock.reads
+    assert len(board.take_batch(2, 1000.0, threading.Event(), poll_s=0.01)) == 2
+    reads_without_waiting = clock.reads - reads
     clock.now = 10.0  # "down" has delivered nothing for 10 s
-    board.put(Frame("up", 1, 10.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
-    started = time.monotonic()
+    board.put(Frame("up", 2, 10.0, 0.0, np.zeros((1, 1, 3), np.uint8)))
+    reads = clock.reads
+    # with the clock frozen, any wait for "down" would loop (and re-read the clock) until the test's timeout
     assert [f.camera for f in board.take_batch(2, 1000.0, threading.Event(), poll_s=0.01)] == ["up"]
-    assert time.monotonic() - started < 0.5
+    assert clock.reads - reads <= reads_without_waiting, "take_batch waited for a camera that stopped delivering"
 
 
 class SlowDetector:
@@ -106,6 +115,7 @@ class SlowDetector:
         return [Detections.empty() for _ in images]
 
 
+@pytest.mark.slow
 def test_daemon_gives_a_25fps_camera_and_three_10fps_cameras_detector_time(tmp_path):
     fast = make_h264_clip(tmp_path / "fast.mp4", seconds=4, fps=25, width=160, height=120)
     slow = make_h264_clip(tmp_path / "slow.mp4", seconds=4, fps=10, width=160, height=120)

@@ -75,6 +75,7 @@ def test_provider_without_probes_is_404():
         server.close()
 
 
+@pytest.mark.slow
 def test_daemon_probes(tmp_path):
     """A real daemon (scene clip + a camera that stays down): ready once the scene delivers; not live when a thread dies."""
     with running_daemon(tmp_path) as daemon:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 import yaml
 
 from surveil.config import load_config
@@ -37,6 +38,7 @@ def write_config(path, clip, state, right_polygon_b):
     path.write_text(yaml.safe_dump(config))
 
 
+@pytest.mark.slow
 def test_reload_keeps_unchanged_cameras_and_restarts_changed_ones(tmp_path):
     clip = make_scene_clip(tmp_path / "scene.mp4")
     path = tmp_path / "site.yaml"

@@ -172,12 +172,14 @@ def _surveil(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
         ([], {"SURVEIL_SHARD": "1/"}, "SURVEIL_SHARD: expected INDEX/INSTANCES"),
     ],
 )
+@pytest.mark.slow
 def test_run_exits_2_on_a_malformed_shard(tmp_path, args, env, message):
     result = _surveil("run", "-c", _write(tmp_path), *args, env=env)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_run_with_auto_index_and_no_ordinal_exits_2(tmp_path):
     result = _surveil("run", "-c", _write(tmp_path, "sharding: {instances: 3, index: auto}\n"))
     hostname = subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import cv2
 import yaml
 
@@ -52,10 +50,8 @@ def test_snapshot_of_a_file_camera_draws_zones_lines_and_grid(tmp_path, capsys):
 def test_snapshot_errors_exit_2_without_leaking_the_password(tmp_path, capsys):
     url = f"rtsp://viewer:{PASSWORD}@127.0.0.1:{free_port()}/stream1"
     config = write_config(tmp_path / "site.yaml", url=url, open_timeout_s=1)
-    started = time.monotonic()
     assert main(["snapshot", "-c", config, "cam", "-o", str(tmp_path / "x.jpg")]) == 2
     err = capsys.readouterr().err
-    assert time.monotonic() - started < 10
     assert "camera cam: cannot open" in err and "open_timeout_s" in err and PASSWORD not in err
     assert not (tmp_path / "x.jpg").exists()
     assert main(["snapshot", "-c", config, "nope", "-o", str(tmp_path / "x.jpg")]) == 2

@@ -127,6 +127,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("case_id", "make"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.slow
 def test_startup_failure_is_a_message_and_exit_2(folder, case_id, make):
     holder: list = []
     try:

@@ -206,9 +206,8 @@ def test_live_streams_are_capped_and_end_when_the_server_closes(serve):
     response = connection.getresponse()
     assert response.status == 200
     assert wait_for_status(server, "/cameras/yard/live.mjpeg", 503)
-    started = time.monotonic()
-    server.close()
-    assert time.monotonic() - started < 3
+    server.close()  # returns (a hung close fails the test at its timeout)
+    assert response.read() is not None  # the stream has ended: read() to EOF returns
     connection.close()
 
 

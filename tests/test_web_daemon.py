@@ -16,6 +16,8 @@ from tests.support.pixels import outline_hits
 from tests.support.polling import wait_until
 from tests.support.scene import HEIGHT, WIDTH
 
+pytestmark = pytest.mark.slow  # a real broker / a running daemon in every test
+
 TOKEN = "reloaded-token-0123456789"
 
 

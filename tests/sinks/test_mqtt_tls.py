@@ -24,6 +24,8 @@ from tests.support.alerts import make_alert
 from tests.support.mqtt_broker import MosquittoBroker, find_mosquitto
 from tests.support.polling import free_port, wait_until
 
+pytestmark = pytest.mark.slow  # a real broker / a running daemon in every test
+
 USER, PASSWORD = "alice", "s3cret-pass"
 
 
