@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from surveil.config import Config
 from surveil.types import Detections
+from surveil.video.clips import read_clip
 from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
@@ -161,14 +162,8 @@ def test_motion_gating_is_off_by_default():
 
 def quiet_clip(tmp_path, still_s: int = 4):
     """The scene clip with ``still_s`` seconds of empty, still picture before and after it."""
-    import cv2
-
     scene = make_scene_clip(tmp_path / "scene.mp4")
-    capture = cv2.VideoCapture(str(scene.path))
-    frames = []
-    while (ok := capture.read())[0]:
-        frames.append(ok[1])
-    capture.release()
+    frames = [frame.image for frame in read_clip(scene.path)]
     still = [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * (still_s * FPS)
     frames = still + frames + still
     path = tmp_path / "quiet.mp4"

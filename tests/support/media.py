@@ -8,14 +8,16 @@ Fixtures (session scope, import them into a conftest to share):
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+
+from surveil.video.clips import read_clip
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -37,15 +39,17 @@ class Clip:
 
 def clip_frames(path: Path, indices: tuple[int, ...]) -> list[np.ndarray]:
     """Frames ``indices`` (0-based) of the video at ``path``, BGR as OpenCV decodes them."""
-    capture = cv2.VideoCapture(str(path))
-    out = []
-    for index in indices:
-        capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-        ok, frame = capture.read()
-        assert ok, f"cannot read frame {index} of {path}"
-        out.append(frame)
-    capture.release()
-    return out
+    start = min(indices)
+    every = math.gcd(*(index - start for index in indices)) or 1
+    wanted = set(indices)
+    frames = {
+        frame.index: frame.image
+        for frame in read_clip(path, every=every, offset=start, limit=(max(indices) - start) // every + 1)
+        if frame.index in wanted
+    }
+    missing = sorted(wanted - frames.keys())
+    assert not missing, f"cannot read frames {missing} of {path}"
+    return [frames[index] for index in indices]
 
 
 def require_ffmpeg() -> str:
