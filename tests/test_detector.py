@@ -8,17 +8,11 @@ import pytest
 import torch
 
 from surveil.config import DetectorConfig
+from surveil.detection.agreement import detection_agreement
 from surveil.detection.checkpoints import ModelLoadError, load_coco_model, read_checkpoint
-from surveil.detection.factory import detection_agreement
-from surveil.detection.torch_detector import (
-    HostStaging,
-    TorchDetector,
-    frames_to_tensors,
-    group_by_shape,
-    keep_mask,
-    pad_batch,
-    resolve_thresholds,
-)
+from surveil.detection.preprocessing import HostStaging, frames_to_tensors, group_by_shape, pad_batch
+from surveil.detection.protocol import keep_mask, resolve_thresholds
+from surveil.detection.torch_detector import TorchDetector
 from tests.support.media import clip_frames
 from tests.support.models import random_checkpoint
 

@@ -20,16 +20,10 @@ import numpy as np
 import pytest
 
 from surveil.config import DetectorConfig
+from surveil.detection.agreement import detection_agreement
 from surveil.detection.checkpoints import ModelLoadError
-from surveil.detection.factory import (
-    OnnxDetector,
-    cache_key,
-    cached_onnx,
-    create_detector,
-    detection_agreement,
-    openvino_precision,
-    resolve_backend,
-)
+from surveil.detection.factory import create_detector, resolve_backend
+from surveil.detection.runtimes import OnnxDetector, cache_key, cached_onnx, openvino_precision
 from surveil.detection.torch_detector import TorchDetector
 from tests.support.media import clip_frames
 
@@ -135,7 +129,7 @@ def test_export_is_cached_by_checkpoint_and_input_size(cache_dir, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("exported again although the cache holds this checkpoint at this size")
 
-    monkeypatch.setattr("surveil.detection.factory.export_onnx", no_export)
+    monkeypatch.setattr("surveil.detection.runtimes.export_onnx", no_export)
     assert cached_onnx(config(), cache_dir) == first and first.stat().st_mtime_ns == stamp
     assert cache_key(config()) != cache_key(DetectorConfig(weights=str(MODEL), min_size=640))
 
@@ -144,7 +138,7 @@ def test_backend_choice(monkeypatch):
     assert DetectorConfig().backend == "torch"
     assert resolve_backend(config(backend="onnxruntime")) == "onnxruntime"
     available = {"openvino": False, "onnxruntime": True}
-    monkeypatch.setattr("surveil.detection.factory.backend_available", lambda b: b == "torch" or available[b])
+    monkeypatch.setattr("surveil.detection.runtimes.backend_available", lambda b: b == "torch" or available[b])
     assert resolve_backend(config(backend="auto")) == "onnxruntime"
     available["openvino"] = True
     assert resolve_backend(config(backend="auto")) == "openvino"
