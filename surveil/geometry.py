@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 
 Anchor = Literal["bottom_center", "center"]
+Box = Sequence[float] | np.ndarray  # one xyxy box: a tuple, a list or a row of an (N, 4) array
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,16 +34,22 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
     return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
 
-def box_centre(xyxy: Sequence[float]) -> tuple[float, float]:
+def box_tuple(xyxy: Box) -> tuple[float, float, float, float]:
+    """``xyxy`` as four Python floats (what ``Track.xyxy`` holds)."""
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return (x1, y1, x2, y2)
+
+
+def box_centre(xyxy: Box) -> tuple[float, float]:
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     return ((x1 + x2) / 2.0, (y1 + y2) / 2.0)
 
 
-def box_height(xyxy: Sequence[float]) -> float:
+def box_height(xyxy: Box) -> float:
     return max(float(xyxy[3]) - float(xyxy[1]), 0.0)
 
 
-def anchor_point(xyxy: Sequence[float], anchor: Anchor = "bottom_center") -> tuple[float, float]:
+def anchor_point(xyxy: Box, anchor: Anchor = "bottom_center") -> tuple[float, float]:
     """The point of a box that decides where an object is: its feet (bottom centre) or its centre."""
     x1, y1, x2, y2 = (float(v) for v in xyxy)
     if anchor == "center":

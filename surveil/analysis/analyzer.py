@@ -50,7 +50,7 @@ class CameraAnalyzer:
         self.snapshots = snapshots
         self._thresholds = operating_thresholds
         self.on_state = on_state  # the pipeline that owns the analyser right now sets this
-        self._published_state: dict[tuple[str, str], dict[str, int]] = {}
+        self._published_state: dict[tuple[str, str, str], dict[str, int]] = {}  # (rule, kind, name) -> values
         self._stream = StreamState(up=True, reason="", since=0.0)
         self._last: tuple[np.ndarray, Overlay] | None = None
         self._lock = threading.Lock()
@@ -155,11 +155,14 @@ class CameraAnalyzer:
         return None if last is None else draw(*last)
 
     def _with_snapshots(self, ctx: FrameContext, updates: list[AlertUpdate]) -> list[AlertUpdate]:
+        image = ctx.image
+        if image is None:  # a tick (``is_tick``): no picture to keep or draw on
+            return updates
         overlay = self.overlay(ctx)
-        self._last = (ctx.image, overlay)
+        self._last = (image, overlay)
         if not self.snapshots or not updates:
             return updates
-        jpeg = encode_jpeg(draw(ctx.image, overlay))
+        jpeg = encode_jpeg(draw(image, overlay))
         return [dataclasses.replace(u, snapshot_jpeg=jpeg) if u.phase != "end" else u for u in updates]
 
     def _report_state(self) -> None:

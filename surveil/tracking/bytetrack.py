@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from surveil.geometry import anchor_point, box_iou
+from surveil.geometry import anchor_point, box_iou, box_tuple
 from surveil.tracking.association import center_closeness, hungarian
 from surveil.types import Detections, Track
 
@@ -147,7 +147,7 @@ class _TrackState:
             track_id=self.track_id,
             camera=camera,
             class_id=self.class_id,
-            xyxy=tuple(float(v) for v in box),
+            xyxy=box_tuple(box),
             confidence=self.confidence,
             first_seen=self.first_seen,
             last_seen=self.last_seen,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from surveil.geometry import anchor_point
+from surveil.geometry import anchor_point, box_tuple
 from surveil.types import Detections, Track
 
 
@@ -75,7 +75,12 @@ class TrackersByteTrack:
         )
         out = self._tracker.update(given, timestamp=float(now))
         tracks = []
-        for xyxy, score, class_id, track_id in zip(out.xyxy, out.confidence, out.class_id, out.tracker_id):
+        scores, class_ids, track_ids = out.confidence, out.class_id, out.tracker_id
+        if scores is None or class_ids is None or track_ids is None:  # the trackers always fill them in
+            raise TypeError(
+                f"the {type(self._tracker).__name__} tracker returned detections without scores, classes or ids"
+            )
+        for xyxy, score, class_id, track_id in zip(out.xyxy, scores, class_ids, track_ids):
             if track_id < 0:
                 continue  # not confirmed yet
             seen = self._seen.setdefault(
@@ -89,7 +94,7 @@ class TrackersByteTrack:
                     track_id=int(track_id),
                     camera=self.camera,
                     class_id=int(class_id),
-                    xyxy=tuple(float(v) for v in xyxy),
+                    xyxy=box_tuple(xyxy),
                     confidence=float(score),
                     first_seen=seen.first_seen,
                     last_seen=now,

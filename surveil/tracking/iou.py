@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from surveil.geometry import anchor_point, box_iou
+from surveil.geometry import anchor_point, box_iou, box_tuple
 from surveil.tracking.association import center_closeness as _center_closeness
 from surveil.tracking.association import centres as _centres
 from surveil.tracking.association import hungarian as _hungarian
@@ -48,7 +48,7 @@ class _TrackState:
             track_id=self.track_id,
             camera=camera,
             class_id=self.class_id,
-            xyxy=tuple(float(v) for v in self.xyxy),
+            xyxy=box_tuple(self.xyxy),
             confidence=self.confidence,
             first_seen=self.first_seen,
             last_seen=self.last_seen,
