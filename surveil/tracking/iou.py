@@ -25,6 +25,9 @@ from surveil.tracking.association import centres as _centres
 from surveil.tracking.association import hungarian as _hungarian
 from surveil.types import Detections, Track
 
+# Frames closer together than this (no camera delivers 1,000 fps) do not update a velocity.
+MIN_VELOCITY_STEP_S = 1e-3
+
 
 @dataclass
 class _TrackState:
@@ -138,7 +141,7 @@ class IouTracker:
     def _apply_match(self, track: _TrackState, detections: Detections, index: int, now: float) -> None:
         new_box = detections.xyxy[index].astype(np.float32).copy()
         dt = now - track.last_seen
-        if dt > 0:
+        if dt >= MIN_VELOCITY_STEP_S:  # a shorter step says nothing about speed (and overflows float32)
             moved = (_centres(new_box[None])[0] - _centres(track.xyxy[None])[0]) / dt
             track.velocity = moved if track.hits == 1 else 0.5 * track.velocity + 0.5 * moved
         track.xyxy = new_box

@@ -107,3 +107,15 @@ def test_distance_stage_respects_size_and_class():
     # a box far bigger nearby is another object, not the same one
     tracks = tracker.update(dets([25, 40, 85, 220]), now=1)
     assert first not in {t.track_id for t in tracks if t.missed == 0}
+
+
+@pytest.mark.parametrize("tiny_step", [1e-50, 5e-324, 1e-9])
+def test_a_vanishing_time_step_keeps_the_walker_and_its_velocity_finite(tiny_step):
+    """Updates a sub-millisecond apart once overflowed the float32 velocity (inf/NaN) and gave the
+    same walker a new id at the next frame."""
+    tracker = IouTracker("cam", iou_threshold=0.3, max_missed=2, min_hits=1)
+    with np.errstate(all="raise"):
+        first = tracker.update(dets([0, 0, 10, 20]), now=0.0)
+        tracker.update(dets([1, 0, 11, 20]), now=tiny_step)
+        last = tracker.update(dets([2, 0, 12, 20]), now=1.0)
+    assert [t.track_id for t in last] == [t.track_id for t in first]
