@@ -4,7 +4,9 @@
 
 The pipeline routes each camera's frames to its :class:`CameraAnalyzer`; benches, tests and
 ``surveil analyse`` call :meth:`CameraAnalyzer.process` directly, so there is one copy of this
-wiring. Counts for dashboards (line crossings, zone occupancy) leave through ``on_state``.
+wiring. Counts for dashboards (line crossings, zone occupancy) leave through ``on_state``; a bench or
+test that needs to see each step (the tracks, the alert updates) sets ``on_step`` instead of
+replacing ``process`` or the tracker's ``update``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from surveil.tracking import Tracker, make_tracker
 from surveil.types import AlertUpdate, Detections, Frame
 
 StateCallback = Callable[[str, StateReport, dict[str, int]], None]  # (camera, report, previously reported values)
+StepObserver = Callable[[FrameContext, list[AlertUpdate]], None]  # (the context with its tracks, the step's updates)
 
 
 class CameraAnalyzer:
@@ -40,6 +43,7 @@ class CameraAnalyzer:
         snapshots: bool = False,
         book: IncidentBook | None = None,
         on_state: StateCallback = lambda camera, report, previous: None,
+        on_step: StepObserver | None = None,
     ):
         self.camera = camera
         self.tracker = tracker
@@ -50,6 +54,7 @@ class CameraAnalyzer:
         self.snapshots = snapshots
         self._thresholds = operating_thresholds
         self.on_state = on_state  # the pipeline that owns the analyser right now sets this
+        self.on_step = on_step  # sees every step, frames and ticks alike; must not modify what it is given
         self._published_state: dict[tuple[str, str, str], dict[str, int]] = {}  # (rule, kind, name) -> values
         self._stream = StreamState(up=True, reason="", since=0.0)
         self._last: tuple[np.ndarray, Overlay] | None = None
@@ -104,6 +109,8 @@ class CameraAnalyzer:
             if not ctx.is_tick:
                 updates = self._with_snapshots(ctx, updates)
             self._report_state()
+            if self.on_step is not None:
+                self.on_step(ctx, updates)
             return updates
 
     def close(self, now: float, ts_wall: float, reason: str = "stopped") -> list[AlertUpdate]:
