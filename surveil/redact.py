@@ -3,63 +3,227 @@
 Two mechanisms, used together wherever text leaves the process (log records, MQTT payloads,
 camera status reasons, exception messages, CLI errors):
 
-- **URL rules**, which need no config: the password in a URL's userinfo
-  (``rtsp://user:pass@host`` → ``rtsp://user:***@host``) and the value of every query
-  parameter whose name looks like a secret (``pwd``, ``password``, ``token``, ``key``,
-  ``signature``, ...; see ``SECRET_NAME``) become ``***``.
-- **Known secrets**: every secret value of a loaded config (camera URL passwords and secret
-  query values, the MQTT password; see ``config_secrets``) is remembered by
-  :func:`remember` and replaced by ``***`` wherever it appears, in any form (also
-  percent-encoded), whatever surrounds it: a URL in an FFmpeg or OpenCV message, a
-  ``repr()``, a traceback. Secrets shorter than ``MIN_SECRET_LENGTH`` characters are
-  only removed by the URL rules (replacing every "ab" in every log line would destroy the
-  logs, not protect the password).
+- **URL rules**, which need no config. A URL is cut up the way FFmpeg's ``av_url_split`` cuts it
+  (OpenCV hands stream URLs to FFmpeg), not the way RFC 3986 or ``urllib`` would:
 
-``RedactingFilter`` applies both to every log record; ``configure_logging`` puts it on the
-root handler, so no logger can bypass it.
+  - the scheme is case-insensitive, and up to two ``/`` may follow its ``:`` (``rtsp:host``,
+    ``RTSP:/host`` and ``rtsp://host`` are one URL to FFmpeg);
+  - the authority runs to the first ``/``, ``?`` or ``#`` (a space does not end it: a password
+    may hold one); the userinfo ends at the **last** ``@`` in the authority and the password is
+    everything after its first ``:`` (``rtsp://admin:p@ss@host`` → ``rtsp://admin:***@host``);
+  - the value of every parameter whose name looks like a secret (``passcode``, ``pwd``,
+    ``X-Amz-Signature``, ``api_key``, ...; see :func:`is_secret_name`) becomes ``***``.
+
+  It **fails closed**: when what follows a scheme cannot be split safely — a port that is not a
+  number (``rtsp://admin:secret``), a broken IPv6 bracket, an ``@`` after the authority that
+  another parser would read as the userinfo end, a ``%3A`` in a user name that decodes to a
+  password separator — everything after the scheme is masked whole: ``rtsp://***``.
+- **Known secrets**: every secret value of a loaded config (camera URL passwords and secret
+  query values as :func:`url_secrets` finds them, the MQTT password; see ``config_secrets``) is
+  remembered by :func:`remember` and replaced by ``***`` wherever it appears, in any form (also
+  percent-encoded or decoded), whatever surrounds it: a URL in an FFmpeg or OpenCV message, a
+  ``repr()``, a traceback. Secrets shorter than ``MIN_SECRET_LENGTH`` characters are only removed
+  by the URL rules (replacing every "ab" in every log line would destroy the logs, not protect
+  the password).
+
+:func:`redact_url` knows its whole argument is one URL (a config value), so a URL's end is
+its end; :func:`redact` reads free text (a log line, an exception), where a URL ends at its
+authority's end or at the first white space of its path. ``RedactingFilter`` applies both
+mechanisms to every log record; ``configure_logging`` puts it on the root handler, so no logger
+can bypass it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterable
-from typing import Any
-from urllib.parse import quote, unquote
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
 
-# Query / form parameter names whose values are secrets (matched as whole name or suffix/prefix part).
-SECRET_NAME = re.compile(
-    r"(?i)^(?:.*[_.-])?(pass|passwd|password|pwd|pw|passphrase|secret|token|access_?token|api_?key|apikey|key|auth|"
-    r"authorization|signature|sig|credential|credentials|session|sessionid|sid|jwt|bearer)(?:[_.-].*)?$"
+# Parameter names whose values are secrets. Anywhere in the (lower-cased) name:
+_SECRET_WORDS = re.compile(
+    r"pass|pwd|secret|token|auth|cred|signature|session|jwt|bearer|cookie|private|ticket|api_?key|otp"
 )
-# scheme://userinfo@ : the password is whatever follows the first ':' in the userinfo.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@:?#'\"]*):([^\s/@?#'\"]*)@")
+# As a whole part of the name (split at '_', '.', '-') or as its end (``accesskey``, ``urlsig``):
+_SECRET_PARTS = frozenset({"pw", "key", "sig", "sid", "code", "pin", "hash", "hmac", "sign", "hdnts"})
+_SECRET_ENDS = ("key", "sig", "sid", "pw")
+
+# Where a URL starts in free text: any scheme followed by '://', or a stream scheme FFmpeg knows
+# followed by ':' and at most one '/' (av_url_split skips up to two; 'rtsp:host/x' is a URL).
+_STREAM_SCHEMES = r"rtsps?|rtspu|rtmp[a-z]{0,2}|https?|mmsh?|mmst|srt|rist|rtp|udp|tcp|tls|ftp|sftp|smb|icecast|hls"
+_SCHEME = re.compile(rf"(?i)(?<![a-z0-9+.\-])(?:[a-z][a-z0-9+.\-]{{0,31}}://|(?:{_STREAM_SCHEMES}):/?(?=[^\s/]))")
+_WHOLE_SCHEME = re.compile(r"(?i)\s*(?:[a-z][a-z0-9+.\-]{0,31}://|[a-z][a-z0-9+.\-]{1,31}:/{0,2}(?=[^\s]))")
+# host[:port] after the userinfo: a bracketed IPv6 literal or a plain host, then digits only
+# after ':'; in free text the punctuation a sentence puts after a URL may follow.
+_HOSTPORT = re.compile(r"(?:\[[^\]\s/?#@\[]*\]|[^\s\[\]/?#@:]*)(?::\d*)?[)\]'\",.;:>]*")
 # name=value pairs in a query string or anywhere in a line (Dahua/Hikvision put them in paths too).
-_PAIR = re.compile(r"(?i)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{1,64})=([^&;\s'\"#<>,)]*)")
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;\s'\"#<>,)]*)")
+# ... and in a whole URL, where the value runs to the next separator, white space included.
+_PAIR_WHOLE = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;#]*)")
+
+_SPACE = re.compile(r"\s")
 
 _lock = threading.Lock()
 _known: tuple[str, ...] = ()  # longest first
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter of this name carries a secret (``passcode``, ``X-Amz-Signature``, ``accessKey``)."""
+    lowered = name.lower()
+    if _SECRET_WORDS.search(lowered) or lowered.endswith(_SECRET_ENDS):
+        return True
+    return any(part in _SECRET_PARTS for part in re.split(r"[_.\-\[\]]+", lowered))
+
+
+class _Span(NamedTuple):
+    """What follows one scheme: text[start:end] is shown as ``shown``; ``secrets`` were in it."""
+
+    start: int
+    end: int
+    shown: str
+    secrets: list[str]
+
+
 def redact_url(url: str | int) -> str:
-    """A URL (or any text) with userinfo passwords, secret-named parameters and known secrets masked."""
-    return redact(str(url))
+    """A URL (or any text) with userinfo passwords, secret-named parameters and known secrets masked.
+
+    The whole argument is taken as one URL when it starts with a scheme (a config value): its
+    end is the URL's end, so a space in a password or a parameter value is masked with it."""
+    text = _replace_known(str(url))
+    if not _WHOLE_SCHEME.match(text):
+        return _redact_free(text)
+    return _apply(text, _whole_url_spans(text))
 
 
 def redact(text: str) -> str:
     """``text`` with every secret masked (URL rules and known secrets)."""
     if not text:
         return text
+    return _redact_free(_replace_known(text))
+
+
+def url_secrets(url: str | int) -> list[str]:
+    """The secret parts of one URL (or of the URLs in a text, such as a file path the config
+    resolved around an ``RTSP:/...`` value): the userinfo password, the values of secret-named
+    parameters, and the whole rest of a URL that cannot be split safely."""
+    text = str(url)
+    spans = list(_whole_url_spans(text)) if _WHOLE_SCHEME.match(text) else list(_free_spans(text))
+    found = [s for span in spans for s in span.secrets]
+    if not _WHOLE_SCHEME.match(text):
+        found += [m.group(2) for m in _PAIR.finditer(text) if _is_secret_pair(m)]
+    return [s for s in dict.fromkeys(found) if s and s != MASK]
+
+
+def _replace_known(text: str) -> str:
     for secret in _known:
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _USERINFO.sub(lambda m: f"{m.group(1)}{m.group(2)}:{MASK}@", text)
-    return _PAIR.sub(_mask_pair, text)
+    return text
+
+
+def _redact_free(text: str) -> str:
+    return _PAIR.sub(_mask_pair, _apply(text, _free_spans(text)))
+
+
+def _apply(text: str, spans: Iterable[_Span]) -> str:
+    out, done = [], 0
+    for span in spans:
+        out += [text[done : span.start], span.shown]
+        done = span.end
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _whole_url_spans(text: str) -> Iterator[_Span]:
+    """The one span of a whole URL: authority masked, then its path, query and fragment."""
+    match = _WHOLE_SCHEME.match(text)
+    assert match is not None
+    span = _authority_span(text, match.end(), len(text), whole=True)
+    if span.shown == MASK:
+        yield span
+        return
+    rest = text[span.end :]
+    secrets = span.secrets + [m.group(2) for m in _PAIR_WHOLE.finditer(rest) if _is_secret_pair(m)]
+    yield _Span(span.start, len(text), span.shown + _PAIR_WHOLE.sub(_mask_pair, rest), secrets)
+
+
+def _free_spans(text: str) -> Iterator[_Span]:
+    """One span per URL authority found in free text, left to right, never overlapping."""
+    position = 0
+    while (match := _SCHEME.search(text, position)) is not None:
+        line_end = len(text)
+        for stop in "\r\n":
+            found = text.find(stop, match.end())
+            if found >= 0:
+                line_end = min(line_end, found)
+        span = _authority_span(text, match.end(), line_end, whole=False)
+        yield span
+        position = max(span.end, match.end())
+
+
+def _authority_span(text: str, start: int, limit: int, *, whole: bool) -> _Span:
+    """Split ``text[start:limit]`` after a scheme as av_url_split does; mask the password, or
+    everything up to the end of the URL when it cannot be split safely."""
+    auth_end = _first_of(text, "/?#", start, limit)
+    # the end of the URL as far as it can be known: its end, or the first white space of its path
+    url_end = limit if whole else _first_space(text, auth_end, limit)
+    authority = text[start:auth_end]
+    at = authority.rfind("@")
+    userinfo, host = (authority[:at], authority[at + 1 :]) if at >= 0 else (None, authority)
+    if not whole:
+        host = re.split(r"\s", host, maxsplit=1)[0]
+    host_end = start + (at + 1 if at >= 0 else 0) + len(host)
+    whole_mask = _Span(start, url_end, MASK, [text[start:url_end], *_greedy_password(text, start, url_end)])
+    if _HOSTPORT.fullmatch(host) is None:
+        return whole_mask
+    tail = text[auth_end:url_end]
+    if "@" in tail and ":" in text[start : auth_end + tail.rfind("@")]:
+        return whole_mask  # 'rtsp://u:pa/ss@h/': FFmpeg ends the authority at '/', other parsers at '@'
+    if userinfo is None:
+        return _Span(start, host_end, text[start:host_end], [])
+    shown, secrets = _mask_userinfo(userinfo)
+    return _Span(start, host_end, f"{shown}@{host}", secrets)
+
+
+def _mask_userinfo(userinfo: str) -> tuple[str, list[str]]:
+    user, colon, password = userinfo.partition(":")
+    if "%3a" in user.lower() or (not colon and "@" in user):
+        return MASK, [userinfo]  # decodes to a ':' (a password after it), or an ambiguous '@'
+    if not colon or not password:
+        return userinfo, []
+    return f"{user}:{MASK}", [password]
+
+
+def _greedy_password(text: str, start: int, end: int) -> list[str]:
+    """The password as a parser that ends the userinfo at the last '@' of the whole URL sees it."""
+    at = text.rfind("@", start, end)
+    userinfo = text[start:at] if at >= 0 else ""
+    return [userinfo.partition(":")[2]] if ":" in userinfo else []
+
+
+def _first_of(text: str, chars: str, start: int, limit: int) -> int:
+    found = [i for i in (text.find(c, start, limit) for c in chars) if i >= 0]
+    return min(found, default=limit)
+
+
+def _first_space(text: str, start: int, limit: int) -> int:
+    match = _SPACE.search(text, start, limit)
+    return match.start() if match else limit
+
+
+def _is_secret_pair(match: re.Match[str]) -> bool:
+    return bool(match.group(2)) and match.group(2) != MASK and is_secret_name(match.group(1))
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    return f"{match.group(1)}={MASK}" if _is_secret_pair(match) else match.group(0)
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
@@ -67,17 +231,21 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 def redact_json(text: str) -> str:
     """``redact`` inside the string literals of a JSON document only: a secret such as ``null`` or
-    ``1883`` can never turn a value or a number into ``***`` and break the document."""
+    ``1883`` can never turn a value or a number into ``***`` and break the document. Each literal
+    is decoded first (a secret with a quote or a backslash is escaped in JSON) and encoded again."""
     if not text:
         return text
-    return _JSON_STRING.sub(lambda m: redact(m.group(0)), text)
+    return _JSON_STRING.sub(_redact_json_string, text)
 
 
-def _mask_pair(match: re.Match[str]) -> str:
-    name, value = match.group(1), match.group(2)
-    if value and value != MASK and SECRET_NAME.match(name):
-        return f"{name}={MASK}"
-    return match.group(0)
+def _redact_json_string(match: re.Match[str]) -> str:
+    literal = match.group(0)
+    try:
+        value = json.loads(literal)
+    except ValueError:  # not a valid literal: masked whole if it holds a secret
+        return literal if redact(literal) == literal else f'"{MASK}"'
+    shown = redact(value)
+    return literal if shown == value else json.dumps(shown, ensure_ascii=False)
 
 
 def remember(secrets: Iterable[str | None]) -> None:
@@ -87,9 +255,16 @@ def remember(secrets: Iterable[str | None]) -> None:
     for secret in secrets:
         if not secret:
             continue
-        for form in (secret, unquote(secret), quote(secret, safe=""), quote(secret, safe="!$&'()*+,;=:")):
-            if len(form) >= MIN_SECRET_LENGTH:
-                forms.add(form)
+        variants = (
+            secret,
+            unquote(secret),
+            unquote_plus(secret),
+            quote(secret, safe=""),
+            quote(secret, safe="!$&'()*+,;=:"),
+            quote_plus(secret, safe=""),
+            json.dumps(secret)[1:-1],
+        )
+        forms.update(form for form in variants if len(form) >= MIN_SECRET_LENGTH and form != MASK)
     with _lock:
         _known = tuple(sorted(set(_known) | forms, key=len, reverse=True))
 
@@ -99,14 +274,6 @@ def forget_all() -> None:
     global _known
     with _lock:
         _known = ()
-
-
-def url_secrets(url: str | int) -> list[str]:
-    """The secret parts of one URL: the userinfo password and the values of secret-named parameters."""
-    text = str(url)
-    found = [m.group(3) for m in _USERINFO.finditer(text) if m.group(3)]
-    found += [m.group(2) for m in _PAIR.finditer(text) if m.group(2) and SECRET_NAME.match(m.group(1))]
-    return found
 
 
 def secret_value(value: Any) -> str | None:
