@@ -63,10 +63,13 @@ _WHOLE_SCHEME = re.compile(r"(?i)\s*(?:[a-z][a-z0-9+.\-]{0,31}://|[a-z][a-z0-9+.
 # host[:port] after the userinfo: a bracketed IPv6 literal or a plain host, then digits only
 # after ':'; in free text the punctuation a sentence puts after a URL may follow.
 _HOSTPORT = re.compile(r"(?:\[[^\]\s/?#@\[]*\]|[^\s\[\]/?#@:]*)(?::\d*)?[)\]'\",.;:>]*")
-# name=value pairs in a query string or anywhere in a line (Dahua/Hikvision put them in paths too).
-_PAIR = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;\s'\"#<>,)]*)")
-# ... and in a whole URL, where the value runs to the next separator, white space included.
-_PAIR_WHOLE = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=([^&;#]*)")
+# "name=" where a parameter starts: in a query, a fragment, a path (Dahua and Hikvision put them
+# there) or anywhere in a line. Names that are no secret consume nothing, so 'a=1;pwd=x' is seen.
+_PARAM_NAME = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=")
+# Where a secret value ends: in a whole URL at the next '&' or '#' (';', ',', ')' and spaces may be
+# part of it); in free text also at white space and at the quotes and brackets that close a URL.
+_VALUE_END_WHOLE = re.compile(r"[&#]")
+_VALUE_END_FREE = re.compile(r"[&#\s\"<>]")
 
 _SPACE = re.compile(r"\s")
 
@@ -117,7 +120,7 @@ def url_secrets(url: str | int) -> list[str]:
     spans = list(_whole_url_spans(text)) if _WHOLE_SCHEME.match(text) else list(_free_spans(text))
     found = [s for span in spans for s in span.secrets]
     if not _WHOLE_SCHEME.match(text):
-        found += [m.group(2) for m in _PAIR.finditer(text) if _is_secret_pair(m)]
+        found += [s for span in _pair_spans(text, _VALUE_END_FREE) for s in span.secrets]
     return [s for s in dict.fromkeys(found) if s and s != MASK]
 
 
@@ -129,7 +132,8 @@ def _replace_known(text: str) -> str:
 
 
 def _redact_free(text: str) -> str:
-    return _PAIR.sub(_mask_pair, _apply(text, _free_spans(text)))
+    text = _apply(text, _free_spans(text))
+    return _apply(text, _pair_spans(text, _VALUE_END_FREE))
 
 
 def _apply(text: str, spans: Iterable[_Span]) -> str:
@@ -146,12 +150,13 @@ def _whole_url_spans(text: str) -> Iterator[_Span]:
     match = _WHOLE_SCHEME.match(text)
     assert match is not None
     span = _authority_span(text, match.end(), len(text), whole=True)
+    pairs = list(_pair_spans(text[match.end() :], _VALUE_END_WHOLE))
+    secrets = span.secrets + [s for pair in pairs for s in pair.secrets]
     if span.shown == MASK:
-        yield span
+        yield span._replace(secrets=secrets)
         return
     rest = text[span.end :]
-    secrets = span.secrets + [m.group(2) for m in _PAIR_WHOLE.finditer(rest) if _is_secret_pair(m)]
-    yield _Span(span.start, len(text), span.shown + _PAIR_WHOLE.sub(_mask_pair, rest), secrets)
+    yield _Span(span.start, len(text), span.shown + _apply(rest, _pair_spans(rest, _VALUE_END_WHOLE)), secrets)
 
 
 def _free_spans(text: str) -> Iterator[_Span]:
@@ -180,7 +185,8 @@ def _authority_span(text: str, start: int, limit: int, *, whole: bool) -> _Span:
     if not whole:
         host = re.split(r"\s", host, maxsplit=1)[0]
     host_end = start + (at + 1 if at >= 0 else 0) + len(host)
-    whole_mask = _Span(start, url_end, MASK, [text[start:url_end], *_greedy_password(text, start, url_end)])
+    parsed = _mask_userinfo(userinfo)[1] if userinfo is not None else []
+    whole_mask = _Span(start, url_end, MASK, [text[start:url_end], *_greedy_password(text, start, url_end), *parsed])
     if _HOSTPORT.fullmatch(host) is None:
         return whole_mask
     tail = text[auth_end:url_end]
@@ -218,12 +224,19 @@ def _first_space(text: str, start: int, limit: int) -> int:
     return match.start() if match else limit
 
 
-def _is_secret_pair(match: re.Match[str]) -> bool:
-    return bool(match.group(2)) and match.group(2) != MASK and is_secret_name(match.group(1))
-
-
-def _mask_pair(match: re.Match[str]) -> str:
-    return f"{match.group(1)}={MASK}" if _is_secret_pair(match) else match.group(0)
+def _pair_spans(text: str, value_end: re.Pattern[str]) -> Iterator[_Span]:
+    """One span per value of a secret-named parameter in ``text``."""
+    position = 0
+    while (match := _PARAM_NAME.search(text, position)) is not None:
+        position = match.end()
+        if not is_secret_name(match.group(1)):
+            continue
+        stop = value_end.search(text, match.end())
+        end = stop.start() if stop else len(text)
+        value = text[match.end() : end]
+        if value and value != MASK:
+            yield _Span(match.end(), end, MASK, [value])
+        position = max(position, end)
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
