@@ -64,10 +64,32 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class ReportKind:
+    """What a state report counts: its name (``StateReport.kind``, the MQTT topic level), the
+    subject key of its retained payload, and whether its counts are totals that only grow
+    (added up across recordings, a Prometheus counter) or a level now (a gauge)."""
+
+    name: str
+    subject: str
+    cumulative: bool
+    metric: str  # the Prometheus family the counts feed (labels: camera, subject name, rule, count key)
+
+
+LINE_COUNTS = ReportKind("lines", "line", cumulative=True, metric="surveil_line_crossings_total")
+ZONE_COUNTS = ReportKind("zones", "zone", cumulative=False, metric="surveil_zone_objects")
+REPORT_KINDS: dict[str, ReportKind] = {k.name: k for k in (LINE_COUNTS, ZONE_COUNTS)}
+
+
+def report_kind(name: str) -> ReportKind:
+    """The :class:`ReportKind` of ``StateReport.kind`` (KeyError for an unknown one)."""
+    return REPORT_KINDS[name]
+
+
+@dataclass(frozen=True)
 class StateReport:
     """A value for dashboards rather than an alert: counts per line or zone."""
 
-    kind: str  # "lines" or "zones"
+    kind: str  # a ReportKind's name: "lines" or "zones"
     name: str
     values: dict[str, int]
     rule: str = ""  # the rule that counts (two rules may count one line with different class filters)
@@ -90,9 +112,13 @@ class Rule(Protocol):
     type: str
     severity: str
     policy: IncidentPolicy
-    zone: str | None
-    line: str | None
     handles_ticks: bool  # evaluated on status ticks without a frame (stream health)
+
+    @property
+    def zone(self) -> str | None: ...  # the zone it watches, if any
+
+    @property
+    def line(self) -> str | None: ...  # the line it watches, if any
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]: ...
 

@@ -18,7 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from surveil.geometry import Anchor, anchor_point, box_height, segments_cross, signed_side
-from surveil.rules.base import Condition, FrameContext, IncidentPolicy, Line, RuleBase, StateReport, class_filter
+from surveil.rules.base import (
+    LINE_COUNTS,
+    Condition,
+    FrameContext,
+    IncidentPolicy,
+    Line,
+    RuleBase,
+    StateReport,
+    class_filter,
+)
 from surveil.types import Track
 
 
@@ -32,6 +41,7 @@ class _Side:
 
 class LineCrossingRule(RuleBase):
     type = "line_crossing"
+    line: str
 
     def __init__(
         self,
@@ -101,4 +111,4 @@ class LineCrossingRule(RuleBase):
         return self.track_condition(track, self.anchor, {"direction": direction, "counts": dict(self.counts)})
 
     def state(self) -> list[StateReport]:
-        return [StateReport("lines", self.line, dict(self.counts), rule=self.id)]
+        return [StateReport(LINE_COUNTS.name, self.line, dict(self.counts), rule=self.id)]

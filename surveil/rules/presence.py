@@ -51,7 +51,7 @@ class ZonePresence:
         for track_id in [i for i in self._streaks if i not in alive]:
             del self._streaks[track_id]
             self._first_inside.pop(track_id, None)
-        return [(t, self._streaks[t.track_id].entered_at) for t in candidates if self._is_in(t.track_id)]
+        return [(t, entered) for t in candidates if (entered := self._entered_at(t.track_id)) is not None]
 
     def _observe(self, track_id: int, inside: bool, now: float) -> None:
         streak = self._streaks.setdefault(track_id, _Streak())
@@ -80,6 +80,7 @@ class ZonePresence:
         streak = self._streaks.get(track_id)
         return None if streak is None else streak.last_inside_at
 
-    def _is_in(self, track_id: int) -> bool:
+    def _entered_at(self, track_id: int) -> float | None:
+        """When the track entered, if it is inside now (None: outside, or not inside long enough yet)."""
         streak = self._streaks.get(track_id)
-        return streak is not None and streak.entered_at is not None
+        return None if streak is None else streak.entered_at

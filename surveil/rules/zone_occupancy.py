@@ -6,12 +6,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 from surveil.geometry import Anchor
-from surveil.rules.base import Condition, FrameContext, IncidentPolicy, RuleBase, StateReport, Zone
+from surveil.rules.base import ZONE_COUNTS, Condition, FrameContext, IncidentPolicy, RuleBase, StateReport, Zone
 from surveil.rules.presence import ZonePresence
 
 
 class ZoneOccupancyRule(RuleBase):
     type = "zone_occupancy"
+    zone: str
 
     def __init__(
         self,
@@ -39,4 +40,4 @@ class ZoneOccupancyRule(RuleBase):
         return []
 
     def state(self) -> list[StateReport]:
-        return [StateReport("zones", self.zone, dict(self._counts), rule=self.id)]
+        return [StateReport(ZONE_COUNTS.name, self.zone, dict(self._counts), rule=self.id)]
