@@ -18,7 +18,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from surveil.config import WebConfig
-from surveil.web.server import BOUNDARY, CameraView, RateMeter, WebServer, public_reason, render_index
+from surveil.service.status import CameraView
+from surveil.web.server import BOUNDARY, WebServer, public_reason, render_index
 
 TOKEN = "0123456789abcdef-token"
 
@@ -285,16 +286,6 @@ def test_disabled_views_leave_metrics(serve):
     assert get(server, "/")[0] == 404
     assert get(server, "/cameras/gate/latest.jpg")[0] == 404
     assert get(server, "/metrics")[0] == 200
-
-
-def test_rate_meter():
-    meter = RateMeter(window_s=5)
-    assert meter.rate(0.0) == 0.0
-    for i in range(11):
-        meter.tick(100 + i * 0.5)  # 2 per second
-    assert meter.rate(105.0) == pytest.approx(2.0)
-    assert meter.rate(200.0) == 0.0
-    assert meter.count == 11
 
 
 def test_render_index_without_cameras():

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from surveil.config import WebConfig
-from surveil.web.server import CameraView, WebServer
+from surveil.service.status import CameraView
+from surveil.web.server import WebServer
 from tests.support.browser import ARTIFACTS, chromium_page, image_ready, require_browser
 from tests.support.polling import wait_until
 

@@ -22,7 +22,8 @@ from surveil.service.metrics import Metrics
 from surveil.service.pipeline import Health, Pipeline, PipelineError, build_analyzers, load_detector
 from surveil.service.sdnotify import Notifier
 from surveil.service.startup import preflight
-from surveil.web.server import CameraView, WebServer
+from surveil.service.status import CameraView
+from surveil.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ class Daemon:
             time.monotonic(),
         )  # the supervisor's latest check, for /healthz
 
+    @property
+    def pipeline(self) -> Pipeline | None:
+        """The running pipeline (None before the first starts); a reload replaces it. Read-only."""
+        return self._pipeline
+
     # ------------------------------------------------------------------ signals
 
     def install_signal_handlers(self) -> None:
@@ -75,8 +81,8 @@ class Daemon:
     def run(self) -> int:
         """Start everything, supervise until asked to stop; returns the exit status."""
         self._start_http()
-        self._pipeline = Pipeline(self.config, self.metrics, detector=self._detector)
-        self._pipeline.start()
+        pipeline = self._pipeline = Pipeline(self.config, self.metrics, detector=self._detector)
+        pipeline.start()
         cameras = len(self.config.enabled_cameras)
         self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
         shard = self.config.sharding
@@ -165,7 +171,9 @@ class Daemon:
                     self._reload()
                 except Exception:  # a bug; the health check below still notices a pipeline it left stopped
                     log.exception("reload failed; keeping the running configuration")
-            health = self._pipeline.housekeeping()
+            pipeline = self._pipeline
+            assert pipeline is not None  # run() starts one before supervising; a reload always leaves one
+            health = pipeline.housekeeping()
             self._health = (health, time.monotonic())
             if not health.threads_alive:
                 log.error(
@@ -194,6 +202,7 @@ class Daemon:
             log.warning("metrics.listen changed; it takes effect at the next restart")
         self.notifier.reloading()
         old_pipeline, old_config = self._pipeline, self.config
+        assert old_pipeline is not None  # reloads happen only while supervising a running pipeline
         try:
             same_model = new_config.detector == old_config.detector
             detector = old_pipeline.detector if same_model else (self._detector or load_detector(new_config))
@@ -207,9 +216,9 @@ class Daemon:
         kept = {name for name, analyzer in analyzers.items() if old_pipeline.analyzers.get(name) is analyzer}
         same_mqtt = new_config.mqtt == old_config.mqtt  # then the connection carries on: no offline/online blip
         # releases the camera handles, and the spool unless the publisher is handed over (never open twice)
-        mqtt = old_pipeline.stop(keep_incidents=kept, hand_over_mqtt=same_mqtt)
+        handed = old_pipeline.stop(keep_incidents=kept, hand_over_mqtt=same_mqtt)
         try:
-            self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers, mqtt=mqtt)
+            self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers, handed=handed)
             self.config = new_config
             if self._http is not None:
                 self._http.configure(new_config.web)  # auth and limits change at once; the server keeps serving
@@ -220,7 +229,7 @@ class Daemon:
                 self.metrics,
                 detector=old_pipeline.detector,
                 analyzers={n: a for n, a in old_pipeline.analyzers.items() if n in kept},
-                mqtt=mqtt,
+                handed=handed,
             )
         self._pipeline.start()
         self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")

@@ -6,18 +6,20 @@ Every metric is listed, with its meaning, in docs/metrics.md.
 
 from __future__ import annotations
 
-import threading
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, PlatformCollector, ProcessCollector
 
 from surveil import __version__
+from surveil.config import CameraConfig, LineConfig
+from surveil.rules import registry as rules_registry
+from surveil.rules.base import LINE_COUNTS, ZONE_COUNTS, StateReport, report_kind
+from surveil.service.status import PROCESSED_FPS_WINDOW_S, ProcessedRate
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64)
-PROCESSED_FPS_WINDOW_S = 10.0
 # why a camera is down (surveil.video.source.diagnose names them; docs/metrics.md explains them)
 DOWN_REASONS = (
     "dns",
@@ -31,31 +33,6 @@ DOWN_REASONS = (
     "read_failed",
     "error",
 )
-
-
-class ProcessedRate:
-    """Events per second per key over a sliding window; one writer thread, one reader thread."""
-
-    def __init__(self, window_s: float):
-        self.window_s = window_s
-        self._times: dict[str, deque[float]] = {}
-        self._since: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def tick(self, key: str, now: float) -> None:
-        with self._lock:
-            self._times.setdefault(key, deque()).append(now)
-            self._since.setdefault(key, now)
-
-    def rate(self, key: str, now: float) -> float:
-        """Events in the last ``window_s`` seconds (or since ``start``, when younger) per second."""
-        with self._lock:
-            times = self._times.setdefault(key, deque())
-            since = self._since.setdefault(key, now)
-            while times and times[0] <= now - self.window_s:
-                times.popleft()
-            span = min(self.window_s, now - since)
-            return len(times) / span if span >= 1.0 else 0.0
 
 
 class Metrics:
@@ -194,6 +171,10 @@ class Metrics:
             ["camera", "zone", "rule", "class"],
             registry=r,
         )
+        # the families a rule's state reports feed, by name (surveil.rules.base.ReportKind.metric)
+        self._state_counters = {LINE_COUNTS.metric: self.line_crossings}
+        self._state_gauges = {ZONE_COUNTS.metric: self.zone_objects}
+        self._rule_series = self._init_rule_series()
         self.queue_depth = Gauge("surveil_queue_depth", "Items waiting between stages.", ["queue"], registry=r)
         self.stage_errors = Counter(
             "surveil_stage_errors_total",
@@ -232,7 +213,7 @@ class Metrics:
             "surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r
         )
 
-    def init_camera(self, camera) -> None:
+    def init_camera(self, camera: CameraConfig) -> None:
         """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""
         name = camera.name
         for family in (
@@ -251,15 +232,47 @@ class Metrics:
         self.set_down_reason(name, None)
         lines = {line.name: line for line in camera.lines}
         for rule in camera.rules:
-            if rule.type == "zone_occupancy":
-                continue
-            self.alerts.labels(name, rule.id)
-            self.incidents_open.labels(name, rule.id)
+            for metric in rules_registry.entry(rule).metrics:
+                self._rule_series[metric](name, rule, lines)
+
+    def _init_rule_series(self) -> dict[str, Callable[[str, Any, dict[str, LineConfig]], None]]:
+        """Per Prometheus family a rule may feed (``RuleEntry.metrics``): create its series at 0."""
+
+        def alerts(camera: str, rule: Any, _lines: dict[str, LineConfig]) -> None:
+            self.alerts.labels(camera, rule.id)
+
+        def incidents_open(camera: str, rule: Any, _lines: dict[str, LineConfig]) -> None:
+            self.incidents_open.labels(camera, rule.id)
+
+        def messages(camera: str, rule: Any, _lines: dict[str, LineConfig]) -> None:
             for phase in ("start", "update", "end"):
-                self.alert_messages.labels(name, rule.id, phase)
-            if rule.type == "line_crossing" and rule.line in lines:
-                for direction in (lines[rule.line].forward, lines[rule.line].backward):
-                    self.line_crossings.labels(name, rule.line, rule.id, direction)
+                self.alert_messages.labels(camera, rule.id, phase)
+
+        def crossings(camera: str, rule: Any, lines: dict[str, LineConfig]) -> None:
+            line = lines.get(rule.line)
+            if line is not None:
+                for direction in (line.forward, line.backward):
+                    self.line_crossings.labels(camera, line.name, rule.id, direction)
+
+        return {
+            "surveil_alerts_total": alerts,
+            "surveil_incidents_open": incidents_open,
+            "surveil_alert_messages_total": messages,
+            LINE_COUNTS.metric: crossings,
+            ZONE_COUNTS.metric: lambda camera, rule, lines: None,  # one series per counted class, made when counted
+        }
+
+    def observe_state(self, camera: str, report: StateReport, previous: dict[str, int]) -> None:
+        """A rule's counts (``StateReport``): totals add their growth to a counter, levels set a gauge."""
+        kind = report_kind(report.kind)
+        if kind.cumulative:
+            counter = self._state_counters[kind.metric]
+            for key, total in report.values.items():
+                counter.labels(camera, report.name, report.rule, key).inc(max(0, total - previous.get(key, 0)))
+        else:
+            gauge = self._state_gauges[kind.metric]
+            for key, count in report.values.items():
+                gauge.labels(camera, report.name, report.rule, key).set(count)
 
     def set_down_reason(self, camera: str, reason: str | None) -> None:
         """``surveil_camera_down_reason{reason}`` = 1 for ``reason`` (None: up), 0 for every other reason."""
@@ -271,7 +284,12 @@ class Metrics:
         self.frames_processed.labels(camera).inc()
         self._processed.tick(camera, now_mono)
 
+    def processed_fps(self, camera: str, now_mono: float) -> float:
+        """Frames of ``camera`` that went through the rules per second, over the last ``PROCESSED_FPS_WINDOW_S``
+        (the one meter behind ``surveil_camera_processed_fps`` and the live view)."""
+        return self._processed.rate(camera, now_mono)
+
     def update_processed_fps(self, cameras: Iterable[str], now_mono: float) -> None:
         """Refresh ``surveil_camera_processed_fps`` (about once a second; it falls to 0 when nothing is processed)."""
         for camera in cameras:
-            self.camera_processed_fps.labels(camera).set(round(self._processed.rate(camera, now_mono), 3))
+            self.camera_processed_fps.labels(camera).set(round(self.processed_fps(camera, now_mono), 3))

@@ -16,13 +16,11 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
@@ -35,13 +33,11 @@ from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.service.frame_board import FrameBoard
 from surveil.service.metrics import Metrics
-from surveil.sinks.jsonl import JsonlAlertSink
-from surveil.sinks.mqtt.publisher import MqttPublisher, MqttSetupError, counts_payload
-from surveil.sinks.spool import AlertSpool
+from surveil.service.status import CameraView
+from surveil.sinks.outputs import Handover, Outputs, SinkSetupError
 from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
 from surveil.video.motion import MotionGate, motion_settings
 from surveil.video.source import CameraSource, reason_kind
-from surveil.web.server import CameraView, RateMeter
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +47,6 @@ _FRAME_VERSIONS = itertools.count(1)  # unique across pipelines, so a reload nev
 
 class PipelineError(Exception):
     """The pipeline cannot be built from this config (the message says why)."""
-
-
-class AlertSink(Protocol):
-    def publish_alert(self, alert: AlertUpdate) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -97,6 +89,8 @@ class _CaptureEvents:
 
 
 class _MqttEvents:
+    """MqttEvents (surveil.sinks.mqtt.events) for the MQTT sink: its metrics."""
+
     def __init__(self, metrics: Metrics):
         self._metrics = metrics
 
@@ -127,17 +121,6 @@ class Health:
     threads_alive: bool
     detector_stalled: bool
     dead_threads: tuple[str, ...]
-
-
-def _open_output(option: str, path: str, opener: Callable[[str], object]):
-    """Open an output file; failure is a PipelineError naming the option, the path and the reason."""
-    try:
-        return opener(path)
-    except (OSError, sqlite3.Error) as exc:
-        raise PipelineError(
-            f"{option}: cannot open {path}: {getattr(exc, 'strerror', None) or exc} "
-            "(is `state_dir` writable for the service user?)"
-        ) from None
 
 
 def load_detector(config: Config) -> Detector:
@@ -200,9 +183,9 @@ class Pipeline:
         detector: Detector | None = None,
         open_capture: Callable | None = None,
         analyzers: dict[str, CameraAnalyzer] | None = None,
-        mqtt: MqttPublisher | None = None,
+        handed: Handover | None = None,
     ):
-        """``mqtt``: a running publisher handed over by the pipeline a reload replaces (see ``stop``);
+        """``handed``: the running MQTT sink handed over by the pipeline a reload replaces (see ``stop``);
         this pipeline then owns it (and its spool) and does not start it again."""
         self.config = config
         self.metrics = metrics
@@ -216,75 +199,53 @@ class Pipeline:
         self._board = FrameBoard(on_drop=lambda camera: metrics.frames_dropped.labels(camera).inc())
         self._analysis: queue.Queue = queue.Queue(maxsize=max(4, 2 * len(cameras)))
         self._stop_detect = threading.Event()
-        self._mqtt_running = mqtt is not None
-        self._sinks, self._mqtt = self._build_sinks(mqtt)
+        try:  # the one place that knows the concrete sinks
+            self._outputs = Outputs(config, _MqttEvents(metrics), handed)
+        except SinkSetupError as exc:
+            raise PipelineError(str(exc)) from None
         events = _CaptureEvents(metrics, self._camera_status)
-        capture_kwargs = {"open_capture": open_capture} if open_capture else {}
-        self._sources = [CameraSource(c, self._board.put, events, **capture_kwargs) for c in cameras]
+        self._sources = [
+            CameraSource(c, self._board.put, events)
+            if open_capture is None
+            else CameraSource(c, self._board.put, events, open_capture=open_capture)
+            for c in cameras
+        ]
         self._threads: list[threading.Thread] = []
         self.last_batch_mono = time.monotonic()
         for camera in cameras:
             metrics.init_camera(camera)
-        if self._mqtt is not None:  # retained, sent once connected (and after every reconnect)
-            self._mqtt.publish_fleet([c.name for c in cameras], config.sharding.index, config.sharding.instances)
-        # for the live view (surveil.web.server.ViewProvider): camera state, analysed-frame rate and version
+        for fleet in self._outputs.fleet:  # retained, sent once connected (and after every reconnect)
+            fleet.publish_fleet([c.name for c in cameras], config.sharding.index, config.sharding.instances)
+        # for the live view (surveil.web.server.ViewProvider): camera state, analysed frames and version;
+        # the analysed-frame rate is the metrics' (surveil_camera_processed_fps), so the two agree
         self._camera_state = {c.name: ("starting", "") for c in cameras}
-        self._rates = {c.name: RateMeter() for c in cameras}
+        self._frames_analysed = dict.fromkeys((c.name for c in cameras), 0)
         self._frame_versions: dict[str, int] = {}
         self._gates = {  # motion gating (only the detect thread touches these)
             c.name: MotionGate(motion_settings(c.motion, config.tracker)) for c in cameras if c.motion.enabled
         }
 
-    def _build_sinks(self, handed: MqttPublisher | None) -> tuple[list[AlertSink], MqttPublisher | None]:
-        sinks: list[AlertSink] = []
-        mqtt = None
-        self._spool = None
-        if handed is not None:  # the same connection and spool carry on: no offline/online blip
-            mqtt, self._spool = handed, handed.spool
-            sinks.append(mqtt)
-        elif self.config.mqtt.enabled:
-            self._spool = _open_output(
-                "mqtt.spool_path",
-                self.config.mqtt.spool_path,
-                lambda path: AlertSpool(path, max_items=self.config.mqtt.spool_max_alerts),
-            )
-            try:
-                mqtt = MqttPublisher(self.config.mqtt, self._spool, _MqttEvents(self.metrics))
-            except MqttSetupError as exc:
-                self._spool.close()
-                raise PipelineError(str(exc)) from None
-            sinks.append(mqtt)
-        if self.config.alerts.jsonl_path:
-            sinks.append(_open_output("alerts.jsonl_path", self.config.alerts.jsonl_path, JsonlAlertSink))
-        return sinks, mqtt
+    @property
+    def outputs(self) -> Outputs:
+        """The sinks this pipeline publishes to (read-only; for tests and diagnostics)."""
+        return self._outputs
 
     def _camera_status(self, camera: str, up: bool, reason: str) -> None:
         self._camera_state[camera] = ("up" if up else "down", reason)
-        if self._mqtt is not None:
-            self._mqtt.publish_camera_status(camera, up, reason)
+        for sink in self._outputs.status:
+            sink.publish_camera_status(camera, up, reason)
         self._status_events.put(_StatusTick(camera, time.monotonic(), time.time(), up=up, reason=reason))
 
     def _publish_state(self, camera: str, report: StateReport, previous: dict[str, int]) -> None:
-        """Counts for dashboards: Prometheus and a retained MQTT topic."""
-        if report.kind == "lines":
-            for direction, total in report.values.items():
-                counter = self.metrics.line_crossings.labels(camera, report.name, report.rule, direction)
-                counter.inc(max(0, total - previous.get(direction, 0)))
-        elif report.kind == "zones":
-            for class_name, count in report.values.items():
-                self.metrics.zone_objects.labels(camera, report.name, report.rule, class_name).set(count)
-        if self._mqtt is not None:
-            body = counts_payload(camera, report.kind, report.name, report.rule, report.values, time.time())
-            self._mqtt.publish_state(camera, report.kind, report.name, report.rule, body)
+        """Counts for dashboards: Prometheus and the state sinks (a retained MQTT topic)."""
+        self.metrics.observe_state(camera, report, previous)
+        for sink in self._outputs.states:
+            sink.publish_counts(camera, report, time.time())
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._mqtt is not None and not self._mqtt_running:
-            self._mqtt.start()
-            self._mqtt_running = True
-        if self._mqtt is not None and self.config.mqtt.home_assistant.enabled:
-            self._mqtt.publish_discovery(self.config.enabled_cameras)
+        self._outputs.start(self.config.enabled_cameras)
         self._threads = [
             threading.Thread(target=self._detect_loop, name="detect", daemon=True),
             threading.Thread(target=self._analyse_loop, name="analyse", daemon=True),
@@ -296,44 +257,29 @@ class Pipeline:
             source.start()
 
     def stop(
-        self, timeout: float = 8.0, keep_incidents: set[str] = frozenset(), hand_over_mqtt: bool = False
-    ) -> MqttPublisher | None:
+        self, timeout: float = 8.0, keep_incidents: Container[str] = frozenset(), hand_over_mqtt: bool = False
+    ) -> Handover | None:
         """Ordered shutdown: capture, then the batch in flight, then analysis, then sinks.
 
         Open incidents end (``end_reason: stopped``) except those of the cameras in
         ``keep_incidents``, whose analysers a reloaded pipeline carries on. With ``hand_over_mqtt``
         the MQTT publisher and its spool stay open and are returned, for the next pipeline
-        (``Pipeline(mqtt=...)``); the spool is never open twice."""
+        (``Pipeline(handed=...)``); the spool is never open twice."""
         deadline = time.monotonic() + timeout
         for source in self._sources:
             source.request_stop()
         for source in self._sources:
             source.stop(timeout=max(0.05, min(2.0, deadline - 4.0 - time.monotonic())))
         self._stop_detect.set()
-        detect, analyse = self._threads or (None, None)
-        if detect is not None:
+        if self._threads:
+            detect, analyse = self._threads
             detect.join(timeout=max(0.1, deadline - time.monotonic() - 2.0))
             self._put_analysis(_STOP, force=True)
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
         self._end_incidents(keep_incidents)
-        closers = [sink.close for sink in self._sinks if sink is not self._mqtt]
-        handed = self._mqtt if hand_over_mqtt else None
-        if (
-            self._mqtt is not None and handed is None
-        ):  # publishes `offline` and flushes what it can, then the spool closes
-            closers = [
-                lambda: self._mqtt.stop(timeout=max(0.5, deadline - time.monotonic())),
-                self._spool.close,
-                *closers,
-            ]
-        for close in closers:
-            try:
-                close()
-            except Exception:
-                log.exception("error while closing an alert sink")
-        return handed
+        return self._outputs.close(deadline, hand_over=hand_over_mqtt)
 
-    def _end_incidents(self, keep: set[str]) -> None:
+    def _end_incidents(self, keep: Container[str]) -> None:
         now, wall = time.monotonic(), time.time()
         for name, analyzer in self.analyzers.items():
             if name in keep:
@@ -472,8 +418,8 @@ class Pipeline:
         self._count_detections(frame.camera, dets[ctx.confident])
         for update in analyzer.process(ctx):
             self._emit(update)
-        self.metrics.frame_processed(frame.camera, time.monotonic())
-        self._rates[frame.camera].tick(time.monotonic())
+        self.metrics.frame_processed(frame.camera, time.monotonic())  # the fps meter of the gauge and the live view
+        self._frames_analysed[frame.camera] += 1
         self._frame_versions[frame.camera] = next(_FRAME_VERSIONS)
         finished = time.monotonic()
         self.metrics.stage_seconds.labels("analyse").observe(finished - started)
@@ -484,8 +430,8 @@ class Pipeline:
     def camera_views(self) -> list[CameraView]:
         now = time.monotonic()
         return [
-            CameraView(name, *self._camera_state[name], fps=rate.rate(now), frames=rate.count)
-            for name, rate in self._rates.items()
+            CameraView(name, *self._camera_state[name], fps=self.metrics.processed_fps(name, now), frames=count)
+            for name, count in self._frames_analysed.items()
         ]
 
     def frame_version(self, camera: str) -> int | None:
@@ -518,7 +464,7 @@ class Pipeline:
             subjects,
             alert.details,
         )
-        for sink in self._sinks:
+        for sink in self._outputs.alerts:
             try:
                 sink.publish_alert(alert)
             except Exception:

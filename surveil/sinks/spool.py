@@ -122,7 +122,9 @@ class AlertSpool:
             if excess > 0:
                 self._count -= excess
                 self._dropped += excess
-            return int(cursor.lastrowid)
+            row_id = cursor.lastrowid
+            assert row_id is not None  # set by the INSERT just committed
+            return row_id
 
     def ack(self, message_id: int) -> None:
         """Delete one delivered message; acking an id that is gone already does nothing."""

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from surveil.config import Config
+from surveil.rules.base import StateReport, report_kind
 from surveil.service.metrics import Metrics
 from surveil.types import AlertUpdate, Frame
 from surveil.video.source import file_fps
@@ -66,7 +67,7 @@ class Summary:
             out.append("alerts: none")
         for (kind, name, rule), values in sorted(self.counts.items()):
             shown = ", ".join(f"{k} {v}" for k, v in sorted(values.items())) or "0"
-            out.append(f"{kind[:-1]} {name} ({rule}): {shown}")
+            out.append(f"{report_kind(kind).subject} {name} ({rule}): {shown}")
         return out
 
 
@@ -116,7 +117,7 @@ def analyse_recordings(
 
         counts: dict[tuple[str, str, str], dict[str, int]] = {}  # this file's running counts
 
-        def state(_camera, report, _previous) -> None:
+        def state(_camera: str, report: StateReport, _previous: dict[str, int]) -> None:
             counts[report.kind, report.name, report.rule] = dict(report.values)  # noqa: B023 (this file's loop)
 
         analyzer.on_state = state
@@ -135,8 +136,8 @@ def analyse_recordings(
         end = max(reader.read / reader.fps, media_now)
         for update in analyzer.close(end, start_time + end, reason="stopped"):
             emit(update)
-        for key, values in counts.items():  # line counts; each file counts from zero, the summary adds them up
-            if key[0] != "lines":
+        for key, values in counts.items():  # totals (line counts); each file counts from zero, the summary adds them up
+            if not report_kind(key[0]).cumulative:
                 continue
             total = summary.counts.setdefault(key, {})
             for k, v in values.items():

@@ -26,9 +26,8 @@ import secrets
 import socket
 import threading
 import time
-from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +41,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from surveil import __version__
 from surveil.analysis.render import encode_jpeg
 from surveil.config import WebConfig
+from surveil.service.status import CameraView
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +55,6 @@ _CAMERA_PATH = re.compile(r"^/cameras/([^/]+)/(latest\.jpg|live\.mjpeg)$")
 # ---------------------------------------------------------------- what the server asks of the daemon
 
 
-@dataclass(frozen=True)
-class CameraView:
-    """One camera as the live view shows it."""
-
-    name: str
-    state: str  # "up", "down" or "starting"
-    reason: str  # e.g. "streaming", "end of file"; may hold a URL: the server strips it
-    fps: float  # frames analysed per second, recently
-    frames: int  # frames analysed since the pipeline started
-
-
 class ViewProvider(Protocol):
     def camera_views(self) -> Sequence[CameraView]: ...
 
@@ -74,27 +63,6 @@ class ViewProvider(Protocol):
 
     def annotated_frame(self, camera: str) -> tuple[Hashable, np.ndarray] | None:
         """(version, the newest analysed frame with its overlay drawn), None before the first; KeyError if unknown."""
-
-
-class RateMeter:
-    """Events per second over the last ``window_s`` seconds (thread-safe enough: one writer)."""
-
-    def __init__(self, window_s: float = 5.0):
-        self.window_s = window_s
-        self._times: deque[float] = deque()
-        self.count = 0
-
-    def tick(self, now: float) -> None:
-        self._times.append(now)
-        self.count += 1
-        while self._times and self._times[0] < now - self.window_s:
-            self._times.popleft()
-
-    def rate(self, now: float) -> float:
-        times = [t for t in list(self._times) if t >= now - self.window_s]
-        if len(times) < 2:
-            return 0.0
-        return (len(times) - 1) / max(now - times[0], 1e-6)
 
 
 # ---------------------------------------------------------------- auth
@@ -107,7 +75,7 @@ class Auth:
 
     def __init__(self, config: WebConfig):
         self._token = config.auth_token.get_secret_value().encode() if config.auth_token else None
-        self._basic = None
+        self._basic: tuple[bytes, bytes] | None = None
         if config.username is not None and config.password is not None:
             self._basic = (config.username.encode(), config.password.get_secret_value().encode())
         secret = b"\0".join(filter(None, [self._token, *(self._basic or ())]))
@@ -145,6 +113,8 @@ class Auth:
             user, _, password = base64.b64decode(value, validate=True).partition(b":")
         except ValueError:
             return False
+        if self._basic is None:
+            return False
         expected_user, expected_password = self._basic
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, expected_password)
 
@@ -177,7 +147,9 @@ class WebServer:
 
     @property
     def host(self) -> str:
-        return self._httpd.server_address[0]
+        host = self._httpd.server_address[0]
+        assert isinstance(host, str)  # an AF_INET / AF_INET6 address: (host, port, ...)
+        return host
 
     @property
     def port(self) -> int:
@@ -271,9 +243,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str, query: dict[str, list[str]]) -> None:
         app = self.app
+        registry = app.registry
         if path in _PROBES:  # Kubernetes probes: no auth, whatever web.enabled says; no URLs in them
             return self._probe(_PROBES[path])
-        if path == "/metrics" and app.registry is None:
+        if path == "/metrics" and registry is None:
             return self._send_text(HTTPStatus.NOT_FOUND, "metrics are disabled (metrics.enabled: false)\n")
         if path != "/metrics" and not app.config.enabled:
             return self._send_text(HTTPStatus.NOT_FOUND, "the live view is disabled (web.enabled: false)\n")
@@ -283,8 +256,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._cookie = how in ("token", "basic")
         if how == "token" and "token" in query and path == "/":
             return self._redirect("/")  # keep the token out of the address bar and the history
-        if path == "/metrics":
-            return self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(app.registry))
+        if path == "/metrics" and registry is not None:  # (None returned 404 above)
+            return self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(registry))
         if path == "/":
             return self._index()
         if path == "/cameras.json":

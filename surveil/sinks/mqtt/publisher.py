@@ -36,89 +36,65 @@ status per camera is kept and re-published after every reconnect.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import re
 import socket
 import ssl
 import sys
 import threading
 import time
 import uuid
-from typing import Any, Protocol
+from collections.abc import Iterable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
-from surveil.config import MqttConfig
+from surveil.config import CameraConfig, MqttConfig
 from surveil.redact import redact_json
+from surveil.rules.base import StateReport
+from surveil.sinks.mqtt.events import GuardedEvents, MqttEvents, NullMqttEvents
 from surveil.sinks.mqtt.fleet import FleetWatch
+from surveil.sinks.mqtt.home_assistant import home_assistant_entities
+from surveil.sinks.mqtt.retained import (
+    COUNTS_SCHEMA_VERSION,
+    STATUS_SCHEMA_VERSION,
+    RetainedState,
+    counts_payload,
+    encode,
+    fleet_payload,
+    status_payload,
+)
+from surveil.sinks.mqtt.topics import alert_topic, availability_topic, fleet_topic, state_topic, status_topic
 from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
 from surveil.types import AlertUpdate
 
 log = logging.getLogger(__name__)
 
-STATUS_SCHEMA_VERSION = 1
-COUNTS_SCHEMA_VERSION = 1
-
-
-class MqttEvents(Protocol):
-    """Callbacks the wiring module implements (metrics, systemd status).
-
-    They are called from the publisher's threads (paho's network thread, the sender thread
-    and the caller of ``publish_alert``); they must be quick and must not block.
-    """
-
-    def connection_changed(self, connected: bool) -> None: ...
-
-    def published(self, topic: str) -> None: ...  # one alert confirmed by the broker
-
-    def publish_failed(self, reason: str) -> None: ...  # an alert the broker rejected or paho refused
-
-    def spool_size(self, n: int) -> None: ...  # messages now waiting in the spool
-
-    def spool_dropped(self, n: int) -> None: ...  # n more oldest alerts discarded (spool full)
-
-    def spool_writable(
-        self, ok: bool
-    ) -> None: ...  # the spool's disk refused a write (False) / takes writes again (True)
-
-    def spool_bypassed(self) -> None: ...  # one alert handed to paho directly because the spool could not take it
-
-
-class NullMqttEvents:
-    """An :class:`MqttEvents` that ignores everything."""
-
-    def connection_changed(self, connected: bool) -> None:
-        pass
-
-    def published(self, topic: str) -> None:
-        pass
-
-    def publish_failed(self, reason: str) -> None:
-        pass
-
-    def spool_size(self, n: int) -> None:
-        pass
-
-    def spool_dropped(self, n: int) -> None:
-        pass
-
-    def spool_writable(self, ok: bool) -> None:
-        pass
-
-    def spool_bypassed(self) -> None:
-        pass
+__all__ = [  # the names this module has always offered; some now live in the modules beside it
+    "COUNTS_SCHEMA_VERSION",
+    "STATUS_SCHEMA_VERSION",
+    "MqttEvents",
+    "MqttPublisher",
+    "MqttSetupError",
+    "NullMqttEvents",
+    "alert_topic",
+    "availability_topic",
+    "counts_payload",
+    "default_client_id",
+    "describe_connect_error",
+    "fleet_topic",
+    "home_assistant_entities",
+    "state_topic",
+    "status_payload",
+    "status_topic",
+    "tls_context",
+]
 
 
 class MqttSetupError(ValueError):
     """The MQTT client cannot be set up from this config (e.g. an unreadable CA or key file)."""
-
-
-def availability_topic(prefix: str, instance: str) -> str:
-    return f"{prefix}/{instance}/available"
 
 
 def default_client_id(instance: str) -> str:
@@ -162,115 +138,6 @@ def describe_connect_error(exc: BaseException | None) -> str:
     return f"cannot connect: {getattr(exc, 'strerror', None) or exc}"
 
 
-def alert_topic(prefix: str, camera: str, rule: str) -> str:
-    return f"{prefix}/{camera}/alerts/{rule}"
-
-
-def status_topic(prefix: str, camera: str) -> str:
-    return f"{prefix}/{camera}/status"
-
-
-def fleet_topic(prefix: str, instance: str) -> str:
-    return f"{prefix}/fleet/{instance}"
-
-
-def state_topic(prefix: str, camera: str, kind: str, name: str, rule: str) -> str:
-    return f"{prefix}/{camera}/{kind}/{name}/{rule}"
-
-
-def counts_payload(camera: str, kind: str, name: str, rule: str, counts: dict[str, int], ts: float) -> dict[str, Any]:
-    """The retained body of a line's or zone's counts (``kind`` is ``lines`` or ``zones``)."""
-    return {
-        "schema_version": COUNTS_SCHEMA_VERSION,
-        "camera": camera,
-        "rule": rule,
-        kind[:-1]: name,
-        "counts": dict(counts),
-        "ts": ts,
-    }
-
-
-def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
-    body = {
-        "schema_version": STATUS_SCHEMA_VERSION,
-        "camera": camera,
-        "up": up,
-        "state": "up" if up else "down",
-        "reason": reason,
-        "ts": ts,
-    }
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
-
-
-def _object_id(*parts: str) -> str:
-    return "_".join(re.sub(r"[^A-Za-z0-9_-]", "_", p) for p in parts)
-
-
-def home_assistant_entities(
-    config: MqttConfig, prefix: str, instance: str, available: str, cameras
-) -> list[tuple[str, dict[str, Any]]]:
-    """(discovery topic, config) of every entity Home Assistant should know about."""
-    discovery = config.home_assistant.discovery_prefix.rstrip("/")
-    node = _object_id("surveil", instance)
-    device = {"identifiers": [node], "name": f"surveil {instance}", "manufacturer": "surveil"}
-    common = {
-        "availability_topic": available,
-        "payload_available": "online",
-        "payload_not_available": "offline",
-        "device": device,
-    }
-    out: list[tuple[str, dict[str, Any]]] = []
-    for camera in cameras:
-        uid = _object_id(node, camera.name, "up")
-        out.append(
-            (
-                f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, 'up')}/config",
-                {
-                    **common,
-                    "name": f"{camera.name} camera",
-                    "unique_id": uid,
-                    "device_class": "connectivity",
-                    "state_topic": status_topic(prefix, camera.name),
-                    "value_template": "{{ 'ON' if value_json.up else 'OFF' }}",
-                    "json_attributes_topic": status_topic(prefix, camera.name),
-                },
-            )
-        )
-        for rule in camera.rules:
-            if rule.type == "zone_occupancy":
-                uid = _object_id(node, camera.name, rule.zone, rule.id)
-                out.append(
-                    (
-                        f"{discovery}/sensor/{node}/{_object_id(camera.name, rule.zone, rule.id)}/config",
-                        {
-                            **common,
-                            "name": f"{camera.name} {rule.zone} objects",
-                            "unique_id": uid,
-                            "unit_of_measurement": "objects",
-                            "state_class": "measurement",
-                            "state_topic": state_topic(prefix, camera.name, "zones", rule.zone, rule.id),
-                            "value_template": "{{ value_json.counts.values() | sum }}",
-                        },
-                    )
-                )
-                continue
-            uid = _object_id(node, camera.name, rule.id)
-            out.append(
-                (
-                    f"{discovery}/binary_sensor/{node}/{_object_id(camera.name, rule.id)}/config",
-                    {
-                        **common,
-                        "name": f"{camera.name} {rule.id}",
-                        "unique_id": uid,
-                        "state_topic": alert_topic(prefix, camera.name, rule.id),
-                        "value_template": "{{ 'OFF' if value_json.phase == 'end' else 'ON' }}",
-                        "json_attributes_topic": alert_topic(prefix, camera.name, rule.id),
-                    },
-                )
-            )
-    return out
-
-
 class MqttPublisher:
     """Publishes alerts (through the spool) and status to one MQTT broker; see the module doc.
 
@@ -300,7 +167,7 @@ class MqttPublisher:
             raise ValueError("max_inflight must be at least 1")
         self._config = config
         self._spool = spool
-        self._events: MqttEvents = events if events is not None else NullMqttEvents()
+        self._events = GuardedEvents(events)
         self._prefix = config.topic_prefix.rstrip("/")
         self.instance = config.instance_name
         self._own_cameras: set[str] = set()
@@ -335,8 +202,6 @@ class MqttPublisher:
         self._cursor = 0  # highest spool id handed to paho (or skipped as in flight)
         self._seen_session = 0
 
-        self._status_lock = threading.Lock()  # may be held while calling paho
-        self._statuses: dict[str, bytes] = {}  # retained topic -> latest payload
         self._append_lock = threading.Lock()
         self._size_lock = threading.Lock()  # the spool size is read and reported as one step (see _emit_spool_size)
         self._direct_lock = threading.Lock()  # may be held while calling paho
@@ -353,6 +218,9 @@ class MqttPublisher:
         self._started = False
         self._sender: threading.Thread | None = None
         self._client = self._make_client()
+        self._retained = RetainedState(
+            lambda topic, payload: self._client.publish(topic, payload, qos=1, retain=True), lambda: self._ready
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -361,7 +229,7 @@ class MqttPublisher:
         if self._started or self._stopping:
             raise RuntimeError("MqttPublisher can be started once")
         self._started = True
-        self._emit("connection_changed", False)
+        self._events.connection_changed(False)
         self._emit_spool_size()
         log.info(
             "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
@@ -428,7 +296,7 @@ class MqttPublisher:
 
     def _publish_direct(self, topic: str, payload: bytes) -> None:
         """Deliver an alert the spool could not take: straight to paho, confirmed like the others."""
-        self._emit("spool_bypassed")
+        self._events.spool_bypassed()
         with self._direct_lock:
             info = self._client.publish(topic, payload, qos=self._config.qos)
             if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN) or (
@@ -436,51 +304,44 @@ class MqttPublisher:
             ):
                 reason = mqtt.error_string(info.rc)
                 log.error("MQTT: alert on %s lost: the spool cannot take it and paho refused it (%s)", topic, reason)
-                self._emit("publish_failed", reason)
+                self._events.publish_failed(reason)
                 return
             if self._config.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._emit("published", topic)  # written to the socket: QoS 0 is done
+                self._events.published(topic)  # written to the socket: QoS 0 is done
                 return
             self._direct[info.mid] = topic
 
     def publish_camera_status(self, camera: str, up: bool, reason: str = "") -> None:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
-        self._publish_retained(status_topic(self._prefix, camera), status_payload(camera, up, reason, time.time()))
+        self._retained.set(status_topic(self._prefix, camera), status_payload(camera, up, reason, time.time()))
 
     def publish_fleet(self, cameras: list[str], index: int | str, instances: int) -> None:
         """Retained ``<prefix>/fleet/<instance>``: the cameras this instance runs; re-published after every reconnect."""
         self._own_cameras = set(cameras)
-        body = {
-            "instance": self.instance,
-            "cameras": cameras,
-            "shard": {"index": index, "instances": instances},
-            "ts": time.time(),
-        }
-        self._publish_retained(
-            fleet_topic(self._prefix, self.instance),
-            json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"),
-        )
+        payload = fleet_payload(self.instance, cameras, index, instances, time.time())
+        self._retained.set(fleet_topic(self._prefix, self.instance), payload)
 
     def publish_state(self, camera: str, kind: str, name: str, rule: str, body: dict[str, Any]) -> None:
         """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>/<rule>``."""
-        payload = json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8")
-        self._publish_retained(state_topic(self._prefix, camera, kind, name, rule), payload)
+        self._retained.set(state_topic(self._prefix, camera, kind, name, rule), encode(body))
 
-    def publish_discovery(self, cameras) -> int:
+    def publish_counts(self, camera: str, report: StateReport, ts: float) -> None:
+        """A rule's counts (a :class:`surveil.sinks.base.StateSink`), retained on their state topic."""
+        body = counts_payload(camera, report.kind, report.name, report.rule, report.values, ts)
+        self.publish_state(camera, report.kind, report.name, report.rule, body)
+
+    def publish_discovery(self, cameras: Iterable[CameraConfig]) -> int:
         """Home Assistant MQTT discovery (retained, re-published after every reconnect): a binary sensor
         per camera (up) and per alerting rule (incident open), a sensor per zone count; each one's
         availability is this daemon's availability topic. Returns how many entities were announced."""
         entities = home_assistant_entities(self._config, self._prefix, self.instance, self._available, cameras)
         for topic, body in entities:
-            self._publish_retained(topic, json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+            self._retained.set(topic, encode(body))
         return len(entities)
 
-    def _publish_retained(self, topic: str, payload: bytes) -> None:
-        payload = redact_json(payload.decode("utf-8")).encode("utf-8")  # backstop: a camera status reason, counts
-        with self._status_lock:
-            self._statuses[topic] = payload
-            if self._ready:
-                self._client.publish(topic, payload, qos=1, retain=True)
+    def close(self) -> None:
+        """An :class:`surveil.sinks.base.AlertSink`'s close: :meth:`stop` with its default timeout."""
+        self.stop()
 
     @property
     def availability_topic(self) -> str:
@@ -553,7 +414,7 @@ class MqttPublisher:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         """The fleet's availability and camera lists: mark a dead instance's unserved cameras down."""
         try:
-            for topic, payload in self._fleet_watch.observe(message.topic, message.payload):
+            for topic, payload in self._fleet_watch.observe(message.topic, bytes(message.payload)):
                 client.publish(topic, payload, qos=1, retain=True)
         except Exception:
             log.exception("MQTT: error in on_message")
@@ -646,9 +507,7 @@ class MqttPublisher:
             for mid in [mid for mid, m in self._inflight.items() if m.qos == 0]:
                 self._inflight_ids.discard(self._inflight.pop(mid).id)
             self._cursor = min(self._cursor, min(m.id for m in lost) - 1)
-        with self._status_lock:
-            for topic, payload in self._statuses.items():
-                self._client.publish(topic, payload, qos=1, retain=True)
+        self._retained.republish()
         log.debug("MQTT: session %d ready; %d in flight, %d spooled", session, len(self._inflight), len(self._spool))
 
     def _fill_window(self, session: int, seq: int) -> None:
@@ -680,7 +539,7 @@ class MqttPublisher:
         except ValueError as exc:  # can never be sent (e.g. payload too large): drop it
             log.error("MQTT: dropping spooled message %d on %s: %s", row.id, row.topic, exc)
             self._spool.ack(row.id)
-            self._emit("publish_failed", str(exc))
+            self._events.publish_failed(str(exc))
             return True
         if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and row.qos == 0:
             return False  # connection just dropped; sent again after the reconnect
@@ -688,7 +547,7 @@ class MqttPublisher:
             # (QoS>0 with NO_CONN is queued inside paho and sent after the reconnect.)
             reason = mqtt.error_string(info.rc)
             log.warning("MQTT: paho refused spooled message %d on %s: %s", row.id, row.topic, reason)
-            self._emit("publish_failed", reason)
+            self._events.publish_failed(reason)
             return False
         self._inflight[info.mid] = row
         self._inflight_ids.add(row.id)
@@ -709,9 +568,9 @@ class MqttPublisher:
             done.append(row)
             if reason.is_failure:
                 log.warning("MQTT: broker rejected the message on %s: %s", row.topic, reason)
-                self._emit("publish_failed", str(reason))
+                self._events.publish_failed(str(reason))
         for topic in direct:
-            self._emit("published", topic)
+            self._events.published(topic)
         if not done:
             return
         try:
@@ -721,7 +580,7 @@ class MqttPublisher:
         with self._cond:
             self._cond.notify_all()  # stop() may be waiting for the spool to empty
         for m in done:
-            self._emit("published", m.topic)
+            self._events.published(m.topic)
         self._emit_spool_size()
 
     # ------------------------------------------------------------------ stopping
@@ -790,7 +649,7 @@ class MqttPublisher:
             log.error(
                 "MQTT: %s; alerts go to the broker directly, not durably, until the disk takes writes again", reason
             )
-            self._emit("spool_writable", False)
+            self._events.spool_writable(False)
 
     def _note_spool_ok(self) -> None:
         if self._spool_error is None:
@@ -805,7 +664,7 @@ class MqttPublisher:
                 return
             self._spool_error = None
         log.warning("MQTT: alert spool %s takes writes again; alerts are spooled durably again", self._spool.path)
-        self._emit("spool_writable", True)
+        self._events.spool_writable(True)
         self._emit_spool_size()
 
     def _note_dropped(self, n: int) -> None:
@@ -816,28 +675,19 @@ class MqttPublisher:
                 self._spool.max_items,
                 self._spool.dropped,
             )
-        self._emit("spool_dropped", n)
+        self._events.spool_dropped(n)
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self._connected:
             self._connected = connected
-            self._emit("connection_changed", connected)
+            self._events.connection_changed(connected)
 
     def _emit_spool_size(self) -> None:
         """Report how many alerts wait in the spool. The append and sender threads both report it; reading
         and reporting under one lock keeps a size read before the other thread's change from landing after
         that thread's report (a stale 1 left on the gauge once the spool had emptied)."""
         with self._size_lock:
-            self._emit("spool_size", len(self._spool))
-
-    def _emit(self, name: str, *args: Any) -> None:
-        handler = getattr(self._events, name, None)
-        if handler is None:  # an events object from before this event existed
-            return
-        try:
-            handler(*args)
-        except Exception:
-            log.exception("MQTT: event handler %s failed", name)
+            self._events.spool_size(len(self._spool))
 
 
 def _remaining(deadline: float) -> float:
