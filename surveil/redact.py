@@ -46,6 +46,9 @@ from urllib.parse import quote, quote_plus, unquote, unquote_plus
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
+# How far past a scheme free text is read as one URL (a config URL has at most 4096 characters):
+# a line with thousands of schemes costs linear time, not quadratic.
+MAX_URL_SCAN = 4096
 
 # Parameter names whose values are secrets. Anywhere in the (lower-cased) name:
 _SECRET_WORDS = re.compile(
@@ -163,11 +166,8 @@ def _free_spans(text: str) -> Iterator[_Span]:
     """One span per URL authority found in free text, left to right, never overlapping."""
     position = 0
     while (match := _SCHEME.search(text, position)) is not None:
-        line_end = len(text)
-        for stop in "\r\n":
-            found = text.find(stop, match.end())
-            if found >= 0:
-                line_end = min(line_end, found)
+        limit = min(len(text), match.end() + MAX_URL_SCAN)
+        line_end = _first_of(text, "\r\n", match.end(), limit)
         span = _authority_span(text, match.end(), line_end, whole=False)
         yield span
         position = max(span.end, match.end())

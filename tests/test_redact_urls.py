@@ -90,7 +90,8 @@ def ffmpeg_urls(draw: st.DrawFn) -> tuple[str, list[str], list[str]]:
             decoded.append(unquote_plus(value))
         else:
             params.append(f"{draw(LOWER)}={draw(LOWER)}")
-    if path or params or draw(st.booleans()):
+    slash: bool = draw(st.booleans())
+    if path or params or slash:
         url += "/" + "/".join(path)
     if params:
         url += "?" + "&".join(params)
