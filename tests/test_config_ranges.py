@@ -204,7 +204,7 @@ def test_daemon_runs_with_every_option_at_a_bound(tmp_path, mosquitto_broker, si
             10,
         )
         time.sleep(1.5)
-        health = daemon._pipeline.housekeeping()
+        health = daemon.pipeline.housekeeping()
         assert health.threads_alive, health.dead_threads
         assert thread.is_alive()
     finally:

@@ -85,7 +85,7 @@ def test_daemon_probes(tmp_path):
         assert wait_until(lambda: daemon._health[0] is not None, 10)
         assert _get(port, "/healthz") == (200, "ok: threads alive, detector progressing\n")
         stalled = Health(threads_alive=True, detector_stalled=True, dead_threads=())
-        daemon._pipeline.housekeeping = lambda: stalled  # what the supervisor sees next second
+        daemon.pipeline.housekeeping = lambda: stalled  # what the supervisor sees next second
         assert wait_until(lambda: _get(port, "/healthz")[0] == 503, 10)
         assert _get(port, "/healthz")[1].startswith("fail: detector has finished no batch for 60 s")
 

@@ -47,18 +47,18 @@ def test_reload_keeps_unchanged_cameras_and_restarts_changed_ones(tmp_path):
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        assert wait_until(lambda: daemon._pipeline is not None, 30)
-        analyzers = dict(daemon._pipeline.analyzers)
+        assert wait_until(lambda: daemon.pipeline is not None, 30)
+        analyzers = dict(daemon.pipeline.analyzers)
         # both clips play once (loop: false); the bottom walker ends the clip inside the right half
         assert wait_until(lambda: all(len(a.book.open_incidents) == 1 for a in analyzers.values()), 30)
         open_before = {name: a.book.open_incidents[0][0] for name, a in analyzers.items()}
 
         write_config(path, clip.path, tmp_path, [[0.4, 0.0], [1.0, 0.0], [1.0, 1.0], [0.4, 1.0]])  # only b changes
-        old_pipeline = daemon._pipeline
+        old_pipeline = daemon.pipeline
         daemon._reload_requested.set()
-        assert wait_until(lambda: daemon._pipeline is not old_pipeline, 30)
+        assert wait_until(lambda: daemon.pipeline is not old_pipeline, 30)
 
-        kept, rebuilt = daemon._pipeline.analyzers["a"], daemon._pipeline.analyzers["b"]
+        kept, rebuilt = daemon.pipeline.analyzers["a"], daemon.pipeline.analyzers["b"]
         assert kept is analyzers["a"], "an unchanged camera must keep its analyser"
         assert rebuilt is not analyzers["b"]
         assert [i[0] for i in kept.book.open_incidents] == [open_before["a"]]

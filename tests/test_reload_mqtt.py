@@ -68,25 +68,25 @@ def test_reload_keeps_the_mqtt_client_unless_its_config_changed(
     thread.start()
     try:
         assert wait_until(lambda: [m.payload for m in subscriber.messages] == [b"online"], 15)
-        old_pipeline = daemon._pipeline
-        old_client, old_spool = old_pipeline._mqtt, old_pipeline._spool
+        old_pipeline = daemon.pipeline
+        old_client, old_spool = old_pipeline.outputs.mqtt, old_pipeline.outputs.spool
         old_id = old_client.client_id
 
         write_config(path, clip.path, tmp_path, mosquitto_broker, **edit)
         daemon._reload_requested.set()
-        assert wait_until(lambda: daemon._pipeline is not old_pipeline, 30)
+        assert wait_until(lambda: daemon.pipeline is not old_pipeline, 30)
         assert wait_until(lambda: daemon.metrics.registry.get_sample_value("surveil_mqtt_connected") == 1, 10)
-        new_client = daemon._pipeline._mqtt
+        new_client = daemon.pipeline.outputs.mqtt
         if replaced:
             expected = [b"online", b"offline", b"online"]
             assert wait_until(lambda: [m.payload for m in subscriber.messages] == expected, 10), subscriber.messages
             assert new_client is not old_client and new_client.client_id != old_id
-            assert daemon._pipeline._spool is not old_spool
+            assert daemon.pipeline.outputs.spool is not old_spool
         else:
             assert not wait_until(lambda: len(subscriber.messages) > 1, 2), (
                 f"reload disturbed MQTT: {subscriber.messages}"
             )
-            assert new_client is old_client and daemon._pipeline._spool is old_spool
+            assert new_client is old_client and daemon.pipeline.outputs.spool is old_spool
             assert new_client.connected
     finally:
         daemon.stop_requested.set()

@@ -66,9 +66,9 @@ def test_reload_keeps_serving_and_applies_new_auth(running):
     server, port = daemon._http, daemon.metrics_port
     assert wait_until(lambda: fetch(daemon, "/cameras/scene/latest.jpg")[0] == 200, 30)
     write_config(path, clip, auth_token=TOKEN)
-    old = daemon._pipeline
+    old = daemon.pipeline
     daemon._reload_requested.set()
-    assert wait_until(lambda: daemon._pipeline is not old, 30)
+    assert wait_until(lambda: daemon.pipeline is not old, 30)
     assert daemon._http is server and daemon.metrics_port == port
     assert fetch(daemon, "/")[0] == 401
     bearer = {"Authorization": f"Bearer {TOKEN}"}

@@ -62,7 +62,7 @@ def running_daemon(tmp_path: Path) -> Iterator[Daemon]:
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()
     try:
-        assert wait_until(lambda: daemon.metrics_port is not None and daemon._pipeline is not None, 30)
+        assert wait_until(lambda: daemon.metrics_port is not None and daemon.pipeline is not None, 30)
         yield daemon
     finally:
         daemon.stop_requested.set()
