@@ -10,6 +10,7 @@ availability), the metrics page, the alert log."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.parse
 import urllib.request
@@ -181,3 +182,44 @@ def test_a_secret_that_looks_like_json_never_breaks_a_payload():
         "up": True,
     }
     redact.forget_all()
+
+
+# Issue 18 item 1: the URL forms FFmpeg reads differently from the old redactor. (id, url, secret)
+FFMPEG_FORMS = [
+    ("last-at", "rtsp://admin:La@s3cret-11@127.0.0.1:{port}/live", "La@s3cret-11"),
+    ("at-and-colon", "rtsp://admin:Ac:s3c@ret-12@127.0.0.1:{port}/live", "Ac:s3c@ret-12"),
+    ("upper-scheme", "RTSP://admin:Us-s3cret-13@127.0.0.1:{port}/live", "Us-s3cret-13"),
+    ("no-slashes", "rtsp:admin:Ns-s3cret-14@127.0.0.1:{port}/live", "Ns-s3cret-14"),
+    ("passcode", "rtsp://127.0.0.1:{port}/live?channel=1&passcode=Pc-s3cret-15", "Pc-s3cret-15"),
+    ("space", "rtsp://admin:Sp s3cret-16@127.0.0.1:{port}/live", "Sp s3cret-16"),
+    ("encoded-at", "rtsp://admin:Pe%40s3cret-17@127.0.0.1:{port}/live", "Pe@s3cret-17"),
+]
+
+
+def _pieces(secret: str) -> set[str]:
+    """The secret and every part of it a parser could cut off at '@', ':' or a space (4+ characters)."""
+    parts = {p for p in secret.replace("@", " ").replace(":", " ").split(" ") if len(p) >= 4}
+    return parts | {secret, urllib.parse.quote(secret, safe=""), json.dumps(secret)[1:-1]}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("case_id", "url", "secret"), FFMPEG_FORMS, ids=[c[0] for c in FFMPEG_FORMS])
+def test_snapshot_and_status_never_show_an_ffmpeg_form_secret(tmp_path, capsys, case_id, url, secret):
+    """`surveil snapshot` of a camera that will not open (its error names the masked URL and the
+    probe's reason), and the same error as a status payload and a log record."""
+    from surveil.cli import main
+
+    config = tmp_path / "site.yaml"
+    camera = {"name": "cam", "url": url.format(port=closed_port()), "open_timeout_s": 1, "read_timeout_s": 1}
+    config.write_text(yaml.safe_dump({"cameras": [camera], "mqtt": {"enabled": False}}))
+    assert main(["snapshot", "-c", str(config), "cam", "-o", str(tmp_path / "cam.png")]) != 0
+    captured = capsys.readouterr()
+    shown = captured.out + captured.err
+    assert "cannot open" in shown or "file not found" in shown, shown
+    redact.forget_all()  # what the URL rules alone do, without the config's remembered secrets
+    status = redact.redact_json(json.dumps({"camera": "cam", "up": False, "reason": redact.redact(url)}))
+    record = logging.LogRecord("surveil", logging.WARNING, __file__, 1, "camera %s: down: %s", ("cam", url), None)
+    redact.RedactingFilter().filter(record)
+    for where, text in {"snapshot": shown, "status": status, "log": record.getMessage()}.items():
+        for piece in _pieces(secret):
+            assert piece not in text, f"{piece!r} of {secret!r} leaked into {where}: {text}"
