@@ -1,6 +1,6 @@
 """Today's baseline, the demo's default detector and Yolo-Fastest side by side, in one run.
 
-    .venv/bin/python bench/compare_detectors.py [--config configs/demo.yaml] [--closeup-size 720] [--threads 2]
+    .venv/bin/python -m bench.compare_detectors [--config configs/demo.yaml] [--closeup-size 720] [--threads 2]
 
 Successor of bench/compare_yolo_fastest.py for issue 10's first target. Rows:
 
@@ -37,18 +37,14 @@ import cv2
 import numpy as np
 import torch
 
+from bench.compare_yolo_fastest import MIN_SCORE, load_pennfudan_test, yolo_fastest
+from surveil.config import DetectorConfig, load_config
+from surveil.detection.factory import create_detector, resolve_backend
+from surveil.detection.torch_detector import TorchDetector
+from surveil.evaluation import Prediction, evaluate
+from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
-
-from compare_yolo_fastest import MIN_SCORE, load_pennfudan_test, yolo_fastest  # noqa: E402
-
-from surveil.config import DetectorConfig, load_config  # noqa: E402
-from surveil.detection.factory import create_detector, resolve_backend  # noqa: E402
-from surveil.detection.torch_detector import TorchDetector  # noqa: E402
-from surveil.evaluation import Prediction, evaluate  # noqa: E402
-from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
-
 PHASES = 5
 Detect = Callable[[np.ndarray], Prediction]
 

@@ -7,8 +7,8 @@ PR curve) with the person class only, and timed per frame end to end (pre-proces
 decoding, NMS) with 2 threads. Both keep detections down to a score of 0.01 so that AP sees the
 whole precision-recall curve.
 
-    .venv/bin/python bench/compare_yolo_fastest.py --weights models/pedestrian-mnv2.pt --out bench/yolo-fastest.md
-    .venv/bin/python bench/compare_yolo_fastest.py            # Yolo-Fastest only
+    .venv/bin/python -m bench.compare_yolo_fastest --weights models/pedestrian-mnv2.pt --out bench/yolo-fastest.md
+    .venv/bin/python -m bench.compare_yolo_fastest            # Yolo-Fastest only
 """
 
 from __future__ import annotations

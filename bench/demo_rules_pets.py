@@ -1,6 +1,6 @@
 """The demo's rules on the PETS09-S2L1 video, checked against its ground truth.
 
-    .venv/bin/python bench/demo_rules_pets.py [--step 5] [--min-size 800]
+    .venv/bin/python -m bench.demo_rules_pets [--step 5] [--min-size 800]
 
 Runs every rule of configs/demo.yaml through the daemon's analyser on the real video frames
 (decoded here) with the shipped model's raw detections (cached by bench/pets_detections.py),
@@ -19,26 +19,20 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-import cv2
 import numpy as np
-from pets_detections import pets_detections  # sibling scripts in bench/
-from zone_alerts_pets import FPS, FRAMES, REPO, H, W, gt_frames
 
+from bench.pets_detections import pets_detections
+from bench.zone_alerts_pets import FPS, FRAMES, REPO, H, W, gt_frames
 from surveil.analysis.analyzer import build_analyzer
 from surveil.config import load_config
 from surveil.evaluation.surveillance import PETS_VIDEO
 from surveil.geometry import points_in_polygon, relative_anchors, segments_cross, signed_side
 from surveil.types import Frame
+from surveil.video.clips import read_clip
 
 
 def video_frames(shared: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(shared / PETS_VIDEO))
-    frames = []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            return frames
-        frames.append(image)
+    return [frame.image for frame in read_clip(shared / PETS_VIDEO)]
 
 
 def gt_crossings(gt, frames: list[int], line) -> Counter:

@@ -1,6 +1,6 @@
 """Every CPU inference backend of the shipped detector side by side, in one run, on the same PETS frames.
 
-    .venv/bin/python bench/detector_backends.py [--every 5] [--threads 2] [--min-size 800]
+    .venv/bin/python -m bench.detector_backends [--every 5] [--threads 2] [--min-size 800]
 
 Rows: torch eager (the model as trained: today's baseline), torch with BatchNorm folded and
 channels_last (the `torch` backend), ONNX Runtime, OpenVINO fp32 and OpenVINO bf16. For each:
@@ -18,21 +18,19 @@ import importlib.util
 import logging
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from surveil.config import DetectorConfig
+from surveil.detection.factory import OnnxDetector, detection_agreement
+from surveil.detection.torch_detector import TorchDetector
+from surveil.evaluation.metrics import Prediction, evaluate
+from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1
 
-from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detection.factory import OnnxDetector, detection_agreement  # noqa: E402
-from surveil.detection.torch_detector import TorchDetector  # noqa: E402
-from surveil.evaluation.metrics import Prediction, evaluate  # noqa: E402
-from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def frames_and_targets(shared: Path, every: int):

@@ -11,4 +11,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
-exec timeout 470 "$python" bench/gpu_bench.py "$@"
+exec timeout 470 "$python" -m bench.gpu_bench "$@"

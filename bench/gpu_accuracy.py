@@ -1,7 +1,7 @@
 """The shipped detector on a CUDA device: PETS09-S2L1 AP50 and speed, old path against new, fp32 against fp16.
 
-    python bench/gpu_accuracy.py [--shared-data ../shared/data] [--batch 8] [--min-size 800]
-    python bench/gpu_accuracy.py --dry-run     # CPU, 10 frames, input 480: checks the script runs
+    python -m bench.gpu_accuracy [--shared-data ../shared/data] [--batch 8] [--min-size 800]
+    python -m bench.gpu_accuracy --dry-run     # CPU, 10 frames, input 480: checks the script runs
 
 The torch backend's GPU path (preprocessing batched on the device, fp16 autocast: the CUDA defaults)
 has CPU tests only for fp32; this script checks it on a real GPU with the shipped checkpoint
@@ -22,21 +22,19 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from surveil.config import DetectorConfig
+from surveil.detection.factory import detection_agreement
+from surveil.detection.torch_detector import TorchDetector
+from surveil.evaluation import Prediction, evaluate
+from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1
 
-from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detection.factory import detection_agreement  # noqa: E402
-from surveil.detection.torch_detector import TorchDetector  # noqa: E402
-from surveil.evaluation import Prediction, evaluate  # noqa: E402
-from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 PHASES = 5
 MIN_SCORE = 0.01  # keep the whole precision-recall curve for AP

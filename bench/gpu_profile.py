@@ -1,7 +1,7 @@
 """Where the shipped detector's time goes on a CUDA device, path by path (a diagnostic beside bench/gpu.sh).
 
-    python bench/gpu_profile.py [--shared-data ../shared/data] [--batch 8] [--seconds 3]
-    python bench/gpu_profile.py --dry-run    # CPU, input 320, one pass each: checks the script runs
+    python -m bench.gpu_profile [--shared-data ../shared/data] [--batch 8] [--seconds 3]
+    python -m bench.gpu_profile --dry-run    # CPU, input 320, one pass each: checks the script runs
 
 1. First pass at each new batch size: a fresh detector, batch sizes 1..--batch in turn, each shape's
    first ``detect`` against its second (kernel selection and compilation on first sight of a shape).
@@ -14,23 +14,16 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
-from gpu_accuracy import device_for, shipped_model_parser  # noqa: E402
-
-from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detection.torch_detector import DevicePreprocess, TorchDetector  # noqa: E402
-from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
+from bench.gpu_accuracy import device_for, shipped_model_parser
+from surveil.config import DetectorConfig
+from surveil.detection.torch_detector import DevicePreprocess, TorchDetector
+from surveil.evaluation.surveillance import load_pets_s2l1
 
 
 def sync() -> None:

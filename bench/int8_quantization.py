@@ -1,7 +1,7 @@
 """The int8 lever: post-training quantisation of the shipped detector, calibrated on training images.
 
     .venv/bin/pip install nncf       # not a dependency of the daemon: only this experiment needs it
-    .venv/bin/python bench/int8_quantization.py [--calibration 100] [--min-size 800]
+    .venv/bin/python -m bench.int8_quantization [--calibration 100] [--min-size 800]
 
 The checkpoint is exported to ONNX exactly as the daemon does (``surveil.detection.factory.cached_onnx``),
 read by OpenVINO and quantised by NNCF (``nncf.quantize``, the tool OpenVINO documents for this)
@@ -18,28 +18,23 @@ import argparse
 import logging
 import random
 import statistics
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from bench.compare_detectors import PHASES, ap50, interleaved, phase_ap50
+from bench.compare_yolo_fastest import load_pennfudan_test
+from bench.operating_threshold import training_config
+from surveil.config import DetectorConfig
+from surveil.detection.factory import cached_onnx
+from surveil.detection.torch_detector import frames_to_tensors
+from surveil.evaluation import Prediction
+from surveil.evaluation.surveillance import load_pets_s2l1
+from surveil.training.train import load_splits
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
-
-from compare_detectors import PHASES, ap50, interleaved, phase_ap50  # noqa: E402
-from compare_yolo_fastest import load_pennfudan_test  # noqa: E402
-from operating_threshold import training_config  # noqa: E402
-
-from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detection.factory import cached_onnx  # noqa: E402
-from surveil.detection.torch_detector import frames_to_tensors  # noqa: E402
-from surveil.evaluation import Prediction  # noqa: E402
-from surveil.evaluation.surveillance import load_pets_s2l1  # noqa: E402
-from surveil.training.train import load_splits  # noqa: E402
-
 CPU = torch.device("cpu")
 
 

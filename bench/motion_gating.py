@@ -1,6 +1,6 @@
 """Motion gating (``cameras[].motion``) on real footage: detector calls saved and alerts kept.
 
-    .venv/bin/python bench/motion_gating.py [--weights models/pedestrian-mnv2.pt] [--min-size 800]
+    .venv/bin/python -m bench.motion_gating [--weights models/pedestrian-mnv2.pt] [--min-size 800]
 
 Two clips, both processed by the daemon's own per-camera analyser (``surveil.analysis.analyzer``) with the
 zone_intrusion rules of configs/demo.yaml, gating off and on, and the gate seeing exactly the
@@ -19,20 +19,18 @@ frames the detector thread would take (every ``step``-th frame):
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pets_detections import pets_detections
-from zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits
-
+from bench.pets_detections import pets_detections
+from bench.zone_alerts_pets import FPS, FRAMES, demo_camera, gt_frames, run, score, summary, visits
 from surveil.config import DetectorConfig, MotionConfig, TrackerConfig
 from surveil.tools.bench import QUIET_PASTES as PASTES
 from surveil.tools.bench import quiet_clip
 from surveil.types import Detections
+from surveil.video.clips import read_clip
 from surveil.video.motion import MotionGate, MotionSettings, motion_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,10 +39,7 @@ EMPTY = Detections.empty()
 
 
 def read_video(path: Path) -> list[np.ndarray]:
-    capture, frames = cv2.VideoCapture(str(path)), []
-    while (got := capture.read())[0]:
-        frames.append(got[1])
-    return frames
+    return [frame.image for frame in read_clip(path)]
 
 
 def gated(detections_at, images, settings: MotionSettings | None, calls: list[int]):

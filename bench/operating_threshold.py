@@ -1,6 +1,6 @@
 """Does the checkpoint's operating threshold still hold under a faster runtime?
 
-    .venv/bin/python bench/operating_threshold.py [--config configs/train-pedestrian.yaml] [--min-sizes 720 800]
+    .venv/bin/python -m bench.operating_threshold [--config configs/train-pedestrian.yaml] [--min-sizes 720 800]
 
 The shipped checkpoint stores one score threshold per class: the one that maximised F1 on its
 validation split, found by ``surveil train`` with the eager fp32 model. A runtime that computes
@@ -17,21 +17,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
-import sys
 import tempfile
 from pathlib import Path
 
 import cv2
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from surveil.config import DetectorConfig
+from surveil.detection.checkpoints import read_checkpoint
+from surveil.detection.factory import OnnxDetector
+from surveil.detection.torch_detector import TorchDetector
+from surveil.evaluation.metrics import Prediction, Target, evaluate
+from surveil.training.train import DEFAULTS, _read_yaml, load_splits
 
-from surveil.config import DetectorConfig  # noqa: E402
-from surveil.detection.checkpoints import read_checkpoint  # noqa: E402
-from surveil.detection.factory import OnnxDetector  # noqa: E402
-from surveil.detection.torch_detector import TorchDetector  # noqa: E402
-from surveil.evaluation.metrics import Prediction, Target, evaluate  # noqa: E402
-from surveil.training.train import DEFAULTS, _read_yaml, load_splits  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def training_config(config_path: Path) -> dict:

@@ -1,6 +1,6 @@
 """The shipped detector's raw detections on every PETS09-S2L1 frame, computed once and cached.
 
-    .venv/bin/python bench/pets_detections.py [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--runtime torch]
+    .venv/bin/python -m bench.pets_detections [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--runtime torch]
 
 Detections go down to the detector's low score floor (what the daemon's tracker sees), together
 with the per-class operating thresholds. The cache (``var/cache/``) is keyed by the checkpoint's
@@ -15,12 +15,12 @@ import hashlib
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from surveil.config import DetectorConfig
 from surveil.evaluation.surveillance import PETS_VIDEO
 from surveil.types import Detections
+from surveil.video.clips import read_clip
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIMES = ("torch", "openvino-fp32", "openvino-bf16")
@@ -67,15 +67,11 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
         ),
         REPO / "var" / "cache" / "models",
     )
-    capture = cv2.VideoCapture(str(shared / PETS_VIDEO))
     rows: list[tuple[int, Detections]] = []
     started, number = time.monotonic(), 0
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        number += 1
-        rows.append((number, detector.detect([image])[0]))
+    for frame in read_clip(shared / PETS_VIDEO):
+        number = frame.index + 1
+        rows.append((number, detector.detect([frame.image])[0]))
         if number % 100 == 0:
             print(f"  detected {number} frames, {(time.monotonic() - started) / number:.2f} s/frame", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Soak: the real daemon with several cameras for a long while; RSS, open fds and threads over time.
 
-    .venv/bin/python bench/soak.py [--cameras 4] [--minutes 10] [--mqtt-port 1883]
+    .venv/bin/python -m bench.soak [--cameras 4] [--minutes 10] [--mqtt-port 1883]
 
 Starts `surveil run` as a subprocess on a config derived from configs/demo.yaml with N file
 cameras of the shipped PETS clip (real time, looping; the demo's rules on each), MQTT to a local

@@ -1,6 +1,6 @@
 """Trackers on MOT15 public detections, every frame and every 3rd and 5th frame, scored with motmetrics.
 
-    .venv/bin/python bench/track_mot.py [--data ../shared/data/MOT15] [--jobs 2]
+    .venv/bin/python -m bench.track_mot [--data ../shared/data/MOT15] [--jobs 2]
 
 Sequences PETS09-S2L1, TUD-Stadtmitte, TUD-Campus and PETS09-S3-MF1 (public detections from each
 sequence's det file). Scores: the ACF detections of the first three range from about -0.5 to 139

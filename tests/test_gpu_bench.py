@@ -1,5 +1,6 @@
-"""The GPU benchmarks cannot rot: bench/gpu.sh, bench/gpu_profile.py and bench/gpu_accuracy.py dry-run in CI (CPU,
-tiny sizes, one iteration) and print every row (their figures mean nothing there)."""
+"""The GPU benchmarks cannot rot: bench/gpu.sh (``python -m bench.gpu_bench``: surveil bench's harness on the GPU),
+``python -m bench.gpu_profile`` and ``python -m bench.gpu_accuracy`` dry-run in CI (CPU, tiny sizes, one iteration)
+and print every row (their figures mean nothing there)."""
 
 from __future__ import annotations
 
@@ -41,12 +42,13 @@ def test_gpu_bench_dry_run_prints_every_row():
         [float(cell) for cell in row[3:]]  # figures are printed (their values are not checked)
 
 
-def _dry_run(script: str, shared_data: Path) -> str:
+def _dry_run(module: str, shared_data: Path) -> str:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), "--dry-run", "--shared-data", str(shared_data)],
+        [sys.executable, "-m", f"bench.{module}", "--dry-run", "--shared-data", str(shared_data)],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout
@@ -54,7 +56,7 @@ def _dry_run(script: str, shared_data: Path) -> str:
 
 @pytest.mark.slow
 def test_gpu_profile_dry_run_prints_every_section(shared_data):
-    out = _dry_run("gpu_profile.py", shared_data)
+    out = _dry_run("gpu_profile", shared_data)
     first_passes = [line.split(":")[0].strip() for line in out.splitlines() if line.strip().startswith("batch ")]
     assert first_passes == ["batch 1", "batch 2"]  # the dry run's batch is 2
     variants = [
@@ -69,7 +71,7 @@ def test_gpu_profile_dry_run_prints_every_section(shared_data):
 
 @pytest.mark.slow
 def test_gpu_accuracy_dry_run_scores_every_path(shared_data):
-    out = _dry_run("gpu_accuracy.py", shared_data)
+    out = _dry_run("gpu_accuracy", shared_data)
     rows = {
         line.split("|")[1].strip(): line.split("|")[2:-1]
         for line in out.splitlines()
