@@ -1,6 +1,6 @@
 """Zone alerts on real surveillance footage, scored against ground-truth tracks.
 
-    .venv/bin/python bench/zone_alerts_pets.py [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--step 5]
+    .venv/bin/python -m bench.zone_alerts_pets [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--step 5]
 
 PETS09-S2L1 (795 frames, 10 fps) has a ground-truth track for every person. The bench runs the
 daemon's own per-camera analyser (``surveil.analysis.analyzer``: tracker, zone_intrusion rules, incident
@@ -42,11 +42,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from surveil.analysis.analyzer import build_analyzer
+from surveil.analysis.analyzer import StepObserver, build_analyzer
 from surveil.config import CameraConfig, TrackerConfig, load_config
 from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
 from surveil.geometry import box_iou, points_in_polygon, relative_anchors
-from surveil.types import Detections, Frame
+from surveil.rules.base import FrameContext
+from surveil.types import AlertUpdate, Detections, Frame
 
 REPO = Path(__file__).resolve().parents[1]
 FPS, FRAMES, W, H = 10.0, 795, 480, 360
@@ -145,16 +146,20 @@ class Start(NamedTuple):
 TrackBoxes = dict[int, dict[int, np.ndarray]]  # PETS frame number -> {track id: box} of the tracks matched in it
 
 
-def record_tracks(analyzer, current: Callable[[], int], into: TrackBoxes) -> None:
-    """Note, frame by frame, the box of every track the analyser's tracker matched to a detection."""
-    update = analyzer.tracker.update
+def matched_boxes(ctx: FrameContext) -> dict[int, np.ndarray]:
+    """{track id: box} of the tracks the analyser's tracker matched to a detection in this step."""
+    return {t.track_id: np.array(t.xyxy, np.float32) for t in ctx.tracks or () if t.missed == 0}
 
-    def recorded(*args, **kwargs):
-        tracks = update(*args, **kwargs)
-        into[current()] = {t.track_id: np.array(t.xyxy, np.float32) for t in tracks if t.missed == 0}
-        return tracks
 
-    analyzer.tracker.update = recorded
+def track_recorder(current: Callable[[], int], into: TrackBoxes) -> StepObserver:
+    """An analyser's ``on_step`` that notes, frame by frame (``current()``: the frame's number), the box of
+    every track its tracker matched to a detection."""
+
+    def observe(ctx: FrameContext, updates: list[AlertUpdate]) -> None:
+        if not ctx.is_tick:  # a status tick does not move the tracker
+            into[current()] = matched_boxes(ctx)
+
+    return observe
 
 
 def run(
@@ -164,7 +169,7 @@ def run(
     analyzer = build_analyzer(camera, tracker, class_names, operating_thresholds=thresholds)
     now = [0]
     if tracks is not None:
-        record_tracks(analyzer, lambda: now[0], tracks)
+        analyzer.on_step = track_recorder(lambda: now[0], tracks)
     starts = []
     for number in frames:
         now[0] = number
@@ -320,7 +325,7 @@ def main() -> None:
         )
     if args.no_model:
         return
-    from pets_detections import pets_detections  # a sibling script in bench/
+    from bench.pets_detections import pets_detections
 
     found, thresholds, class_names = pets_detections(
         args.weights, args.shared_data, args.min_size, runtime=args.runtime

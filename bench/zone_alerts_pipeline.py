@@ -1,6 +1,6 @@
 """Zone-alert recall of the daemon's real pipeline on PETS-video cameras: one camera, then N at once.
 
-    .venv/bin/python bench/zone_alerts_pipeline.py [--cameras 4] [--repeats 1] [--backend auto]
+    .venv/bin/python -m bench.zone_alerts_pipeline [--cameras 4] [--repeats 1] [--backend auto]
 
 Issue 10, target 2: "Four PETS-video cameras at once on this machine: each >= 2 processed fps, and
 zone-alert recall on one of them within 0.05 of the single-camera figure."
@@ -44,14 +44,25 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from zone_alerts_pets import FPS, FRAMES, Score, Start, TrackBoxes, demo_camera, gt_frames, record_tracks, score, visits
-
+from bench.zone_alerts_pets import (
+    FPS,
+    FRAMES,
+    Score,
+    Start,
+    TrackBoxes,
+    demo_camera,
+    gt_frames,
+    matched_boxes,
+    score,
+    visits,
+)
 from surveil.evaluation.surveillance import PETS_GT
+from surveil.rules.base import FrameContext
 from surveil.tools.bench import counter_total
+from surveil.types import AlertUpdate
+from surveil.video.clips import read_clip
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP = REPO / "configs/media/pets2009-s2l1.mp4"
@@ -64,16 +75,13 @@ def frame_hash(image: np.ndarray) -> bytes:
 
 def clip_hashes(path: Path) -> list[bytes]:
     """The hash of every decoded frame of ``path``, in order (index = seq)."""
-    capture, out = cv2.VideoCapture(str(path)), []
-    while (got := capture.read())[0]:
-        out.append(frame_hash(got[1]))
-    capture.release()
-    return out
+    return [frame_hash(frame.image) for frame in read_clip(path)]
 
 
 @dataclass
 class Recorder:
-    """Wraps one analyser's ``process``: the PETS frame numbers it processed and the incident starts it emitted."""
+    """One analyser's ``on_step``: the PETS frame numbers it processed, the incident starts it emitted and
+    the boxes of the tracks it matched, frame by frame."""
 
     hashes: list[bytes]  # of the clip's frames, by seq
     frames: list[int] = field(default_factory=list)
@@ -81,24 +89,17 @@ class Recorder:
     tracks: TrackBoxes = field(default_factory=dict)  # the tracker's matched boxes, by PETS frame number
     mismatched: list[int] = field(default_factory=list)  # seqs whose image is not that frame of the clip
 
-    def wrap(self, analyzer) -> None:
-        process = analyzer.process
-        record_tracks(analyzer, lambda: self.frames[-1] if self.frames else 0, self.tracks)
-
-        def recorded(ctx):
-            if ctx.seq is not None:  # a frame, not a status tick
-                if ctx.seq >= len(self.hashes) or frame_hash(ctx.image) != self.hashes[ctx.seq]:
-                    self.mismatched.append(ctx.seq)
-                self.frames.append(ctx.seq + 1)
-            updates = process(ctx)
-            for update in updates:
-                if update.phase == "start" and update.zone and update.subjects:
-                    number = ctx.seq + 1 if ctx.seq is not None else (self.frames[-1] if self.frames else 1)
-                    subject = update.subjects[0]
-                    self.starts.append(Start(number, update.zone, np.array(subject.xyxy, np.float32), subject.track_id))
-            return updates
-
-        analyzer.process = recorded  # tick() calls self.process too: ticks pass through (seq None)
+    def __call__(self, ctx: FrameContext, updates: list[AlertUpdate]) -> None:
+        if ctx.seq is not None:  # a frame, not a status tick (ticks pass through: their updates count)
+            if ctx.seq >= len(self.hashes) or frame_hash(ctx.image) != self.hashes[ctx.seq]:
+                self.mismatched.append(ctx.seq)
+            self.frames.append(ctx.seq + 1)
+            self.tracks[self.frames[-1]] = matched_boxes(ctx)
+        for update in updates:
+            if update.phase == "start" and update.zone and update.subjects:
+                number = ctx.seq + 1 if ctx.seq is not None else (self.frames[-1] if self.frames else 1)
+                subject = update.subjects[0]
+                self.starts.append(Start(number, update.zone, np.array(subject.xyxy, np.float32), subject.track_id))
 
 
 @dataclass
@@ -140,7 +141,7 @@ def run_pipeline(config, detector, hashes: list[bytes], timeout_s: float) -> tup
     metrics = Metrics()
     analyzers = build_analyzers(config, detector, metrics)
     recorder = Recorder(hashes)
-    recorder.wrap(analyzers["cam1"])
+    analyzers["cam1"].on_step = recorder
     pipeline = Pipeline(config, metrics, detector=detector, analyzers=analyzers)
     names = [c.name for c in config.enabled_cameras]
     started = time.monotonic()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from zone_alerts_pets import Start, person_of_track, score
-from zone_alerts_pipeline import Recorder, frame_hash
-
-from surveil.types import Subject
+from bench.zone_alerts_pets import Start, person_of_track, score
+from bench.zone_alerts_pipeline import Recorder, frame_hash
+from surveil.analysis.analyzer import CameraAnalyzer
+from surveil.types import Detections, Frame, Subject
 
 
 class FakeTracker:
@@ -23,14 +20,20 @@ class FakeTracker:
 
 
 class FakeAnalyzer:
+    """CameraAnalyzer's side of ``on_step``: a frame's context gets its tracks, then the observer hears the step."""
+
     def __init__(self, updates):
         self.updates = updates  # seq -> updates
         self.tracker = FakeTracker()
+        self.on_step = None
 
     def process(self, ctx):
         if ctx.seq is not None:
-            self.tracker.update(None, ctx.seq, None)
-        return self.updates.get(ctx.seq, [])
+            ctx = SimpleNamespace(**vars(ctx), tracks=tuple(self.tracker.update(None, ctx.seq, None)))
+        updates = self.updates.get(ctx.seq, [])
+        if self.on_step is not None:
+            self.on_step(ctx, updates)
+        return updates
 
 
 def test_recorder_numbers_frames_from_one_and_keeps_starts():
@@ -39,7 +42,7 @@ def test_recorder_numbers_frames_from_one_and_keeps_starts():
     end = SimpleNamespace(phase="end", zone="lawn", subjects=start.subjects)
     analyzer = FakeAnalyzer({2: [start], 4: [end]})
     recorder = Recorder([frame_hash(f) for f in clip])
-    recorder.wrap(analyzer)
+    analyzer.on_step = recorder
     for seq, image in ((0, clip[0]), (2, clip[2]), (None, None), (4, clip[3])):  # a tick between; seq 4 shows frame 3
         analyzer.process(SimpleNamespace(seq=seq, image=image))
     assert recorder.frames == [1, 3, 5]
@@ -50,6 +53,22 @@ def test_recorder_numbers_frames_from_one_and_keeps_starts():
         3: {7: [2.0, 0.0, 12.0, 20.0]},
         5: {},
     }  # seq 4: predicted only, not matched
+
+
+def test_recorder_hears_every_step_of_a_real_analyser():
+    clip = [np.full((4, 4, 3), i, np.uint8) for i in range(3)]
+    recorder = Recorder([frame_hash(f) for f in clip])
+    analyzer = CameraAnalyzer("cam1", FakeTracker(), [], ["__background__", "pedestrian"], on_step=recorder)
+    for seq in (0, 2):
+        frame = Frame("cam1", seq, float(seq), 1_700_000_000.0 + seq, clip[seq])
+        analyzer.process(analyzer.context(frame, Detections.empty()))
+        analyzer.tick(seq + 0.5, 1_700_000_000.5 + seq)  # ticks reach the observer too, and are not frames
+    assert recorder.frames == [1, 3]
+    assert recorder.mismatched == []
+    assert {n: {t: b.tolist() for t, b in boxes.items()} for n, boxes in recorder.tracks.items()} == {
+        1: {7: [0.0, 0.0, 10.0, 20.0]},
+        3: {7: [2.0, 0.0, 12.0, 20.0]},
+    }
 
 
 def _gt(*frames):
