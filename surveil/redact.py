@@ -68,7 +68,7 @@ _WHOLE_SCHEME = re.compile(r"(?i)\s*(?:[a-z][a-z0-9+.\-]{0,31}://|[a-z][a-z0-9+.
 _HOSTPORT = re.compile(r"(?:\[[^\]\s/?#@\[]*\]|[^\s\[\]/?#@:]*)(?::\d*)?[)\]'\",.;:>]*")
 # "name=" where a parameter starts: in a query, a fragment, a path (Dahua and Hikvision put them
 # there) or anywhere in a line. Names that are no secret consume nothing, so 'a=1;pwd=x' is seen.
-_PARAM_NAME = re.compile(r"(?<![A-Za-z0-9_.\-\[\]])([A-Za-z0-9_.\-\[\]]{1,64})=")
+_PARAM_NAME = re.compile(r"(?<![A-Za-z0-9_.%+\-\[\]])([A-Za-z0-9_.%+\-\[\]]{1,96})=")
 # Where a secret value ends: in a whole URL at the next '&' or '#' (';', ',', ')' and spaces may be
 # part of it); in free text also at white space and at the quotes and brackets that close a URL.
 _VALUE_END_WHOLE = re.compile(r"[&#]")
@@ -82,7 +82,7 @@ _known: tuple[str, ...] = ()  # longest first
 
 def is_secret_name(name: str) -> bool:
     """Whether a parameter of this name carries a secret (``passcode``, ``X-Amz-Signature``, ``accessKey``)."""
-    lowered = name.lower()
+    lowered = unquote_plus(name).lower()  # the server decodes 'pass%77ord' to 'password'
     if _SECRET_WORDS.search(lowered) or lowered.endswith(_SECRET_ENDS):
         return True
     return any(part in _SECRET_PARTS for part in re.split(r"[_.\-\[\]]+", lowered))

@@ -166,6 +166,7 @@ FAIL_CLOSED = [
     ("rtsp://QX7%3ASECRET@host/x", "SECRET"),  # '%3A' decodes to the password separator
     ("rtsp://QX7@SECRET@host/x", "SECRET"),  # '@' in a user name without a password
     ("http://host:8080:QX7SECRET/x", "QX7SECRET"),
+    ("rtsp://host/x?user=a&pass%77ord=QX7SECRET", "QX7SECRET"),  # the server decodes the name
     ("rtsp://host/x?a=1;pwd=QX7SECRET", "QX7SECRET"),
 ]
 
