@@ -1,5 +1,13 @@
 """GPU throughput: the bare model against the real pipeline, batch by batch, fp32 and fp16 (run by bench/gpu.sh).
 
+    bench/gpu.sh [--per-image] [--dry-run]        # or: python -m bench.gpu_bench ...
+
+The GPU front end of ``surveil bench``'s harness (:mod:`surveil.tools.bench`): the bare-model figure is its
+:func:`~surveil.tools.bench.bare_model` and the pipeline figure its :func:`~surveil.tools.bench.pipeline_run`
+(the daemon's pipeline with housekeeping once a second, processed frames counted over the measured window);
+this script adds what a GPU run needs: synthetic frames, in-memory cameras, a CUDA synchronise around the bare
+loop, the detect calls' batch sizes and times, and the table over architectures, precisions and batch sizes.
+
 For ``fasterrcnn_resnet50_fpn_v2`` and ``fasterrcnn_mobilenet_v3_large_fpn`` with random weights (no
 download) on 1280x720 frames, at batch 1, 4, 8 and 16:
 
@@ -22,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,13 +37,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from surveil.config import Config, DetectorConfig
 from surveil.detection.checkpoints import build_model, save_checkpoint
 from surveil.detection.torch_detector import TorchDetector
-from surveil.service.metrics import Metrics
-from surveil.service.pipeline import Pipeline
+from surveil.tools.bench import bare_model, pipeline_run
 
 ARCHITECTURES = ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
 TARGET = "pipeline/bare >= 0.9 at batch 8"
@@ -83,24 +87,19 @@ def make_frames(height: int, width: int, count: int = 8) -> list[np.ndarray]:
 def bare(
     detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, iterations: int | None
 ) -> float:
+    """Images/s of ``detect`` on the same ``batch`` frames again and again (after one warm-up call: cudnn
+    autotune, allocator), for ``seconds`` or ``iterations`` batches."""
     chunk = [frames[k % len(frames)] for k in range(batch)]
-    detector.detect(chunk)  # warm-up (cudnn autotune, allocator)
-    _sync(detector)
-    done, started = 0, time.perf_counter()
-    while (iterations is None and time.perf_counter() - started < seconds) or (
-        iterations is not None and done < iterations * batch
-    ):
-        detector.detect(chunk)
-        done += batch
-    _sync(detector)
-    return done / (time.perf_counter() - started)
+    fps, _ = bare_model(detector, chunk, batch, seconds, iterations=iterations, sync=lambda: _sync(detector))
+    return fps
 
 
 class TimedDetector:
-    """The detector as the pipeline sees it, with every ``detect`` call's batch size and wall time noted."""
+    """The detector as the pipeline sees it, with every ``detect`` call's batch size, wall time and end noted."""
 
     def __init__(self, detector: TorchDetector):
-        self._detector, self.calls = detector, []
+        self._detector = detector
+        self.calls: list[tuple[int, float, float]] = []  # (batch size, seconds, time.monotonic() at the end)
 
     def __getattr__(self, name: str):
         return getattr(self._detector, name)
@@ -108,12 +107,12 @@ class TimedDetector:
     def detect(self, images):
         started = time.perf_counter()
         found = self._detector.detect(images)
-        self.calls.append((len(images), time.perf_counter() - started))
+        self.calls.append((len(images), time.perf_counter() - started, time.monotonic()))
         return found
 
-    def summary(self, since: int) -> str:
-        """Mean batch, mean and longest ms per call, batch sizes seen, over the calls after ``since``."""
-        calls = self.calls[since:] or [(0, 0.0)]
+    def summary(self, window: tuple[float, float]) -> str:
+        """Mean batch, mean and longest ms per call, batch sizes seen, over the calls that ended in ``window``."""
+        calls = [(size, seconds) for size, seconds, ended in self.calls if window[0] < ended <= window[1]] or [(0, 0.0)]
         sizes, seconds = zip(*calls)
         return (
             f"{np.mean(sizes):4.1f} | {1000 * np.mean(seconds):6.1f} | {1000 * max(seconds):7.1f} | "
@@ -124,6 +123,9 @@ class TimedDetector:
 def pipeline(
     detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float
 ) -> tuple[float, str]:
+    """(images/s processed, the detect calls' summary) of the pipeline with ``batch`` in-memory cameras. The warm-up
+    starts after the detect thread's third call: its first warms the detector up on that thread (a CUDA stall of
+    about 1 s per batch size), which is start-up, not throughput."""
     config = Config.model_validate(
         {
             "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
@@ -132,33 +134,18 @@ def pipeline(
             "metrics": {"enabled": False},
         }
     )
-    metrics = Metrics()
     timed = TimedDetector(detector)
-    pipe = Pipeline(config, metrics, detector=timed, open_capture=lambda camera: MemoryCamera(frames, camera_fps))
-    pipe.start()
-    try:
-        _settle(timed, warmup)
-        before, calls = _processed(metrics), len(timed.calls)
-        started = time.perf_counter()
-        time.sleep(seconds)
-        return (_processed(metrics) - before) / (time.perf_counter() - started), timed.summary(calls)
-    finally:
-        pipe.stop()
-
-
-def _settle(timed: TimedDetector, seconds: float, limit: float = 120.0) -> None:
-    """Wait ``seconds`` past the detect thread's third call: its first warms the detector up on that
-    thread (a CUDA stall of about 1 s per batch size), which is start-up, not throughput."""
-    deadline = time.monotonic() + limit
-    while len(timed.calls) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(seconds)
-
-
-def _processed(metrics: Metrics) -> float:
-    return sum(
-        s.value for f in metrics.registry.collect() for s in f.samples if s.name == "surveil_frames_processed_total"
+    result = pipeline_run(
+        config,
+        timed,
+        batch,
+        warmup,
+        seconds,
+        None,
+        open_capture=lambda camera: MemoryCamera(frames, camera_fps),
+        ready=lambda: len(timed.calls) >= 3,
     )
+    return result.fps, timed.summary(result.window)
 
 
 def _sync(detector: TorchDetector) -> None:

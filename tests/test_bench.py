@@ -11,7 +11,17 @@ import cv2
 import numpy as np
 import pytest
 
-from surveil.tools.bench import QUIET_FRAMES, QUIET_PASTES, BenchError, quantile, quiet_clip, write_quiet_clip
+from surveil.config import load_config
+from surveil.tools.bench import (
+    QUIET_FRAMES,
+    QUIET_PASTES,
+    BenchError,
+    bare_model,
+    bench_config,
+    quantile,
+    quiet_clip,
+    write_quiet_clip,
+)
 from tests.support.models import random_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,3 +181,31 @@ def test_bench_refuses_a_repeat_count_out_of_range():
 )
 def test_quantile_interpolates_like_prometheus(buckets, q, expected):
     assert quantile(buckets, q) == (pytest.approx(expected) if expected is not None else None)
+
+
+class CountingDetector:
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def detect(self, images):
+        self.batches.append(len(images))
+        return [None] * len(images)
+
+
+def test_bare_model_runs_the_given_iterations_after_one_warm_up_between_syncs():
+    detector, synced = CountingDetector(), []
+    frames = [np.zeros((2, 2, 3), np.uint8)] * 3
+    bare_model(detector, frames, 2, 1000.0, iterations=4, sync=lambda: synced.append(len(detector.batches)))
+    assert detector.batches == [2] * 5  # the warm-up, then exactly 4 batches (not 1000 s of them)
+    assert synced == [1, 5]  # after the warm-up, and before the clock stops
+
+
+@pytest.mark.parametrize("realtime", [True, False])
+def test_bench_cameras_play_at_the_clip_rate_or_flat_out(tmp_path, realtime):
+    config = load_config(ROOT / "configs/demo.yaml", environ={})
+    clips = [("cam1", "a.mp4"), ("quiet1", "b.mp4")]
+    cameras = bench_config(config, clips, tmp_path, None, realtime=realtime).cameras
+    assert [(c.name, str(c.url), c.realtime, c.loop) for c in cameras] == [
+        ("cam1", "a.mp4", realtime, True),
+        ("quiet1", "b.mp4", realtime, True),
+    ]

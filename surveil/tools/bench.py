@@ -1,7 +1,7 @@
 """`surveil bench`: the real pipeline on N file cameras beside the bare model and a naive loop, in one run.
 
     surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--repeats 3] [--backend openvino]
-                  [--motion] [--quiet-cameras K]
+                  [--motion] [--quiet-cameras K] [--as-fast-as-possible]
 
 What runs, all in this process and on the same clip (the config's first camera; its zones and rules
 are copied to every bench camera):
@@ -11,7 +11,13 @@ are copied to every bench camera):
 2. naive loop: what a tutorial writes — read a frame, ``model([tensor])`` with the PyTorch model as
    trained (eager), apply the rules, one frame at a time, round-robin over the same clips;
 3. the pipeline (:class:`surveil.service.pipeline.Pipeline`: capture threads at the video's own rate,
-   frame board, detect thread, analysers, an MQTT sink to a real broker) for each camera count.
+   frame board, detect thread, analysers, an MQTT sink to a real broker) for each camera count. With
+   ``--as-fast-as-possible`` every capture thread decodes flat out instead (on a small CPU that
+   measures decode contention: the capture threads take cores from the model).
+
+This is the one harness for pipeline throughput against the bare model: :func:`bare_model` and
+:func:`pipeline_run` are also what ``python -m bench.gpu_bench`` (bench/gpu.sh) measures with, on
+in-memory cameras at each batch size on a CUDA device.
 
 ``--quiet-cameras K`` makes the last K cameras of each run (all of them when there are K or fewer)
 play a *quiet clip* instead, written to the bench's temporary folder at start from the bench clip:
@@ -45,13 +51,21 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from surveil.video.clips import ClipOpenError, clip_fps, read_clip
+
+if TYPE_CHECKING:
+    from surveil.config import Config
+    from surveil.detection.protocol import Detector
+
 log = logging.getLogger(__name__)
+K = TypeVar("K")
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 
@@ -102,6 +116,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loop")
     parser.add_argument(
+        "--as-fast-as-possible",
+        action="store_true",
+        help="pipeline cameras decode flat out instead of at the clip's own rate (measures decode contention)",
+    )
+    parser.add_argument(
         "--motion", action="store_true", help="turn motion gating (cameras[].motion) on for every bench camera"
     )
     parser.add_argument(
@@ -127,7 +146,7 @@ def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="surveil-bench-") as tmp:
         try:
             return run_bench(bench, Path(tmp), args)
-        except (PipelineError, BenchError) as exc:
+        except (PipelineError, BenchError, ClipOpenError) as exc:
             print(f"surveil: {exc}", file=sys.stderr)
             return 2
 
@@ -138,13 +157,13 @@ class BenchError(Exception):
 
 @dataclass
 class BenchSetup:
-    config: object  # surveil.config.Config: detector overrides applied
+    config: Config  # detector overrides applied
     video: str
     motion: bool = False  # turn cameras[].motion on for every bench camera
     quiet_cameras: int = 0  # the last ones of each run play the quiet clip
 
     @classmethod
-    def from_args(cls, base, args: argparse.Namespace) -> BenchSetup:
+    def from_args(cls, base: Config, args: argparse.Namespace) -> BenchSetup:
         cameras = list(base.enabled_cameras)
         if not cameras:
             raise BenchError(f"{args.config} has no enabled camera to copy")
@@ -179,7 +198,8 @@ class BenchSetup:
         """(name, clip) of each of ``cameras`` bench cameras: cam1... play the bench clip, the last
         ``quiet_cameras`` of them (quiet1...) the quiet clip at ``quiet``."""
         k = min(self.quiet_cameras, cameras) if quiet else 0
-        return [(f"cam{i + 1}", self.video) for i in range(cameras - k)] + [(f"quiet{i + 1}", quiet) for i in range(k)]
+        busy = [(f"cam{i + 1}", self.video) for i in range(cameras - k)]
+        return busy + [(f"quiet{i + 1}", quiet) for i in range(k)] if quiet else busy
 
 
 # ---------------------------------------------------------------------------------------------- the quiet clip
@@ -221,22 +241,22 @@ def write_quiet_clip(video: str, path: Path, seed: int = 0) -> Path:
 
     source = quiet_sources()
     wanted = {n for n in source if n}
-    capture = cv2.VideoCapture(video)
-    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
-    sampled, pasted, index = [], {}, 0
-    while (got := capture.read())[0]:
-        if index % 5 == 0:
-            sampled.append(got[1])
-        if index + 1 in wanted:
-            pasted[index + 1] = got[1]
-        index += 1
-    capture.release()
+    fps = clip_fps(video)
+    sampled: list[np.ndarray] = []
+    pasted: dict[int, np.ndarray] = {}
+    count = 0  # frames in the clip
+    for read in read_clip(video):
+        if read.index % 5 == 0:
+            sampled.append(read.image)
+        if read.index + 1 in wanted:
+            pasted[read.index + 1] = read.image
+        count = read.index + 1
     if len(pasted) < len(wanted):
-        raise BenchError(f"the quiet clip pastes frames up to {max(wanted)} of the bench clip; {video} has {index}")
+        raise BenchError(f"the quiet clip pastes frames up to {max(wanted)} of the bench clip; {video} has {count}")
     median = np.median(np.stack(sampled), axis=0).astype(np.uint8)
     del sampled
     height, width = median.shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (width, height))
     if not writer.isOpened():
         raise BenchError(f"cannot write the quiet clip to {path} (no MPEG-4 encoder in this OpenCV?)")
     try:
@@ -354,6 +374,7 @@ class RunResult:
     peak_rss_mb: float
     latencies: dict[str, tuple[float | None, float | None]]
     delivery: list[float] = field(default_factory=list)
+    window: tuple[float, float] = (0.0, 0.0)  # time.monotonic() at the start and end of the measured window
 
     @property
     def fps(self) -> float:
@@ -370,10 +391,10 @@ def diff_run(
     """The window between two snapshots; ``gated``: the cameras with motion gating on."""
     elapsed = after.at - before.at
 
-    def delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    def delta(a: dict[K, float], b: dict[K, float]) -> dict[K, float]:
         return {k: b.get(k, 0.0) - a.get(k, 0.0) for k in b}
 
-    latencies = {}
+    latencies: dict[str, tuple[float | None, float | None]] = {}
     for label, _, _ in LATENCIES:
         window = delta(before.histograms[label], after.histograms[label])
         latencies[label] = (quantile(window, 0.5), quantile(window, 0.99))
@@ -392,6 +413,7 @@ def diff_run(
         peak_rss_mb=peak,
         latencies=latencies,
         delivery=delivery,
+        window=(before.at, after.at),
     )
 
 
@@ -487,39 +509,65 @@ class DeliveryWatch:
 
 
 def read_frames(video: str, count: int) -> list[np.ndarray]:
-    import cv2
-
-    capture = cv2.VideoCapture(video)
-    frames = []
-    while len(frames) < count:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
+    """The first ``count`` frames of ``video`` (BenchError when it has none)."""
+    frames = [frame.image for frame in read_clip(video, limit=count)]
     if not frames:
         raise BenchError(f"cannot read frames from {video}")
     return frames
 
 
-def bare_model(detector, frames: Sequence[np.ndarray], batch: int, seconds: float) -> tuple[float, float]:
-    """(frames/s, median ms per batch) of ``detector.detect`` alone on decoded frames."""
+READY_LIMIT_S = 120.0  # the longest pipeline_run waits for ``ready``
+
+
+def bare_model(
+    detector: Detector,
+    frames: Sequence[np.ndarray],
+    batch: int,
+    seconds: float,
+    *,
+    iterations: int | None = None,
+    sync: Callable[[], None] = lambda: None,
+) -> tuple[float, float]:
+    """(frames/s, median ms per batch) of ``detector.detect`` alone on decoded frames, ``batch`` at a time taken
+    from ``frames`` in turn: for ``seconds`` (at least one batch), or exactly ``iterations`` batches when given.
+    ``sync`` waits for the device (a CUDA synchronise) after the warm-up and before the clock stops."""
     detector.detect(list(frames[:batch]))  # warm-up (first-call allocations, OpenVINO shape compile)
-    times, done, index = [], 0, 0
+    sync()
+    times: list[float] = []
+    done, index = 0, 0
+
+    def more() -> bool:
+        if iterations is not None:
+            return len(times) < iterations
+        return time.perf_counter() - started < seconds or not times
+
     started = time.perf_counter()
-    while time.perf_counter() - started < seconds or not times:
+    while more():
         chunk = [frames[(index + k) % len(frames)] for k in range(batch)]
         t0 = time.perf_counter()
         detector.detect(chunk)
         times.append(time.perf_counter() - t0)
         index += batch
         done += batch
+    sync()
     return done / (time.perf_counter() - started), 1000.0 * float(np.median(times))
 
 
-def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
-    """A tutorial's loop: read, eager ``model([tensor])``, rules; one frame at a time, round-robin over captures of ``videos``."""
-    import cv2
+def looping_clip(video: str) -> Generator[np.ndarray, None, None]:
+    """The frames of ``video`` from the first again and again, as a loop that rewinds at the end of the file
+    (BenchError when it has none)."""
+    while True:
+        empty = True
+        for frame in read_clip(video):
+            empty = False
+            yield frame.image
+        if empty:
+            raise BenchError(f"cannot read frames from {video}")
+
+
+def naive_loop(config: Config, videos: Sequence[str], seconds: float) -> float:
+    """A tutorial's loop: read, eager ``model([tensor])``, rules; one frame at a time, round-robin over ``videos``
+    (each rewound at its end)."""
     import torch
 
     from surveil.analysis.analyzer import build_analyzer
@@ -539,37 +587,44 @@ def naive_loop(config, videos: Sequence[str], seconds: float) -> float:
         )
         for i in range(len(videos))
     ]
-    captures = [cv2.VideoCapture(video) for video in videos]
+    clips = [looping_clip(video) for video in videos]
     done, seq = 0, 0
     started = time.perf_counter()
     with torch.no_grad():
         while time.perf_counter() - started < seconds or done == 0:
             camera = seq % len(videos)
-            ok, image = captures[camera].read()
-            if not ok:
-                captures[camera].set(cv2.CAP_PROP_POS_FRAMES, 0)
-                continue
+            image = next(clips[camera])
             output = model([bgr_to_tensor(image)])[0]
-            dets = model_holder._to_detections(output)
+            dets = model_holder.filter(
+                output["boxes"].float().cpu().numpy(),
+                output["scores"].float().cpu().numpy(),
+                output["labels"].cpu().numpy(),
+            )
             now = time.monotonic()
             frame = Frame(camera=f"naive-{camera}", seq=seq, ts_mono=now, ts_wall=time.time(), image=image)
             analyzers[camera].process(analyzers[camera].context(frame, dets))
             seq += 1
             done += 1
-    for capture in captures:
-        capture.release()
+    for clip in clips:
+        clip.close()
     return done / (time.perf_counter() - started)
 
 
 def bench_config(
-    config, clips: Sequence[tuple[str, str]], workdir: Path, mqtt: tuple[str, int] | None, motion: bool = False
-):
+    config: Config,
+    clips: Sequence[tuple[str, str]],
+    workdir: Path,
+    mqtt: tuple[str, int] | None,
+    motion: bool = False,
+    realtime: bool = True,
+) -> Config:
     """Copies of the config's first camera, one per (name, clip) of ``clips``, each playing its clip at the clip's own
-    rate, with motion gating on when ``motion`` (else as the config has it); sinks in ``workdir``."""
+    rate (flat out when not ``realtime``), with motion gating on when ``motion`` (else as the config has it); sinks
+    in ``workdir``."""
     template = config.enabled_cameras[0]
     gating = template.motion.model_copy(update={"enabled": True}) if motion else template.motion
     cams = [
-        template.model_copy(update={"name": name, "url": clip, "realtime": True, "loop": True, "motion": gating})
+        template.model_copy(update={"name": name, "url": clip, "realtime": realtime, "loop": True, "motion": gating})
         for name, clip in clips
     ]
     cameras = len(cams)
@@ -588,18 +643,32 @@ def bench_config(
 
 
 def pipeline_run(
-    config, detector, cameras: int, warmup: float, seconds: float, watch: DeliveryWatch | None
+    config: Config,
+    detector: Detector,
+    cameras: int,
+    warmup: float,
+    seconds: float,
+    watch: DeliveryWatch | None,
+    *,
+    open_capture: Callable[[Any], Any] | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> RunResult:
+    """The pipeline of ``config`` with ``detector`` (housekeeping once a second, as the daemon), measured for
+    ``seconds`` after ``warmup`` seconds; the warm-up starts once ``ready()`` is true (at most READY_LIMIT_S)
+    when given. ``open_capture``: the cameras' capture (Pipeline's default: OpenCV opening each URL)."""
     from surveil.service.metrics import Metrics
     from surveil.service.pipeline import Pipeline
 
     metrics = Metrics()
-    pipeline = Pipeline(config, metrics, detector=detector)
+    pipeline = Pipeline(config, metrics, detector=detector, open_capture=open_capture)
     pipeline.start()
     stop = threading.Event()
     ticker = threading.Thread(target=_housekeeping, args=(pipeline, stop), name="bench-housekeeping", daemon=True)
     ticker.start()
     try:
+        deadline = time.monotonic() + READY_LIMIT_S
+        while ready is not None and not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
         time.sleep(warmup)
         if watch:
             watch.take()
@@ -691,10 +760,13 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
         made_s = time.perf_counter() - started
     detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
     backend = resolve_backend(d)
-    precision = getattr(detector, "precision", "fp16" if getattr(detector, "_autocast", False) else "fp32")
+    device = getattr(detector, "device", "cpu")
+    # the torch backend computes in fp16 (autocast) where half is set and the device is CUDA
+    autocast = d.half and str(device).startswith("cuda")
+    precision = getattr(detector, "precision", "fp16" if autocast else "fp32")
     print(
         f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
-        f"device {getattr(detector, 'device', 'cpu')}; clip {bench.video}"
+        f"device {device}; clip {bench.video}"
     )
     if quiet:
         print(
@@ -763,19 +835,18 @@ def _measure_once(
     print(f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median)")
     naive_fps = None
     if not args.no_naive:
-        clips = [clip for _, clip in bench.clips(max(args.cameras), quiet)]
-        print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {len(clips)} clip(s))")
-        naive_fps = naive_loop(config, clips, args.seconds)
+        videos = [clip for _, clip in bench.clips(max(args.cameras), quiet)]
+        print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {len(videos)} clip(s))")
+        naive_fps = naive_loop(config, videos, args.seconds)
         print(f"{naive_fps:.2f} frames/s")
     results = []
+    pace = "decoding as fast as possible" if args.as_fast_as_possible else "at the clip's own rate"
     for cameras in args.cameras:
         clips = bench.clips(cameras, quiet)
         kinds = f" ({sum(clip == quiet for _, clip in clips)} on the quiet clip)" if quiet else ""
-        print(
-            f"\n== pipeline, {cameras} camera(s){kinds} at the clip's own rate, {args.seconds:g} s measured after {args.warmup:g} s"
-        )
+        print(f"\n== pipeline, {cameras} camera(s){kinds} {pace}, {args.seconds:g} s measured after {args.warmup:g} s")
         result = pipeline_run(
-            bench_config(config, clips, workdir, mqtt, bench.motion),
+            bench_config(config, clips, workdir, mqtt, bench.motion, realtime=not args.as_fast_as_possible),
             detector,
             cameras,
             args.warmup,
