@@ -150,3 +150,19 @@ def test_basic_goes_over_rtsps_only_with_a_verified_certificate(tmp_path):
         verified = probe_stream(server.url(f"admin:{PASSWORD}", scheme="rtsps"), TIMEOUT_S, tls_context=trusting)
         assert "offers video" in verified.reason, verified.reason
         assert [a.split(" ")[0] for a in server.authorizations] == ["Basic"]
+
+
+MALFORMED = [
+    f"rtsp://admin:{PASSWORD}",  # the "port" is the password
+    f"rtsp://admin:{PASSWORD}@[::1/stream",
+    f"RTSP://admin:{PASSWORD}@127.0.0.1:99999/stream",
+]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("url", MALFORMED, ids=["port-is-password", "open-bracket", "port-out-of-range"])
+def test_a_malformed_url_is_named_without_quoting_it(url):
+    result = probe_stream(url, TIMEOUT_S)
+    assert "malformed URL" in result.reason, result.reason
+    assert PASSWORD not in result.reason
+    assert result.bytes_read == 0 and result.requests == 0

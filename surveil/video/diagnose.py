@@ -105,7 +105,7 @@ def probe_stream(
     except _ProbeError as exc:
         reason = str(exc)
     except TimeoutError:
-        reason = f"no answer from {probe.where or url} within {timeout:g} s (timed out)"
+        reason = f"no answer from {probe.where or 'the camera'} within {timeout:g} s (timed out)"
     except Exception as exc:  # a probe must never take the capture thread down
         reason = f"cannot open ({type(exc).__name__} while diagnosing)"
     finally:
@@ -153,8 +153,8 @@ class _Probe:
             parts = urlsplit(url)
             host, scheme = parts.hostname, parts.scheme.lower()
             port = parts.port or DEFAULT_PORTS.get(scheme)
-        except ValueError as exc:
-            return f"malformed URL ({exc})"
+        except ValueError:  # its text may quote the URL's password (a "port" that is not a number)
+            return "malformed URL: it cannot be split into host and port"
         if not host or port is None:
             return "the URL names no host or port"
         self.where = f"{host}:{port}"
@@ -206,7 +206,7 @@ class _Probe:
         try:
             sock.settimeout(self.remaining())
             wrapped = context.wrap_socket(sock, server_hostname=host)
-            self.verified = context.verify_mode == ssl.CERT_REQUIRED
+            self.verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
             return wrapped
         except ssl.SSLCertVerificationError:
             pass
