@@ -220,3 +220,22 @@ def test_a_config_url_resolved_as_a_file_path_is_still_masked():
     assert redact.url_secrets(path) == ["p@ss-Fp77"]
     assert "Fp77" not in redact.redact_url(path)
     assert "Fp77" not in redact.redact(f"camera a: file not found: {path}")
+
+
+UNTOUCHED = [
+    "metrics on http://127.0.0.1:9108/metrics",
+    "web UI on http://0.0.0.0:8080 (token required)",
+    "camera a: cannot open rtsp://admin:***@10.0.0.5:554/h264: connection refused by 10.0.0.5:554 (nothing listens there)",
+    "camera a: cannot open rtsp://10.0.0.5:554: connection refused",
+    "see https://docs.example.com/config#cameras for the options",
+    "reconnecting to rtsp://[::1]:8554/h264?channel=1&subtype=0&codec=h264 in 2.5 s",
+    "OPENCV_FFMPEG_CAPTURE_OPTIONS=rtsp_transport;tcp|analyzeduration;500000",
+    "alert zone=entrance class=person score=0.91 track=12",
+    "time: 12:30:45 host: a",
+]
+
+
+@pytest.mark.parametrize("line", UNTOUCHED)
+def test_lines_without_secrets_are_left_alone(line):
+    redact.forget_all()
+    assert redact.redact(line) == line
