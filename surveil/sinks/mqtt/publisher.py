@@ -32,6 +32,10 @@ spool size is right again and a restart re-sends nothing already confirmed.
 
 Camera status and counts are "latest state wins": it goes straight to paho (not the spool), the last
 status per camera is kept and re-published after every reconnect.
+
+This module is the connection side (the paho client, outages, the fleet watch) and the public API;
+beside it: ``delivery`` (spool cursor, in-flight window, acknowledgements), ``retained`` (status,
+fleet and counts payloads, kept and re-published), ``home_assistant`` (discovery) and ``topics``.
 """
 
 from __future__ import annotations
@@ -48,12 +52,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from surveil.config import CameraConfig, MqttConfig
 from surveil.redact import redact_json
 from surveil.rules.base import StateReport
+from surveil.sinks.mqtt.delivery import SpoolDelivery
 from surveil.sinks.mqtt.events import GuardedEvents, MqttEvents, NullMqttEvents
 from surveil.sinks.mqtt.fleet import FleetWatch
 from surveil.sinks.mqtt.home_assistant import home_assistant_entities
@@ -67,7 +72,7 @@ from surveil.sinks.mqtt.retained import (
     status_payload,
 )
 from surveil.sinks.mqtt.topics import alert_topic, availability_topic, fleet_topic, state_topic, status_topic
-from surveil.sinks.spool import AlertSpool, SpooledMessage, SpoolWriteError
+from surveil.sinks.spool import AlertSpool
 from surveil.types import AlertUpdate
 
 log = logging.getLogger(__name__)
@@ -179,58 +184,40 @@ class MqttPublisher:
         )
         self.client_id = config.client_id or default_client_id(self.instance)
         self._available = availability_topic(self._prefix, self.instance)
-        self._window = max_inflight
         rng = rng or random.Random()
         low = reconnect_min_s * rng.uniform(0.5, 1.0)
         self._reconnect = (low, max(low, reconnect_max_s * rng.uniform(0.8, 1.0)))
         self._tls = tls_context(config) if config.uses_tls else None
-
-        # Shared state, guarded by _cond. Rule: never call into paho while holding _cond
-        # (paho calls on_publish while holding its own message lock).
-        self._cond = threading.Condition()
-        self._ready = False  # connected and our `online` confirmed: paho's re-sends are done
-        self._session = 0  # +1 per ready connection
-        self._online_mid: int | None = None
-        self._acks: list[tuple[int, ReasonCode]] = []
-        self._append_seq = 0
-        self._seen_seq = -1
-        self._stopping = False
-
-        # Sender-thread-only state.
-        self._inflight: dict[int, SpooledMessage] = {}  # paho mid -> spooled message
-        self._inflight_ids: set[int] = set()
-        self._cursor = 0  # highest spool id handed to paho (or skipped as in flight)
-        self._seen_session = 0
-
-        self._append_lock = threading.Lock()
-        self._size_lock = threading.Lock()  # the spool size is read and reported as one step (see _emit_spool_size)
-        self._direct_lock = threading.Lock()  # may be held while calling paho
-        self._direct: dict[int, str] = {}  # paho mid -> topic of alerts sent around the spool
-        self._spool_error: str | None = None  # set while the spool refuses writes
-        self._spool_state_lock = threading.Lock()
 
         self._connected = False
         self._closing = False
         self._outage_since: float | None = None
         self._outage_reason = ""
         self._socket_error = ""  # paho's last error-level log line: why a connection broke
-        self._drop_warned = False
         self._started = False
-        self._sender: threading.Thread | None = None
         self._client = self._make_client()
+        self._delivery = SpoolDelivery(
+            self._client,
+            spool,
+            self._events,
+            qos=config.qos,
+            window=max_inflight,
+            on_session=lambda: self._retained.republish(),
+        )
         self._retained = RetainedState(
-            lambda topic, payload: self._client.publish(topic, payload, qos=1, retain=True), lambda: self._ready
+            lambda topic, payload: self._client.publish(topic, payload, qos=1, retain=True),
+            lambda: self._delivery.ready,
         )
 
     # ------------------------------------------------------------------ public API
 
     def start(self) -> None:
         """Start connecting in the background and start the sender thread; returns at once."""
-        if self._started or self._stopping:
+        if self._started or self._delivery.stopping:
             raise RuntimeError("MqttPublisher can be started once")
         self._started = True
         self._events.connection_changed(False)
-        self._emit_spool_size()
+        self._delivery.report_spool_size()
         log.info(
             "MQTT: connecting to %s:%d as %r (topics under %s/, %d alert(s) spooled)",
             self._config.host,
@@ -241,8 +228,7 @@ class MqttPublisher:
         )
         self._client.connect_async(self._config.host, self._config.port, keepalive=self._config.keepalive_s)
         self._client.loop_start()
-        self._sender = threading.Thread(target=self._run_sender, name="mqtt-sender", daemon=True)
-        self._sender.start()
+        self._delivery.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Flush, publish retained ``offline``, disconnect cleanly and stop the threads.
@@ -252,15 +238,8 @@ class MqttPublisher:
         stay in the spool for the next start.
         """
         deadline = time.monotonic() + timeout
-        with self._cond:
-            self._cond.wait_for(
-                lambda: not self._ready or (len(self._spool) == 0 and not self._direct), timeout=timeout / 2
-            )
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        if self._sender is not None:
-            self._sender.join(_remaining(deadline))
+        self._delivery.drain(timeout / 2)
+        self._delivery.stop(_remaining(deadline))
         if not self._started:
             return
         self._started = False
@@ -277,39 +256,7 @@ class MqttPublisher:
         payload = redact_json(alert.to_json(published_at=time.time())).encode(
             "utf-8"
         )  # backstop: no config secret leaves
-        with self._append_lock:
-            before = self._spool.dropped
-            try:
-                self._spool.append(topic, payload, self._config.qos)
-            except SpoolWriteError as exc:
-                self._note_spool_error(str(exc))
-                self._publish_direct(topic, payload)
-                return
-            dropped = self._spool.dropped - before
-        self._note_spool_ok()
-        if dropped:
-            self._note_dropped(dropped)
-        self._emit_spool_size()
-        with self._cond:
-            self._append_seq += 1
-            self._cond.notify_all()
-
-    def _publish_direct(self, topic: str, payload: bytes) -> None:
-        """Deliver an alert the spool could not take: straight to paho, confirmed like the others."""
-        self._events.spool_bypassed()
-        with self._direct_lock:
-            info = self._client.publish(topic, payload, qos=self._config.qos)
-            if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN) or (
-                info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self._config.qos == 0
-            ):
-                reason = mqtt.error_string(info.rc)
-                log.error("MQTT: alert on %s lost: the spool cannot take it and paho refused it (%s)", topic, reason)
-                self._events.publish_failed(reason)
-                return
-            if self._config.qos == 0 and info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                self._events.published(topic)  # written to the socket: QoS 0 is done
-                return
-            self._direct[info.mid] = topic
+        self._delivery.append(topic, payload)
 
     def publish_camera_status(self, camera: str, up: bool, reason: str = "") -> None:
         """Publish the camera's state, retained; it is re-published after every reconnect."""
@@ -363,7 +310,7 @@ class MqttPublisher:
     @property
     def in_flight(self) -> int:
         """Spooled messages handed to paho and not yet confirmed (approximate, for tests/metrics)."""
-        return len(self._inflight)
+        return self._delivery.in_flight
 
     # ------------------------------------------------------------------ paho client
 
@@ -404,8 +351,7 @@ class MqttPublisher:
             # Sent before paho re-sends the previous connection's unconfirmed messages; its
             # PUBACK therefore tells the sender that those re-sends are on the wire.
             info = client.publish(self._available, b"online", qos=1, retain=True)
-            with self._cond:
-                self._online_mid = info.mid
+            self._delivery.expect_online(info.mid)
             client.subscribe([(topic, 1) for topic in self._fleet_watch.subscriptions])
             self._note_connected()
         except Exception:
@@ -427,10 +373,7 @@ class MqttPublisher:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any) -> None:
         try:
-            with self._cond:
-                self._ready = False
-                self._online_mid = None
-                self._cond.notify_all()
+            self._delivery.connection_lost()
             if self._closing:
                 pass
             elif self._outage_since is None:
@@ -443,145 +386,7 @@ class MqttPublisher:
             log.exception("MQTT: error in on_disconnect")
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
-        with self._cond:
-            if mid == self._online_mid and not self._ready:
-                self._ready = True
-                self._session += 1
-            else:
-                self._acks.append((mid, reason))
-            self._cond.notify_all()
-
-    # ------------------------------------------------------------------ sender thread
-
-    def _has_work(self) -> bool:
-        if self._stopping or self._acks:
-            return True
-        if not self._ready:
-            return False
-        if self._session != self._seen_session:
-            return True
-        return len(self._inflight) < self._window and self._append_seq != self._seen_seq
-
-    def _run_sender(self) -> None:
-        while True:
-            with self._cond:
-                self._cond.wait_for(self._has_work, timeout=1.0)
-                acks, self._acks = self._acks, []
-                stopping = self._stopping
-                session = self._session if self._ready else None
-                seq = self._append_seq
-            try:
-                self._apply_acks(acks)
-                self._reconcile_spool()
-                if stopping:
-                    return
-                if session is not None:
-                    self._send_some(session, seq)
-            except Exception:
-                log.exception("MQTT: sender error; retrying in 1 s")
-                with self._cond:
-                    self._cond.wait_for(lambda: self._stopping, timeout=1.0)
-
-    def _reconcile_spool(self) -> None:
-        """While the spool refuses writes: delete what was delivered as soon as the disk allows."""
-        if self._spool_error is None or not self._spool.undeleted:
-            return
-        try:
-            removed = self._spool.reconcile()
-        except SpoolWriteError:
-            return  # still full; logged once already
-        self._note_spool_ok()
-        log.info("MQTT: alert spool reconciled: %d delivered alert(s) deleted, %d waiting", removed, len(self._spool))
-        self._emit_spool_size()
-
-    def _send_some(self, session: int, seq: int) -> None:
-        if session != self._seen_session:
-            self._seen_session = session
-            self._resume(session)
-        self._fill_window(session, seq)
-
-    def _resume(self, session: int) -> None:
-        """A new connection is ready: re-queue lost QoS 0 sends, re-publish camera status."""
-        lost = [m for m in self._inflight.values() if m.qos == 0]  # never written: paho drops them
-        if lost:
-            for mid in [mid for mid, m in self._inflight.items() if m.qos == 0]:
-                self._inflight_ids.discard(self._inflight.pop(mid).id)
-            self._cursor = min(self._cursor, min(m.id for m in lost) - 1)
-        self._retained.republish()
-        log.debug("MQTT: session %d ready; %d in flight, %d spooled", session, len(self._inflight), len(self._spool))
-
-    def _fill_window(self, session: int, seq: int) -> None:
-        room = self._window - len(self._inflight)
-        if room <= 0:
-            return
-        want = room + len(self._inflight_ids)
-        rows = self._spool.peek(want, after=self._cursor)
-        exhausted = len(rows) < want
-        sent = 0
-        for row in rows:
-            if row.id in self._inflight_ids:
-                self._cursor = row.id  # paho holds it and re-sends it itself
-                continue
-            if sent >= room or not (self._ready and self._session == session):
-                return
-            if not self._send(row):
-                exhausted = True  # try again on the next connection
-                break
-            self._cursor = row.id
-            sent += 1
-        if exhausted:
-            with self._cond:
-                self._seen_seq = seq
-
-    def _send(self, row: SpooledMessage) -> bool:
-        try:
-            info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-        except ValueError as exc:  # can never be sent (e.g. payload too large): drop it
-            log.error("MQTT: dropping spooled message %d on %s: %s", row.id, row.topic, exc)
-            self._spool.ack(row.id)
-            self._events.publish_failed(str(exc))
-            return True
-        if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and row.qos == 0:
-            return False  # connection just dropped; sent again after the reconnect
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            # (QoS>0 with NO_CONN is queued inside paho and sent after the reconnect.)
-            reason = mqtt.error_string(info.rc)
-            log.warning("MQTT: paho refused spooled message %d on %s: %s", row.id, row.topic, reason)
-            self._events.publish_failed(reason)
-            return False
-        self._inflight[info.mid] = row
-        self._inflight_ids.add(row.id)
-        return True
-
-    def _apply_acks(self, acks: list[tuple[int, ReasonCode]]) -> None:
-        done: list[SpooledMessage] = []
-        direct: list[str] = []
-        for mid, reason in acks:
-            row = self._inflight.pop(mid, None)
-            if row is None:
-                with self._direct_lock:
-                    topic = self._direct.pop(mid, None)
-                if topic is not None:
-                    direct.append(topic)
-                continue  # status / availability messages, or a duplicate confirmation
-            self._inflight_ids.discard(row.id)
-            done.append(row)
-            if reason.is_failure:
-                log.warning("MQTT: broker rejected the message on %s: %s", row.topic, reason)
-                self._events.publish_failed(str(reason))
-        for topic in direct:
-            self._events.published(topic)
-        if not done:
-            return
-        try:
-            self._spool.ack_many(m.id for m in done)
-        except SpoolWriteError as exc:  # delivered all the same; reconcile() deletes them later
-            self._note_spool_error(str(exc))
-        with self._cond:
-            self._cond.notify_all()  # stop() may be waiting for the spool to empty
-        for m in done:
-            self._events.published(m.topic)
-        self._emit_spool_size()
+        self._delivery.acknowledged(mid, reason)
 
     # ------------------------------------------------------------------ stopping
 
@@ -639,55 +444,13 @@ class MqttPublisher:
             )
         self._outage_since = None
         self._socket_error = ""
-        self._drop_warned = False
+        self._delivery.connected()
         self._set_connected(True)
-
-    def _note_spool_error(self, reason: str) -> None:
-        with self._spool_state_lock:
-            first, self._spool_error = self._spool_error is None, reason
-        if first:
-            log.error(
-                "MQTT: %s; alerts go to the broker directly, not durably, until the disk takes writes again", reason
-            )
-            self._events.spool_writable(False)
-
-    def _note_spool_ok(self) -> None:
-        if self._spool_error is None:
-            return
-        if self._spool.undeleted:
-            try:
-                self._spool.reconcile()
-            except SpoolWriteError:
-                return
-        with self._spool_state_lock:
-            if self._spool_error is None:
-                return
-            self._spool_error = None
-        log.warning("MQTT: alert spool %s takes writes again; alerts are spooled durably again", self._spool.path)
-        self._events.spool_writable(True)
-        self._emit_spool_size()
-
-    def _note_dropped(self, n: int) -> None:
-        if not self._drop_warned:
-            self._drop_warned = True
-            log.warning(
-                "MQTT: spool full (%d); dropping the oldest alerts (%d dropped so far)",
-                self._spool.max_items,
-                self._spool.dropped,
-            )
-        self._events.spool_dropped(n)
 
     def _set_connected(self, connected: bool) -> None:
         if connected != self._connected:
             self._connected = connected
             self._events.connection_changed(connected)
-
-    def _emit_spool_size(self) -> None:
-        """Report how many alerts wait in the spool. The append and sender threads both report it; reading
-        and reporting under one lock keeps a size read before the other thread's change from landing after
-        that thread's report (a stale 1 left on the gauge once the spool had emptied)."""
-        with self._size_lock:
-            self._events.spool_size(len(self._spool))
 
 
 def _remaining(deadline: float) -> float:
