@@ -223,3 +223,17 @@ def test_snapshot_and_status_never_show_an_ffmpeg_form_secret(tmp_path, capsys, 
     for where, text in {"snapshot": shown, "status": status, "log": record.getMessage()}.items():
         for piece in _pieces(secret):
             assert piece not in text, f"{piece!r} of {secret!r} leaked into {where}: {text}"
+
+
+@pytest.mark.parametrize(("case_id", "url", "secret"), FFMPEG_FORMS, ids=[c[0] for c in FFMPEG_FORMS])
+def test_the_live_view_reason_never_shows_an_ffmpeg_form_secret(case_id, url, secret):
+    """/cameras.json shows ``public_reason`` of the reason the pipeline redacted (its one door)."""
+    from surveil.video.opening import mask_url
+    from surveil.web.server import public_reason
+
+    redact.forget_all()
+    raw = f"camera cam: cannot open {url.format(port=554)}: connection refused by 127.0.0.1:554"
+    for reason in (raw, f"camera cam: cannot open {mask_url(url.format(port=554))}: connection refused"):
+        shown = json.dumps({"reason": public_reason(redact.redact(reason))})
+        for piece in _pieces(secret):
+            assert piece not in shown, (piece, shown)
