@@ -153,27 +153,34 @@ def _whole_url_spans(text: str) -> Iterator[_Span]:
     match = _WHOLE_SCHEME.match(text)
     assert match is not None
     span = _authority_span(text, match.end(), len(text), whole=True)
-    pairs = list(_pair_spans(text[match.end() :], _VALUE_END_WHOLE))
-    secrets = span.secrets + [s for pair in pairs for s in pair.secrets]
+    after = text[match.end() :]
+    inner = [*_pair_spans(after, _VALUE_END_WHOLE), *_free_spans(after), *_free_spans(unquote(after), decode=False)]
+    secrets = span.secrets + [s for found in inner for s in found.secrets]
     if span.shown == MASK:
         yield span._replace(secrets=secrets)
         return
     rest = text[span.end :]
-    yield _Span(span.start, len(text), span.shown + _apply(rest, _pair_spans(rest, _VALUE_END_WHOLE)), secrets)
+    shown = _apply(rest, _pair_spans(rest, _VALUE_END_WHOLE))
+    shown = _apply(shown, _free_spans(shown))  # a URL inside this one: '?src=rtsp://u:p@cam/'
+    decoded = unquote(shown)
+    if _apply(decoded, _free_spans(decoded, decode=False)) != decoded:  # ... or percent-encoded: masked whole
+        shown = shown[:1] + MASK
+    yield _Span(span.start, len(text), span.shown + shown, secrets)
 
 
-def _free_spans(text: str) -> Iterator[_Span]:
-    """One span per URL authority found in free text, left to right, never overlapping."""
+def _free_spans(text: str, *, decode: bool = True) -> Iterator[_Span]:
+    """One span per URL authority found in free text, left to right, never overlapping.
+    ``decode``: also look for a percent-encoded URL in each URL's path (one level deep)."""
     position = 0
     while (match := _SCHEME.search(text, position)) is not None:
         limit = min(len(text), match.end() + MAX_URL_SCAN)
         line_end = _first_of(text, "\r\n", match.end(), limit)
-        span = _authority_span(text, match.end(), line_end, whole=False)
+        span = _authority_span(text, match.end(), line_end, whole=False, decode=decode)
         yield span
         position = max(span.end, match.end())
 
 
-def _authority_span(text: str, start: int, limit: int, *, whole: bool) -> _Span:
+def _authority_span(text: str, start: int, limit: int, *, whole: bool, decode: bool = False) -> _Span:
     """Split ``text[start:limit]`` after a scheme as av_url_split does; mask the password, or
     everything up to the end of the URL when it cannot be split safely."""
     auth_end = _first_of(text, "/?#", start, limit)
@@ -192,6 +199,10 @@ def _authority_span(text: str, start: int, limit: int, *, whole: bool) -> _Span:
     tail = text[auth_end:url_end]
     if "@" in tail and ":" in text[start : auth_end + tail.rfind("@")]:
         return whole_mask  # 'rtsp://u:pa/ss@h/': FFmpeg ends the authority at '/', other parsers at '@'
+    if decode and "%" in tail:
+        decoded = unquote(tail)
+        if _apply(decoded, _free_spans(decoded, decode=False)) != decoded:
+            return whole_mask  # '?src=rtsp%3A%2F%2Fu%3Ap%40cam': a URL with a password, encoded
     if userinfo is None:
         return _Span(start, host_end, text[start:host_end], [])
     shown, secrets = _mask_userinfo(userinfo)

@@ -167,6 +167,9 @@ FAIL_CLOSED = [
     ("rtsp://QX7@SECRET@host/x", "SECRET"),  # '@' in a user name without a password
     ("http://host:8080:QX7SECRET/x", "QX7SECRET"),
     ("rtsp://host/x?user=a&pass%77ord=QX7SECRET", "QX7SECRET"),  # the server decodes the name
+    ("http://proxy/p?src=rtsp://admin:QX7SECRET@cam/x&y=1", "QX7SECRET"),  # a URL in a URL
+    ("http://proxy/p?src=rtsp%3A%2F%2Fadmin%3AQX7SECRET%40cam%2Fx", "QX7SECRET"),  # ... percent-encoded
+    ("ffmpeg:rtsp://user:QX7SECRET@cam/x", "QX7SECRET"),  # go2rtc-style source prefix
     ("rtsp://host/x?a=1;pwd=QX7SECRET", "QX7SECRET"),
 ]
 
