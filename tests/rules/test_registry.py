@@ -131,3 +131,20 @@ def test_an_unknown_rule_config_has_no_entry() -> None:
 
     with pytest.raises(KeyError, match="Unknown"):
         entry(Unknown())
+
+
+@pytest.mark.parametrize("kind", list(REPORT_KINDS.values()), ids=lambda k: k.name)
+def test_every_report_kind_feeds_its_metric(kind: ReportKind) -> None:
+    from surveil.rules.base import StateReport
+
+    metrics = Metrics()
+    report = StateReport(kind.name, "n", {"k": 3}, rule="r")
+    metrics.observe_state("cam", report, {"k": 1})
+    labels = {"camera": "cam", kind.subject: "n", "rule": "r"}
+    samples = [
+        s
+        for family in metrics.registry.collect()
+        for s in family.samples
+        if s.name == kind.metric and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
+    assert [s.value for s in samples] == [2 if kind.cumulative else 3]  # a total adds its growth; a level is set
