@@ -166,3 +166,12 @@ def test_a_malformed_url_is_named_without_quoting_it(url):
     assert "malformed URL" in result.reason, result.reason
     assert PASSWORD not in result.reason
     assert result.bytes_read == 0 and result.requests == 0
+
+
+@pytest.mark.timeout(60)  # a socket timeout holds per read: without the deadline this drip takes 27 minutes
+def test_a_tls_handshake_drip_ends_at_the_deadline():
+    with FakeRtspServer("tls-drip", drip_s=0.05) as server:
+        result = probe_stream(server.url(f"admin:{PASSWORD}", scheme="rtsps"), TIMEOUT_S)
+    assert "no TLS handshake" in result.reason and "timed out" in result.reason, result.reason
+    assert reason_kind(result.reason) == "timeout"
+    assert result.requests == 0

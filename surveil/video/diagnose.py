@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import os
 import re
+import select
 import socket
 import ssl
 import threading
@@ -178,6 +180,7 @@ class _Probe:
             raise _ProbeError(f"no answer from {self.where} within {self.timeout:g} s (timed out connecting)") from None
         except OSError as exc:
             raise _ProbeError(f"cannot connect to {self.where}: {exc.strerror or exc}") from None
+        sock.setblocking(False)  # from here on every wait is a poll() bounded by the deadline
         if tls:
             self.sock = self.start_tls(sock, host)
 
@@ -204,15 +207,16 @@ class _Probe:
         """TLS with a verified certificate where possible; else unverified (then Basic is never sent)."""
         context = self.tls_context or ssl.create_default_context()
         try:
-            sock.settimeout(self.remaining())
-            wrapped = context.wrap_socket(sock, server_hostname=host)
+            wrapped = self.handshake(context, sock, host)
             self.verified = context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
             return wrapped
         except ssl.SSLCertVerificationError:
             pass
+        except TimeoutError:
+            raise _ProbeError(f"no TLS handshake with {self.where} within {self.timeout:g} s (timed out)") from None
         except (ssl.SSLError, OSError) as exc:
             raise _ProbeError(f"TLS with {self.where} failed: {getattr(exc, 'reason', None) or exc}") from None
-        sock.close()  # the certificate was not trusted: start again without checking it
+        self.close()  # the certificate was not trusted: start again without checking it
         assert self.address is not None
         plain = self.sock = self.plain_connection()
         plain.settimeout(self.remaining())
@@ -220,9 +224,33 @@ class _Probe:
         unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
         try:
-            return unverified.wrap_socket(plain, server_hostname=host)
+            return self.handshake(unverified, plain, host)
+        except TimeoutError:
+            raise _ProbeError(f"no TLS handshake with {self.where} within {self.timeout:g} s (timed out)") from None
         except (ssl.SSLError, OSError) as exc:
             raise _ProbeError(f"TLS with {self.where} failed: {getattr(exc, 'reason', None) or exc}") from None
+
+    def handshake(self, context: ssl.SSLContext, sock: socket.socket, host: str) -> ssl.SSLSocket:
+        """The TLS handshake, by the deadline (a socket timeout holds per read: a drip would pass it)."""
+        sock.setblocking(False)
+        wrapped = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
+        self.sock = wrapped
+        while True:
+            try:
+                wrapped.do_handshake()
+                return wrapped
+            except ssl.SSLWantReadError:
+                self.wait(select.POLLIN)
+            except ssl.SSLWantWriteError:
+                self.wait(select.POLLOUT)
+
+    def wait(self, event: int) -> None:
+        """Until the socket is ready for ``event``, or TimeoutError at the deadline."""
+        assert self.sock is not None
+        poller = select.poll()  # not select.select: a daemon may hold more than 1024 descriptors
+        poller.register(self.sock, event | select.POLLERR | select.POLLHUP)
+        if not poller.poll(max(1, math.ceil(self.remaining() * 1000))):
+            raise TimeoutError
 
     # ---------------------------------------------------------------- RTSP
 
@@ -290,9 +318,7 @@ class _Probe:
         if authorization:
             request += f"Authorization: {authorization}\r\n"
         try:
-            assert self.sock is not None
-            self.sock.settimeout(self.remaining())
-            self.sock.sendall((request + "\r\n").encode("utf-8"))
+            self.send_all((request + "\r\n").encode("utf-8"))
             return self.read_answer()
         except TimeoutError:
             if self.bytes_read:
@@ -355,11 +381,30 @@ class _Probe:
         body, self.buffer = self.buffer[:size], self.buffer[size:]
         return body
 
+    def send_all(self, data: bytes) -> None:
+        assert self.sock is not None
+        view = memoryview(data)
+        while view:
+            self.remaining()
+            try:
+                view = view[self.sock.send(view) :]
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                self.wait(select.POLLOUT)
+            except ssl.SSLWantReadError:
+                self.wait(select.POLLIN)
+
     def receive(self, most: int) -> None:
         """At most ``most`` bytes more into the buffer, by the probe's deadline."""
         assert self.sock is not None
-        self.sock.settimeout(self.remaining())
-        chunk = self.sock.recv(max(1, min(most, 4096)))
+        while True:
+            self.remaining()
+            try:
+                chunk = self.sock.recv(max(1, min(most, 4096)))
+                break
+            except (BlockingIOError, ssl.SSLWantReadError):  # no data, or half a TLS record so far
+                self.wait(select.POLLIN)
+            except ssl.SSLWantWriteError:
+                self.wait(select.POLLOUT)
         if not chunk:
             raise _Closed(f"{self.where} closed the connection before its RTSP answer was complete")
         self.bytes_read += len(chunk)

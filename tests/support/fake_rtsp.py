@@ -12,6 +12,8 @@ DESCRIBE:
 - ``junk``: bytes without any end of line, forever;
 - ``drip``: a status line, then one byte of a header every ``drip_s`` (100 ms), never a blank line;
 - ``huge-headers``: a status line, then header lines forever, never a blank line;
+- ``tls-drip``: at once after the connect, the header of a 16 KiB TLS record, then one byte of it
+  every ``drip_s`` (a TLS client waits for the whole record inside one read);
 - ``video``: 200 with a video SDP.
 
 Every request is recorded (``requests``: method, url and headers in lower case); the endless
@@ -105,6 +107,12 @@ class FakeRtspServer:
     def _serve(self, conn: socket.socket) -> None:
         try:
             conn.settimeout(10)
+            if self.behaviour == "tls-drip":
+                self._send(conn, b"\x16\x03\x03\x40\x00")  # a handshake record of 16384 bytes
+                while not self._stop.is_set():
+                    self._send(conn, b"\x00")
+                    time.sleep(self.drip_s)
+                return
             if self.tls is not None:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             with self._lock:
