@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 from surveil.config import Config, ConfigError, load_config
 from surveil.detection.torch_detector import Detector
 from surveil.service import sharding
@@ -121,13 +123,13 @@ class Daemon:
         pipeline = self._pipeline
         return [] if pipeline is None else pipeline.camera_views()
 
-    def frame_version(self, camera: str):
+    def frame_version(self, camera: str) -> int | None:
         pipeline = self._pipeline
         if pipeline is None:
             raise KeyError(camera)
         return pipeline.frame_version(camera)
 
-    def annotated_frame(self, camera: str):
+    def annotated_frame(self, camera: str) -> tuple[int, np.ndarray] | None:
         pipeline = self._pipeline
         if pipeline is None:
             raise KeyError(camera)

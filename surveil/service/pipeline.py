@@ -37,7 +37,7 @@ from surveil.service.status import CameraView
 from surveil.sinks.outputs import Handover, Outputs, SinkSetupError
 from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
 from surveil.video.motion import MotionGate, motion_settings
-from surveil.video.source import CameraSource, reason_kind
+from surveil.video.source import CameraSource, OpenCapture, reason_kind
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def build_analyzers(
 
 
 def _same_analysis(old: Config, new: Config, camera: str) -> bool:
-    def of(config: Config):
+    def of(config: Config) -> tuple[object, ...]:
         cam = next((c for c in config.enabled_cameras if c.name == camera), None)
         return (cam, config.tracker, config.detector, config.alerts.snapshot)
 
@@ -181,7 +181,7 @@ class Pipeline:
         config: Config,
         metrics: Metrics,
         detector: Detector | None = None,
-        open_capture: Callable | None = None,
+        open_capture: OpenCapture | None = None,
         analyzers: dict[str, CameraAnalyzer] | None = None,
         handed: Handover | None = None,
     ):
@@ -445,7 +445,7 @@ class Pipeline:
         image = self.analyzers[camera].annotated_latest()
         return None if version is None or image is None else (version, image)
 
-    def _count_detections(self, camera: str, dets) -> None:
+    def _count_detections(self, camera: str, dets: Detections) -> None:
         names = self.detector.class_names
         for class_id, count in zip(*np.unique(dets.class_id, return_counts=True)):
             name = names[class_id] if class_id < len(names) else str(class_id)
