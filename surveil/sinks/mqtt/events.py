@@ -10,7 +10,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-log = logging.getLogger(__name__)
+# the MQTT sink's one logger, as before the publisher was split (operators filter on it)
+log = logging.getLogger("surveil.sinks.mqtt.publisher")
 
 
 class MqttEvents(Protocol):
