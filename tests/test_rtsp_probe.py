@@ -175,3 +175,11 @@ def test_a_tls_handshake_drip_ends_at_the_deadline():
     assert "no TLS handshake" in result.reason and "timed out" in result.reason, result.reason
     assert reason_kind(result.reason) == "timeout"
     assert result.requests == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_not_found_path_is_named_with_its_secrets_masked():
+    with FakeRtspServer("404") as server:
+        result = probe_stream(server.url(path=f"/cam/user=admin&password={PASSWORD}"), TIMEOUT_S)
+    assert "not found (404): no stream at path /cam/user=admin&password=***" in result.reason, result.reason
+    assert reason_kind(result.reason) == "not_found"

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
+from surveil.redact import redact
+
 PROBE_TIMEOUT_S = 5.0
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "http": 80, "https": 443}
 MAX_STATUS_LINE = 1024  # bytes of an answer's first line, its end of line included
@@ -112,7 +114,7 @@ def probe_stream(
         reason = f"cannot open ({type(exc).__name__} while diagnosing)"
     finally:
         probe.close()
-    return ProbeResult(reason, probe.bytes_read, probe.requests)
+    return ProbeResult(redact(reason), probe.bytes_read, probe.requests)  # a path may hold 'password=...'
 
 
 @dataclass

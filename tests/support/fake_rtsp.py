@@ -14,7 +14,7 @@ DESCRIBE:
 - ``huge-headers``: a status line, then header lines forever, never a blank line;
 - ``tls-drip``: at once after the connect, the header of a 16 KiB TLS record, then one byte of it
   every ``drip_s`` (a TLS client waits for the whole record inside one read);
-- ``video``: 200 with a video SDP.
+- ``video``: 200 with a video SDP; ``404``: 404 Not Found.
 
 Every request is recorded (``requests``: method, url and headers in lower case); the endless
 behaviours stop when the client goes away or the server is closed.
@@ -157,6 +157,9 @@ class FakeRtspServer:
             while not self._stop.is_set():
                 self._send(conn, b"X-Pad: " + b"a" * 200 + b"\r\n")
             return False
+        if kind == "404":
+            self._send(conn, f"RTSP/1.0 404 Not Found\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n".encode())
+            return True
         if kind == "video" or self._authorized(request):
             ok = f"RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\n"
             self._send(conn, f"{ok}Content-Length: {len(VIDEO_SDP)}\r\n\r\n".encode() + VIDEO_SDP)
