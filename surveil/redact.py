@@ -17,7 +17,9 @@ camera status reasons, exception messages, CLI errors):
   It **fails closed**: when what follows a scheme cannot be split safely — a port that is not a
   number (``rtsp://admin:secret``), a broken IPv6 bracket, an ``@`` after the authority that
   another parser would read as the userinfo end, a ``%3A`` in a user name that decodes to a
-  password separator — everything after the scheme is masked whole: ``rtsp://***``.
+  password separator — everything after the scheme is masked whole: ``rtsp://***``. A URL
+  inside a URL (``?src=rtsp://u:p@cam/``) is masked by the same rules; one that is
+  percent-encoded masks the outer URL's path whole.
 - **Known secrets**: every secret value of a loaded config (camera URL passwords and secret
   query values as :func:`url_secrets` finds them, the MQTT password; see ``config_secrets``) is
   remembered by :func:`remember` and replaced by ``***`` wherever it appears, in any form (also
