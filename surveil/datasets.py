@@ -30,6 +30,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -463,10 +464,22 @@ class DetectionDataset:
     def __getitem__(self, i: int) -> tuple[object, dict[str, object]]:
         import torch
 
-        from surveil.training.transforms import make_target
-
         sample = self.samples[i]
         rgb = read_rgb(sample.image_path)
         image = torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
         target = make_target(sample.boxes, sample.labels, (rgb.shape[0], rgb.shape[1]))
         return self.transforms(image, target)
+
+
+def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, Any]:
+    """A sample's boxes and labels as the target dict the v2 transforms move with the image."""
+    import torch
+    from torchvision import tv_tensors
+
+    return {
+        "boxes": tv_tensors.BoundingBoxes(
+            torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size
+        ),
+        "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
+        "num_dropped": 0,
+    }

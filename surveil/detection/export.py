@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from surveil.detection.checkpoints import file_sha256, load_checkpoint_model
-from surveil.evaluation.predict import set_input_size
+from surveil.detection.input_size import set_input_size
 
 log = logging.getLogger(__name__)
 

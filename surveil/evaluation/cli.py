@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from surveil.detection.input_size import set_input_size
 from surveil.evaluation.metrics import BACKGROUND, DEFAULT_SCORE_THRESHOLD, EvalReport, Prediction, Target, evaluate
-from surveil.evaluation.predict import bgr_to_tensor, predict, read_image, set_input_size
+from surveil.evaluation.predict import bgr_to_tensor, predict, read_image
 
 log = logging.getLogger(__name__)
 

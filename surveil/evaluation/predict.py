@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from pathlib import Path
 
 import cv2
@@ -11,12 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from surveil.detection.input_size import MAX_TO_MIN_RATIO, set_input_size
 from surveil.evaluation.metrics import Prediction
 
-log = logging.getLogger(__name__)
-
-# torchvision's default max/min ratio (1333 / 800): a larger min_size widens max_size with it
-MAX_TO_MIN_RATIO = 1333 / 800
+__all__ = ["MAX_TO_MIN_RATIO", "bgr_to_tensor", "predict", "read_image", "set_input_size"]
 
 
 def predict(
@@ -53,19 +49,3 @@ def read_image(path: str | Path) -> torch.Tensor:
     if image is None:
         raise OSError(f"cannot read image {path}")
     return bgr_to_tensor(image)
-
-
-def set_input_size(model: nn.Module, min_size: int, max_size: int | None = None) -> None:
-    """Make a torchvision detector resize its inputs to ``min_size`` (shorter side).
-
-    Without ``max_size`` the longer-side cap grows with ``min_size`` (torchvision's 1333/800
-    ratio) but never shrinks below the model's own.
-    """
-    transform = getattr(model, "transform", None)
-    if transform is None or not hasattr(transform, "min_size"):
-        raise ValueError(f"{type(model).__name__} has no GeneralizedRCNNTransform to resize with")
-    if max_size is None:
-        max_size = max(int(transform.max_size), math.ceil(min_size * MAX_TO_MIN_RATIO))
-    transform.min_size = (int(min_size),)
-    transform.max_size = int(max_size)
-    log.debug("detector input size: min %d, max %d", min_size, max_size)

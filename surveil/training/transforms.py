@@ -18,6 +18,18 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from surveil.datasets import make_target
+
+__all__ = [
+    "DropInvalidBoxes",
+    "crop_boxes",
+    "eval_transforms",
+    "hflip_boxes",
+    "make_target",
+    "scale_boxes",
+    "train_transforms",
+]
+
 
 class DropInvalidBoxes(v2.Transform):
     """Drop boxes narrower or shorter than ``min_size`` pixels after clamping; count them."""
@@ -68,16 +80,6 @@ def train_transforms(
 def eval_transforms() -> v2.Compose:
     """No augmentation: the model's own transform resizes at inference."""
     return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), DropInvalidBoxes()])
-
-
-def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, Any]:
-    return {
-        "boxes": tv_tensors.BoundingBoxes(
-            torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY", canvas_size=canvas_size
-        ),
-        "labels": torch.as_tensor(labels, dtype=torch.int64).reshape(-1),
-        "num_dropped": 0,
-    }
 
 
 # ---------------------------------------------------------------- plain geometry (numpy)
