@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from surveil.config import Config, load_config
+from surveil.config import Config, base, load_config, rules
 from surveil.config import schema as cfg
 from surveil.service.daemon import Daemon
 from surveil.service.metrics import Metrics
@@ -52,7 +52,7 @@ def _sections() -> list[tuple[str, type[BaseModel], typing.Callable[[dict], dict
         ("cameras[0]", cfg.CameraConfig, lambda v: {"cameras": [{**_CAMERA, **v}]}),
         (
             "schedule",
-            cfg.ScheduleConfig,
+            rules.ScheduleConfig,
             lambda v: {
                 "cameras": [{**_CAMERA, "rules": [{"id": "r", "type": "zone_intrusion", "zone": "z", "schedule": v}]}]
             },
@@ -62,7 +62,7 @@ def _sections() -> list[tuple[str, type[BaseModel], typing.Callable[[dict], dict
         annotation = model.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             out.append((name, annotation, lambda v, name=name: {"cameras": [_CAMERA], name: v}))
-    for model in cfg.RULE_CONFIGS:
+    for model in rules.RULE_CONFIGS:
         kind = typing.get_args(model.model_fields["type"].annotation)[0]
         out.append(
             (
@@ -110,7 +110,7 @@ def test_every_number_has_a_realistic_range(label, name):
 
 
 def test_inf_and_nan_are_refused_by_the_shared_model_config():
-    assert cfg._Model.model_config.get("allow_inf_nan") is False
+    assert base._Model.model_config.get("allow_inf_nan") is False
 
 
 EXTREMES = [math.inf, -math.inf, math.nan, 1e300, -1e300]
