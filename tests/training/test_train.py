@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from surveil.detection.checkpoints import load_checkpoint_model, read_checkpoint
+from surveil.training import engine
 from surveil.training import features_cache as fc
 from surveil.training import train as tr
 
@@ -32,7 +33,7 @@ TINY = {
 }
 
 
-def run_config(tmp: Path, data: Path, weights: str, **overrides) -> dict:
+def run_config(tmp: Path, data: Path, weights: str, **overrides) -> tr.TrainConfig:
     config = {
         **tr.DEFAULTS,
         **TINY,
@@ -42,8 +43,7 @@ def run_config(tmp: Path, data: Path, weights: str, **overrides) -> dict:
         "epochs": 2,
         **overrides,
     }
-    tr._check_config(config)
-    return config
+    return tr.TrainConfig.from_options(config)
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:
@@ -131,7 +131,9 @@ def test_full_state_checkpoint_is_weights_only_safe(trained: dict) -> None:
 
 def test_resume_continues_from_the_same_step_and_optimiser_state(trained: dict, tmp_path: Path) -> None:
     first = trained["out"] / "checkpoint-epoch0.pt"
-    config = {**trained["config"], "output_dir": str(tmp_path), "resume": str(first), "keep_checkpoints": False}
+    config = trained["config"].model_copy(
+        update={"output_dir": str(tmp_path), "resume": str(first), "keep_checkpoints": False}
+    )
     tr.train(config)
     resumed = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
     straight = torch.load(trained["out"] / "checkpoint.pt", map_location="cpu", weights_only=True)
@@ -157,7 +159,7 @@ def test_cached_validation_equals_running_the_whole_model(trained: dict, tiny_da
     samples = splits.train.samples[:3]
     views = [v[0] for v in fc.build_views(model, samples, [256], flips=False)]
     cached = fc.predict_views(model, views)
-    full = tr.predict_samples(model, samples, torch.device("cpu"))
+    full = engine.predict_samples(model, samples, torch.device("cpu"))
     confident = 0
     for c, f in zip(cached, full):
         keep = f.scores > 0.2
@@ -186,8 +188,8 @@ def test_config_file_then_flags(tmp_path: Path) -> None:
     tr.add_arguments(parser)
     assert "--train-data" in parser.format_help() and "--no-hflip" in parser.format_help()
     config = tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "t.yaml"), "--lr", "0.1", "--no-hflip"]))
-    assert (config["epochs"], config["lr"], config["hflip"], config["batch_size"]) == (3, 0.1, False, 4)
-    assert config["train_data"] == [f"yolo:{tmp_path / 'data'}@train*2"]
+    assert (config.epochs, config.lr, config.hflip, config.batch_size) == (3, 0.1, False, 4)
+    assert config.train_data == [f"yolo:{tmp_path / 'data'}@train*2"]
     (tmp_path / "bad.yaml").write_text("epochs: 3\nlearning_rate: 0.1\n")
     with pytest.raises(tr.TrainingError, match=r"unknown option.*learning_rate"):
         tr.resolve_config(parser.parse_args(["-c", str(tmp_path / "bad.yaml")]))
@@ -218,7 +220,7 @@ def test_data_specs(spec, expected) -> None:
 def test_non_finite_loss_stops_with_a_clear_message() -> None:
     losses = {"loss_classifier": torch.tensor(float("nan")), "loss_box_reg": torch.tensor(0.1)}
     with pytest.raises(tr.TrainingError, match=r"loss is nan at epoch 2, step 7 .*loss_classifier=nan.*Lower --lr"):
-        tr.check_finite(losses, sum(losses.values()), 2, 7)
+        engine.check_finite(losses, sum(losses.values()), 2, 7)
 
 
 def test_main_reports_errors_without_raising(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -242,5 +244,7 @@ def test_main_reports_errors_without_raising(tmp_path: Path, caplog: pytest.LogC
     ],
 )
 def test_warmup_then_decay(schedule, step, factor) -> None:
-    config = {**tr.DEFAULTS, "warmup_iters": 10, "epochs": 11, "lr_schedule": schedule, "lr_steps": [5, 8]}
+    config = tr.TrainConfig(
+        **{**tr.DEFAULTS, "warmup_iters": 10, "epochs": 11, "lr_schedule": schedule, "lr_steps": [5, 8]}
+    )
     assert tr.lr_factor(step, 10, config) == pytest.approx(factor, abs=1e-3)
