@@ -64,6 +64,8 @@ _SECRET_ENDS = ("key", "sig", "sid", "pw")
 # followed by ':' and at most one '/' (av_url_split skips up to two; 'rtsp:host/x' is a URL).
 _STREAM_SCHEMES = r"rtsps?|rtspu|rtmp[a-z]{0,2}|https?|mmsh?|mmst|srt|rist|rtp|udp|tcp|tls|ftp|sftp|smb|icecast|hls"
 _SCHEME = re.compile(rf"(?i)(?<![a-z0-9+.\-])(?:[a-z][a-z0-9+.\-]{{0,31}}://|(?:{_STREAM_SCHEMES}):/?(?=[^\s/]))")
+# A URL with '//' ends where the next one starts (FFmpeg's authority cannot hold a '/').
+_NEXT_URL = re.compile(r"(?i)(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]{0,31}://")
 _WHOLE_SCHEME = re.compile(r"(?i)\s*(?:[a-z][a-z0-9+.\-]{0,31}://|[a-z][a-z0-9+.\-]{1,31}:/{0,2}(?=[^\s]))")
 # host[:port] after the userinfo: a bracketed IPv6 literal or a plain host, then digits only
 # after ':'; in free text the punctuation a sentence puts after a URL may follow.
@@ -176,6 +178,8 @@ def _free_spans(text: str, *, decode: bool = True) -> Iterator[_Span]:
     position = 0
     while (match := _SCHEME.search(text, position)) is not None:
         limit = min(len(text), match.end() + MAX_URL_SCAN)
+        following = _NEXT_URL.search(text, match.end(), limit)
+        limit = following.start() if following else limit
         line_end = _first_of(text, "\r\n", match.end(), limit)
         span = _authority_span(text, match.end(), line_end, whole=False, decode=decode)
         yield span
@@ -195,6 +199,11 @@ def _authority_span(text: str, start: int, limit: int, *, whole: bool, decode: b
         host = re.split(r"\s", host, maxsplit=1)[0]
     host_end = start + (at + 1 if at >= 0 else 0) + len(host)
     parsed = _mask_userinfo(userinfo)[1] if userinfo is not None else []
+    if not whole:  # a masked range that cuts into a later URL ('rtsp:u:p w@h') takes in its authority too
+        position = start
+        while (inner := _SCHEME.search(text, position, url_end)) is not None:
+            url_end = max(url_end, _first_space(text, _first_of(text, "/?#", inner.end(), limit), limit))
+            position = inner.end()
     whole_mask = _Span(start, url_end, MASK, [text[start:url_end], *_greedy_password(text, start, url_end), *parsed])
     if _HOSTPORT.fullmatch(host) is None:
         return whole_mask

@@ -242,3 +242,15 @@ UNTOUCHED = [
 def test_lines_without_secrets_are_left_alone(line):
     redact.forget_all()
     assert redact.redact(line) == line
+
+
+def test_two_urls_in_one_line_are_masked_each_on_its_own():
+    """Found by hypothesis: the first URL's masked range ended inside the second one's password."""
+    redact.forget_all()
+    url = "rtsp://admin:QX71@QX72 QX73@a"
+    line = f"open {url} failed: 'camera cam: cannot open {url}: connection refused'"
+    shown = redact.redact(line)
+    assert shown == "open rtsp://admin:***@a failed: 'camera cam: cannot open rtsp://admin:***@a: connection refused'"
+    no_slashes = "rtsp:admin:QX71@QX72 QX73@a"
+    shown = redact.redact(f"open rtsp://h:1x/p/{no_slashes} then {no_slashes}: refused")
+    assert not [t for t in ("QX71", "QX72", "QX73") if t in shown], shown
