@@ -27,12 +27,13 @@ import json
 import random
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 FORMATS = ("coco", "voc", "yolo", "mot")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
@@ -71,7 +72,7 @@ class DatasetIndex:
 
 
 def clean_boxes(
-    boxes: np.ndarray, labels: np.ndarray, size: tuple[int, int] | None
+    boxes: ArrayLike, labels: ArrayLike, size: tuple[int, int] | None
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Clip boxes to the image (when its size is known) and drop those without area.
 
@@ -79,7 +80,7 @@ def clean_boxes(
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    finite = np.isfinite(boxes).all(axis=1)
+    finite = np.asarray(np.isfinite(boxes).all(axis=1))
     boxes = np.where(finite[:, None], boxes, 0.0).astype(np.float32)
     if size is not None:
         h, w = size
@@ -221,8 +222,10 @@ def _parse_voc(file: Path, root: Path) -> tuple[Path, list[tuple[str, list[float
         filename = tree.findtext("filename") or f"{file.stem}.jpg"
         size_el = tree.find("size")
         size = None
-        if size_el is not None and size_el.findtext("height") and size_el.findtext("width"):
-            size = (int(float(size_el.findtext("height"))), int(float(size_el.findtext("width"))))
+        height = size_el.findtext("height") if size_el is not None else None
+        width = size_el.findtext("width") if size_el is not None else None
+        if height and width:
+            size = (int(float(height)), int(float(width)))
         objs = []
         for obj in tree.iter("object"):
             if (obj.findtext("difficult") or "0").strip() == "1":
@@ -231,7 +234,8 @@ def _parse_voc(file: Path, root: Path) -> tuple[Path, list[tuple[str, list[float
             name = (obj.findtext("name") or "").strip()
             if bb is None or not name:
                 raise ValueError("an <object> lacks <name> or <bndbox>")
-            box = [float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")]
+            # a missing coordinate is float(None): a TypeError, reported as a malformed annotation below
+            box = [float(cast(str, bb.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax")]
             objs.append((name, box))
     except FileNotFoundError:
         raise DatasetFormatError(f"{file}: annotation file is missing") from None
@@ -454,7 +458,7 @@ class DetectionDataset:
     """A map-style dataset of (image tensor, target dict) through ``transforms`` (a v2 pipeline
     taking (image, target) — see surveil.training.transforms)."""
 
-    def __init__(self, samples: Sequence[Sample], transforms: object) -> None:
+    def __init__(self, samples: Sequence[Sample], transforms: Callable[..., Any]) -> None:
         self.samples = list(samples)
         self.transforms = transforms
 
@@ -474,7 +478,7 @@ class DetectionDataset:
 def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, Any]:
     """A sample's boxes and labels as the target dict the v2 transforms move with the image."""
     import torch
-    from torchvision import tv_tensors
+    from torchvision import tv_tensors  # type: ignore[import-untyped]  # torchvision ships no type information
 
     return {
         "boxes": tv_tensors.BoundingBoxes(

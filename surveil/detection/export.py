@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from surveil.detection.checkpoints import file_sha256, load_checkpoint_model
-from surveil.detection.input_size import set_input_size
+from surveil.detection.input_size import input_size, set_input_size
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def export_checkpoint(
     model.eval()
     started = time.perf_counter()
     if fmt == "onnx":
-        side = int(model.transform.min_size[-1])
+        side = input_size(model)[0]
         path = export_onnx(model, output, example_hw=(side, side * 4 // 3), opset=opset)
     else:
         path = export_torchscript(model, output)
@@ -131,8 +131,8 @@ def write_sidecar(
         "architecture": payload["architecture"],
         "labels": list(payload["labels"]),
         "score_thresholds": dict(payload.get("score_thresholds", {})),
-        "min_size": int(model.transform.min_size[-1]),
-        "max_size": int(model.transform.max_size),
+        "min_size": input_size(model)[0],
+        "max_size": input_size(model)[1],
         "input": _input_spec(fmt),
         "outputs": _output_spec(fmt),
         "opset": opset,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 from torch import nn
 
@@ -31,3 +32,9 @@ def set_input_size(model: nn.Module, min_size: int, max_size: int | None = None)
     transform.min_size = (int(min_size),)
     transform.max_size = int(max_size)
     log.debug("detector input size: min %d, max %d", min_size, max_size)
+
+
+def input_size(model: nn.Module) -> tuple[int, int]:
+    """(shorter side, cap on the longer side) a torchvision detector resizes its inputs to."""
+    transform: Any = model.transform  # a GeneralizedRCNNTransform (torchvision ships no type information)
+    return int(transform.min_size[-1]), int(transform.max_size)

@@ -21,7 +21,7 @@ import contextlib
 import io
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -78,6 +78,11 @@ class Target:
             raise ValueError(
                 f"Target lengths differ: {len(self.boxes)} boxes, {len(self.labels)} labels, {len(ignore)} ignore flags"
             )
+
+    @property
+    def ignored(self) -> np.ndarray:
+        """The ``ignore`` flags as an array (``__post_init__`` always sets one)."""
+        return cast(np.ndarray, self.ignore)
 
 
 @dataclass(frozen=True)
@@ -179,8 +184,8 @@ def _class_curve(predictions: list[Prediction], targets: list[Target], label: in
     for pred, tgt in zip(predictions, targets):
         p = pred.labels == label
         g = tgt.labels == label
-        support += int((g & ~tgt.ignore).sum())
-        scores, is_tp = match_image(pred.boxes[p], pred.scores[p], tgt.boxes[g], tgt.ignore[g])
+        support += int((g & ~tgt.ignored).sum())
+        scores, is_tp = match_image(pred.boxes[p], pred.scores[p], tgt.boxes[g], tgt.ignored[g])
         all_scores.append(scores)
         all_tp.append(is_tp)
     scores = np.concatenate(all_scores) if all_scores else np.zeros(0, np.float32)
@@ -219,10 +224,11 @@ def _best_f1(curve: _Curve) -> tuple[float, float | None]:
 
 
 def _coco_gt(targets: list[Target], num_classes: int) -> dict[str, Any]:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, tgt in enumerate(targets):
         images.append({"id": image_id})
-        for box, label, ignore in zip(tgt.boxes, tgt.labels, tgt.ignore):
+        for box, label, ignore in zip(tgt.boxes, tgt.labels, tgt.ignored):
             x0, y0, x1, y1 = (float(v) for v in box)
             annotations.append({
                 "id": len(annotations) + 1, "image_id": image_id, "category_id": int(label),

@@ -22,13 +22,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.detection.image_list import ImageList
-from torchvision.transforms import v2
+from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.models.detection.image_list import ImageList  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.transforms import v2  # type: ignore[import-untyped]  # torchvision ships no type information
 
 from surveil.datasets import Sample, read_rgb
 from surveil.training.transforms import crop_boxes, hflip_boxes
@@ -68,7 +69,7 @@ def _photometric() -> v2.Transform:
 
 
 @torch.no_grad()
-def stem_view(model: nn.Module, image: torch.Tensor, sample: Sample, scale: int, flip: bool) -> CachedView:
+def stem_view(model: FasterRCNN, image: torch.Tensor, sample: Sample, scale: int, flip: bool) -> CachedView:
     """One view: ``image`` (CHW float 0-1, already jittered if wanted) flipped and resized by the
     model's transform to shorter side ``scale``, through the stem."""
     h, w = image.shape[-2:]
@@ -162,8 +163,10 @@ def per_sample_scales(scales: Sequence[int] | Sequence[Sequence[int]], n: int) -
     if scales and not isinstance(scales[0], (int, float)):
         if len(scales) != n:
             raise ValueError(f"{len(scales)} scale lists for {n} samples")
-        return [[int(s) for s in ss] for ss in scales]  # type: ignore[union-attr]
-    return [[int(s) for s in scales]] * n  # type: ignore[union-attr]
+        nested = cast("Sequence[Sequence[int]]", scales)  # checked on the first element above
+        return [[int(s) for s in ss] for ss in nested]
+    flat = cast("Sequence[int]", scales)
+    return [[int(s) for s in flat]] * n
 
 
 def view_key(sample: Sample, scales: Sequence[int], flips: bool, photometric: float, seed: int) -> str:
@@ -180,7 +183,7 @@ def view_key(sample: Sample, scales: Sequence[int], flips: bool, photometric: fl
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def stem_fingerprint(model: nn.Module) -> str:
+def stem_fingerprint(model: FasterRCNN) -> str:
     """Identifies the stem's weights and the transform's settings (a cache is valid for them only)."""
     digest = hashlib.sha256()
     for key, value in model.backbone.stem.state_dict().items():
@@ -231,7 +234,7 @@ def collate_views(
     for i, v in enumerate(views):
         stems[i, :, : v.stem.shape[1], : v.stem.shape[2]] = v.stem.float()
     targets = [{"boxes": v.boxes.float(), "labels": v.labels.long()} for v in views]
-    return stems, [tuple(v.image_size) for v in views], targets
+    return stems, [(v.image_size[0], v.image_size[1]) for v in views], targets
 
 
 def image_list(stems: torch.Tensor, image_sizes: list[tuple[int, int]]) -> ImageList:
@@ -246,7 +249,7 @@ class StemDetector(nn.Module):
     """Training forward of a Faster R-CNN from cached stem features (the loss dict); wrap this,
     not the detector, in DistributedDataParallel when training from the cache."""
 
-    def __init__(self, detector: nn.Module) -> None:
+    def __init__(self, detector: FasterRCNN) -> None:
         super().__init__()
         self.detector = detector
 
@@ -261,7 +264,7 @@ class StemDetector(nn.Module):
 
 
 @torch.inference_mode()
-def predict_views(detector: nn.Module, views: Sequence[CachedView]) -> list[dict[str, torch.Tensor]]:
+def predict_views(detector: FasterRCNN, views: Sequence[CachedView]) -> list[dict[str, torch.Tensor]]:
     """Detections (in each original image's pixels) from cached, un-augmented views, one at a
     time — the same numbers the full model gives on the image at that view's scale."""
     detector.eval()
