@@ -13,6 +13,10 @@ validation as operating point, written as a deployable checkpoint (``surveil.det
 With ``--cache auto`` (default) and a frozen MobileNetV2 stem, the stem's features are computed
 once per image and augmented view (see ``surveil.training.features_cache``): on a CPU this
 makes an epoch several times cheaper.
+
+Layout: the options are :class:`surveil.training.config.TrainConfig`; one epoch and one
+evaluation are in ``engine.py``; torchrun/DDP helpers in ``distributed.py``; this module builds
+the data and the model and runs the epochs.
 """
 
 from __future__ import annotations
