@@ -22,7 +22,7 @@ import torch
 
 from bench.gpu_accuracy import device_for, shipped_model_parser
 from surveil.config import DetectorConfig
-from surveil.detection.torch_detector import DevicePreprocess, TorchDetector
+from surveil.detection.torch_detector import TorchDetector
 from surveil.evaluation.surveillance import load_pets_s2l1
 
 
@@ -50,11 +50,9 @@ def detector(
     config = DetectorConfig(
         weights=str(args.weights), device=device, half=half, min_size=args.min_size, batch_size=args.batch
     )
-    found = TorchDetector(config, batched=batched, channels_last=channels_last)
-    if input_channels_last is not None and found.batched:  # the input's layout apart from the model's
-        dtype = torch.float16 if found._autocast else torch.float32
-        found._preprocess = DevicePreprocess.of(found.model.transform, found.device, dtype, input_channels_last)
-    return found
+    # the input's layout apart from the model's: channels_last by default (the NHWC frames' natural view)
+    layout = {} if input_channels_last is None else {"input_channels_last": input_channels_last}
+    return TorchDetector(config, batched=batched, channels_last=channels_last, **layout)
 
 
 def rate(found: TorchDetector, frames: list[np.ndarray], seconds: float, dry: bool) -> float:
@@ -76,9 +74,9 @@ def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict
     for _ in range(repeats):
         with torch.inference_mode():
             holder = {}
-            totals["upload+preprocess"] += timed(lambda: holder.update(batch=found._batch(frames)))
+            totals["upload+preprocess"] += timed(lambda: holder.update(batch=found.preprocess(frames)))
             batch = holder["batch"]
-            with found._autocast_context():
+            with found.autocast():
                 totals["backbone"] += timed(lambda: holder.update(features=found.model.backbone(batch.tensors)))
                 features = holder["features"]
                 if isinstance(features, torch.Tensor):
@@ -91,7 +89,7 @@ def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict
                 )
             totals["postprocess"] += timed(
                 lambda: [
-                    found._to_detections(o)
+                    found.to_detections(o)
                     for o in found.model.transform.postprocess(
                         holder["found"], batch.image_sizes, [f.shape[:2] for f in frames]
                     )

@@ -149,7 +149,7 @@ def test_batched_input_is_the_transforms_input(pets_detectors, pets_frames):
     batched, per_image = pets_detectors
     with torch.inference_mode():
         expected, _ = per_image.model.transform(frames_to_tensors(pets_frames, per_image.device))
-        got = batched._batch(pets_frames)
+        got = batched.preprocess(pets_frames)
     assert got.image_sizes == expected.image_sizes
     assert got.tensors.shape == expected.tensors.shape
     torch.testing.assert_close(got.tensors, expected.tensors, atol=1e-5, rtol=0)
@@ -280,5 +280,5 @@ def test_cpu_detect_does_not_warm_up(checkpoint, monkeypatch):
 
 def test_batched_input_is_channels_last(checkpoint):
     detector = TorchDetector(DetectorConfig(weights=str(checkpoint), device="cpu", min_size=64, max_size=128))
-    batch = detector._batch([np.zeros((48, 64, 3), np.uint8)] * 2)
+    batch = detector.preprocess([np.zeros((48, 64, 3), np.uint8)] * 2)
     assert batch.tensors.is_contiguous(memory_format=torch.channels_last)

@@ -117,6 +117,7 @@ class TorchDetector:
         optimize: bool = True,
         batched: bool | None = None,
         channels_last: bool | None = None,
+        input_channels_last: bool = True,
     ):
         self.config = config
         self.device = select_device(config.device)
@@ -145,7 +146,8 @@ class TorchDetector:
             ) from None
         self.filter = DetectionFilter(config, self.class_names, checkpoint_thresholds)
         self.operating_thresholds = self.filter.operating_thresholds
-        self._autocast = self.device.type == "cuda" and config.half
+        # fp16 autocast on CUDA when asked for; the CPU always computes in fp32 here
+        self.precision = "fp16" if self.device.type == "cuda" and config.half else "fp32"
         self.batched = (optimize if batched is None else batched) and isinstance(self.model, GeneralizedRCNN)
         self.warm_up_on_cuda = True  # see :meth:`warm_up`
         self._warmed: set[tuple[int, tuple[int, ...]]] = set()  # (thread, frame shape) already warmed up
@@ -154,8 +156,8 @@ class TorchDetector:
             self._preprocess = DevicePreprocess.of(
                 self.model.transform,
                 self.device,
-                torch.float16 if self._autocast else torch.float32,
-                channels_last=True,
+                torch.float16 if self.precision == "fp16" else torch.float32,
+                channels_last=input_channels_last,
             )
         log.info("detector ready: %s on %s, %d classes", config.weights, self.device, len(self.class_names) - 1)
 
@@ -181,7 +183,7 @@ class TorchDetector:
             self._warm_up_new_shapes(images)
         with torch.inference_mode():
             outputs = self._run_batched(images) if self.batched else self._run_per_image(images)
-        return [self._to_detections(output) for output in outputs]
+        return [self.to_detections(output) for output in outputs]
 
     WARM_UP_BUDGET_S = (
         30.0  # well inside the default watchdog_stall_s (60 s): a warm-up must not look like a hung detector
@@ -227,18 +229,19 @@ class TorchDetector:
                 time.monotonic() - started,
             )
 
-    def _autocast_context(self) -> contextlib.AbstractContextManager:
-        return torch.autocast("cuda", dtype=torch.float16) if self._autocast else contextlib.nullcontext()
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The context the model's parts run in: fp16 autocast on CUDA when ``precision`` is fp16."""
+        return torch.autocast("cuda", dtype=torch.float16) if self.precision == "fp16" else contextlib.nullcontext()
 
     def _run_per_image(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
-        with self._autocast_context():
+        with self.autocast():
             return self.model(frames_to_tensors(images, self.device))
 
     def _run_batched(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """``GeneralizedRCNN.forward`` at inference, its transform replaced by :meth:`_batch`."""
-        batch = self._batch(images)
+        batch = self.preprocess(images)
         model: Any = self.model  # a GeneralizedRCNN (``batched`` requires one): untyped torchvision
-        with self._autocast_context():
+        with self.autocast():
             features = model.backbone(batch.tensors)
             if isinstance(features, torch.Tensor):
                 features = OrderedDict([("0", features)])
@@ -246,7 +249,7 @@ class TorchDetector:
             detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
         return model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
 
-    def _batch(self, images: Sequence[np.ndarray]) -> ImageList:
+    def preprocess(self, images: Sequence[np.ndarray]) -> ImageList:
         """Frames -> the padded network input: one upload and one batched preprocessing per frame size."""
         groups = group_by_shape(images)
         resized = [self._preprocess(self._staging.upload([images[i] for i in group])) for group in groups]
@@ -258,7 +261,8 @@ class TorchDetector:
         model: Any = self.model  # a GeneralizedRCNN (``batched`` requires one): untyped torchvision
         return ImageList(pad_batch(resized, order, model.transform.size_divisible), image_sizes)
 
-    def _to_detections(self, output: dict[str, torch.Tensor]) -> Detections:
+    def to_detections(self, output: dict[str, torch.Tensor]) -> Detections:
+        """One image's model output, filtered by the operating thresholds."""
         return self.filter(
             output["boxes"].float().cpu().numpy(),
             output["scores"].float().cpu().numpy(),

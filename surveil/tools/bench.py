@@ -761,9 +761,7 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
     detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
     backend = resolve_backend(d)
     device = getattr(detector, "device", "cpu")
-    # the torch backend computes in fp16 (autocast) where half is set and the device is CUDA
-    autocast = d.half and str(device).startswith("cuda")
-    precision = getattr(detector, "precision", "fp16" if autocast else "fp32")
+    precision = getattr(detector, "precision", "fp32")  # the torch and ONNX backends say which they run
     print(
         f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
         f"device {device}; clip {bench.video}"
