@@ -19,17 +19,19 @@ import base64
 import hashlib
 import hmac
 import html
+import io
 import json
 import logging
 import re
 import secrets
+import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict
 from http import HTTPStatus
-from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -42,6 +44,7 @@ from surveil import __version__
 from surveil.analysis.render import encode_jpeg
 from surveil.config import WebConfig
 from surveil.service.status import CameraView
+from surveil.web.limits import MAX_CONNECTIONS, HeadError, read_head, session_cookie
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +101,8 @@ class Auth:
                 return "token"
         if self._basic is not None and scheme.lower() == "basic" and self._basic_ok(value.strip()):
             return "basic"
-        cookie = SimpleCookie()
-        try:
-            cookie.load(headers.get("Cookie", ""))
-        except Exception:
-            return None
-        morsel = cookie.get(SESSION_COOKIE)
-        if morsel is not None and hmac.compare_digest(morsel.value.encode(), self.session.encode()):
+        session = session_cookie(headers.get("Cookie"), SESSION_COOKIE)  # by hand: http.cookies is quadratic
+        if session is not None and hmac.compare_digest(session.encode(), self.session.encode()):
             return "cookie"
         return None
 
@@ -206,10 +204,66 @@ class WebServer:
             self._streams -= 1
 
 
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 18\r\n"
+    b"Retry-After: 5\r\nConnection: close\r\n\r\ntoo many clients\r\n"
+)
+
+
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most ``connection_cap`` of them: more are answered 503 and closed at once.
+
+    Errors from handlers reach the log as one line (client errors without a traceback), never stderr."""
+
     daemon_threads = True
     block_on_close = False
     app: WebServer
+
+    def __init__(self, *args, **kwargs):
+        self._connections = 0
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    @property
+    def connection_cap(self) -> int:
+        return max(MAX_CONNECTIONS, self.app.config.max_streams + 16)  # room for the pages beside every stream
+
+    def process_request(self, request, client_address) -> None:
+        with self._connections_lock:
+            busy = self._connections >= self.connection_cap
+            if not busy:
+                self._connections += 1
+        if busy:
+            log.info("web %s: refused, %d connections open", client_address[0], self.connection_cap)
+            try:  # one non-blocking send from the accept thread: the reply fits any socket buffer
+                request.setblocking(False)
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # the thread did not start
+            self._release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._connections_lock:
+            self._connections -= 1
+
+    def handle_error(self, request, client_address) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError | ValueError):  # the client went away, reset, timed out or sent junk
+            log.debug("web %s: %s", client_address[0], error.__class__.__name__)
+        else:
+            log.error("web %s: error handling a request: %r", client_address[0], error, exc_info=error)
 
 
 class _IPv6Server(_Server):
@@ -226,8 +280,32 @@ class _Handler(BaseHTTPRequestHandler):
     def app(self) -> WebServer:
         return self.server.app
 
+    def handle_one_request(self) -> None:
+        """Read the head within the limits (surveil.web.limits), then let http.server parse it."""
+        self.close_connection = True  # one request per connection (HTTP/1.0)
+        self.command, self.path, self.requestline = "", "", ""
+        self.request_version = self.default_request_version
+        try:
+            head = read_head(self.connection)
+        except HeadError as error:
+            log.info("web %s: %s", self.client_address[0], error.why)
+            if error.status is not None:
+                self.connection.settimeout(5)
+                self.send_error(error.status, error.why)
+            return
+        self.connection.settimeout(self.timeout)
+        self.rfile.close()
+        self.rfile = io.BytesIO(head)  # the real one is unread: the head came straight from the socket
+        super().handle_one_request()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("web %s %s %s", self.client_address[0], urlsplit(self.path).path[:200], code)
+
+    def log_error(self, format: str, *args) -> None:
+        log.info("web %s: %s", self.client_address[0], _one_line(format % args))
+
     def log_message(self, format: str, *args) -> None:
-        log.debug("web %s %s", self.address_string(), urlsplit(self.path).path)
+        log.debug("web %s: %s", self.client_address[0], _one_line(format % args))
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -324,7 +402,31 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head + data + f"\r\n--{BOUNDARY}\r\n".encode())
                 self.wfile.flush()
                 sent_version, sent_at = version, started
-            app.closing.wait(max(0.0, interval - (time.monotonic() - started)))
+            if self._client_gone(max(0.0, interval - (time.monotonic() - started))):
+                return
+
+    def _client_gone(self, timeout: float) -> bool:
+        """Wait ``timeout`` s for the next frame; True as soon as the client has closed or reset the connection.
+
+        Without this, a viewer who leaves while there is nothing to send (a camera without a frame)
+        would hold a ``max_streams`` slot until the next write failed."""
+        deadline = time.monotonic() + timeout
+        poller = select.poll()
+        poller.register(self.connection, select.POLLIN | select.POLLPRI)
+        while not self.app.closing.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if not poller.poll(min(remaining, 0.25) * 1000):
+                continue
+            try:
+                if not self.connection.recv(4096, socket.MSG_DONTWAIT):
+                    return True  # EOF: the viewer is gone
+            except BlockingIOError:
+                continue
+            except OSError:
+                return True
+        return False
 
     def _index(self) -> None:
         nonce = secrets.token_urlsafe(12)
@@ -369,6 +471,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(
                 "Set-Cookie", f"{SESSION_COOKIE}={self.app.auth.session}; Path=/; HttpOnly; SameSite=Strict"
             )
+
+
+def _one_line(text: str) -> str:
+    """A client-supplied text fit for one log line: printable, short."""
+    return text.encode("ascii", "backslashreplace").decode()[:300].replace("\n", "\\n").replace("\r", "\\r")
 
 
 # ---------------------------------------------------------------- the page
