@@ -33,7 +33,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         try:
             config = load_config(file)
         except ConfigError as exc:
-            print(f"surveil: {exc}", file=sys.stderr)
+            print(f"surveil: {redact(str(exc))}", file=sys.stderr)
             status = EXIT_USAGE
             continue
         zones = sum(len(c.zones) for c in config.cameras)
@@ -48,7 +48,7 @@ def _cmd_shards(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     instances = config.sharding.instances if args.instances is None else args.instances
     pins = config.sharding.pin

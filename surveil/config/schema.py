@@ -176,6 +176,11 @@ class CameraConfig(_Model):
         le=300,
         description="Give up one blocked read after this many seconds, 0.1-300 (OpenCV CAP_PROP_READ_TIMEOUT_MSEC).",
     )
+    allow_basic_auth: bool = Field(
+        default=False,
+        description="Let the probe that finds why a stream is down answer a Basic challenge over plain rtsp:// "
+        "(the password crosses the network readable); Digest is always answered, Basic always over verified rtsps://.",
+    )
     stall_timeout_s: float = Field(
         default=10.0,
         ge=0.5,
@@ -707,6 +712,6 @@ def _require_unique(message: str, names: list[str]) -> None:
 def camera_kind(url: str | int) -> Literal["stream", "file", "device"]:
     if isinstance(url, int) or str(url).isdigit() or str(url).startswith("/dev/video"):
         return "device"
-    if re.match(r"^[a-z][a-z0-9+.-]*://", str(url)):
+    if re.match(r"^[a-z][a-z0-9+.-]*://", str(url), re.IGNORECASE):  # FFmpeg reads the scheme case-blind
         return "stream"
     return "file"

@@ -20,7 +20,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         if record.exc_info or record.exc_text:  # exc_text: already formatted (and redacted) by RedactingFilter
-            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else "")
         return json.dumps(entry, ensure_ascii=False)
 
 

@@ -13,6 +13,7 @@ import cv2
 
 from surveil.analysis.render import Overlay, draw, draw_grid
 from surveil.config import CameraConfig, ConfigError, load_config
+from surveil.redact import redact
 from surveil.rules import build_geometry
 from surveil.video.opening import CaptureOpenError, open_video_capture
 
@@ -57,7 +58,7 @@ def main(args) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)  # a backstop: the sources mask too
         return EXIT_USAGE
     camera = next((c for c in config.cameras if c.name == args.camera), None)
     if camera is None:
@@ -73,7 +74,7 @@ def main(args) -> int:
         if not cv2.imwrite(str(output), picture):
             raise SnapshotError(f"cannot write {output} (use a .jpg or .png name in a writable folder)")
     except SnapshotError as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)  # a backstop: the sources mask too
         return EXIT_USAGE
     height, width = picture.shape[:2]
     print(

@@ -72,7 +72,9 @@ def open_video_capture(config: CameraConfig) -> cv2.VideoCapture:
         if kind == "file":
             why = "not a video OpenCV can decode (no video stream)"
         elif kind == "stream":
-            why = diagnose_stream(str(config.url), min(config.open_timeout_s, PROBE_TIMEOUT_S))
+            why = diagnose_stream(
+                str(config.url), min(config.open_timeout_s, PROBE_TIMEOUT_S), allow_basic=config.allow_basic_auth
+            )
         else:
             why = "no such device, or it is busy"
         raise CaptureOpenError(f"camera {config.name}: cannot open {mask_url(config.url)}: {why}")

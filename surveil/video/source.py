@@ -273,7 +273,11 @@ class CameraSource:
                     return _Outcome.FAILED
                 continue
             if not is_file:
-                why = diagnose_stream(str(self.config.url), min(self.config.read_timeout_s, PROBE_TIMEOUT_S))
+                why = diagnose_stream(
+                    str(self.config.url),
+                    min(self.config.read_timeout_s, PROBE_TIMEOUT_S),
+                    allow_basic=self.config.allow_basic_auth,
+                )
                 return self._fail(f"read failed (stream ended or connection lost; now: {why})")
             outcome = self._end_of_file(cap, frames_since_rewind)
             if outcome is not None:
