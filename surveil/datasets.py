@@ -478,7 +478,7 @@ class DetectionDataset:
 def make_target(boxes: np.ndarray, labels: np.ndarray, canvas_size: tuple[int, int]) -> dict[str, Any]:
     """A sample's boxes and labels as the target dict the v2 transforms move with the image."""
     import torch
-    from torchvision import tv_tensors  # type: ignore[import-untyped]  # torchvision ships no type information
+    from torchvision import tv_tensors
 
     return {
         "boxes": tv_tensors.BoundingBoxes(

@@ -30,12 +30,12 @@ import torch
 from torch import nn
 
 # torchvision ships no type information (no py.typed): its names are Any to mypy
-from torchvision.models import WeightsEnum, mobilenet_v2  # type: ignore[import-untyped]
-from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]
+from torchvision.models import WeightsEnum, mobilenet_v2
+from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection import faster_rcnn as tv_frcnn
-from torchvision.models.detection.anchor_utils import AnchorGenerator  # type: ignore[import-untyped]
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign  # type: ignore[import-untyped]
-from torchvision.ops.misc import FrozenBatchNorm2d  # type: ignore[import-untyped]
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 MNV2_STEM_END = 14  # MobileNetV2 features[:14] -> stride 16, 96 channels
 

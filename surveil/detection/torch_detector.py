@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 # torchvision ships no type information (no py.typed): its names are Any to mypy
-from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN  # type: ignore[import-untyped]
-from torchvision.models.detection.image_list import ImageList  # type: ignore[import-untyped]
-from torchvision.ops.misc import FrozenBatchNorm2d  # type: ignore[import-untyped]
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.config import DetectorConfig
 from surveil.detection.checkpoints import ModelLoadError, load_checkpoint_model, load_coco_model

@@ -13,16 +13,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.models import (  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.models import (
     MobileNet_V2_Weights,
     MobileNet_V3_Large_Weights,
     ResNet50_Weights,
     WeightsEnum,
     mobilenet_v2,
 )
-from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection import faster_rcnn as tv_frcnn
-from torchvision.ops.misc import FrozenBatchNorm2d  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.detection.architectures import MNV2_STEM_END, fasterrcnn_mobilenet_v2_fpn
 

@@ -27,9 +27,9 @@ from typing import Any, cast
 import numpy as np
 import torch
 from torch import nn
-from torchvision.models.detection import FasterRCNN  # type: ignore[import-untyped]  # torchvision ships no type information
-from torchvision.models.detection.image_list import ImageList  # type: ignore[import-untyped]  # torchvision ships no type information
-from torchvision.transforms import v2  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.image_list import ImageList
+from torchvision.transforms import v2
 
 from surveil.datasets import Sample, read_rgb
 from surveil.training.transforms import crop_boxes, hflip_boxes

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision import tv_tensors  # type: ignore[import-untyped]  # torchvision ships no type information
-from torchvision.transforms import v2  # type: ignore[import-untyped]  # torchvision ships no type information
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
 from surveil.datasets import make_target
 
