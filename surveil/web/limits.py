@@ -58,10 +58,10 @@ def read_head(sock: socket.socket, timeout_s: float = HEAD_TIMEOUT_S) -> bytes:
             raise HeadError(None, "closed before a complete request head" if buffer else "closed without a request")
         buffer += chunk
         end = scan.feed(buffer)
+        if (len(buffer) if end is None else end) > MAX_HEAD_BYTES:
+            raise HeadError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"request head over {MAX_HEAD_BYTES} bytes")
         if end is not None:
             return bytes(buffer[:end])
-        if len(buffer) > MAX_HEAD_BYTES:
-            raise HeadError(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, f"request head over {MAX_HEAD_BYTES} bytes")
 
 
 class _LineScan:

@@ -44,7 +44,7 @@ from surveil import __version__
 from surveil.analysis.render import encode_jpeg
 from surveil.config import WebConfig
 from surveil.service.status import CameraView
-from surveil.web.limits import MAX_CONNECTIONS, HeadError, read_head, session_cookie
+from surveil.web.limits import HEAD_TIMEOUT_S, MAX_CONNECTIONS, HeadError, read_head, session_cookie
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,12 @@ class WebServer:
         provider: ViewProvider,
         registry: CollectorRegistry | None = None,
         config: WebConfig | None = None,
+        max_connections: int | None = None,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
     ):
         self.provider = provider
+        self.head_timeout_s = head_timeout_s  # a client must send its whole request head within this
+        self._max_connections = max_connections
         self.registry = registry
         self.closing = threading.Event()
         self._streams = 0
@@ -152,6 +156,11 @@ class WebServer:
     @property
     def port(self) -> int:
         return self._httpd.server_address[1]
+
+    @property
+    def connection_cap(self) -> int:
+        """Most connections open at once (streams included); by default room for the pages beside every stream."""
+        return self._max_connections or max(MAX_CONNECTIONS, self.config.max_streams + 16)
 
     def configure(self, config: WebConfig) -> None:
         """Apply a (reloaded) web config: auth, rate and stream limits; the socket stays."""
@@ -224,20 +233,17 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
-    @property
-    def connection_cap(self) -> int:
-        return max(MAX_CONNECTIONS, self.app.config.max_streams + 16)  # room for the pages beside every stream
-
     def process_request(self, request, client_address) -> None:
         with self._connections_lock:
-            busy = self._connections >= self.connection_cap
+            busy = self._connections >= self.app.connection_cap
             if not busy:
                 self._connections += 1
         if busy:
-            log.info("web %s: refused, %d connections open", client_address[0], self.connection_cap)
-            try:  # one non-blocking send from the accept thread: the reply fits any socket buffer
+            log.info("web %s: refused, %d connections open", client_address[0], self._connections)
+            try:  # non-blocking, from the accept thread: the reply fits any socket buffer
                 request.setblocking(False)
                 request.send(_BUSY)
+                request.recv(65536)  # what has arrived of the request: unread data would turn close into a reset
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -274,6 +280,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = f"surveil/{__version__}"
     protocol_version = "HTTP/1.0"
+    default_request_version = "HTTP/1.0"  # (http.server's 0.9 answers junk with an error without a status line)
     timeout = 30  # a client that stops reading ends its stream
 
     @property
@@ -286,17 +293,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.command, self.path, self.requestline = "", "", ""
         self.request_version = self.default_request_version
         try:
-            head = read_head(self.connection)
+            head = read_head(self.connection, self.app.head_timeout_s)
         except HeadError as error:
             log.info("web %s: %s", self.client_address[0], error.why)
             if error.status is not None:
                 self.connection.settimeout(5)
                 self.send_error(error.status, error.why)
+                self.wfile.flush()
+                self._linger()
             return
         self.connection.settimeout(self.timeout)
         self.rfile.close()
         self.rfile = io.BytesIO(head)  # the real one is unread: the head came straight from the socket
         super().handle_one_request()
+
+    def _linger(self, seconds: float = 1.0, most: int = 256 * 1024) -> None:
+        """Read (and drop) what the client is still sending, briefly, so that closing does not reset the
+        connection and lose the error reply before the client has read it (Apache's lingering close)."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            deadline, read = time.monotonic() + seconds, 0
+            while read < most and (remaining := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(remaining)
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    return
+                read += len(chunk)
+        except OSError:
+            pass
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("web %s %s %s", self.client_address[0], urlsplit(self.path).path[:200], code)
