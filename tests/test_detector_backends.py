@@ -1,5 +1,7 @@
 """Every inference backend gives the eager model's detections on real frames (the shipped model on the
-shipped PETS clip), within a stated tolerance; the ONNX export is cached by checkpoint and input size.
+shipped PETS clip, and the same frames at an odd size), within a stated tolerance; the ONNX backends run
+the graph shipped beside the checkpoint (models/pedestrian-mnv2.onnx), whose resize is done in numpy/OpenCV
+exactly as torchvision's transform does it, and export one into the cache only for other checkpoints.
 
 Tolerances, for detections at or above the operating threshold, matched both ways (a confident box of
 one side must have a counterpart of the same class in the other, whatever that one's score):
@@ -23,6 +25,7 @@ from surveil.config import DetectorConfig
 from surveil.detection.agreement import detection_agreement
 from surveil.detection.checkpoints import ModelLoadError
 from surveil.detection.factory import create_detector, resolve_backend
+from surveil.detection.graph import graph_beside, graph_path_for, read_graph_spec, resized_shape, sidecar_of
 from surveil.detection.runtimes import OnnxDetector, cache_key, cached_onnx, openvino_precision
 from surveil.detection.torch_detector import TorchDetector
 from tests.support.media import clip_frames
@@ -43,12 +46,17 @@ needs_onnxruntime = pytest.mark.skipif(
 
 
 def config(**kwargs) -> DetectorConfig:
-    return DetectorConfig(weights=str(MODEL), device="cpu", min_size=800, batch_size=1, **kwargs)
+    return DetectorConfig(**{"weights": str(MODEL), "device": "cpu", "min_size": 800, "batch_size": 1, **kwargs})
 
 
 @pytest.fixture(scope="module")
 def frames() -> list[np.ndarray]:
-    return clip_frames(CLIP, FRAME_INDICES)
+    """PETS frames (768x576), and two of them at 427x350: the size the whole-model export resized one
+    pixel short of eager (799x975 instead of 800x976)."""
+    import cv2
+
+    pets = clip_frames(CLIP, FRAME_INDICES)
+    return [*pets, *(cv2.resize(f, (427, 350), interpolation=cv2.INTER_AREA) for f in pets[1:3])]
 
 
 @pytest.fixture(scope="module")
@@ -120,18 +128,83 @@ def test_openvino_precision_follows_the_cpu(requested, capabilities, expected):
     assert openvino_precision(requested, capabilities) == expected
 
 
+def test_shipped_graph_is_built_from_the_shipped_checkpoint():
+    """A new models/pedestrian-mnv2.pt needs its graph rebuilt: python -m surveil.detection.graph build models/pedestrian-mnv2.pt"""
+    spec, why = graph_beside(MODEL)
+    assert spec is not None, why
+    assert spec.graph == graph_path_for(MODEL) and spec.labels == ["__background__", "pedestrian"]
+    assert spec.score_thresholds == pytest.approx({"pedestrian": 0.792}, abs=1e-3)
+
+
 @needs_onnxruntime
-def test_export_is_cached_by_checkpoint_and_input_size(cache_dir, monkeypatch):
-    first = cached_onnx(config(), cache_dir)
-    assert first.is_file() and first.with_name(first.name + ".json").is_file()
+def test_onnx_backends_use_the_graph_beside_the_checkpoint_without_export(cache_dir, monkeypatch):
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported although the graph beside the checkpoint matches it")
+
+    monkeypatch.setattr("surveil.detection.graph_export.build_graph", no_export)
+    detector = OnnxDetector(config(), "onnxruntime", cache_dir)
+    assert detector.onnx_path == graph_path_for(MODEL)
+    direct = OnnxDetector(DetectorConfig(weights=str(graph_path_for(MODEL)), min_size=640), "onnxruntime", cache_dir)
+    assert direct.class_names == detector.class_names and direct.spec.min_size == 640
+    np.testing.assert_allclose(direct.operating_thresholds, detector.operating_thresholds)
+
+
+@needs_onnxruntime
+def test_export_is_cached_by_checkpoint_not_input_size(tmp_path, cache_dir, monkeypatch):
+    """A checkpoint without a current graph beside it is exported once into the cache, for every input size."""
+    weights = tmp_path / "copy.pt"
+    weights.write_bytes(MODEL.read_bytes())
+    first = cached_onnx(config(weights=str(weights)), cache_dir)
+    assert first.is_file() and sidecar_of(first).is_file()
+    assert read_graph_spec(first).source_sha256 == read_graph_spec(graph_path_for(MODEL)).source_sha256
     stamp = first.stat().st_mtime_ns
 
     def no_export(*args, **kwargs):
-        raise AssertionError("exported again although the cache holds this checkpoint at this size")
+        raise AssertionError("exported again although the cache holds this checkpoint")
 
-    monkeypatch.setattr("surveil.detection.runtimes.export_onnx", no_export)
-    assert cached_onnx(config(), cache_dir) == first and first.stat().st_mtime_ns == stamp
-    assert cache_key(config()) != cache_key(DetectorConfig(weights=str(MODEL), min_size=640))
+    monkeypatch.setattr("surveil.detection.graph_export.build_graph", no_export)
+    assert cached_onnx(config(weights=str(weights)), cache_dir) == first and first.stat().st_mtime_ns == stamp
+    assert OnnxDetector(config(weights=str(weights)), "onnxruntime", cache_dir).onnx_path == first
+    assert cache_key(config()) == cache_key(DetectorConfig(weights=str(MODEL), min_size=640))
+
+
+def test_a_graph_from_another_checkpoint_is_not_used(tmp_path):
+    weights = tmp_path / "other.pt"
+    weights.write_bytes(MODEL.read_bytes() + b"\0")  # another file: another SHA-256
+    graph = graph_path_for(weights)
+    graph.write_bytes(graph_path_for(MODEL).read_bytes())
+    sidecar_of(graph).write_text(sidecar_of(graph_path_for(MODEL)).read_text())
+    spec, why = graph_beside(weights)
+    assert spec is None and "another checkpoint" in why
+
+
+def test_without_torch_a_checkpoint_without_graph_is_a_clear_error(tmp_path, monkeypatch):
+    weights = tmp_path / "new.pt"
+    weights.write_bytes(MODEL.read_bytes())
+    monkeypatch.setattr("surveil.detection.runtimes.torch_installed", lambda: False)
+    monkeypatch.setattr("surveil.detection.runtimes.backend_available", lambda b: True)
+    with pytest.raises(ModelLoadError, match=r"PyTorch is not installed.*surveil\.detection\.graph build"):
+        OnnxDetector(config(weights=str(weights)), "onnxruntime", tmp_path / "cache")
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "min_size", "max_size"),
+    [
+        (576, 768, 800, 1280),
+        (350, 427, 800, 1333),
+        (360, 480, 720, 1280),
+        (1080, 1920, 800, 1333),
+        (200, 1000, 800, 1333),
+    ],
+)
+def test_resize_rule_is_torchvisions(height, width, min_size, max_size):
+    """The numpy resize rule gives torchvision's eager sizes (and so the eager boxes' scale)."""
+    import torch
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    transform = GeneralizedRCNNTransform(min_size, max_size, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]).eval()
+    images, _ = transform([torch.rand(3, height, width)])
+    assert resized_shape(height, width, min_size, max_size) == tuple(images.image_sizes[0])
 
 
 def test_backend_choice(monkeypatch):
@@ -144,5 +217,5 @@ def test_backend_choice(monkeypatch):
     assert resolve_backend(config(backend="auto")) == "openvino"
     available.update(openvino=False, onnxruntime=False)
     assert resolve_backend(config(backend="auto")) == "torch"
-    with pytest.raises(ModelLoadError, match=r"not installed.*\[fast\]"):
+    with pytest.raises(ModelLoadError, match=r"not installed.*\[runtime\]"):
         OnnxDetector(config(backend="openvino"), "openvino")

@@ -8,7 +8,6 @@ checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 
 from __future__ import annotations
 
-import hashlib
 import time
 import urllib.error
 import zipfile
@@ -19,13 +18,22 @@ import torch
 from torch import nn
 
 from surveil.detection.architectures import ARCHITECTURES, TORCHVISION_COCO
+from surveil.detection.graph import file_sha256  # re-exported: callers import it from here too
+from surveil.detection.protocol import ModelLoadError  # re-exported: callers import it from here too
 
 CHECKPOINT_FORMAT = "surveil-detector"
 CHECKPOINT_VERSION = 1
 
-
-class ModelLoadError(Exception):
-    """Weights that cannot be loaded; the message says what to do about it."""
+__all__ = [
+    "ModelLoadError",
+    "build_model",
+    "file_sha256",
+    "known_architectures",
+    "load_checkpoint_model",
+    "load_coco_model",
+    "read_checkpoint",
+    "save_checkpoint",
+]
 
 
 def known_architectures() -> list[str]:
@@ -191,11 +199,3 @@ def load_checkpoint_model(path: str | Path, **overrides: Any) -> tuple[nn.Module
             f"{len(missing)} missing and {len(unexpected)} unexpected tensors (e.g. {(missing or unexpected)[:3]})"
         )
     return model, payload
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

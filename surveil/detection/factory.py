@@ -6,6 +6,9 @@
 - ``auto``: ``torch`` when CUDA is used, else ``openvino`` when installed, else ``onnxruntime``
   when installed, else ``torch``.
 
+torch is imported only when the torch backend is chosen (or, for ``auto`` with torch installed, to ask
+whether CUDA is there): a server installed with ``pip install 'surveil[runtime]'`` has no torch at all.
+
 Agreement with the eager model is tested on real frames in tests/test_detector_backends.py; speed is
 in docs/benchmarks.md. The runtimes' names below are re-exported for the callers that import them
 from this module.
@@ -18,7 +21,7 @@ from pathlib import Path
 from surveil.config import DetectorConfig
 from surveil.detection import runtimes
 from surveil.detection.agreement import detection_agreement
-from surveil.detection.protocol import Detector
+from surveil.detection.protocol import Detector, ModelLoadError
 from surveil.detection.runtimes import (
     ONNX_BACKENDS,
     OnnxDetector,
@@ -27,7 +30,6 @@ from surveil.detection.runtimes import (
     default_cache_dir,
     openvino_precision,
 )
-from surveil.detection.torch_detector import TorchDetector, select_device
 
 __all__ = [
     "ONNX_BACKENDS",
@@ -46,14 +48,32 @@ def resolve_backend(config: DetectorConfig) -> str:
     """The backend ``detector.backend`` means on this machine (``auto`` decided here)."""
     if config.backend != "auto":
         return config.backend
-    if select_device(config.device).type == "cuda":
+    if _uses_cuda(config.device):
         return "torch"
     return next((b for b in ("openvino", "onnxruntime") if runtimes.backend_available(b)), "torch")
+
+
+def _uses_cuda(device: str) -> bool:
+    if device.startswith("cuda"):
+        return True
+    if device != "auto" or not runtimes.torch_installed():
+        return False
+    from surveil.detection.torch_detector import select_device
+
+    return select_device(device).type == "cuda"
 
 
 def create_detector(config: DetectorConfig, cache_dir: str | Path | None = None) -> Detector:
     """The detector ``config`` asks for; ModelLoadError (with what to do) when it cannot be built."""
     backend = resolve_backend(config)
-    if backend == "torch":
-        return TorchDetector(config)
-    return OnnxDetector(config, backend, cache_dir)
+    if backend != "torch":
+        return OnnxDetector(config, backend, cache_dir)
+    if not runtimes.torch_installed():
+        raise ModelLoadError(
+            "no inference backend is installed: detector.backend "
+            f"{config.backend} needs PyTorch (pip install 'surveil[torch]'); for the CPU install OpenVINO and "
+            "ONNX Runtime instead (pip install 'surveil[runtime]') and use `backend: auto` or `openvino`"
+        )
+    from surveil.detection.torch_detector import TorchDetector
+
+    return TorchDetector(config)

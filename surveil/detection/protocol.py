@@ -4,6 +4,7 @@
 per frame out, in each frame's own pixel coordinates. :class:`surveil.detection.torch_detector.TorchDetector`
 and :class:`surveil.detection.runtimes.OnnxDetector` implement it; tests may put a scripted detector
 behind the same interface. :class:`DetectionFilter` is the backends' common post-processing.
+Nothing here imports torch: the ONNX Runtime / OpenVINO path runs without it.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from typing import Protocol
 import numpy as np
 
 from surveil.config import DetectorConfig
-from surveil.detection.checkpoints import ModelLoadError
 from surveil.types import Detections
 
-__all__ = ["DetectionFilter", "Detector", "keep_mask", "resolve_thresholds"]
+__all__ = ["DetectionFilter", "Detector", "ModelLoadError", "keep_mask", "resolve_thresholds"]
+
+
+class ModelLoadError(Exception):
+    """Weights that cannot be loaded; the message says what to do about it.
+
+    Defined here, beside the interface, so that the runtime path (ONNX Runtime / OpenVINO) can raise
+    and catch it without importing torch; :mod:`surveil.detection.checkpoints` re-exports it.
+    """
 
 
 class Detector(Protocol):

@@ -1,11 +1,16 @@
-"""The exported-graph backends: the checkpoint exported once to ONNX, run by ONNX Runtime or OpenVINO on the CPU.
+"""The exported-graph backends: the checkpoint's network as an ONNX graph, run by ONNX Runtime or OpenVINO on the CPU.
 
-:class:`OnnxDetector` runs the graph that :func:`surveil.detection.export.export_onnx` writes (the same
-exporter as ``surveil export``), cached in a folder keyed by the checkpoint's SHA-256, the input
-size, the opset and the torch version (:func:`cached_onnx`), one image per run. It shares the
-preprocessing (:func:`surveil.detection.preprocessing.frames_to_tensors`) and the post-processing
-(:class:`surveil.detection.protocol.DetectionFilter`) with the torch backend; the exported graph
-holds the model's own resize, normalisation and box decoding.
+:class:`OnnxDetector` runs the graph of :mod:`surveil.detection.graph`: the network only (backbone, RPN,
+RoI heads) on an image already resized and normalised here in numpy/OpenCV, boxes scaled back to the
+frame here too. Nothing on this path imports torch. The graph comes from, in order (:func:`locate_graph`):
+
+1. ``detector.weights`` itself when it names a ``.onnx`` graph (with its ``.onnx.json`` sidecar);
+2. the graph beside the checkpoint (``models/X.pt`` -> ``models/X.onnx``) when its sidecar names the
+   checkpoint's SHA-256 — the shipped model comes with one, so the daemon needs no export step;
+3. the model cache (``<state_dir>/model-cache``), keyed by the checkpoint's SHA-256 and the opset;
+4. exported into that cache now (about 10 s; needs torch) — else a ModelLoadError naming the fix.
+
+The post-processing (:class:`surveil.detection.protocol.DetectionFilter`) is shared with the torch backend.
 """
 
 from __future__ import annotations
@@ -14,25 +19,20 @@ import hashlib
 import importlib.util
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
 from surveil.config import DetectorConfig
-from surveil.detection.checkpoints import ModelLoadError, file_sha256, read_checkpoint
-from surveil.detection.export import DEFAULT_OPSET, export_onnx, write_sidecar
-from surveil.detection.preprocessing import frames_to_tensors
-from surveil.detection.protocol import DetectionFilter
-from surveil.detection.torch_detector import TorchDetector, fold_batchnorm, select_device
+from surveil.detection.graph import GraphSpec, file_sha256, graph_beside, graph_path_for, read_graph_spec
+from surveil.detection.protocol import DetectionFilter, ModelLoadError
 from surveil.types import Detections
 
 log = logging.getLogger(__name__)
 
 ONNX_BACKENDS = ("onnxruntime", "openvino")
+DEFAULT_OPSET = 17
 
 
 def default_cache_dir() -> Path:
@@ -41,48 +41,52 @@ def default_cache_dir() -> Path:
 
 
 def backend_available(backend: str) -> bool:
-    """Whether ``backend``'s package is installed (torch always is); asked by ``resolve_backend`` and :class:`OnnxDetector`."""
-    return backend == "torch" or importlib.util.find_spec(backend) is not None
+    """Whether ``backend``'s package is installed; asked by ``resolve_backend`` and :class:`OnnxDetector`."""
+    return importlib.util.find_spec(backend) is not None
 
 
 class OnnxDetector:
-    """The checkpoint exported to ONNX and run by ONNX Runtime or OpenVINO on the CPU."""
+    """The checkpoint's exported graph run by ONNX Runtime or OpenVINO on the CPU (no torch)."""
 
     def __init__(self, config: DetectorConfig, backend: str, cache_dir: str | Path | None = None):
         if backend not in ONNX_BACKENDS:
             raise ValueError(f"unknown ONNX backend {backend!r}")
         if not backend_available(backend):
-            extra = "fast" if backend == "openvino" else "export"
             raise ModelLoadError(
                 f"detector.backend is {backend} but the `{backend}` package is not installed "
-                f"(pip install -e '.[{extra}]', or use `backend: torch`)"
+                f"(pip install 'surveil[runtime]' (or -e '.[runtime]'), or use `backend: torch`)"
             )
-        if select_device(config.device).type != "cpu":
+        if config.device.startswith("cuda"):
             raise ModelLoadError(
                 f"detector.backend {backend} runs on the CPU; use `backend: torch` for {config.device}"
             )
         self.config = config
         self.backend = backend
-        self.device = torch.device("cpu")
-        self.class_names, checkpoint_thresholds = _labels_and_thresholds(config)
-        self.filter = DetectionFilter(config, self.class_names, checkpoint_thresholds)
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.spec = locate_graph(config, self.cache_dir).with_input_size(config.min_size, config.max_size)
+        self.onnx_path = self.spec.graph
+        self.class_names = list(self.spec.labels)
+        self.filter = DetectionFilter(config, self.class_names, self.spec.score_thresholds)
         self.operating_thresholds = self.filter.operating_thresholds
-        self.onnx_path = cached_onnx(config, Path(cache_dir) if cache_dir else default_cache_dir())
         self.precision = "fp32"
         self._run = self._open_onnxruntime() if backend == "onnxruntime" else self._open_openvino()
         log.info(
-            "detector ready: %s on %s (%s, %s), %d classes",
+            "detector ready: %s on %s (%s, %s, input %d/%d), %d classes",
             config.weights,
             backend,
-            self.onnx_path.name,
+            self.onnx_path,
             self.precision,
+            self.spec.min_size,
+            self.spec.max_size,
             len(self.class_names) - 1,
         )
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         out = []
-        for tensor in frames_to_tensors(images, self.device):
-            boxes, labels, scores = self._run(np.ascontiguousarray(tensor.numpy()))
+        for image in images:
+            network_input = self.spec.preprocess(image)
+            boxes, labels, scores = self._run(network_input)
+            boxes = self.spec.boxes_to_frame(boxes, network_input.shape[2:], image.shape[:2])
             out.append(self.filter(boxes, scores, labels))
         return out
 
@@ -102,7 +106,12 @@ class OnnxDetector:
         import openvino as ov
 
         core = ov.Core()
-        core.set_property({"CACHE_DIR": str(self.onnx_path.parent / "openvino")})
+        compiled_cache = self.cache_dir / "openvino"
+        try:
+            compiled_cache.mkdir(parents=True, exist_ok=True)
+            core.set_property({"CACHE_DIR": str(compiled_cache)})
+        except OSError as exc:  # a read-only state folder: compile at every start instead
+            log.warning("detector: no OpenVINO compile cache (%s: %s)", compiled_cache, exc.strerror or exc)
         self.precision = openvino_precision(
             self.config.openvino_precision, core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
         )
@@ -131,58 +140,62 @@ def openvino_precision(requested: str, capabilities: Sequence[str]) -> str:
     return "bf16" if requested in ("auto", "bf16") and native else "fp32"
 
 
-def _labels_and_thresholds(config: DetectorConfig) -> tuple[list[str], dict[str, float]]:
-    if config.weights == "coco":
-        from surveil.detection.architectures import TORCHVISION_COCO
-
-        if config.architecture not in TORCHVISION_COCO:
-            raise ModelLoadError(f"`weights: coco` needs a torchvision architecture, not {config.architecture!r}")
-        return [str(c) for c in TORCHVISION_COCO[config.architecture][1].meta["categories"]], {}
-    payload = read_checkpoint(config.weights)
-    return list(payload["labels"]), dict(payload.get("score_thresholds", {}))
+def torch_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None
 
 
 def cache_key(config: DetectorConfig, opset: int = DEFAULT_OPSET) -> str:
-    """What the exported graph depends on: the weights, the input size, the opset and torch."""
-    import torchvision  # type: ignore[import-untyped]  # torchvision ships no type information
+    """What a cached graph depends on: the weights and the opset (not the input size: the resize is outside)."""
+    if config.weights == "coco":
+        import torchvision
 
-    source = (
-        f"coco-{config.architecture}-{torchvision.__version__}"
-        if config.weights == "coco"
-        else file_sha256(config.weights)
-    )
-    text = f"{source}|{config.min_size}|{config.max_size}|{opset}|{torch.__version__}"
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+        source = f"coco-{config.architecture}-{torchvision.__version__}"
+    else:
+        source = file_sha256(config.weights)
+    return hashlib.sha256(f"{source}|graph|{opset}".encode()).hexdigest()[:20]
+
+
+def locate_graph(config: DetectorConfig, cache_dir: Path, opset: int = DEFAULT_OPSET) -> GraphSpec:
+    """The graph that serves ``detector.weights`` (see the module docstring for the order)."""
+    weights = config.weights
+    if weights.endswith(".onnx"):
+        return read_graph_spec(weights)
+    why = ""
+    if weights != "coco":
+        if not Path(weights).is_file():
+            raise ModelLoadError(f"checkpoint {weights} does not exist")
+        spec, why = graph_beside(weights)
+        if spec is not None:
+            log.debug("detector: using the graph beside the checkpoint, %s", spec.graph)
+            return spec
+    return cached_graph(config, cache_dir, opset, why)
 
 
 def cached_onnx(config: DetectorConfig, cache_dir: Path, opset: int = DEFAULT_OPSET) -> Path:
-    """The checkpoint's ONNX graph in ``cache_dir``: exported once (about 10-30 s on a small CPU), then reused."""
+    """The checkpoint's graph in ``cache_dir`` (exported once when torch is installed); its path."""
+    return cached_graph(config, cache_dir, opset).graph
+
+
+def cached_graph(config: DetectorConfig, cache_dir: Path, opset: int = DEFAULT_OPSET, why: str = "") -> GraphSpec:
     stem = Path(config.weights).stem if config.weights != "coco" else config.architecture
     path = cache_dir / f"{stem}-{cache_key(config, opset)}.onnx"
     if path.is_file():
-        log.debug("detector: using the cached export %s", path)
-        return path
+        log.debug("detector: using the cached graph %s", path)
+        return read_graph_spec(path)
+    if not torch_installed():
+        target = graph_path_for(config.weights) if config.weights != "coco" else path
+        raise ModelLoadError(
+            f"detector.weights {config.weights}: {why or 'no exported graph'}, and PyTorch is not installed to export "
+            f"one. On a machine with PyTorch (pip install 'surveil[torch]') run "
+            f"`python -m surveil.detection.graph build {config.weights}` and copy {target.name} and "
+            f"{target.name}.json beside the checkpoint, or set detector.weights to an exported .onnx graph"
+        )
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelLoadError(f"cannot create the model cache folder {cache_dir}: {exc.strerror or exc}") from None
-    started = time.perf_counter()
-    model: Any = TorchDetector._load(config)[0]  # a torchvision GeneralizedRCNN (untyped)
-    model.eval()
-    fold_batchnorm(model)  # fewer nodes for the runtime; the same boxes (tested)
-    side = int(model.transform.min_size[-1])
-    tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.onnx")
-    try:
-        export_onnx(model, tmp, example_hw=(side, side * 4 // 3), opset=opset)
-        tmp.replace(path)  # atomic: a concurrent start sees the whole file or none
-    finally:
-        tmp.unlink(missing_ok=True)
-    if config.weights != "coco":
-        write_sidecar(path, "onnx", read_checkpoint(config.weights), model, config.weights, opset)
-    log.info(
-        "detector: exported %s to %s in %.1f s (cached for the next start)",
-        config.weights,
-        path,
-        time.perf_counter() - started,
-    )
-    return path
+    from surveil.detection.graph_export import build_graph
+
+    log.info("detector: exporting %s to %s (once; %s)", config.weights, path, why or "no graph yet")
+    build_graph(config.weights, path, opset=opset, architecture=config.architecture)
+    return read_graph_spec(path)

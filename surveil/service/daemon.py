@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from surveil.config import Config, ConfigError, load_config
-from surveil.detection.torch_detector import Detector
+from surveil.detection.protocol import Detector
 from surveil.service import sharding
 from surveil.service.logsetup import configure_logging
 from surveil.service.metrics import Metrics

@@ -26,9 +26,8 @@ import numpy as np
 
 from surveil.analysis.analyzer import CameraAnalyzer, build_analyzer
 from surveil.config import Config
-from surveil.detection.checkpoints import ModelLoadError
 from surveil.detection.factory import create_detector
-from surveil.detection.torch_detector import Detector
+from surveil.detection.protocol import Detector, ModelLoadError
 from surveil.redact import redact
 from surveil.rules import RuleBuildError, StateReport
 from surveil.service.frame_board import FrameBoard

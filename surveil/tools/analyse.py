@@ -29,7 +29,7 @@ from surveil.types import AlertUpdate, Frame
 from surveil.video.source import file_fps
 
 if TYPE_CHECKING:
-    from surveil.detection.torch_detector import Detector
+    from surveil.detection.protocol import Detector
 
 
 class RecordingError(Exception):
@@ -103,7 +103,7 @@ def analyse_recordings(
 
     Alert times (``ts``) are ``start_time`` + media time. Raises RecordingError for a missing or
     unreadable file or an unknown camera (before anything is analysed, as far as it can tell)."""
-    from surveil.service.pipeline import build_analyzers  # imports torch
+    from surveil.service.pipeline import build_analyzers
 
     if every < 1:
         raise RecordingError(f"--every must be at least 1, got {every}")
