@@ -11,6 +11,13 @@ memory as delivered: ``peek`` and ``len`` leave them out, and :meth:`reconcile` 
 and again by the publisher, and by ``close``) deletes them once the disk takes writes again.
 Only if the process ends before that are they sent once more (at-least-once).
 
+One process at a time: opening a spool takes an exclusive ``fcntl.flock`` on ``<spool>.lock``
+beside it (:class:`SpoolLock`), kept until the spool is closed. A second daemon pointed at the
+same file (two shards started from one config and one state folder, say) gets
+:class:`SpoolLockedError` naming the file and the process that holds it, instead of
+interleaving sends and acknowledgements with the first (duplicates, foreign acks). Within one
+process the lock is re-entrant (counted), so the daemon's start-up check and its spool share it.
+
 Durability: the database runs in WAL mode with ``synchronous=NORMAL`` by default, which
 survives a crash of this process (every append is committed before it returns) but may
 lose the last few commits on power loss; pass ``synchronous="FULL"`` to fsync every commit.
@@ -19,13 +26,16 @@ lose the last few commits on power loss; pass ``synchronous="FULL"`` to fsync ev
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +59,78 @@ class SpoolWriteError(Exception):
 
 def _write_error(path: Path, action: str, exc: sqlite3.Error) -> SpoolWriteError:
     return SpoolWriteError(f"alert spool {path}: cannot {action}: {exc}")
+
+
+class SpoolLockedError(Exception):
+    """Another process holds the spool's lock; the message names the spool, the lock file and the holder."""
+
+
+class SpoolLock:
+    """An exclusive ``flock`` on ``<spool>.lock``, re-entrant within this process (see the module doc).
+
+    :meth:`acquire` returns a handle; :meth:`release` it once. The lock file stays (it holds the
+    holder's pid for the message); the kernel drops the lock when the process ends, however it ends."""
+
+    _guard = threading.Lock()
+    _held: ClassVar[dict[Path, tuple[int, int]]] = {}  # lock file -> (fd, holders in this process)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._released = False
+
+    @classmethod
+    def lock_path(cls, spool_path: str | Path) -> Path:
+        spool = Path(spool_path).absolute()
+        return spool.with_name(spool.name + ".lock")
+
+    @classmethod
+    def acquire(cls, spool_path: str | Path) -> SpoolLock:
+        """Take the lock of ``spool_path``; SpoolLockedError if another process has it, OSError if it cannot be made."""
+        path = cls.lock_path(spool_path)
+        with cls._guard:
+            if path in cls._held:
+                fd, count = cls._held[path]
+                cls._held[path] = (fd, count + 1)
+                return cls(path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                os.close(fd)
+                raise SpoolLockedError(
+                    f"alert spool {Path(spool_path)} is in use by another surveil process{holder} "
+                    f"(lock {path}); each daemon needs its own spool: give it its own `state_dir` or "
+                    "`mqtt.spool_path`, or stop the other one"
+                ) from None
+            except OSError:
+                os.close(fd)
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            cls._held[path] = (fd, 1)
+            return cls(path)
+
+    def release(self) -> None:
+        with self._guard:
+            if self._released or self.path not in self._held:
+                return
+            self._released = True
+            fd, count = self._held[self.path]
+            if count > 1:
+                self._held[self.path] = (fd, count - 1)
+                return
+            del self._held[self.path]
+            os.close(fd)  # closing the only descriptor drops the flock
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
 
 
 @dataclass(frozen=True)
@@ -79,12 +161,17 @@ class AlertSpool:
         self.max_items = max_items
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
-        self._db.execute(_SCHEMA)
+        self._file_lock: SpoolLock | None = SpoolLock.acquire(self.path)  # SpoolLockedError: another process
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            self._db.execute(_SCHEMA)
+        except BaseException:
+            self._file_lock.release()
+            raise
         self._count = int(self._db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
         self._dropped = 0
         self._delivered: set[int] = set()  # confirmed by the broker, DELETE not yet written
@@ -220,6 +307,9 @@ class AlertSpool:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            if self._file_lock is not None:
+                self._file_lock.release()
+                self._file_lock = None
 
     def __enter__(self) -> AlertSpool:
         return self
