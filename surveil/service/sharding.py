@@ -128,3 +128,27 @@ def apply(config, flag: str | None = None, environ: Mapping[str, str] | None = N
         return config.with_shard(shard.index, shard.instances)
     except ValidationError as exc:
         raise ShardError(f"shard {shard}: {exc.errors()[0]['msg'].removeprefix('Value error, ')}") from None
+
+
+def default_instance_name(hostname: str, shard: Shard | None) -> str:
+    """The broker name of a daemon without ``mqtt.instance``: its host name, plus its shard when sharded.
+
+    Two shards on one host therefore never share a name: ``cam-host-shard0of3``,
+    ``cam-host-shard1of3``. Characters a topic level cannot hold become ``_``."""
+    host = re.sub(r"[/#+\s\x00]", "_", hostname) or "surveil"
+    if shard is None or shard.instances == 1:
+        return host
+    return f"{host}-shard{shard.index}of{shard.instances}"
+
+
+def instance_name(config, hostname: str | None = None) -> str:
+    """This daemon's instance name on the broker: ``mqtt.instance`` if set, else :func:`default_instance_name`.
+
+    ``config`` is a :class:`surveil.config.Config` after :func:`apply` (its shard resolved)."""
+    import socket
+
+    if config.mqtt.instance:
+        return str(config.mqtt.instance)
+    sharding = config.sharding
+    shard = None if sharding.index == "auto" else Shard(int(sharding.index), sharding.instances)
+    return default_instance_name(hostname or socket.gethostname(), shard)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from surveil.config import CameraConfig, Config
+from surveil.service.sharding import instance_name
 from surveil.sinks.base import AlertSink, CameraStatusSink, FleetSink, StateSink
 from surveil.sinks.jsonl import JsonlAlertSink
 from surveil.sinks.mqtt.events import MqttEvents
 from surveil.sinks.mqtt.publisher import MqttPublisher, MqttSetupError
-from surveil.sinks.spool import AlertSpool
+from surveil.sinks.spool import AlertSpool, SpoolLockedError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,8 @@ def _open_output(option: str, path: str, opener: Callable[[str], T]) -> T:
     """Open an output file; failure is a SinkSetupError naming the option, the path and the reason."""
     try:
         return opener(path)
+    except SpoolLockedError as exc:
+        raise SinkSetupError(f"{option}: {exc}") from None
     except (OSError, sqlite3.Error) as exc:
         raise SinkSetupError(
             f"{option}: cannot open {path}: {getattr(exc, 'strerror', None) or exc} "
@@ -69,7 +72,7 @@ class Outputs:
                 lambda path: AlertSpool(path, max_items=config.mqtt.spool_max_alerts),
             )
             try:
-                self._mqtt = MqttPublisher(config.mqtt, self._spool, mqtt_events)
+                self._mqtt = MqttPublisher(config.mqtt, self._spool, mqtt_events, instance=instance_name(config))
             except MqttSetupError as exc:
                 self._spool.close()
                 raise SinkSetupError(str(exc)) from None
