@@ -41,6 +41,7 @@ fleet and counts payloads, kept and re-published), ``home_assistant`` (discovery
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import ssl
@@ -60,8 +61,9 @@ from surveil.redact import redact_json
 from surveil.rules.base import StateReport
 from surveil.sinks.mqtt.delivery import SpoolDelivery
 from surveil.sinks.mqtt.events import GuardedEvents, MqttEvents, NullMqttEvents
-from surveil.sinks.mqtt.fleet import FleetWatch
+from surveil.sinks.mqtt.fleet import FleetWatch, is_fleet_down
 from surveil.sinks.mqtt.home_assistant import home_assistant_entities
+from surveil.sinks.mqtt.identity import ProbeResponder, alive_topic, probe_topic
 from surveil.sinks.mqtt.retained import (
     COUNTS_SCHEMA_VERSION,
     STATUS_SCHEMA_VERSION,
@@ -167,6 +169,8 @@ class MqttPublisher:
         reconnect_min_s: float = 1.0,
         reconnect_max_s: float = 5.0,
         rng: random.Random | None = None,
+        instance: str | None = None,
+        fleet_settle_s: float = 2.0,
     ) -> None:
         if max_inflight < 1:
             raise ValueError("max_inflight must be at least 1")
@@ -174,14 +178,20 @@ class MqttPublisher:
         self._spool = spool
         self._events = GuardedEvents(events)
         self._prefix = config.topic_prefix.rstrip("/")
-        self.instance = config.instance_name
+        self.instance = instance or config.instance_name  # the daemon passes sharding.instance_name (shard-aware)
+        self.started = time.time()  # this run's generation: in every fleet list and probe answer
         self._own_cameras: set[str] = set()
         self._fleet_watch = FleetWatch(
             self._prefix,
             self.instance,
             lambda: set(self._own_cameras),
             lambda camera, reason, ts: (status_topic(self._prefix, camera), status_payload(camera, False, reason, ts)),
+            settle_s=fleet_settle_s,
         )
+        self._fleet_lock = threading.Lock()  # serialises the watch (paho's thread, the flush timer)
+        self._fleet_timer: threading.Timer | None = None
+        self._probe = probe_topic(self._prefix, self.instance)
+        self._responder = ProbeResponder(self.instance, self.started, socket.gethostname(), os.getpid())
         self.client_id = config.client_id or default_client_id(self.instance)
         self._available = availability_topic(self._prefix, self.instance)
         rng = rng or random.Random()
@@ -244,6 +254,9 @@ class MqttPublisher:
             return
         self._started = False
         self._closing = True
+        with self._fleet_lock:
+            if self._fleet_timer is not None:
+                self._fleet_timer.cancel()
         self._send_offline(deadline)
         self._client.disconnect()
         self._stop_network_thread(deadline)
@@ -264,9 +277,12 @@ class MqttPublisher:
 
     def publish_fleet(self, cameras: list[str], index: int | str, instances: int) -> None:
         """Retained ``<prefix>/fleet/<instance>``: the cameras this instance runs; re-published after every reconnect."""
+        added = set(cameras) - self._own_cameras
         self._own_cameras = set(cameras)
-        payload = fleet_payload(self.instance, cameras, index, instances, time.time())
+        payload = fleet_payload(self.instance, cameras, index, instances, time.time(), self.started)
         self._retained.set(fleet_topic(self._prefix, self.instance), payload)
+        if added and self._connected:  # watch their status: a fleet's down for them is corrected (see _on_message)
+            self._client.subscribe([(status_topic(self._prefix, c), 1) for c in sorted(added)])
 
     def publish_state(self, camera: str, kind: str, name: str, rule: str, body: dict[str, Any]) -> None:
         """Retained "latest value wins" state, e.g. a line's counts: ``<prefix>/<camera>/<kind>/<name>/<rule>``."""
@@ -352,18 +368,71 @@ class MqttPublisher:
             # PUBACK therefore tells the sender that those re-sends are on the wire.
             info = client.publish(self._available, b"online", qos=1, retain=True)
             self._delivery.expect_online(info.mid)
-            client.subscribe([(topic, 1) for topic in self._fleet_watch.subscriptions])
+            watched = [*self._fleet_watch.subscriptions, self._probe]
+            watched += [status_topic(self._prefix, c) for c in sorted(self._own_cameras)]
+            client.subscribe([(topic, 1) for topic in watched])
             self._note_connected()
         except Exception:
             log.exception("MQTT: error in on_connect")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """The fleet's availability and camera lists: mark a dead instance's unserved cameras down."""
+        """The fleet's availability and camera lists (mark a dead instance's unserved cameras down), probes
+        for our name, our own availability and our cameras' status (both corrected when someone else's)."""
         try:
-            for topic, payload in self._fleet_watch.observe(message.topic, bytes(message.payload)):
-                client.publish(topic, payload, qos=1, retain=True)
+            topic, payload = message.topic, bytes(message.payload)
+            if topic == self._probe:
+                answer = self._responder.answer(payload)
+                if answer is not None:
+                    client.publish(alive_topic(self._prefix, self.instance), answer, qos=1, retain=False)
+            elif topic == self._available:
+                self._own_availability(payload)
+            elif topic.endswith("/status") and topic[len(self._prefix) + 1 : -len("/status")] in self._own_cameras:
+                self._own_status(topic, payload)
+            else:
+                with self._fleet_lock:
+                    downs = self._fleet_watch.observe(topic, payload)
+                    self._schedule_fleet_flush()
+                self._publish_downs(downs)
         except Exception:
             log.exception("MQTT: error in on_message")
+
+    def _own_availability(self, payload: bytes) -> None:
+        """``offline`` on our topic while we run: a late last will of an earlier connection (a host that vanished,
+        noticed by the broker only now) or a forgery. Either way we are online: say so again."""
+        if payload.strip() == b"offline" and not self._closing and self._client.is_connected():
+            log.warning("MQTT: %s reads offline while this daemon runs; publishing online again", self._available)
+            self._client.publish(self._available, b"online", qos=1, retain=True)
+
+    def _own_status(self, topic: str, payload: bytes) -> None:
+        """A fleet watch's ``down`` for a camera we run (it read stale fleet messages): our own status wins."""
+        ours = self._retained.latest(topic)
+        if ours is not None and payload != ours and is_fleet_down(payload) and not self._closing:
+            log.info("MQTT: %s was marked down by another instance; publishing our status again", topic)
+            self._client.publish(topic, ours, qos=1, retain=True)
+
+    def _schedule_fleet_flush(self) -> None:
+        """Call with ``_fleet_lock`` held: one timer for the watch's next decision (downs wait for the fleet to settle)."""
+        due = self._fleet_watch.due_at()
+        if due is None or (self._fleet_timer is not None and self._fleet_timer.is_alive()) or self._closing:
+            return
+        self._fleet_timer = threading.Timer(max(0.0, due - time.monotonic()), self._flush_fleet)
+        self._fleet_timer.daemon = True
+        self._fleet_timer.start()
+
+    def _flush_fleet(self) -> None:
+        try:
+            with self._fleet_lock:
+                self._fleet_timer = None
+                downs = self._fleet_watch.flush()
+                self._schedule_fleet_flush()  # debounced again by newer messages: not due yet
+            self._publish_downs(downs)
+        except Exception:
+            log.exception("MQTT: error deciding the fleet's down cameras")
+
+    def _publish_downs(self, downs: list[tuple[str, bytes]]) -> None:
+        for topic, payload in downs:
+            if not self._closing:
+                self._client.publish(topic, payload, qos=1, retain=True)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         try:  # paho calls this inside its `except OSError:` block: the exception says why

@@ -49,10 +49,20 @@ def status_payload(camera: str, up: bool, reason: str, ts: float) -> bytes:
     return encode(body)
 
 
-def fleet_payload(instance: str, cameras: list[str], index: int | str, instances: int, ts: float) -> bytes:
-    """The retained body of ``<prefix>/fleet/<instance>``: the cameras this instance runs."""
+def fleet_payload(
+    instance: str, cameras: list[str], index: int | str, instances: int, ts: float, started: float = 0.0
+) -> bytes:
+    """The retained body of ``<prefix>/fleet/<instance>``: the cameras this instance runs.
+
+    ``started``: when this run of the instance started (Unix time); a list with an older one is stale."""
     return encode(
-        {"instance": instance, "cameras": cameras, "shard": {"index": index, "instances": instances}, "ts": ts}
+        {
+            "instance": instance,
+            "cameras": cameras,
+            "shard": {"index": index, "instances": instances},
+            "started": started,
+            "ts": ts,
+        }
     )
 
 
@@ -74,6 +84,11 @@ class RetainedState:
             self._latest[topic] = payload
             if self._ready():
                 self._publish(topic, payload)
+
+    def latest(self, topic: str) -> bytes | None:
+        """The payload last set for ``topic`` (as published), or None."""
+        with self._lock:
+            return self._latest.get(topic)
 
     def republish(self) -> None:
         with self._lock:
