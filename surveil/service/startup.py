@@ -7,16 +7,30 @@ operator learns about them in a second, not after the detector warmed up.
 
 The same failures can still happen later (a race for the port, a disk that turns read-only);
 there the code that opens the resource reports them (``PipelineError`` for the sinks).
+
+Two checks make each daemon's identity its own: the spool's lock (``<spool>.lock``, taken here
+and held for the life of the process, so a second daemon on the same spool stops at once), and the
+instance name on the broker (another live daemon already answering to it stops this one; a stale
+retained ``online`` does not, see :mod:`surveil.sinks.mqtt.identity`).
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import tempfile
+import time
 from pathlib import Path
 
 from surveil.config import Config
+from surveil.service.sharding import instance_name
+from surveil.sinks.mqtt.identity import probe_instance
+from surveil.sinks.spool import SpoolLock, SpoolLockedError
+
+log = logging.getLogger(__name__)
+
+_HELD: list[SpoolLock] = []  # spool locks taken by preflight: held until the process ends
 
 
 class StartupError(Exception):
@@ -29,11 +43,53 @@ def preflight(config: Config) -> None:
         check_writable_dir(Path(config.state_dir), "state_dir")
     if config.mqtt.enabled:
         check_writable_file(Path(config.mqtt.spool_path), "mqtt.spool_path")
+        claim_spool(Path(config.mqtt.spool_path), "mqtt.spool_path")
     if config.alerts.jsonl_path:
         check_writable_file(Path(config.alerts.jsonl_path), "alerts.jsonl_path")
     metrics = config.metrics
     if metrics.enabled or getattr(getattr(config, "web", None), "enabled", False):
         check_listen(metrics.host, metrics.port, "metrics.listen")
+    if config.mqtt.enabled:
+        check_instance_free(config)
+
+
+def claim_spool(path: Path, option: str) -> None:
+    """Take the spool's lock for the life of this process; StartupError when another process holds it."""
+    try:
+        _HELD.append(SpoolLock.acquire(path))
+    except SpoolLockedError as exc:
+        raise StartupError(f"{option}: {exc}") from None
+    except OSError as exc:
+        raise StartupError(
+            f"{option}: cannot create the lock file {SpoolLock.lock_path(path)}: {_reason(exc)}"
+        ) from None
+
+
+def check_instance_free(config: Config, **probe: float) -> None:
+    """StartupError when a live daemon already runs under this daemon's instance name on the broker.
+
+    A retained ``online`` that nobody answers for is stale (a crash the broker has not noticed yet,
+    a broker restarted without its wills): logged, not refused. An unreachable broker is not
+    refused either: the daemon spools until it is back, as always."""
+    mqtt = config.mqtt
+    instance = instance_name(config)
+    result = probe_instance(mqtt, instance, **probe)
+    if result.state == "live":
+        holder = result.holder or {}
+        started = holder.get("started")
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, float) else "?"
+        raise StartupError(
+            f"mqtt.instance: another live surveil already runs as {instance!r} on the broker {mqtt.host}:{mqtt.port} "
+            f"(host {holder.get('host', '?')}, pid {holder.get('pid', '?')}, started {since}); two daemons with one "
+            "name overwrite each other's availability and camera list. Give each its own `mqtt.instance`, or leave "
+            "it unset (the default is the host name, with `-shard<i>of<n>` when sharded), or stop the other one"
+        )
+    if result.state == "stale":
+        log.warning(
+            "MQTT: %s/%s/available reads online but no daemon answers: stale, starting", mqtt.topic_prefix, instance
+        )
+    elif result.state == "unreachable":
+        log.info("MQTT: could not check the instance name %r on the broker (%s); starting", instance, result.detail)
 
 
 def check_writable_dir(folder: Path, option: str) -> None:
