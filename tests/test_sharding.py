@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from surveil.config import Config, ConfigError
+from surveil.config import Config, ConfigError, load_config
 from surveil.service import sharding
 from surveil.service.daemon import load_shard
-from surveil.service.sharding import Shard, ShardError, assign, owner
+from surveil.service.sharding import Shard, ShardError, apply, assign, default_instance_name, instance_name, owner
 
 CAMERAS = [f"site{i // 40:02d}-cam{i:04d}" for i in range(1000)]
 
@@ -201,3 +201,45 @@ def test_shards_command_prints_the_assignment(tmp_path):
     assert "cam4 (pinned)" in lines[1]
     bad = _surveil("shards", "-c", path, "--instances", "1")
     assert bad.returncode == 2 and "pinned beyond index 0: cam4" in bad.stderr
+
+
+# ---------------------------------------------------------------- issue 18.5: the instance name carries the shard
+
+
+@pytest.mark.parametrize(
+    ("hostname", "shard", "expected"),
+    [
+        ("cam-host", None, "cam-host"),
+        ("cam-host", Shard(0, 1), "cam-host"),
+        ("cam-host", Shard(0, 3), "cam-host-shard0of3"),
+        ("cam-host", Shard(2, 3), "cam-host-shard2of3"),
+        ("odd/host #1", Shard(1, 2), "odd_host__1-shard1of2"),
+        ("", None, "surveil"),
+    ],
+)
+def test_default_instance_name(hostname, shard, expected):
+    assert default_instance_name(hostname, shard) == expected
+
+
+def _site(tmp_path, extra=""):
+    return load_config(_write(tmp_path, extra))
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag", "expected"),
+    [
+        ("", None, "box"),
+        ("sharding: {instances: 3, index: 1}\n", None, "box-shard1of3"),
+        ("", "2/4", "box-shard2of4"),
+        ("mqtt: {instance: mine}\nsharding: {instances: 3, index: 1}\n", None, "mine"),
+    ],
+)
+def test_instance_name_of_a_config(tmp_path, extra, flag, expected):
+    config = apply(_site(tmp_path, extra), flag, environ={}, hostname="box")
+    assert instance_name(config, hostname="box") == expected
+
+
+def test_two_shards_of_one_config_on_one_host_have_distinct_names(tmp_path):
+    config = _site(tmp_path, "sharding: {instances: 2}\n")
+    names = {instance_name(apply(config, f"{i}/2", environ={}), hostname="box") for i in range(2)}
+    assert names == {"box-shard0of2", "box-shard1of2"}
