@@ -1,0 +1,155 @@
+"""Hostile HTTP clients for the server-limit tests, and what they measure on the daemon they attack.
+
+Every attack is one function ``attack(port, stop)`` that runs until ``stop`` is set or its own
+bound on connections is reached, whichever comes first, and always closes what it opened. All
+connections go to 127.0.0.1."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+Attack = Callable[[int, threading.Event], None]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of process ``pid`` in MiB (VmRSS in /proc/<pid>/status)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def _connect(port: int, timeout: float = 2.0) -> socket.socket | None:
+    try:
+        return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return None
+
+
+def _send(sock: socket.socket, data: bytes) -> bool:
+    try:
+        sock.sendall(data)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _held() -> Iterator[list[socket.socket]]:
+    sockets: list[socket.socket] = []
+    try:
+        yield sockets
+    finally:
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def slowloris(port: int, stop: threading.Event, connections: int = 200, most: int = 1000) -> None:
+    """``connections`` clients each drip one header line a second and never end their head; a dropped
+    one is replaced (at most ``most`` connections in all)."""
+    opened = 0
+    with _held() as sockets:
+        while not stop.is_set() and opened < most:
+            while len(sockets) < connections and opened < most and not stop.is_set():
+                sock = _connect(port)
+                opened += 1
+                if sock is not None and _send(sock, b"GET / HTTP/1.1\r\nHost: x\r\n"):
+                    sockets.append(sock)
+            for sock in list(sockets):
+                if not _send(sock, b"X-Drip: %d\r\n" % opened):
+                    sockets.remove(sock)
+                    sock.close()
+            stop.wait(1.0)
+
+
+def huge_headers(port: int, stop: threading.Event, connections: int = 150, most: int = 600) -> None:
+    """``connections`` clients each send 60 KiB of header lines (2 KiB each) and never finish; then
+    single requests with one 64 KiB header line, again and again."""
+    opened = 0
+    line = b"X-Big: " + b"b" * 2040 + b"\r\n"
+    with _held() as sockets:
+        for _ in range(connections):
+            if stop.is_set():
+                return
+            sock = _connect(port)
+            opened += 1
+            if sock is not None:
+                sock.setblocking(False)
+                with contextlib.suppress(OSError):
+                    sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + line * 30)
+                sockets.append(sock)
+        while not stop.is_set() and opened < most:
+            sock = _connect(port)
+            opened += 1
+            if sock is not None:
+                _send(sock, b"GET / HTTP/1.1\r\nX-Huge: " + b"h" * 65536 + b"\r\n\r\n")
+                sock.close()
+            stop.wait(0.02)
+
+
+def many_connections(port: int, stop: threading.Event, connections: int = 400) -> None:
+    """Open ``connections`` connections that send nothing, hold them until ``stop``."""
+    with _held() as sockets:
+        for _ in range(connections):
+            if stop.is_set():
+                break
+            sock = _connect(port)
+            if sock is not None:
+                sockets.append(sock)
+        stop.wait(60)
+
+
+def abandoned_streams(
+    camera: str, headers: bytes = b""
+) -> Attack:  # the streams of a camera without a frame, opened then dropped
+    def attack(port: int, stop: threading.Event, rounds: int = 40, viewers: int = 12) -> None:
+        for _ in range(rounds):
+            if stop.is_set():
+                return
+            with _held() as sockets:
+                for _ in range(viewers):
+                    sock = _connect(port)
+                    if sock is not None:
+                        _send(sock, b"GET /cameras/%s/live.mjpeg HTTP/1.1\r\n%s\r\n" % (camera.encode(), headers))
+                        sockets.append(sock)
+                stop.wait(0.3)  # then vanish without a word
+
+    return attack
+
+
+def cookie_bombs(port: int, stop: threading.Event, most: int = 2000) -> None:
+    """Requests whose Cookie headers are the slow cases of http.cookies: 65 k backslashes (one line
+    over the limit) and 8 k of them (within it), as fast as the server answers."""
+    bombs = [b"a=" + b"\\" * 65536, b"a=" + b"\\" * 8000, b'a="' + b"\\\\" * 3900 + b'"']
+    for count in range(most):
+        if stop.is_set():
+            return
+        sock = _connect(port, timeout=5)
+        if sock is None:
+            continue
+        with sock:
+            if _send(sock, b"GET /cameras.json HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n" % bombs[count % len(bombs)]):
+                with contextlib.suppress(OSError):
+                    sock.recv(4096)
+
+
+def run_for(attack: Attack, port: int, seconds: float, sample: Callable[[], None], every: float = 0.2) -> None:
+    """Run ``attack`` in a thread for ``seconds`` (then stop it), calling ``sample()`` every ``every`` s meanwhile."""
+    stop = threading.Event()
+    thread = threading.Thread(target=attack, args=(port, stop), name="hostile", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and thread.is_alive():
+            sample()
+            time.sleep(every)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive(), "the attack did not stop"
