@@ -61,7 +61,7 @@ from surveil.redact import redact_json
 from surveil.rules.base import StateReport
 from surveil.sinks.mqtt.delivery import SpoolDelivery
 from surveil.sinks.mqtt.events import GuardedEvents, MqttEvents, NullMqttEvents
-from surveil.sinks.mqtt.fleet import FleetWatch, is_fleet_down
+from surveil.sinks.mqtt.fleet import FleetWatch, is_fleet_down, parse_fleet
 from surveil.sinks.mqtt.home_assistant import home_assistant_entities
 from surveil.sinks.mqtt.identity import ProbeResponder, alive_topic, probe_topic
 from surveil.sinks.mqtt.retained import (
@@ -386,6 +386,8 @@ class MqttPublisher:
                     client.publish(alive_topic(self._prefix, self.instance), answer, qos=1, retain=False)
             elif topic == self._available:
                 self._own_availability(payload)
+            elif topic == fleet_topic(self._prefix, self.instance):
+                self._own_fleet(payload)
             elif topic.endswith("/status") and topic[len(self._prefix) + 1 : -len("/status")] in self._own_cameras:
                 self._own_status(topic, payload)
             else:
@@ -402,6 +404,22 @@ class MqttPublisher:
         if payload.strip() == b"offline" and not self._closing and self._client.is_connected():
             log.warning("MQTT: %s reads offline while this daemon runs; publishing online again", self._available)
             self._client.publish(self._available, b"online", qos=1, retain=True)
+
+    def _own_fleet(self, payload: bytes) -> None:
+        """Our fleet list overwritten: by an older run or a forgery (``started`` older) we publish ours again; by a
+        newer run of our name, a clash the start-up check could not see (both started at once): logged, left."""
+        topic = fleet_topic(self._prefix, self.instance)
+        ours = self._retained.latest(topic)
+        if ours is None or payload == ours or self._closing:
+            return
+        theirs = parse_fleet(self.instance, payload)
+        if theirs is not None and theirs.started > self.started:
+            log.error(
+                "MQTT: another daemon started later runs as %r too; give each its own mqtt.instance", self.instance
+            )
+            return
+        log.warning("MQTT: %s was overwritten by an older or malformed list; publishing ours again", topic)
+        self._client.publish(topic, ours, qos=1, retain=True)
 
     def _own_status(self, topic: str, payload: bytes) -> None:
         """A fleet watch's ``down`` for a camera we run (it read stale fleet messages): our own status wins."""
