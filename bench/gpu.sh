@@ -7,7 +7,7 @@
 #
 #   bench/gpu.sh              # on a CUDA machine
 #   bench/gpu.sh --per-image  # the same with the model's image-by-image transform, for comparison
-#   bench/gpu.sh --dry-run    # CPU, tiny sizes, one iteration (tests/test_gpu_bench.py runs it in CI)
+#   bench/gpu.sh --dry-run    # CPU, tiny sizes, one iteration (tests/bench/test_gpu_bench.py runs it in CI)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}

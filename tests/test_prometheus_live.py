@@ -25,7 +25,7 @@ import yaml
 from surveil.config import Config
 from tests.support.polling import free_port, wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
-from tests.test_end_to_end import RunningDaemon
+from tests.service.test_end_to_end import RunningDaemon
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "docs" / "prometheus" / "surveil-rules.yml"

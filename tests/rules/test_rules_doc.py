@@ -12,7 +12,7 @@ import yaml
 from surveil.config import RULE_CONFIGS, CameraConfig, Config
 from surveil.rules import build_rules
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "rules.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 
 
 def _blocks() -> list[tuple[int, str]]:

@@ -24,7 +24,7 @@ from surveil.tools.bench import (
 )
 from tests.support.models import random_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 from tests.support.polling import wait_until
 from tests.support.rtsp import RtspServer, free_port, gst_rtsp_missing
 from tests.support.scene import BlobDetector, make_scene_clip
-from tests.test_end_to_end import RunningDaemon, sample, scene_config, starts
+from tests.service.test_end_to_end import RunningDaemon, sample, scene_config, starts
 
 pytestmark = pytest.mark.slow
 

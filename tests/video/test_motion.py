@@ -17,7 +17,7 @@ from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
 from tests.support.scene import FPS, HEIGHT, WIDTH, BlobDetector, make_scene_clip
-from tests.test_end_to_end import ALERTS, RunningDaemon, sample, scene_config, starts
+from tests.service.test_end_to_end import ALERTS, RunningDaemon, sample, scene_config, starts
 
 RNG = np.random.default_rng(7)
 BACKGROUND = RNG.integers(40, 200, (360, 480, 3), dtype=np.uint8)
@@ -189,7 +189,7 @@ def test_daemon_with_motion_gating_raises_the_same_alerts_and_skips_still_frames
         assert wait_until(lambda: len(starts(subscriber)) >= objects, 10)
         metrics = running.metrics()
     alerts = starts(subscriber)
-    assert len(alerts) == objects, alerts  # one per walker, as without gating (tests/test_end_to_end.py)
+    assert len(alerts) == objects, alerts  # one per walker, as without gating (tests/service/test_end_to_end.py)
     assert len({a["subjects"][0]["track_id"] for a in alerts}) == objects
     everything = [json.loads(m.payload) for m in subscriber.on_topic(ALERTS)]
     assert sorted(a["incident_id"] for a in everything if a["phase"] == "end") == sorted(

@@ -11,7 +11,7 @@ import pytest
 
 from surveil.config import ConfigError, load_config, substitute_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 GOOD = """\
 cameras:
@@ -221,7 +221,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
     ],
 )
 def test_substitute_env_in_one_value(value, env, expected):
-    """Substitution works on parsed scalar values; tests/test_config_env.py runs it through the real command."""
+    """Substitution works on parsed scalar values; tests/config/test_env.py runs it through the real command."""
     assert substitute_env(value, env) == expected
 
 

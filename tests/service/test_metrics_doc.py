@@ -5,7 +5,7 @@ from pathlib import Path
 
 from surveil.service.metrics import Metrics
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
 def exported_names() -> set[str]:

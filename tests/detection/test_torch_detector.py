@@ -17,7 +17,7 @@ from tests.support.media import clip_frames
 from tests.support.models import random_checkpoint
 
 LABELS = ["__background__", "person", "car"]
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIP = ROOT / "configs/media/pets2009-s2l1.mp4"
 MODEL = ROOT / "models/pedestrian-mnv2.pt"
 
