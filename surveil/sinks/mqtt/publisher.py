@@ -4,7 +4,10 @@ Topics (``<prefix>`` = ``MqttConfig.topic_prefix``):
 
 - ``<prefix>/<instance>/available``: retained ``online`` after every (re)connect; ``offline`` on
   a clean stop and, as the broker-held last will, when the process dies or the connection breaks
-  (``<instance>`` = ``MqttConfig.instance_name``, the host name by default: each daemon has its own).
+  (``<instance>``: the ``instance`` argument, which the daemon takes from ``sharding.instance_name``:
+  ``mqtt.instance``, else ``<host>`` or ``<host>-shard<i>of<n>``; each daemon has its own).
+- ``<prefix>/fleet/<instance>/probe`` -> ``.../alive``: the answer to a starting daemon that asks
+  whether its name is taken (:mod:`surveil.sinks.mqtt.identity`).
 - ``<prefix>/<camera>/alerts/<rule>``: one ``AlertUpdate.to_json`` per alert, at ``MqttConfig.qos``.
 - ``<prefix>/<camera>/status``: retained JSON ``{"camera", "up", "state", "reason", "ts"}``.
 - ``<prefix>/fleet/<instance>``: retained JSON ``{"instance", "cameras", "shard": {"index", "instances"}, "ts"}``,
