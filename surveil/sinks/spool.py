@@ -284,7 +284,9 @@ class AlertSpool:
 
     def __len__(self) -> int:
         """Messages waiting for the broker (delivered ones whose DELETE failed are not counted)."""
-        return self._count - len(self._delivered)
+        # never negative (len() raises ValueError on that): the count is this process's view of the file,
+        # which the lock keeps to this process; a file changed behind its back must not stop the sender
+        return max(0, self._count - len(self._delivered))
 
     @property
     def dropped(self) -> int:

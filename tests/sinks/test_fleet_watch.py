@@ -240,3 +240,14 @@ def test_is_fleet_down(payload, expected):
 )
 def test_camera_names_follow_the_config_rule(name, valid):
     assert valid_camera_name(name) is valid
+
+
+def test_a_flood_of_invented_instances_is_bounded(monkeypatch):
+    monkeypatch.setattr("surveil.sinks.mqtt.fleet.MAX_FLEET_INSTANCES", 5)
+    w = watch()
+    for n in range(20):
+        w.observe(*fleet(f"ghost{n}", f"cam-g{n}"))
+        w.observe(*available(f"ghost{n}", "offline"))
+    published = w.observe(*fleet("b", "cam-b1")) + w.observe(*available("b", "offline"))
+    assert len(w._fleets) <= 5 and len(w._offline) <= 5
+    assert published == []  # b came after the bound: ignored, not a crash

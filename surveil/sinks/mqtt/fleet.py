@@ -43,6 +43,7 @@ from surveil.config import CameraConfig
 DownStatus = Callable[[str, str, float], tuple[str, bytes]]  # (camera, reason, ts) -> retained (topic, payload)
 
 MAX_FLEET_CAMERAS = 100_000  # a fleet list longer than this is not a real one
+MAX_FLEET_INSTANCES = 10_000  # instances remembered at most: a flood of invented names cannot grow memory for ever
 _DOWN_REASON = "its daemon ({}) is offline"
 _DOWN_REASON_RE = re.compile(r"^its daemon \((.+)\) is offline$")
 
@@ -178,6 +179,8 @@ class FleetWatch:
         held = self._fleets.get(instance)
         if fleet is None or (held is not None and fleet.started < held.started):
             return False  # malformed, forged or stale: what we hold stays
+        if held is None and len(self._fleets) >= MAX_FLEET_INSTANCES:
+            return False
         self._fleets[instance] = fleet
         return True
 
@@ -186,6 +189,8 @@ class FleetWatch:
         if instance == self._instance or instance == "fleet" or state not in (b"online", b"offline"):
             return False
         if state == b"offline":
+            if instance not in self._offline and len(self._offline) >= MAX_FLEET_INSTANCES:
+                return False
             self._offline.add(instance)
         else:
             self._offline.discard(instance)
