@@ -73,12 +73,18 @@ def probe_instance(
     available, alive = availability_topic(prefix, instance), alive_topic(prefix, instance)
     nonce = uuid.uuid4().hex
     state: dict[str, Any] = {"available": None, "holder": None}
-    connected, subscribed, answered = threading.Event(), threading.Event(), threading.Event()
+    connected, subscribed, answered, failed = (threading.Event() for _ in range(4))
 
     def on_connect(client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:
+            failed.set()
+        else:
             client.subscribe([(available, 1), (alive, 1)])
-            connected.set()
+        connected.set()
+
+    def on_connect_fail(_c: mqtt.Client, _u: Any) -> None:
+        failed.set()
+        connected.set()
 
     def on_message(_c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == available:
@@ -105,10 +111,11 @@ def probe_instance(
     client.on_connect = on_connect
     client.on_message = on_message
     client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_connect_fail = on_connect_fail
     try:
         client.connect_async(config.host, config.port, keepalive=max(5, int(connect_s * 4)))
         client.loop_start()
-        if not (connected.wait(connect_s) and subscribed.wait(connect_s)):
+        if not connected.wait(connect_s) or failed.is_set() or not subscribed.wait(connect_s):
             return ProbeResult("unreachable", detail=f"no answer from {config.host}:{config.port}")
         time.sleep(retained_s)  # the retained availability follows the SUBACK
         if state["available"] != b"online":
