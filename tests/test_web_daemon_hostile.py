@@ -5,7 +5,7 @@ model, beside a camera that never delivers a frame; its web view wants a token. 
 an undisturbed window first, then attacks for a while, and asserts against those figures of the
 same test, never against wall-clock constants:
 
-(a) the daemon's RSS peak stays within RSS_MARGIN_MB of its undisturbed RSS, and returns near it;
+(a) the daemon's RSS peak stays within RSS_MARGIN_MB of its undisturbed peak, and returns near it;
 (b) frames analysed per second during the attack stay >= FPS_RATIO of the undisturbed rate;
 (c) afterwards a new viewer of the live stream gets 200 within a bounded number of polls;
 (d) the log has no traceback and is JSON lines throughout.
@@ -39,8 +39,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a hang guard; every
 
 TOKEN = "hostile-test-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
-RSS_MARGIN_MB = 150  # peak RSS under attack <= undisturbed + this
-RSS_AFTER_MB = 60  # RSS once the attack is over <= undisturbed + this (memory is given back)
+RSS_MARGIN_MB = 150  # peak RSS under attack <= undisturbed peak + this
+RSS_AFTER_MB = 60  # RSS once the attack is over <= undisturbed peak + this (memory is given back)
 FPS_RATIO = 0.7  # analysed fps under attack >= this x the undisturbed fps
 WINDOW_S = 8.0  # length of the undisturbed and the attacked window
 POLLS = 50  # polls (0.1 s apart) for the daemon to serve a viewer again after an attack
@@ -122,33 +122,34 @@ def daemon(tmp_path_factory):
         print("\n" + "\n".join(FIGURES))
 
 
-CASES = [
-    ("slowloris", slowloris),
-    ("huge headers", huge_headers),
-    ("many connections", many_connections),
-    ("abandoned streams", abandoned_streams("gate")),
-    ("cookie bombs", cookie_bombs),
+CASES = [  # (name, attack, attack window in undisturbed windows)
+    ("slowloris", slowloris, 1),
+    ("huge headers", huge_headers, 2),  # http.server took ~20 MB/s of heads here: long enough to show it
+    ("many connections", many_connections, 1),
+    ("abandoned streams", abandoned_streams("gate", f"Authorization: Bearer {TOKEN}\r\n".encode()), 1),
+    ("cookie bombs", cookie_bombs, 1),
 ]
 
 
-@pytest.mark.parametrize(("name", "attack"), CASES, ids=[c[0] for c in CASES])
-def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack):
-    rss_before = daemon.rss()
+@pytest.mark.parametrize(("name", "attack", "windows"), CASES, ids=[c[0] for c in CASES])
+def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack, windows):
+    undisturbed: list[float] = []  # RSS swings by tens of MiB with the detector's own work: sample it
     count0, time0 = daemon.processed_soon()
-    time.sleep(WINDOW_S)
+    _sample_for(WINDOW_S, lambda: undisturbed.append(daemon.rss()))
     count1, time1 = daemon.processed_soon()
+    rss_before = max(undisturbed)
     fps_before = (count1 - count0) / (time1 - time0)
     assert fps_before > 0, "the camera is analysed before the attack"
 
     peak = [rss_before]
-    run_for(attack, daemon.port, WINDOW_S, sample=lambda: peak.append(daemon.rss()))
+    run_for(attack, daemon.port, windows * WINDOW_S, sample=lambda: peak.append(daemon.rss()))
     count2, time2 = daemon.processed_soon()
     fps_under = (count2 - count1) / (time2 - time1)
 
-    served = any(daemon.get("/cameras/scene/live.mjpeg")[0] == 200 or time.sleep(0.1) for _ in range(POLLS))
+    served = _served_within(daemon, "/cameras/scene/live.mjpeg", POLLS)
     rss_after = min(_settled_rss(daemon))
     FIGURES.append(
-        f"{name:18s} RSS before {rss_before:6.0f} MiB, peak {max(peak):6.0f}, after {rss_after:6.0f}; "
+        f"{name:18s} RSS undisturbed peak {rss_before:6.0f} MiB, peak {max(peak):6.0f}, after {rss_after:6.0f}; "
         f"analysed fps before {fps_before:5.2f}, under attack {fps_under:5.2f} (ratio {fps_under / fps_before:.2f})"
     )
     assert max(peak) <= rss_before + RSS_MARGIN_MB, FIGURES[-1]
@@ -156,6 +157,21 @@ def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack):
     assert fps_under >= FPS_RATIO * fps_before, FIGURES[-1]
     assert served, "a new viewer gets the live stream after the attack"
     _assert_clean_log(daemon.log)
+
+
+def _sample_for(seconds: float, sample, every: float = 0.2) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sample()
+        time.sleep(every)
+
+
+def _served_within(daemon: Daemon, path: str, polls: int) -> bool:
+    for _ in range(polls):
+        if daemon.get(path)[0] == 200:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _settled_rss(daemon: Daemon, polls: int = 20) -> list[float]:

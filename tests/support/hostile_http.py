@@ -68,29 +68,28 @@ def slowloris(port: int, stop: threading.Event, connections: int = 200, most: in
             stop.wait(1.0)
 
 
-def huge_headers(port: int, stop: threading.Event, connections: int = 150, most: int = 600) -> None:
-    """``connections`` clients each send 60 KiB of header lines (2 KiB each) and never finish; then
-    single requests with one 64 KiB header line, again and again."""
-    opened = 0
-    line = b"X-Big: " + b"b" * 2040 + b"\r\n"
-    with _held() as sockets:
-        for _ in range(connections):
-            if stop.is_set():
+def huge_headers(port: int, stop: threading.Event, connections: int = 150, lines: int = 100) -> None:
+    """``connections`` clients (a thread each) each send ``lines`` header lines of 60 KiB (6 MB) as fast
+    as the server reads them, never finish their head, and hold the connection until ``stop``."""
+    line = b"X-Big: " + b"b" * (60 * 1024) + b"\r\n"
+
+    def client() -> None:
+        sock = _connect(port, timeout=5)
+        if sock is None:
+            return
+        with sock:
+            if not _send(sock, b"GET / HTTP/1.1\r\nHost: x\r\n"):
                 return
-            sock = _connect(port)
-            opened += 1
-            if sock is not None:
-                sock.setblocking(False)
-                with contextlib.suppress(OSError):
-                    sock.send(b"GET / HTTP/1.1\r\nHost: x\r\n" + line * 30)
-                sockets.append(sock)
-        while not stop.is_set() and opened < most:
-            sock = _connect(port)
-            opened += 1
-            if sock is not None:
-                _send(sock, b"GET / HTTP/1.1\r\nX-Huge: " + b"h" * 65536 + b"\r\n\r\n")
-                sock.close()
-            stop.wait(0.02)
+            for _ in range(lines):
+                if stop.is_set() or not _send(sock, line):
+                    return  # (dropped by the server)
+            stop.wait(60)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=70)
 
 
 def many_connections(port: int, stop: threading.Event, connections: int = 400) -> None:
