@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # surveil in a container: one image per accelerator, from this one file.
 #
-#   docker build -t surveil:cpu .                          # CPU: PyTorch's CPU wheels + OpenVINO/ONNX Runtime
+#   docker build -t surveil:cpu .                          # CPU: OpenVINO + ONNX Runtime, no PyTorch (the shipped
+#                                                          # model's graph, models/*.onnx, runs without it)
 #   docker build -t surveil:cuda --build-arg VARIANT=cuda .  # NVIDIA GPUs: PyTorch's CUDA wheels (they bring the CUDA
 #                                                          # libraries; the host needs the driver and the NVIDIA container toolkit)
 #   docker run --rm -p 9108:9108 -v $PWD/site.yaml:/etc/surveil/site.yaml:ro surveil:cpu
@@ -24,14 +25,15 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
 FROM build-base AS build-cpu
-# PyTorch's CPU-only wheels (no 2.5 GB of CUDA libraries), then the OpenVINO/ONNX Runtime backends
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu "torch>=2.6,<2.15" "torchvision>=0.21,<0.30"
-ENV SURVEIL_EXTRAS=export,fast
+# the runtime extra: OpenVINO + ONNX Runtime run the graph shipped beside the checkpoint; no PyTorch at all
+# (a checkpoint without its graph is a start-up error that names the build command: python -m surveil.detection.graph build)
+ENV SURVEIL_EXTRAS=runtime
 
 FROM build-base AS build-cuda
 # PyPI's x86-64 torch wheels are CUDA builds; the CUDA runtime comes with them as nvidia-* wheels
+# (installed first, in a layer of their own: it survives changes to the source)
 RUN pip install --no-cache-dir "torch>=2.6,<2.15" "torchvision>=0.21,<0.30"
-ENV SURVEIL_EXTRAS=export
+ENV SURVEIL_EXTRAS=torch
 
 # the extras come with the stage as ENV (an ARG would not reach this stage)
 # hadolint ignore=DL3006
