@@ -157,6 +157,10 @@ class MqttPublisher:
     broker do not come back in lock-step; with the default 5 s cap, alerts flow again within about
     5 s of the broker's return.
 
+    ``instance``: this daemon's name on the broker (default ``config.instance_name``; the daemon passes
+    :func:`surveil.service.sharding.instance_name`). ``fleet_settle_s``: how long the fleet's messages must
+    be quiet before dead instances' cameras are marked down (:class:`~surveil.sinks.mqtt.fleet.FleetWatch`).
+
     ``start()`` never blocks on the broker: an unreachable broker is logged once per outage
     and retried forever. ``stop()`` returns within its timeout in every case. The spool is
     the caller's: ``stop()`` does not close it. A publisher is started at most once.
