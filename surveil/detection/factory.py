@@ -1,8 +1,8 @@
 """The detector ``detector.backend`` asks for, built behind the :class:`surveil.detection.protocol.Detector` interface.
 
 - ``torch``: :class:`surveil.detection.torch_detector.TorchDetector` (batched; the GPU path).
-- ``onnxruntime`` / ``openvino``: :class:`surveil.detection.runtimes.OnnxDetector` — the checkpoint
-  exported once to ONNX and run by ONNX Runtime or OpenVINO on the CPU.
+- ``onnxruntime`` / ``openvino``: :class:`surveil.detection.runtimes.OnnxDetector` — the checkpoint's
+  graph (shipped beside it, or exported once into the cache) run by ONNX Runtime or OpenVINO on the CPU.
 - ``auto``: ``torch`` when CUDA is used, else ``openvino`` when installed, else ``onnxruntime``
   when installed, else ``torch``.
 

@@ -1,6 +1,7 @@
-"""Frames to network input: every backend's conversion, and the torch detector's batched path on the device.
+"""Frames to network input for the torch backend: per-image conversion, and the torch detector's batched path on the device.
 
-:func:`frames_to_tensors` (every backend) turns BGR uint8 frames into RGB float tensors. The batched
+:func:`frames_to_tensors` (the torch backend's per-image path) turns BGR uint8 frames into RGB float tensors
+(the ONNX backends do their own numpy/OpenCV preprocessing: :mod:`surveil.detection.graph`). The batched
 path of :class:`surveil.detection.torch_detector.TorchDetector` stacks frames of one size into reused
 host buffers (:class:`HostStaging`), uploads them in one copy, resizes and normalises them on the
 device (:class:`DevicePreprocess`) and pads the groups into one batch (:func:`pad_batch`).
@@ -23,7 +24,7 @@ __all__ = ["DevicePreprocess", "HostStaging", "frames_to_tensors", "group_by_sha
 
 
 def frames_to_tensors(images: Sequence[np.ndarray], device: torch.device) -> list[torch.Tensor]:
-    """BGR uint8 HWC frames -> RGB float CHW tensors in [0, 1] on ``device`` (every backend's preprocessing).
+    """BGR uint8 HWC frames -> RGB float CHW tensors in [0, 1] on ``device`` (the torch backend, per image).
 
     Frames of one size (the usual case for a camera fleet) are stacked once and moved in
     one (pinned, asynchronous) copy; the conversion to float happens on the device.
