@@ -42,6 +42,25 @@ def test_runtime_modules_do_not_import_torch():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
+def test_auto_backend_on_a_cpu_machine_does_not_import_installed_torch(tmp_path):
+    """Where no GPU driver shows, `backend: auto` picks OpenVINO / ONNX Runtime without importing torch to ask about CUDA."""
+    pytest.importorskip("onnxruntime")
+    code = (
+        "import sys\n"
+        "from surveil.config import DetectorConfig\n"
+        "from surveil.detection import factory\n"
+        "factory._may_have_gpu = lambda: False\n"
+        f"detector = factory.create_detector(DetectorConfig(weights={str(ROOT / 'models/pedestrian-mnv2.pt')!r}, backend='auto'), sys.argv[1])\n"
+        "print(type(detector).__name__, 'torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "model-cache")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["OnnxDetector", "False"]
+
+
 def _copy_package(target: Path) -> Path:
     """The installable part of this checkout (a copy: the install must not write into the working tree)."""
     for name in ("pyproject.toml", "README.md", "LICENSE"):

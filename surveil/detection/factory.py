@@ -6,8 +6,8 @@
 - ``auto``: ``torch`` when CUDA is used, else ``openvino`` when installed, else ``onnxruntime``
   when installed, else ``torch``.
 
-torch is imported only when the torch backend is chosen (or, for ``auto`` with torch installed, to ask
-whether CUDA is there): a server installed with ``pip install 'surveil[runtime]'`` has no torch at all.
+torch is imported only when the torch backend is chosen (or, for ``auto`` with torch installed on a
+machine with a GPU driver, to ask whether CUDA works): a server installed with ``pip install 'surveil[runtime]'`` has no torch at all.
 
 Agreement with the eager model is tested on real frames in tests/test_detector_backends.py; speed is
 in docs/benchmarks.md. The runtimes' names below are re-exported for the callers that import them
@@ -16,6 +16,7 @@ from this module.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from surveil.config import DetectorConfig
@@ -56,11 +57,20 @@ def resolve_backend(config: DetectorConfig) -> str:
 def _uses_cuda(device: str) -> bool:
     if device.startswith("cuda"):
         return True
-    if device != "auto" or not runtimes.torch_installed():
+    if device != "auto" or not runtimes.torch_installed() or not _may_have_gpu():
         return False
     from surveil.detection.torch_detector import select_device
 
     return select_device(device).type == "cuda"
+
+
+def _may_have_gpu() -> bool:
+    """Whether asking torch about CUDA is worth importing it (~650 MB of RSS): on Linux only where a GPU
+    driver shows (NVIDIA's, or ROCm's /dev/kfd, which torch also calls CUDA); elsewhere always."""
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    return Path("/proc/driver/nvidia").exists() or (dev / "kfd").exists() or any(dev.glob("nvidia[0-9]*"))
 
 
 def create_detector(config: DetectorConfig, cache_dir: str | Path | None = None) -> Detector:
