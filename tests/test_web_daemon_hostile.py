@@ -6,7 +6,8 @@ an undisturbed window first, then attacks for a while, and asserts against those
 same test, never against wall-clock constants:
 
 (a) the daemon's RSS peak stays within RSS_MARGIN_MB of its undisturbed peak, and returns near it;
-(b) frames analysed per second during the attack stay >= FPS_RATIO of the undisturbed rate;
+(b) frames analysed per second during the attack stay >= FPS_RATIO of the undisturbed rate (the
+    lower of a window before and one after the attack: other work on the machine drifts);
 (c) afterwards a new viewer of the live stream gets 200 within a bounded number of polls;
 (d) the log has no traceback and is JSON lines throughout.
 """
@@ -148,9 +149,14 @@ def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack, windows
 
     served = _served_within(daemon, "/cameras/scene/live.mjpeg", POLLS)
     rss_after = min(_settled_rss(daemon))
+    count3, time3 = daemon.processed_soon()  # and undisturbed again: the machine's own load drifts
+    time.sleep(WINDOW_S)
+    count4, time4 = daemon.processed_soon()
+    fps_before = min(fps_before, (count4 - count3) / (time4 - time3))
+    assert fps_before > 0, "the camera is analysed again after the attack"
     FIGURES.append(
         f"{name:18s} RSS undisturbed peak {rss_before:6.0f} MiB, peak {max(peak):6.0f}, after {rss_after:6.0f}; "
-        f"analysed fps before {fps_before:5.2f}, under attack {fps_under:5.2f} (ratio {fps_under / fps_before:.2f})"
+        f"analysed fps undisturbed {fps_before:5.2f}, under attack {fps_under:5.2f} (ratio {fps_under / fps_before:.2f})"
     )
     assert max(peak) <= rss_before + RSS_MARGIN_MB, FIGURES[-1]
     assert rss_after <= rss_before + RSS_AFTER_MB, FIGURES[-1]

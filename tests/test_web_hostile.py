@@ -160,6 +160,7 @@ def test_abandoned_streams_of_a_camera_without_a_frame_free_their_slots(serve):
         sock = connect(server)
         sock.sendall(b"GET /cameras/yard/live.mjpeg HTTP/1.0\r\n\r\n")
         viewers.append(sock)
+        assert status_of(sock.recv(64)) == 200, "the viewer has its slot before the next one asks"
     assert wait_for(lambda: get(server, "/cameras/gate/live.mjpeg")[0] == 503, 50), "every slot is taken"
     for sock in viewers:
         sock.close()
@@ -177,6 +178,7 @@ def test_a_viewer_who_resets_the_connection_frees_the_slot_too(serve):
     server, _ = serve(max_streams=1)
     sock = connect(server)
     sock.sendall(b"GET /cameras/yard/live.mjpeg HTTP/1.0\r\n\r\n")
+    assert status_of(sock.recv(64)) == 200
     assert wait_for(lambda: get(server, "/cameras/gate/live.mjpeg")[0] == 503, 50)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close = RST
     sock.close()
