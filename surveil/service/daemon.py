@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from surveil.config import Config, ConfigError, load_config
+from surveil.detection.capacity import log_startup_capacity
 from surveil.detection.protocol import Detector
 from surveil.service import sharding
 from surveil.service.logsetup import configure_logging
@@ -84,6 +85,8 @@ class Daemon:
         """Start everything, supervise until asked to stop; returns the exit status."""
         self._start_http()
         pipeline = self._pipeline = Pipeline(self.config, self.metrics, detector=self._detector)
+        if self._detector is None:  # our own model: time it after warm-up, log what each camera can expect
+            log_startup_capacity(pipeline.detector, self.config.enabled_cameras)
         pipeline.start()
         cameras = len(self.config.enabled_cameras)
         self.notifier.ready(f"watching {cameras} camera{'s' if cameras != 1 else ''}")
