@@ -308,10 +308,11 @@ class DetectorConfig(_Model):
     )
     backend: Literal["torch", "onnxruntime", "openvino", "auto"] = Field(
         default="torch",
-        description="Inference runtime: `torch` (batched; the GPU path), `onnxruntime` or `openvino` (CPU; the checkpoint is "
-        "exported to ONNX once and cached in `<state_dir>/model-cache`; openvino needs `pip install -e '.[fast]'`), "
-        "`auto` (torch on CUDA, else openvino, else onnxruntime, else torch: whichever is installed). Same boxes within "
-        "tolerance (docs/benchmarks.md).",
+        description="Inference runtime: `torch` (batched; the GPU path; `pip install '.[torch]'`), `onnxruntime` or `openvino` "
+        "(CPU, no PyTorch needed: `pip install '.[runtime]'`; they run the graph shipped beside the checkpoint, "
+        "`models/<name>.onnx` with its `.onnx.json`, or export one once into `<state_dir>/model-cache` where torch is "
+        "installed), `auto` (torch on a machine with a GPU driver, else openvino, else onnxruntime, else torch: whichever "
+        "is installed). Same boxes within tolerance (docs/benchmarks.md).",
     )
     openvino_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
