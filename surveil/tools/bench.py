@@ -1,7 +1,7 @@
 """`surveil bench`: the real pipeline on N file cameras beside the bare model and a naive loop, in one run.
 
     surveil bench [-c configs/demo.yaml] [--cameras 1 2 4 8] [--seconds 20] [--repeats 3] [--backend openvino]
-                  [--motion] [--quiet-cameras K] [--as-fast-as-possible]
+                  [--motion] [--quiet-cameras K] [--as-fast-as-possible] [--isa avx2]
 
 What runs, all in this process and on the same clip (the config's first camera; its zones and rules
 are copied to every bench camera):
@@ -34,6 +34,18 @@ was observed during the measured window; quantiles interpolated inside buckets a
 (capture to the end of the rules) and alert (capture to the alert handed to the sinks); with MQTT,
 alert to broker is the time from the sink taking an alert to a subscriber receiving it through the
 broker (≈ the PUBACK time on loopback). Figures are benchmark output, never test assertions.
+
+The header gives the CPU's features (avx2 / avx512f / avx512_vnni / avx512_bf16 / amx from /proc/cpuinfo)
+and the detector's compute, GFLOPs per frame at the configured input (:mod:`surveil.detection.cost`; needs
+torch), which the bare model's line turns into GFLOP/s reached. ``--isa avx2`` limits OpenVINO and
+PyTorch to AVX2 (:mod:`surveil.detection.isa`: ``ONEDNN_MAX_CPU_ISA``, ``DNNL_MAX_CPU_ISA``,
+``ATEN_CPU_CAPABILITY``, set before either initialises) to measure a typical camera host on a newer
+CPU; the header then prints the kernels OpenVINO's convolutions really use (its execution graph), and
+OpenVINO runs fp32 (below AVX512_CORE_BF16 there is no native bf16). ONNX Runtime cannot be limited.
+
+The report ends with one sizing line: the largest measured camera count whose lowest per-camera
+processed fps is at least 2 (or whose cameras were all kept up with), and that fps
+(:func:`surveil.detection.capacity.sizing_line` defines it).
 """
 
 from __future__ import annotations
@@ -58,10 +70,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from surveil.detection import isa as isa_limits
+from surveil.detection.capacity import MeasuredRow, sizing_line
 from surveil.video.clips import ClipOpenError, clip_fps, read_clip
 
 if TYPE_CHECKING:
     from surveil.config import Config
+    from surveil.detection.cost import FrameCost
     from surveil.detection.protocol import Detector
 
 log = logging.getLogger(__name__)
@@ -130,9 +145,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="K",
         help="the last K cameras of each run play a quiet clip made from the bench clip (default 0)",
     )
+    parser.add_argument(
+        "--isa",
+        choices=isa_limits.ISA_CHOICES,
+        default="native",
+        help="limit OpenVINO and PyTorch (oneDNN, ATen) to this instruction set, e.g. avx2 to measure a typical "
+        "camera host on a newer CPU; set before they initialise (default native: no limit)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    # before torch or OpenVINO initialise (re-executes this command when one already has)
+    isa_limits.apply_isa_limit(getattr(args, "isa", "native"))
     from surveil.config import ConfigError, load_config
     from surveil.service.pipeline import PipelineError
 
@@ -161,6 +185,7 @@ class BenchSetup:
     video: str
     motion: bool = False  # turn cameras[].motion on for every bench camera
     quiet_cameras: int = 0  # the last ones of each run play the quiet clip
+    cost: FrameCost | str = ""  # the detector's FLOPs per frame (or why not counted), set once the header printed
 
     @classmethod
     def from_args(cls, base: Config, args: argparse.Namespace) -> BenchSetup:
@@ -191,6 +216,10 @@ class BenchSetup:
             }.items()
             if v is not None
         }
+        if not isa_limits.bf16_allowed():  # a limit below AVX512_CORE_BF16: no native bf16, as on such a host
+            if args.openvino_precision == "bf16":
+                raise BenchError(f"--openvino-precision bf16 needs native bf16; --isa {args.isa} has none")
+            overrides["openvino_precision"] = "fp32"
         detector = base.detector.model_copy(update=overrides)
         return cls(base.model_copy(update={"detector": detector}), video, args.motion, args.quiet_cameras)
 
@@ -742,9 +771,48 @@ def print_run(result: RunResult, mqtt: bool) -> None:
             print(f"  {'alert→broker→subscriber (MQTT)':34s}    -        -     (no alert in the window)")
 
 
-def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int:
+def torch_line() -> str:
+    from surveil.detection.cost import torch_available
+
+    if not torch_available():
+        return "torch not installed (the CPU runtime install): no GFLOPs count, no naive loop"
     import torch
 
+    return (
+        f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+        f"ATen kernels {torch.backends.cpu.get_cpu_capability()}"
+    )
+
+
+def cpu_line(flags: set[str] | None = None) -> str:
+    flags = isa_limits.cpu_flags() if flags is None else flags
+    return f"CPU features: {isa_limits.flags_summary(flags)} (highest ISA {isa_limits.highest_isa(flags)})"
+
+
+def detector_isa_line(detector: Any, backend: str) -> str:
+    """What the runtime's kernels really use, against the limit asked for (``--isa``)."""
+    requested = isa_limits.requested_isa()
+    if backend == "openvino":
+        try:
+            compiled = getattr(detector, "compiled_model", None)
+            if compiled is not None:
+                counts = isa_limits.openvino_kernels(compiled)
+            else:  # the detector keeps no handle on it: compile its graph again, same precision, same process
+                counts = isa_limits.openvino_graph_kernels(detector.onnx_path, getattr(detector, "precision", "fp32"))
+        except Exception as exc:  # a report line; never fail the bench for it
+            return isa_limits.isa_line(
+                requested, None, f"OpenVINO's execution graph not read ({type(exc).__name__}: {exc})"
+            )
+        return isa_limits.isa_line(requested, counts)
+    if backend == "onnxruntime":
+        return isa_limits.isa_line(
+            requested, None, "ONNX Runtime (MLAS) picks its kernels from CPUID and cannot be limited: the full ISA ran"
+        )
+    return isa_limits.isa_line(requested, None, "torch backend: " + torch_line().split(", ")[-1])
+
+
+def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int:
+    from surveil.detection.cost import detector_cost
     from surveil.detection.factory import resolve_backend
     from surveil.service.pipeline import load_detector
 
@@ -752,7 +820,8 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
     d = config.detector
     print("== machine")
     print(machine_line())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+    print(cpu_line())
+    print(torch_line())
     quiet, made_s = None, 0.0
     if bench.quiet_cameras:  # before the model loads: the frames it holds for a moment do not raise the peak RSS
         started = time.perf_counter()
@@ -766,6 +835,14 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
         f"detector: {d.weights} on {backend} ({precision}), input min_size {d.min_size}, batch {d.batch_size}, "
         f"device {device}; clip {bench.video}"
     )
+    print(detector_isa_line(detector, backend))
+    cost = detector_cost(d, read_frames(bench.video, 1)[0])
+    print(
+        f"compute: {cost.describe()} (torch FlopCounterMode, eager model, one clip frame)"
+        if not isinstance(cost, str)
+        else cost
+    )
+    bench.cost = cost
     if quiet:
         print(
             f"quiet clip ({bench.quiet_cameras} camera(s) per run at most): {QUIET_FRAMES} frames, the clip's median frame with noise "
@@ -820,6 +897,8 @@ def _measure(bench: BenchSetup, detector, workdir: Path, args, mqtt, watch, quie
         passes.append(_measure_once(bench, detector, frames, workdir, args, mqtt, watch, quiet))
     if args.repeats > 1:
         print_repeats(passes)
+    print("\n== sizing")
+    print(sizing_line(measured_rows(passes), min(p.bare_fps for p in passes)))
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
@@ -830,9 +909,16 @@ def _measure_once(
     config, d = bench.config, bench.config.detector
     print("\n== bare model (detector alone on decoded frames, same batch and input size)")
     bare_fps, bare_ms = bare_model(detector, frames, d.batch_size, args.seconds)
-    print(f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median)")
+    from surveil.detection.cost import achieved, torch_available
+
+    print(
+        f"{bare_fps:.2f} frames/s ({bare_ms:.1f} ms per batch of {d.batch_size}, median"
+        f"{achieved(bench.cost, bare_ms / 1000 / d.batch_size)})"
+    )
     naive_fps = None
-    if not args.no_naive:
+    if not args.no_naive and not torch_available():
+        print("\n== naive loop: skipped (it runs the eager PyTorch model; torch is not installed)")
+    elif not args.no_naive:
         videos = [clip for _, clip in bench.clips(max(args.cameras), quiet)]
         print(f"\n== naive loop (read, eager model([tensor]), rules; one frame at a time over {len(videos)} clip(s))")
         naive_fps = naive_loop(config, videos, args.seconds)
@@ -855,6 +941,21 @@ def _measure_once(
         results.append(result)
     print_summary(results, bare_fps, naive_fps)
     return BenchPass(bare_fps, naive_fps, results)
+
+
+def measured_rows(passes: Sequence[BenchPass]) -> list[MeasuredRow]:
+    """Each camera count's pipeline run, the worst over the passes (lowest per-camera fps), for the sizing line."""
+    rows: dict[int, MeasuredRow] = {}
+    for result in (r for p in passes for r in p.results):
+        row = MeasuredRow(
+            cameras=result.cameras,
+            lowest_fps=min(result.fps_per_camera.values(), default=0.0),
+            processed_fps=result.fps,
+            offered_fps=result.captured / result.seconds if result.seconds else 0.0,
+        )
+        if result.cameras not in rows or row.lowest_fps < rows[result.cameras].lowest_fps:
+            rows[result.cameras] = row
+    return list(rows.values())
 
 
 def mean_range(values: Sequence[float]) -> str:

@@ -12,12 +12,17 @@ import numpy as np
 import pytest
 
 from surveil.config import load_config
+from surveil.detection.capacity import sizing_line
 from surveil.tools.bench import (
     QUIET_FRAMES,
     QUIET_PASTES,
     BenchError,
+    BenchPass,
+    RunResult,
     bare_model,
     bench_config,
+    cpu_line,
+    measured_rows,
     quantile,
     quiet_clip,
     write_quiet_clip,
@@ -71,6 +76,7 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
         "== pipeline, 1 camera(s)",
         "== scaling",
         "== ratios",
+        "== sizing",
     ):
         assert section in out, f"{section!r} missing:\n{out}"
     for line in (
@@ -89,8 +95,14 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
         "pipeline/bare",
         "pipeline/naive",
         "load average at the end",
+        "CPU features: avx2 ",
+        "ISA: requested native, ",
+        "this machine sustains ",
     ):
         assert line in out, f"{line!r} missing:\n{out}"
+    # the compute figure in the header and as GFLOP/s beside the bare model's time
+    assert re.search(r"^compute: [\d.]+ GFLOPs per frame at input \d+x\d+ \(backbone [\d.]+, rpn", out, re.M), out
+    assert re.search(r"ms per batch of \d+, median; [\d.]+ GFLOPs/frame = \d+ GFLOP/s\)", out), out
     assert "alert→broker→subscriber (MQTT)" in out or "MQTT: off" in out
     assert "detector calls skipped - (motion gating off" in out
 
@@ -98,10 +110,24 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
 @pytest.mark.slow
 def test_bench_with_motion_gating_on_busy_and_quiet_cameras_twice(pedestrian_checkpoint):
     result = run_bench(
-        pedestrian_checkpoint, "--cameras", "2", "--quiet-cameras", "1", "--motion", "--no-naive", "--repeats", "2"
+        pedestrian_checkpoint,
+        "--cameras",
+        "2",
+        "--quiet-cameras",
+        "1",
+        "--motion",
+        "--no-naive",
+        "--repeats",
+        "2",
+        "--isa",
+        "avx2",
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:]
+    # --isa avx2: the limit reaches the runtimes, whose kernels the header reports (OpenVINO: from its graph)
+    isa_line = next(line for line in out.splitlines() if line.startswith("ISA: "))
+    assert isa_line.startswith("ISA: requested AVX2, ") and "avx512" not in isa_line, isa_line
+    assert "ATen kernels AVX2" in out, out
     for line in (
         "quiet clip",
         "motion gating on every camera",
@@ -121,6 +147,37 @@ def test_bench_with_motion_gating_on_busy_and_quiet_cameras_twice(pedestrian_che
         out,
         re.M,
     ), out
+
+
+def _result(cameras: int, per_camera: list[float], captured: float = 100.0) -> RunResult:
+    return RunResult(
+        cameras=cameras,
+        seconds=10.0,
+        fps_per_camera={f"cam{i + 1}": fps for i, fps in enumerate(per_camera)},
+        dropped=0.0,
+        captured=captured,
+        skipped=None,
+        cpu_percent=100.0,
+        rss_mb=1.0,
+        peak_rss_mb=1.0,
+        latencies={},
+    )
+
+
+def test_sizing_rows_keep_the_worst_pass_of_each_camera_count():
+    passes = [
+        BenchPass(4.0, None, [_result(1, [3.0]), _result(4, [2.1, 2.0, 2.2, 2.0])]),
+        BenchPass(4.2, None, [_result(1, [3.2]), _result(4, [1.9, 2.0, 2.1, 2.2])]),
+    ]
+    rows = {row.cameras: row for row in measured_rows(passes)}
+    assert rows[1].lowest_fps == 3.0 and rows[4].lowest_fps == 1.9
+    assert rows[4].processed_fps == pytest.approx(8.2) and rows[4].offered_fps == 10.0
+    assert sizing_line(list(rows.values())).startswith("this machine sustains 1 camera(s) at 3.00 processed fps each")
+
+
+def test_cpu_line_names_the_features_that_pick_the_kernels():
+    line = cpu_line({"avx2", "fma"})
+    assert line == "CPU features: avx2 yes, avx512f no, avx512_vnni no, avx512_bf16 no, amx no (highest ISA avx2)"
 
 
 def test_quiet_clip_is_still_frames_with_stretches_of_the_video():
