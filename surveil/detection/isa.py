@@ -11,8 +11,9 @@ ONNX Runtime's MLAS picks its kernels from CPUID with no run-time limit; OpenVIN
 layers that it runs with MLAS (``gemm_mlas``) likewise. Check what ran with :func:`openvino_kernels`:
 the primitive type of every convolution in OpenVINO's execution graph (``jit_avx2_f32``,
 ``brgconv_avx512_1x1_f32``...). Under a limit below AVX512_CORE_BF16 OpenVINO still lists BF16 among
-the CPU's ``OPTIMIZATION_CAPABILITIES`` but fails to compile a bf16 model ("object is not
-initialized"): ask :func:`bf16_allowed` before choosing bf16.
+the CPU's ``OPTIMIZATION_CAPABILITIES`` but fails to run a bf16 model ("object is not
+initialized": at compile time, or at the first inference of a graph with a dynamic input size):
+ask :func:`bf16_allowed` before choosing bf16.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def apply_isa_limit(isa: str, environ: MutableMapping[str, str] | None = None, r
 
 
 def bf16_allowed(environ: Mapping[str, str] | None = None) -> bool:
-    """False when a oneDNN limit below AVX512_CORE_BF16 is set (OpenVINO's bf16 then fails to compile)."""
+    """False when a oneDNN limit below AVX512_CORE_BF16 is set (OpenVINO's bf16 then fails to run)."""
     limit = requested_isa(environ).upper()
     if limit == "NATIVE":
         return True
