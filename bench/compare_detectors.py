@@ -1,6 +1,6 @@
 """Today's baseline, the demo's default detector and Yolo-Fastest side by side, in one run.
 
-    .venv/bin/python -m bench.compare_detectors [--config configs/demo.yaml] [--closeup-size 720] [--threads 2]
+    .venv/bin/python -m bench.compare_detectors [--config configs/demo.yaml] [--closeup-size 720] [--threads 2] [--isa avx2]
 
 Successor of bench/compare_yolo_fastest.py for issue 10's first target. Rows:
 
@@ -17,6 +17,10 @@ end to end (pre-processing, inference, post-processing) and its ratio to the bas
 Penn-Fudan test (34 close-up street photos): our two rows at each ``--closeup-sizes`` (the inputs the
 model card recommends for close-up cameras: 640-720), Yolo-Fastest at its own sizes.
 Every detector keeps detections down to score 0.01 so AP sees the whole precision-recall curve.
+The header gives the CPU's features, the kernels OpenVINO's convolutions run (``--isa avx2`` limits
+OpenVINO and PyTorch to AVX2 to measure a typical camera host on a newer CPU; the command re-executes
+itself with the limit set, see surveil.detection.isa) and the checkpoint's GFLOPs per frame at the PETS
+input (surveil.detection.cost), also a column of the table beside ms/frame.
 The last line is machine-readable:
     detectors baseline_ap50=... default_ap50=... delta=... speedup=... pennfudan_default=...
 """
@@ -39,6 +43,8 @@ import torch
 
 from bench.compare_yolo_fastest import MIN_SCORE, load_pennfudan_test, yolo_fastest
 from surveil.config import DetectorConfig, load_config
+from surveil.detection import isa
+from surveil.detection.cost import detector_cost
 from surveil.detection.factory import create_detector, resolve_backend
 from surveil.detection.torch_detector import TorchDetector
 from surveil.evaluation import Prediction, evaluate
@@ -59,19 +65,40 @@ def ours(detector) -> Detect:
 
 def detector_config(config_path: Path, min_size: int | None, threads: int) -> DetectorConfig:
     base = load_config(config_path).detector
-    update = {"low_score_floor": MIN_SCORE, "score_threshold": MIN_SCORE, "threads": threads, "batch_size": 1}
+    update: dict[str, object] = {
+        "low_score_floor": MIN_SCORE,
+        "score_threshold": MIN_SCORE,
+        "threads": threads,
+        "batch_size": 1,
+    }
     if min_size is not None:
         update["min_size"] = min_size
+    if not isa.bf16_allowed():  # an ISA limit below AVX512_CORE_BF16: fp32, as on such a host
+        update["openvino_precision"] = "fp32"
     return base.model_copy(update=update)
 
 
-def our_detectors(config: DetectorConfig, cache: Path) -> dict[str, Detect]:
+def our_detectors(config: DetectorConfig, cache: Path, built: list | None = None) -> dict[str, Detect]:
+    """The baseline and the demo default; the default's detector object is appended to ``built`` when given."""
     default = create_detector(config, cache)
+    if built is not None:
+        built.append(default)
     runtime = resolve_backend(config) + (f" {default.precision}" if hasattr(default, "precision") else "")
     return {
         f"{Path(config.weights).name}, torch eager (baseline)": ours(TorchDetector(config, optimize=False)),
         f"{Path(config.weights).name}, {runtime} (demo default)": ours(default),
     }
+
+
+def isa_report(config: DetectorConfig, default) -> str:
+    """'ISA: requested X, OpenVINO convolutions ran ...' for the demo default's detector."""
+    requested = isa.requested_isa()
+    if resolve_backend(config) != "openvino":
+        return isa.isa_line(requested, None, f"{resolve_backend(config)}: kernels not read (OpenVINO only)")
+    compiled = getattr(default, "compiled_model", None)
+    if compiled is not None:
+        return isa.isa_line(requested, isa.openvino_kernels(compiled))
+    return isa.isa_line(requested, isa.openvino_graph_kernels(default.onnx_path, default.precision))
 
 
 def interleaved(
@@ -80,8 +107,8 @@ def interleaved(
     """Every frame through every detector in turn: predictions and median ms per frame."""
     for detect in detectors.values():
         detect(frames[0])  # warm-up
-    predictions = {name: [] for name in detectors}
-    times = {name: [] for name in detectors}
+    predictions: dict[str, list[Prediction]] = {name: [] for name in detectors}
+    times: dict[str, list[float]] = {name: [] for name in detectors}
     for number, frame in enumerate(frames, 1):
         for name, detect in detectors.items():
             started = time.perf_counter()
@@ -115,7 +142,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=None, help="only the first N PETS frames (a quick smoke run)")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache" / "models", help="the ONNX export cache")
+    parser.add_argument(
+        "--isa",
+        choices=isa.ISA_CHOICES,
+        default="native",
+        help="limit OpenVINO and PyTorch to this instruction set (e.g. avx2); re-executes with the variables set",
+    )
     args = parser.parse_args()
+    isa.apply_isa_limit(args.isa)  # torch is imported already: this re-executes the command with the limit set
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -128,7 +162,18 @@ def main() -> int:
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; torch {torch.__version__}, {args.threads} threads"
     )
     print(f"PETS09-S2L1: {len(frames)} frames in {PHASES} phases; Penn-Fudan test: {len(pennfudan.frames)} images")
-    detectors = our_detectors(config, args.cache)
+    flags = isa.cpu_flags()
+    print(f"CPU features: {isa.flags_summary(flags)} (highest ISA {isa.highest_isa(flags)})")
+    built: list = []
+    detectors = our_detectors(config, args.cache, built)
+    print(isa_report(config, built[0]))
+    cost = detector_cost(config, frames[0])
+    gflops = "-" if isinstance(cost, str) else f"{cost.gflops:.1f}"
+    print(
+        cost
+        if isinstance(cost, str)
+        else f"compute: {cost.describe()} (torch FlopCounterMode, eager, first PETS frame)"
+    )
     for size in args.yolo_sizes:
         detectors[f"Yolo-Fastest-1.1-xl (COCO) {size}x{size}"] = yolo_fastest(args.shared_data, size)
     pets, ms = interleaved(detectors, frames)
@@ -144,9 +189,10 @@ def main() -> int:
     baseline, default = names[0], names[1]
     closeup_header = " | ".join(f"Penn-Fudan test AP50 at {size}" for size in args.closeup_sizes)
     print(
-        f"\n| detector | PETS input | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | ms/frame | × baseline | {closeup_header} |"
+        f"\n| detector | PETS input | PETS09-S2L1 AP50, mean (range) of {PHASES} phases | GFLOPs/frame | ms/frame "
+        f"| × baseline | {closeup_header} |"
     )
-    print("|---|---|---|---|---|" + "---|" * len(args.closeup_sizes))
+    print("|---|---|---|---|---|---|" + "---|" * len(args.closeup_sizes))
     summary = {}
     for row, name in enumerate(names):
         per_phase = phase_ap50(pets[name], targets)
@@ -155,7 +201,8 @@ def main() -> int:
         size = "as named" if name.startswith("Yolo") else f"shorter side {config.min_size}"
         cells = " | ".join(f"{value:.3f}" + (" (own input)" if name.startswith("Yolo") else "") for value in close)
         print(
-            f"| {name} | {size} | {summary[name][0]:.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) | {ms[name]:.0f} "
+            f"| {name} | {size} | {summary[name][0]:.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) "
+            f"| {'-' if name.startswith('Yolo') else gflops} | {ms[name]:.0f} "
             f"| {ms[baseline] / ms[name]:.1f} | {cells} |"
         )
     delta = summary[default][0] - summary[baseline][0]
