@@ -12,6 +12,13 @@ people) and stride 32 (``features[14:]``, 1280 ch) — anchors shaped for standi
 light RoI head (7x7x128 -> 256 -> 256). ``features[:14]`` is the "stem": when it is frozen its
 outputs can be cached, and :meth:`MobileNetV2FPN.forward_from_stem` runs the rest.
 
+``fasterrcnn_mobilenet_v2_fpn_s8``: the same backbone with a third, finer pyramid level at stride 8
+(``features[:7]``, 32 ch) and stride-8 anchors for distant people, so that 480x360 surveillance video
+is read at (near) its native size instead of being upscaled ~2x: about a third of the compute. Its
+stem is still ``features[:14]``; ``backbone.stem`` returns the stride-8 and stride-16 maps packed into
+one stride-16 tensor (the stride-8 map space-to-depth, 4 x 32 ch, then the 96 ch), so the feature
+cache, its crops in 16-px cells and :meth:`MobileNetV2FPNS8.forward_from_stem` work unchanged.
+
 ``fasterrcnn_resnet50_fpn`` and ``fasterrcnn_mobilenet_v3_large_fpn_tuned``: torchvision's own
 models with a new box predictor and frozen BatchNorm, as fine-tuned by ``surveil train``.
 
@@ -38,6 +45,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 MNV2_STEM_END = 14  # MobileNetV2 features[:14] -> stride 16, 96 channels
+MNV2_S8_END = 7  # MobileNetV2 features[:7] -> stride 8, 32 channels
 
 DEFAULT_ANCHOR_SIZES = ((32, 64, 128), (192, 320, 512))
 DEFAULT_ASPECT_RATIOS = (1.5, 2.5, 3.5)  # height / width: standing people
@@ -59,6 +67,50 @@ class MobileNetV2FPN(nn.Module):
     def forward_from_stem(self, c4: torch.Tensor) -> dict[str, torch.Tensor]:
         c5 = self.tail(c4)
         return self.fpn(OrderedDict([("0", c4), ("1", c5)]))
+
+    def stem_is_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.stem.parameters())
+
+
+class PackedStem(nn.Module):
+    """``features[:7]`` then ``features[7:14]``; returns the stride-8 map (space-to-depth, 128 ch)
+    and the stride-16 map (96 ch) concatenated: one (N, 224, H/16, W/16) tensor. The input must be
+    a multiple of 16 pixels per side (the detector's transform pads to 32)."""
+
+    def __init__(self, s8: nn.Sequential, s16: nn.Sequential) -> None:
+        super().__init__()
+        self.s8 = s8
+        self.s16 = s16
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        c3 = self.s8(images)
+        c4 = self.s16(c3)
+        return torch.cat([nn.functional.pixel_unshuffle(c3, 2), c4], dim=1)
+
+
+class MobileNetV2FPNS8(nn.Module):
+    """MobileNetV2 features -> {'0': stride 8, '1': stride 16, '2': stride 32}, ``out_channels`` each."""
+
+    C3 = 32  # channels of features[:7]
+
+    def __init__(self, features: nn.Sequential, out_channels: int = 96) -> None:
+        super().__init__()
+        self.stem = PackedStem(features[:MNV2_S8_END], features[MNV2_S8_END:MNV2_STEM_END])
+        self.tail = features[MNV2_STEM_END:]
+        self.fpn = FeaturePyramidNetwork([self.C3, 96, 1280], out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        c3 = self.stem.s8(images)
+        return self._pyramid(c3, self.stem.s16(c3))
+
+    def forward_from_stem(self, packed: torch.Tensor) -> dict[str, torch.Tensor]:
+        split = 4 * self.C3
+        return self._pyramid(nn.functional.pixel_shuffle(packed[:, :split], 2), packed[:, split:])
+
+    def _pyramid(self, c3: torch.Tensor, c4: torch.Tensor) -> dict[str, torch.Tensor]:
+        c5 = self.tail(c4)
+        return self.fpn(OrderedDict([("0", c3), ("1", c4), ("2", c5)]))
 
     def stem_is_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.stem.parameters())
@@ -96,6 +148,44 @@ def fasterrcnn_mobilenet_v2_fpn(
     predictor = tv_frcnn.FastRCNNPredictor(representation_size, num_classes)
     kwargs.setdefault("min_size", 720)
     kwargs.setdefault("max_size", 1280)
+    return FasterRCNN(
+        backbone,
+        num_classes=None,
+        rpn_anchor_generator=anchors,
+        box_roi_pool=roi_pool,
+        box_head=box_head,
+        box_predictor=predictor,
+        **kwargs,
+    )
+
+
+S8_ANCHOR_SIZES = ((16, 24, 32), (48, 64, 96), (128, 192, 288))
+
+
+def fasterrcnn_mobilenet_v2_fpn_s8(
+    num_classes: int,
+    frozen_bn: bool = True,
+    out_channels: int = 96,
+    representation_size: int = 256,
+    anchor_sizes: Sequence[Sequence[int]] = S8_ANCHOR_SIZES,
+    aspect_ratios: Sequence[float] = DEFAULT_ASPECT_RATIOS,
+    features: nn.Sequential | None = None,
+    **kwargs: Any,
+) -> FasterRCNN:
+    """Faster R-CNN on MobileNetV2 with a stride-8/16/32 pyramid (see the module docstring);
+    ``kwargs`` go to FasterRCNN. Defaults sized for 480x360 video at its native size."""
+    if features is None:
+        features = mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d).features
+    backbone = MobileNetV2FPNS8(features, out_channels)
+    if len(anchor_sizes) != 3:
+        raise ValueError(f"fasterrcnn_mobilenet_v2_fpn_s8 has 3 pyramid levels, got {len(anchor_sizes)} anchor levels")
+    anchors = _anchor_generator(anchor_sizes, aspect_ratios)
+    roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
+    box_head = tv_frcnn.TwoMLPHead(out_channels * 7 * 7, representation_size)
+    predictor = tv_frcnn.FastRCNNPredictor(representation_size, num_classes)
+    kwargs.setdefault("min_size", 360)
+    kwargs.setdefault("max_size", 640)
+    kwargs.setdefault("rpn_post_nms_top_n_test", 150)
     return FasterRCNN(
         backbone,
         num_classes=None,
@@ -156,6 +246,7 @@ TORCHVISION_COCO: dict[str, tuple[Callable[..., FasterRCNN], WeightsEnum]] = {
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     **{name: partial(build, weights=None, weights_backbone=None) for name, (build, _) in TORCHVISION_COCO.items()},
     "fasterrcnn_mobilenet_v2_fpn": fasterrcnn_mobilenet_v2_fpn,
+    "fasterrcnn_mobilenet_v2_fpn_s8": fasterrcnn_mobilenet_v2_fpn_s8,
     "fasterrcnn_resnet50_fpn": fasterrcnn_resnet50_fpn,
     "fasterrcnn_mobilenet_v3_large_fpn_tuned": fasterrcnn_mobilenet_v3_large_fpn_tuned,
 }

@@ -24,7 +24,12 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection import faster_rcnn as tv_frcnn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from surveil.detection.architectures import MNV2_STEM_END, fasterrcnn_mobilenet_v2_fpn
+from surveil.detection.architectures import MNV2_STEM_END, fasterrcnn_mobilenet_v2_fpn, fasterrcnn_mobilenet_v2_fpn_s8
+
+MNV2_FPN_BUILDERS = {
+    "fasterrcnn_mobilenet_v2_fpn": fasterrcnn_mobilenet_v2_fpn,
+    "fasterrcnn_mobilenet_v2_fpn_s8": fasterrcnn_mobilenet_v2_fpn_s8,
+}
 
 # MobileNetV2 ``features`` split into stages at each stride change; the last stage ends at 1280 ch.
 MNV2_STAGES = ((0, 2), (2, 4), (4, 7), (7, MNV2_STEM_END), (MNV2_STEM_END, 19))
@@ -72,13 +77,17 @@ def mobilenet_v2_fpn_to_fine_tune(
     pretrained_backbone: bool | str | Path = False,
     trainable_stages: int = 1,
     frozen_bn: bool = True,
+    architecture: str = "fasterrcnn_mobilenet_v2_fpn",
     **kwargs: Any,
 ) -> FasterRCNN:
-    """``fasterrcnn_mobilenet_v2_fpn`` on a pretrained backbone (see :func:`mobilenet_v2_features`)
-    with all but the last ``trainable_stages`` backbone stages frozen; ``kwargs`` are its arch kwargs."""
+    """``architecture`` (``fasterrcnn_mobilenet_v2_fpn`` or ``..._s8``) on a pretrained backbone (see
+    :func:`mobilenet_v2_features`) with all but the last ``trainable_stages`` backbone stages frozen;
+    ``kwargs`` are its arch kwargs."""
+    if architecture not in MNV2_FPN_BUILDERS:
+        raise ValueError(f"not a MobileNetV2 FPN architecture: {architecture!r}")
     features = mobilenet_v2_features(pretrained_backbone, frozen_bn)
     freeze_mobilenet_v2_stages(features, trainable_stages)
-    return fasterrcnn_mobilenet_v2_fpn(num_classes, frozen_bn=frozen_bn, features=features, **kwargs)
+    return MNV2_FPN_BUILDERS[architecture](num_classes, frozen_bn=frozen_bn, features=features, **kwargs)
 
 
 def torchvision_to_fine_tune(architecture: str, num_classes: int, pretrained: str, **kwargs: Any) -> FasterRCNN:

@@ -57,7 +57,8 @@ class TrainConfig(BaseModel):
     # model
     architecture: str = Field(
         default="fasterrcnn_mobilenet_v2_fpn",
-        description="fasterrcnn_mobilenet_v2_fpn, fasterrcnn_resnet50_fpn or fasterrcnn_mobilenet_v3_large_fpn",
+        description="fasterrcnn_mobilenet_v2_fpn, fasterrcnn_mobilenet_v2_fpn_s8 (adds a stride-8 level: 480x360 video at "
+        "its native size), fasterrcnn_resnet50_fpn or fasterrcnn_mobilenet_v3_large_fpn",
     )
     backbone_weights: str = Field(
         default="imagenet",
@@ -80,6 +81,18 @@ class TrainConfig(BaseModel):
         min_length=1,
         max_length=16,
         description="anchor aspect ratios height/width (MobileNetV2): JSON list",
+    )
+    neck_channels: int | None = Field(
+        default=None,
+        ge=8,
+        le=1024,
+        description="MobileNetV2 architectures: FPN channels, e.g. 64-128 (none = the architecture's default: 128, s8 96)",
+    )
+    box_head_size: int | None = Field(
+        default=None,
+        ge=8,
+        le=4096,
+        description="MobileNetV2 architectures: width of the RoI head's two layers, e.g. 128-1024 (none = 256)",
     )
     min_size: int = Field(
         default=720,
@@ -188,7 +201,9 @@ class TrainConfig(BaseModel):
 
     def sha256(self) -> str:
         """Hash of the options that change the trained model (not where it runs or writes)."""
-        relevant = {k: v for k, v in self.as_dict().items() if k not in HASH_EXCLUDED}
+        relevant = {
+            k: v for k, v in self.as_dict().items() if k not in HASH_EXCLUDED and not (k in HASH_IF_SET and v is None)
+        }
         return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -200,6 +215,9 @@ HELP: dict[str, str] = {name: info.description or "" for name, info in TrainConf
 
 PATH_KEYS = ("cache_dir", "output_dir", "output", "resume")
 DATA_KEYS = ("train_data", "val_data", "test_data")
+# Options added after models were shipped: left out of the hash while unset, so that the configs of
+# shipped checkpoints keep their hash.
+HASH_IF_SET = ("neck_channels", "box_head_size")
 JSON_KEYS = ("anchor_sizes", "aspect_ratios", "train_sizes", "lr_steps")
 HASH_EXCLUDED = (
     "resume",
@@ -243,7 +261,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action="append", default=None, metavar="SPEC", help=helptext)
         elif key in JSON_KEYS:
             parser.add_argument(flag, type=json.loads, default=None, metavar="JSON", help=helptext)
-        elif key in ("threads", "max_steps"):
+        elif key in ("threads", "max_steps", "neck_channels", "box_head_size"):
             parser.add_argument(flag, type=int, default=None, help=helptext)
         elif isinstance(default, (int, float)):
             parser.add_argument(flag, type=type(default), default=None, help=helptext)

@@ -78,7 +78,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ALIASES = {"fasterrcnn_mobilenet_v3_large_fpn": "fasterrcnn_mobilenet_v3_large_fpn_tuned"}
-STEM_ARCHITECTURES = ("fasterrcnn_mobilenet_v2_fpn",)
+STEM_ARCHITECTURES = ("fasterrcnn_mobilenet_v2_fpn", "fasterrcnn_mobilenet_v2_fpn_s8")
 
 # The bench scripts (bench/operating_threshold.py) read a training config file this way.
 _read_yaml = read_yaml
@@ -154,12 +154,16 @@ def arch_kwargs_for(config: TrainConfig) -> dict[str, Any]:
         "box_batch_size_per_image": config.box_batch_size_per_image,
         "box_detections_per_img": config.box_detections_per_img,
     }
-    if config.architecture == "fasterrcnn_mobilenet_v2_fpn":
+    if config.architecture in STEM_ARCHITECTURES:
         kwargs.update(
             frozen_bn=config.freeze_bn,
             anchor_sizes=[[int(s) for s in level] for level in config.anchor_sizes],
             aspect_ratios=[float(r) for r in config.aspect_ratios],
         )
+        if config.neck_channels is not None:
+            kwargs["out_channels"] = config.neck_channels
+        if config.box_head_size is not None:
+            kwargs["representation_size"] = config.box_head_size
     return kwargs
 
 
@@ -168,12 +172,16 @@ def build_for_training(config: TrainConfig, num_classes: int) -> tuple[nn.Module
     architecture = ALIASES.get(config.architecture, config.architecture)
     kwargs = arch_kwargs_for(config)
     weights = config.backbone_weights
-    if architecture == "fasterrcnn_mobilenet_v2_fpn":
+    if architecture in STEM_ARCHITECTURES:
         pretrained: Any = {"imagenet": True, "none": False}.get(str(weights), weights)
         if str(weights) == "coco":
-            raise TrainingError("there are no COCO weights for fasterrcnn_mobilenet_v2_fpn; use imagenet or a file")
+            raise TrainingError(f"there are no COCO weights for {architecture}; use imagenet or a file")
         model = mobilenet_v2_fpn_to_fine_tune(
-            num_classes, pretrained_backbone=pretrained, trainable_stages=config.trainable_stages, **kwargs
+            num_classes,
+            pretrained_backbone=pretrained,
+            trainable_stages=config.trainable_stages,
+            architecture=architecture,
+            **kwargs,
         )
     elif str(weights) == "none":
         model = build_model(architecture, num_classes, **kwargs)
@@ -199,7 +207,7 @@ def use_cache(config: TrainConfig, model: nn.Module) -> bool:
     stem_ok = hasattr(model.backbone, "forward_from_stem") and callable(stem_is_frozen) and bool(stem_is_frozen())
     if config.cache == "on" and not stem_ok:
         raise TrainingError(
-            "--cache on needs fasterrcnn_mobilenet_v2_fpn with --trainable-stages 0 or 1 (a frozen stem)"
+            "--cache on needs fasterrcnn_mobilenet_v2_fpn(_s8) with --trainable-stages 0 or 1 (a frozen stem)"
         )
     return config.cache == "on" or (config.cache == "auto" and stem_ok)
 

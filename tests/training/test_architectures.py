@@ -101,3 +101,34 @@ def test_fine_tuned_model_has_the_tensors_the_daemon_rebuilds(frozen_bn: bool) -
 def test_torchvision_to_fine_tune_rejects(architecture: str, pretrained: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         torchvision_to_fine_tune(architecture, 2, pretrained)
+
+
+# ---------------------------------------------------------------- the stride-8 variant (issue 16)
+
+
+def test_s8_forward_from_packed_stem_is_the_backbone() -> None:
+    model = build_model("fasterrcnn_mobilenet_v2_fpn_s8", 2).eval()
+    x = torch.rand(1, 3, 128, 160)
+    with torch.no_grad():
+        direct = model.backbone(x)
+        packed = model.backbone.stem(x)
+        split = model.backbone.forward_from_stem(packed)
+    assert packed.shape == (1, 4 * 32 + 96, 8, 10)  # one stride-16 tensor: the cache and its crops are unchanged
+    assert [direct[k].shape[-2:] for k in direct] == [(16, 20), (8, 10), (4, 5)]
+    for key in direct:
+        torch.testing.assert_close(direct[key], split[key])
+
+
+def test_s8_fine_tune_freezes_the_stem_and_round_trips(tmp_path: Path) -> None:
+    kwargs = {"min_size": 360, "max_size": 640, "out_channels": 64, "representation_size": 128}
+    tuned = mobilenet_v2_fpn_to_fine_tune(
+        2, trainable_stages=1, architecture="fasterrcnn_mobilenet_v2_fpn_s8", **kwargs
+    )
+    assert tuned.backbone.stem_is_frozen()
+    assert all(p.requires_grad for p in tuned.backbone.tail.parameters())
+    assert tuned.rpn.anchor_generator.num_anchors_per_location() == [9, 9, 9]
+    path = save_checkpoint(tmp_path / "s8.pt", tuned, "fasterrcnn_mobilenet_v2_fpn_s8", ["__background__", "p"], kwargs)
+    loaded, _ = load_checkpoint_model(path)
+    assert loaded.transform.min_size == (360,) and loaded.rpn._post_nms_top_n["testing"] == 150
+    for key, value in tuned.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)

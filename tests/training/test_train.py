@@ -248,3 +248,32 @@ def test_warmup_then_decay(schedule, step, factor) -> None:
         **{**tr.DEFAULTS, "warmup_iters": 10, "epochs": 11, "lr_schedule": schedule, "lr_steps": [5, 8]}
     )
     assert tr.lr_factor(step, 10, config) == pytest.approx(factor, abs=1e-3)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "path, sha256",
+    [
+        ("configs/train-pedestrian.yaml", "e1eef510569cfd553d4b46b3ce8fc90eb36877f8c8a0ff5a8b2037a9a7b600f9"),
+        ("configs/train-pedestrian-s8.yaml", "9690aa305985927579e1cd3c6de4c56cec24cb9370ac1fb260288a5fc29d8422"),
+    ],
+)
+def test_shipped_training_configs_keep_the_hash_their_checkpoint_stores(path: str, sha256: str) -> None:
+    config = tr.TrainConfig.from_options({**tr.DEFAULTS, **tr.read_yaml(REPO / path)})
+    assert config.sha256() == sha256
+
+
+def test_neck_and_box_head_options_are_hashed_only_when_set_and_reach_the_model() -> None:
+    parser = argparse.ArgumentParser()
+    tr.add_arguments(parser)
+    base = ["--train-data", "data", "--architecture", "fasterrcnn_mobilenet_v2_fpn_s8"]
+    unset = tr.resolve_config(parser.parse_args(base))
+    wide = tr.resolve_config(parser.parse_args([*base, "--neck-channels", "64", "--box-head-size", "128"]))
+    assert (unset.neck_channels, unset.box_head_size, wide.neck_channels, wide.box_head_size) == (None, None, 64, 128)
+    assert "neck_channels" not in tr.arch_kwargs_for(unset) and unset.sha256() != wide.sha256()
+    kwargs = tr.arch_kwargs_for(wide)
+    assert (kwargs["out_channels"], kwargs["representation_size"]) == (64, 128)
+    with pytest.raises(tr.TrainingError, match="neck_channels"):
+        tr.resolve_config(parser.parse_args([*base, "--neck-channels", "0"]))
