@@ -194,7 +194,7 @@ def test_quiet_clip_is_still_frames_with_stretches_of_the_video():
 
 def test_quiet_clip_needs_the_pasted_frames(tmp_path):
     short = tmp_path / "short.avi"
-    writer = cv2.VideoWriter(str(short), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    writer = cv2.VideoWriter(str(short), cv2.VideoWriter.fourcc(*"MJPG"), 10, (32, 24))
     for _ in range(20):
         writer.write(np.zeros((24, 32, 3), np.uint8))
     writer.release()
@@ -242,9 +242,10 @@ def test_quantile_interpolates_like_prometheus(buckets, q, expected):
 
 class CountingDetector:
     def __init__(self):
+        self.class_names = ["__background__"]
         self.batches: list[int] = []
 
-    def detect(self, images):
+    def detect(self, images) -> list:
         self.batches.append(len(images))
         return [None] * len(images)
 
