@@ -185,4 +185,11 @@ class AlertUpdate:
         }
 
     def to_json(self, published_at: float) -> str:
-        return json.dumps(self.to_dict(published_at), separators=(",", ":"), sort_keys=True)
+        """The alert as strict JSON; ValueError (naming the alert) if a number in it is NaN or infinite."""
+        try:
+            return json.dumps(self.to_dict(published_at), separators=(",", ":"), sort_keys=True, allow_nan=False)
+        except ValueError:
+            raise ValueError(
+                f"alert {self.rule} ({self.phase}) on camera {self.camera} has a NaN or infinite number; "
+                "it is not valid JSON and was not written"
+            ) from None

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from surveil.config.inputs import InputPathError, open_regular_file
 from surveil.config.schema import Config
 from surveil.redact import redact, secret_value, url_secrets
 from surveil.redact import remember as redact_remember
@@ -99,8 +100,10 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
 
 def _read_text(path: Path) -> str:
     try:
-        with open(path, "rb") as handle:
+        with open_regular_file(path, "config file") as handle:  # never blocks: a FIFO or device is refused
             raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except InputPathError as exc:
+        raise ConfigError(exc.reason) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file: {exc.strerror or exc}") from None
     if len(raw) > MAX_CONFIG_BYTES:

@@ -11,6 +11,8 @@ of the file (``end_reason: stopped``, as the alert schema documents for the end 
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 import time
 from collections import Counter
@@ -23,6 +25,8 @@ import cv2
 import numpy as np
 
 from surveil.config import Config
+from surveil.config.inputs import InputPathError, check_output, open_regular_file
+from surveil.redact import redact
 from surveil.rules.base import StateReport, report_kind
 from surveil.service.metrics import Metrics
 from surveil.types import AlertUpdate, Frame
@@ -81,11 +85,22 @@ def check_camera(config: Config, camera: str | None) -> str:
 
 
 def check_files(videos: Sequence[str | Path]) -> list[Path]:
+    """The videos as paths; RecordingError for a missing file or anything that is not a regular file
+    (a FIFO or device would block or never end: opened non-blocking and checked with fstat)."""
     paths = [Path(v) for v in videos]
-    missing = [str(p) for p in paths if not p.is_file()]
+    missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise RecordingError(f"no such file: {', '.join(missing)}")
+    for path in paths:
+        try:
+            open_regular_file(path, "video").close()
+        except InputPathError as exc:
+            raise RecordingError(str(exc)) from None
     return paths
+
+
+# The earliest and latest --start-time: 1970 to 2100 in Unix seconds (finite, and far from float overflow).
+START_TIME_RANGE = (0.0, 4_102_444_800.0)
 
 
 def analyse_recordings(
@@ -257,13 +272,18 @@ def _start_time(text: str) -> float:
     from datetime import datetime
 
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise ValueError(f"not Unix seconds or ISO 8601: {text!r}") from None
+        try:
+            value = datetime.fromisoformat(text).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise argparse.ArgumentTypeError(f"not Unix seconds or ISO 8601: {text!r}") from None
+    low, high = START_TIME_RANGE
+    if not math.isfinite(value) or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite time between {low:.0f} and {high:.0f} Unix seconds (1970-2100), got {text!r}"
+        )
+    return value
 
 
 def main(args) -> int:
@@ -274,10 +294,11 @@ def main(args) -> int:
         config = load_config(args.config)
         check_camera(config, args.camera)
         check_files(args.videos)
+        check_output(args.out, args.videos, "--out")
         if args.every < 1:
             raise RecordingError(f"--every must be at least 1, got {args.every}")
-    except (ConfigError, RecordingError) as exc:
-        print(f"surveil: {exc}", file=sys.stderr)
+    except (ConfigError, RecordingError, InputPathError) as exc:
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return 2
     from surveil.service.pipeline import PipelineError, load_detector
 
@@ -299,9 +320,9 @@ def main(args) -> int:
                 progress=progress,
                 start_time=args.start_time,
             )
-    except (PipelineError, RecordingError, OSError) as exc:
+    except (PipelineError, RecordingError, OSError, ValueError) as exc:  # ValueError: a non-finite number in an alert
         progress.done()
-        print(f"surveil: {exc}", file=sys.stderr)
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return 2
     progress.done()
     print("\n".join(summary.lines()))

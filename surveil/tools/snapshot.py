@@ -6,6 +6,7 @@ The camera is opened as the daemon opens it (same URL handling, ``open_timeout_s
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -13,11 +14,13 @@ import cv2
 
 from surveil.analysis.render import Overlay, draw, draw_grid
 from surveil.config import CameraConfig, ConfigError, load_config
+from surveil.config.inputs import InputPathError, check_output
 from surveil.redact import redact
 from surveil.rules import build_geometry
 from surveil.video.opening import CaptureOpenError, open_video_capture
 
 EXIT_USAGE = 2
+PICTURE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 class SnapshotError(Exception):
@@ -50,11 +53,33 @@ def annotate(image, camera: CameraConfig, step: float = 0.1):
 def add_arguments(parser) -> None:
     parser.add_argument("-c", "--config", required=True, help="YAML config file")
     parser.add_argument("camera", metavar="CAMERA", help="name of a configured camera")
-    parser.add_argument("-o", "--output", required=True, help="picture to write (.jpg or .png)")
+    parser.add_argument("-o", "--output", required=True, help=f"picture to write ({', '.join(PICTURE_EXTENSIONS)})")
     parser.add_argument("--grid", type=float, default=0.1, help="grid step in relative coordinates (default 0.1)")
 
 
+def check_output_path(path: str | Path) -> Path:
+    """The picture's path, if its extension is one OpenCV writes and it is not a FIFO/device/folder."""
+    output = Path(path)
+    if output.suffix.lower() not in PICTURE_EXTENSIONS:
+        raise SnapshotError(
+            f"-o {output}: the name must end in one of {', '.join(PICTURE_EXTENSIONS)} (it picks the format)"
+        )
+    try:
+        check_output(output, what="-o")  # a FIFO would block the write
+    except InputPathError as exc:
+        raise SnapshotError(str(exc)) from None
+    return output
+
+
 def main(args) -> int:
+    try:
+        output = check_output_path(args.output)  # before the camera is opened: a bad name costs no wait
+    except SnapshotError as exc:
+        print(f"surveil: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    if not (math.isfinite(args.grid) and 0.01 <= args.grid <= 0.5):
+        print(f"surveil: --grid must be between 0.01 and 0.5, got {args.grid:g}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -65,14 +90,14 @@ def main(args) -> int:
         names = ", ".join(c.name for c in config.cameras)
         print(f"surveil: no camera named {args.camera!r} in {args.config} (cameras: {names})", file=sys.stderr)
         return EXIT_USAGE
-    if not 0.01 <= args.grid <= 0.5:
-        print(f"surveil: --grid must be between 0.01 and 0.5, got {args.grid:g}", file=sys.stderr)
-        return EXIT_USAGE
     try:
         picture = annotate(grab_frame(camera), camera, args.grid)
-        output = Path(args.output)
-        if not cv2.imwrite(str(output), picture):
-            raise SnapshotError(f"cannot write {output} (use a .jpg or .png name in a writable folder)")
+        try:
+            written = cv2.imwrite(str(output), picture)
+        except cv2.error:
+            written = False
+        if not written:
+            raise SnapshotError(f"cannot write {output} (is its folder there and writable?)")
     except SnapshotError as exc:
         print(f"surveil: {redact(str(exc))}", file=sys.stderr)  # a backstop: the sources mask too
         return EXIT_USAGE
