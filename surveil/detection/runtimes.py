@@ -26,6 +26,7 @@ import numpy as np
 
 from surveil.config import DetectorConfig
 from surveil.detection.graph import GraphSpec, file_sha256, graph_beside, graph_path_for, read_graph_spec
+from surveil.detection.isa import bf16_allowed
 from surveil.detection.protocol import DetectionFilter, ModelLoadError
 from surveil.types import Detections
 
@@ -122,6 +123,7 @@ class OnnxDetector:
         if self.config.threads:
             properties["INFERENCE_NUM_THREADS"] = self.config.threads
         compiled = core.compile_model(core.read_model(str(self.onnx_path)), "CPU", properties)
+        self.compiled_model = compiled  # its execution graph says which kernels ran (surveil bench)
         request = compiled.create_infer_request()
         outputs = [compiled.output(name) for name in ("boxes", "labels", "scores")]
 
@@ -134,7 +136,8 @@ class OnnxDetector:
 
 def openvino_precision(requested: str, capabilities: Sequence[str]) -> str:
     """``detector.openvino_precision`` on this CPU: bf16 only where the CPU computes it natively."""
-    native = "BF16" in capabilities
+    # an ISA limit below AVX512_CORE_BF16 (ONEDNN_MAX_CPU_ISA) still reports BF16, then fails to run it
+    native = "BF16" in capabilities and bf16_allowed()
     if requested == "bf16" and not native:
         log.warning("detector.openvino_precision bf16: this CPU has no native bf16; using fp32")
     return "bf16" if requested in ("auto", "bf16") and native else "fp32"
