@@ -14,7 +14,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = REPO_ROOT / "surveil"
-SHIPPED_CHECKPOINT = REPO_ROOT / "models" / "pedestrian-mnv2.pt"
+SHIPPED_CHECKPOINTS = {
+    "pedestrian-mnv2.pt": "fasterrcnn_mobilenet_v2_fpn",
+    "pedestrian-mnv2-s8.pt": "fasterrcnn_mobilenet_v2_fpn_s8",  # configs/demo.yaml's default
+}
 TRAINING = "surveil.training"
 
 # Modules the daemon (and `surveil run`) import; none may bring the training package along.
@@ -55,7 +58,8 @@ def _run_python(code: str, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_shipped_checkpoint_loads_and_runs_without_the_training_package() -> None:
+@pytest.mark.parametrize(("name", "architecture"), SHIPPED_CHECKPOINTS.items())
+def test_shipped_checkpoint_loads_and_runs_without_the_training_package(name: str, architecture: str) -> None:
     code = BLOCK_TRAINING + textwrap.dedent(
         """
         import torch
@@ -71,7 +75,7 @@ def test_shipped_checkpoint_loads_and_runs_without_the_training_package() -> Non
         print(payload["architecture"], ",".join(BlockTraining.attempts) or "-")
         """
     )
-    assert _run_python(code, str(SHIPPED_CHECKPOINT)).split() == ["fasterrcnn_mobilenet_v2_fpn", "-"]
+    assert _run_python(code, str(REPO_ROOT / "models" / name)).split() == [architecture, "-"]
 
 
 def test_daemon_modules_do_not_import_the_training_package() -> None:

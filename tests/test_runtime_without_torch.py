@@ -2,8 +2,8 @@
 
 Builds a fresh virtual environment with only ``pip install '<this checkout>[runtime]'`` (OpenVINO + ONNX
 Runtime; pip downloads from the package index, about a minute), checks that ``import torch`` fails in
-it, and analyses the demo clip with the demo config there: the shipped graph beside the shipped
-checkpoint (models/pedestrian-mnv2.onnx) must give real alerts with no export step and no torch.
+it, and analyses the demo clip with the demo config there: the shipped graph beside the demo's
+checkpoint (models/pedestrian-mnv2-s8.onnx) must give real alerts with no export step and no torch.
 
 In-process checks (fast) make sure the runtime modules do not import torch when it is installed either.
 """
