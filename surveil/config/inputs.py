@@ -43,7 +43,7 @@ def check_regular_file(path: str | Path, what: str = "file") -> os.stat_result:
     except OSError as exc:
         raise InputPathError(what, path, f"cannot read {what}: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise InputPathError(what, path, f"is {_kind(info.st_mode)}, not a regular file")
+        raise InputPathError(what, path, f"cannot read {what}: it is {_kind(info.st_mode)}, not a regular file")
     return info
 
 
@@ -58,7 +58,7 @@ def open_regular_file(path: str | Path, what: str = "file") -> BinaryIO:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise InputPathError(what, path, f"is {_kind(mode)}, not a regular file")
+            raise InputPathError(what, path, f"cannot read {what}: it is {_kind(mode)}, not a regular file")
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -77,7 +77,7 @@ def check_output(path: str | Path, inputs: Iterable[str | Path] = (), what: str 
     except OSError as exc:
         raise InputPathError(what, out, f"cannot write {what}: {exc.strerror or exc}") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise InputPathError(what, out, f"is {_kind(info.st_mode)}, not a regular file")
+        raise InputPathError(what, out, f"cannot write {what}: it is {_kind(info.st_mode)}, not a regular file")
     resolved = out.resolve()
     for source in inputs:
         same = Path(source).resolve() == resolved

@@ -204,11 +204,11 @@ class AbandonedObjectRuleConfig(_TrackRuleBase):
         default=60.0, ge=1, le=86400, description="Seconds without moving before it is abandoned."
     )
     max_motion: float = Field(
-        default=0.25, gt=0, le=5, description="Moving its centre more than this many box heights restarts the clock."
+        default=0.25, ge=0.01, le=5, description="Moving its centre more than this many box heights restarts the clock."
     )
     unattended_radius: float | None = Field(
         default=None,
-        gt=0,
+        ge=0.1,
         le=50,
         description="Only while no person is within this many person-heights (unset = regardless of people).",
     )
@@ -239,11 +239,11 @@ class CameraTamperRuleConfig(_RuleBase):
         default=20.0, ge=0, le=255, description="Mean grey level (0-255) below which the view is dark."
     )
     blur_ratio: float = Field(
-        default=0.25, gt=0, lt=1, description="Sharpness below this fraction of the learned sharpness is blurred."
+        default=0.25, ge=0.01, lt=1, description="Sharpness below this fraction of the learned sharpness is blurred."
     )
     changed_fraction: float = Field(
         default=0.6,
-        gt=0,
+        ge=0.01,
         lt=1,
         description="Fraction of the view that must differ from the learned view to count as changed.",
     )

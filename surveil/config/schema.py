@@ -352,10 +352,10 @@ class TrackerConfig(_Model):
         description="A new track starts only from a high-score detection scoring at least this.",
     )
     iou_threshold: float = Field(
-        default=0.3, gt=0, lt=1, description="Least IoU between a track's predicted box and a detection to match them."
+        default=0.3, ge=0.01, lt=1, description="Least IoU between a track's predicted box and a detection to match them."
     )
     low_iou_threshold: float = Field(
-        default=0.4, gt=0, lt=1, description="Least IoU to match a low-score detection (second pass)."
+        default=0.4, ge=0.01, lt=1, description="Least IoU to match a low-score detection (second pass)."
     )
     max_center_distance: float = Field(
         default=0.6,
@@ -377,20 +377,20 @@ class TrackerConfig(_Model):
         default=2, ge=1, le=10, description="Matched frames before a track is confirmed and shown to rules."
     )
     lost_after_s: float = Field(
-        default=3.0, gt=0, le=60, description="Seconds a confirmed track survives without a matching detection."
+        default=3.0, ge=0.1, le=60, description="Seconds a confirmed track survives without a matching detection."
     )
     velocity_decay_s: float = Field(
-        default=1.0, gt=0, le=30, description="Time constant (s) of the velocity decay while a track is lost."
+        default=1.0, ge=0.1, le=30, description="Time constant (s) of the velocity decay while a track is lost."
     )
     measurement_noise: float = Field(
         default=0.05,
-        gt=0,
+        ge=0.001,
         le=0.5,
         description="Motion filter: std of a detected box coordinate, as a fraction of the box height.",
     )
     acceleration_noise: float = Field(
         default=0.2,
-        gt=0,
+        ge=0.001,
         le=20,
         description="Motion filter: std of an object's acceleration, in box heights per second squared.",
     )
@@ -551,7 +551,7 @@ class WebConfig(_Model):
         "`/cameras/<name>/latest.jpg` and `/cameras/<name>/live.mjpeg`. Frames are drawn only while someone watches.",
     )
     max_fps: float = Field(
-        default=4.0, gt=0, le=30, description="Most frames per second one `live.mjpeg` stream sends (0 < x <= 30)."
+        default=4.0, ge=0.1, le=30, description="Most frames per second one `live.mjpeg` stream sends (0.1-30)."
     )
     max_streams: int = Field(
         default=8,
