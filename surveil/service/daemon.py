@@ -152,6 +152,8 @@ class Daemon:
             return False, f"thread(s) died: {', '.join(health.dead_threads)}"
         if health.detector_stalled:
             return False, f"detector has finished no batch for {self.config.watchdog_stall_s:.0f} s while frames wait"
+        if health.analysis_failing:
+            return False, "; ".join(health.analysis_failing)
         return True, "threads alive, detector progressing"
 
     def readiness(self) -> tuple[bool, str]:
@@ -192,6 +194,10 @@ class Daemon:
                     self.config.watchdog_stall_s,
                 )
                 self.notifier.status("detector stalled")
+                continue
+            if health.analysis_failing:
+                log.error("analysis keeps failing, withholding watchdog ping: %s", "; ".join(health.analysis_failing))
+                self.notifier.status("analysis failing")
                 continue
             self.notifier.watchdog()
         return EXIT_OK

@@ -182,6 +182,12 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.analysis_errors = Counter(
+            "surveil_analysis_errors_total",
+            "Frames or status checks of a camera whose analysis (tracker, rules) raised.",
+            ["camera"],
+            registry=r,
+        )
         self.mqtt_connected = Gauge("surveil_mqtt_connected", "1 while connected to the MQTT broker.", registry=r)
         self.mqtt_published = Counter(
             "surveil_mqtt_messages_published_total", "Messages acknowledged by the broker.", ["kind"], registry=r
@@ -224,6 +230,7 @@ class Metrics:
             self.detector_skipped,
             self.camera_reconnects,
             self.frame_latency_seconds,
+            self.analysis_errors,
         ):
             family.labels(name)
         self.camera_up.labels(name).set(0)

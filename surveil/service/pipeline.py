@@ -120,6 +120,41 @@ class Health:
     threads_alive: bool
     detector_stalled: bool
     dead_threads: tuple[str, ...]
+    analysis_failing: tuple[str, ...] = ()  # "camera: why" for each camera whose analysis keeps failing
+
+
+class AnalysisFailures:
+    """Per camera: the current run of analysis failures (a frame or a status tick that raised).
+
+    A camera's analysis is *failing* once a run without one success holds at least ``min_failures``
+    failures spread over at least ``window_s`` seconds (a single bad frame, or a burst within a
+    moment, is not). One successful frame ends the run. Used by the analyse thread (writes) and
+    the supervisor (reads) under one lock."""
+
+    def __init__(self, min_failures: int = 5, window_s: float = 10.0):
+        self.min_failures, self.window_s = min_failures, window_s
+        self._runs: dict[str, tuple[int, float, float, str]] = {}  # camera -> (count, first, latest, why)
+        self._lock = threading.Lock()
+
+    def failed(self, camera: str, exc: BaseException, now: float) -> None:
+        why = f"{type(exc).__name__}: {redact(str(exc))[:160]}".rstrip(": ")
+        with self._lock:
+            count, first, _latest, _why = self._runs.get(camera, (0, now, now, ""))
+            self._runs[camera] = (count + 1, first, now, why)
+
+    def succeeded(self, camera: str) -> None:
+        if camera in self._runs:
+            with self._lock:
+                self._runs.pop(camera, None)
+
+    def failing(self) -> tuple[str, ...]:
+        with self._lock:
+            runs = sorted(self._runs.items())
+        return tuple(
+            f"{camera}: analysis failed {count} times in a row over {latest - first:.0f} s (latest: {why})"
+            for camera, (count, first, latest, why) in runs
+            if count >= self.min_failures and latest - first >= self.window_s
+        )
 
 
 def load_detector(config: Config) -> Detector:
@@ -211,6 +246,7 @@ class Pipeline:
         ]
         self._threads: list[threading.Thread] = []
         self.last_batch_mono = time.monotonic()
+        self.analysis_failures = AnalysisFailures()
         for camera in cameras:
             metrics.init_camera(camera)
         for fleet in self._outputs.fleet:  # retained, sent once connected (and after every reconnect)
@@ -306,7 +342,12 @@ class Pipeline:
             f"capture-{s.config.name}" for s in self._sources if not s.is_alive() and self._source_should_run(s)
         )
         stalled = frames_waiting > 0 and now - self.last_batch_mono > self.config.watchdog_stall_s
-        return Health(threads_alive=not dead, detector_stalled=stalled, dead_threads=dead)
+        return Health(
+            threads_alive=not dead,
+            detector_stalled=stalled,
+            dead_threads=dead,
+            analysis_failing=self.analysis_failures.failing(),
+        )
 
     @staticmethod
     def _source_should_run(source: CameraSource) -> bool:
@@ -383,9 +424,11 @@ class Pipeline:
                 break
             try:
                 self._analyse(item)
-            except Exception:
+            except Exception as exc:
                 log.exception("analysis failed for a frame of camera %s", item.frame.camera)
-                self.metrics.stage_errors.labels("analyse").inc()
+                self._analysis_failed(item.frame.camera, exc)
+            else:
+                self.analysis_failures.succeeded(item.frame.camera)
         log.debug("analyse thread stopped")
 
     def _drain_status(self) -> None:
@@ -402,12 +445,17 @@ class Pipeline:
                     updates = analyzer.tick(tick.now, tick.ts_wall)
                 else:
                     updates = analyzer.stream_changed(tick.up, tick.reason, tick.now, tick.ts_wall)
-            except Exception:
+            except Exception as exc:
                 log.exception("status check failed for camera %s", tick.camera)
-                self.metrics.stage_errors.labels("analyse").inc()
+                self._analysis_failed(tick.camera, exc)
                 continue
             for update in updates:
                 self._emit(update)
+
+    def _analysis_failed(self, camera: str, exc: Exception) -> None:
+        self.metrics.stage_errors.labels("analyse").inc()
+        self.metrics.analysis_errors.labels(camera).inc()
+        self.analysis_failures.failed(camera, exc, time.monotonic())
 
     def _analyse(self, item: DetectedFrame) -> None:
         started = time.monotonic()
