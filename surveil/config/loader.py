@@ -40,7 +40,12 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
 # Option names whose rejected value is never echoed back (it may be a secret).
-_SECRET_FIELDS = re.compile(r"(?i)(url|password|passwd|secret|token|key|auth|username|user)$")
+_SECRET_FIELDS = re.compile(
+    r"(?i)(url|uri|dsn|host|hostname|broker|password|passwd|pass|secret|token|key|auth|credentials?|username|user)$"
+)
+# A value that looks like it carries credentials (a URL, ``user:pw@host``) is never echoed, whatever the option.
+_SECRET_LOOKING = re.compile(r"(?i)(://|@|\b(pass(word)?|pwd|token|secret|key|auth)\s*[=:])")
+_USERINFO = re.compile(r"[^\s'\"/@]*:[^\s'\"/@]*@")
 
 
 def substitute_env(value: str, environ: Mapping[str, str] | None = None, line: int | None = None) -> str:
@@ -267,17 +272,26 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
         elif error["type"] == "missing":
             message = "required option is missing"
         got = error.get("input")
-        if (
-            error["type"] not in ("missing", "extra_forbidden")
-            and not isinstance(got, (dict, list))
-            and not _SECRET_FIELDS.search(field)
-        ):
+        hidden = _may_be_secret(field, got)
+        if hidden:
+            message = _USERINFO.sub("***@", message.replace(str(got), "***") if got not in (None, "") else message)
+        elif error["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
             shown = repr(got)
             message += f" (got {shown[:60] + '...' if len(shown) > 60 else shown})"
         lines.append(redact(f"  {where}{field}: {message}"))
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
+
+
+def _may_be_secret(field: str, value: object) -> bool:
+    """Whether a rejected value must not be echoed: the option's name says secret (url, host,
+    password, token, ...), or the value looks like a URL or credentials (in any option)."""
+    if _SECRET_FIELDS.search(field.rstrip("]").rsplit("[", 1)[0] if field.endswith("]") else field):
+        return True
+    if isinstance(value, (dict, list)):
+        return False
+    return isinstance(value, str) and bool(_SECRET_LOOKING.search(value))
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

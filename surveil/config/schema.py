@@ -352,7 +352,10 @@ class TrackerConfig(_Model):
         description="A new track starts only from a high-score detection scoring at least this.",
     )
     iou_threshold: float = Field(
-        default=0.3, ge=0.01, lt=1, description="Least IoU between a track's predicted box and a detection to match them."
+        default=0.3,
+        ge=0.01,
+        lt=1,
+        description="Least IoU between a track's predicted box and a detection to match them.",
     )
     low_iou_threshold: float = Field(
         default=0.4, ge=0.01, lt=1, description="Least IoU to match a low-score detection (second pass)."
