@@ -23,9 +23,9 @@ import pytest
 import yaml
 
 from surveil.config import Config
+from tests.service.test_end_to_end import RunningDaemon
 from tests.support.polling import free_port, wait_until
 from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
-from tests.service.test_end_to_end import RunningDaemon
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "docs" / "prometheus" / "surveil-rules.yml"

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from tests.service.test_end_to_end import RunningDaemon, sample, scene_config, starts
 from tests.support.polling import wait_until
 from tests.support.rtsp import RtspServer, free_port, gst_rtsp_missing
 from tests.support.scene import BlobDetector, make_scene_clip
-from tests.service.test_end_to_end import RunningDaemon, sample, scene_config, starts
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,10 @@ from surveil.config import Config
 from surveil.types import Detections
 from surveil.video.clips import read_clip
 from surveil.video.motion import MotionDetector, MotionGate, MotionSettings
+from tests.service.test_end_to_end import ALERTS, RunningDaemon, sample, scene_config, starts
 from tests.support.media import require_ffmpeg
 from tests.support.polling import wait_until
 from tests.support.scene import FPS, HEIGHT, WIDTH, BlobDetector, make_scene_clip
-from tests.service.test_end_to_end import ALERTS, RunningDaemon, sample, scene_config, starts
 
 RNG = np.random.default_rng(7)
 BACKGROUND = RNG.integers(40, 200, (360, 480, 3), dtype=np.uint8)
