@@ -1,7 +1,7 @@
 """A real `surveil run` daemon under hostile HTTP clients stays small, keeps analysing and keeps serving.
 
-One daemon (a subprocess, JSON logs) analyses a looping H.264 file camera with the shipped CPU
-model, beside a camera that never delivers a frame; its web view wants a token. Each case measures
+One daemon (a subprocess, JSON logs) analyses a looping H.264 file camera with the shipped
+native-resolution model under OpenVINO at 4 fps (a quarter of what it can do here), beside a camera that never delivers a frame; its web view wants a token. Each case measures
 an undisturbed window first, then attacks for a while, and asserts against those figures of the
 same test, never against wall-clock constants:
 
@@ -40,6 +40,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]  # a hang guard; every
 
 TOKEN = "hostile-test-token-0123456789"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
+NATIVE_MODEL = SHIPPED_MODEL.with_name("pedestrian-mnv2-s8.pt")
 RSS_MARGIN_MB = 150  # peak RSS under attack <= undisturbed peak + this
 RSS_AFTER_MB = 60  # RSS once the attack is over <= undisturbed peak + this (memory is given back)
 FPS_RATIO = 0.7  # analysed fps under attack >= this x the undisturbed fps
@@ -90,7 +91,10 @@ def daemon(tmp_path_factory):
     port = free_port()
     config = {
         "cameras": [
-            {"name": "scene", "url": str(clip.path), "realtime": True, "loop": True},
+            # fps_limit well inside the detector's capacity: the analysed rate then falls only when the
+            # daemon's threads are starved (a client holding the GIL), not when the attacking clients of
+            # this same test take a share of the 2 CPU cores
+            {"name": "scene", "url": str(clip.path), "realtime": True, "loop": True, "fps_limit": 4},
             {  # never delivers a frame: its live view has nothing to write
                 "name": "gate",
                 "url": f"rtsp://127.0.0.1:{closed_port()}/stream1",
@@ -99,7 +103,7 @@ def daemon(tmp_path_factory):
                 "reconnect_max_s": 2,
             },
         ],
-        "detector": {"weights": str(SHIPPED_MODEL), "device": "cpu", "threads": 1},
+        "detector": {"weights": str(NATIVE_MODEL), "backend": "openvino", "device": "cpu", "threads": 1},
         "mqtt": {"enabled": False},
         "metrics": {"listen": f"127.0.0.1:{port}"},
         "web": {"auth_token": TOKEN, "max_streams": 8},
