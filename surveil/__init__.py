@@ -1,3 +1,3 @@
 """surveil: real-time multi-camera surveillance detection daemon."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
