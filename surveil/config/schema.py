@@ -569,7 +569,8 @@ class WebConfig(_Model):
         default=None,
         min_length=16,
         description="If set, every page needs it: `Authorization: Bearer <token>` or `?token=<token>` once in a browser "
-        "(which then gets a session cookie). At least 16 characters; use ${ENV_VAR}.",
+        "(which then gets a session cookie). At least 16 characters; use ${ENV_VAR}. In `?token=` a `+` may be "
+        "sent as is or as `%2B`. A reload with a new token ends the live streams opened with the old one.",
     )
     username: str | None = Field(
         default=None, min_length=1, max_length=128, description="HTTP basic auth user name (with `password`)."

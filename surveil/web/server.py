@@ -89,15 +89,23 @@ class Auth:
     def enabled(self) -> bool:
         return self._token is not None or self._basic is not None
 
-    def check(self, headers, query: dict[str, list[str]]) -> str | None:
-        """How the request authenticated ("token", "basic", "cookie", "open"), or None."""
+    def check(self, headers, query: dict[str, list[str]], raw_query: str = "") -> str | None:
+        """How the request authenticated ("token", "basic", "cookie", "open"), or None.
+
+        ``?token=`` is compared both form-decoded (``+`` is a space, ``%2B`` a plus: what a form or
+        ``encodeURIComponent`` sends) and as sent (only %-escapes decoded), so a token with a ``+``
+        works typed into the address bar as is."""
         if not self.enabled:
             return "open"
         authorization = headers.get("Authorization", "")
         scheme, _, value = authorization.partition(" ")
         if self._token is not None:
-            offered = value.strip() if scheme.lower() == "bearer" else (query.get("token") or [""])[0]
-            if offered and hmac.compare_digest(offered.encode(), self._token):
+            if scheme.lower() == "bearer":
+                offered = [value.strip()]
+            else:
+                offered = [(query.get("token") or [""])[0], _raw_parameter(raw_query, "token")]
+            matches = [bool(o) and hmac.compare_digest(o.encode(), self._token) for o in offered]
+            if any(matches):
                 return "token"
         if self._basic is not None and scheme.lower() == "basic" and self._basic_ok(value.strip()):
             return "basic"
@@ -115,6 +123,15 @@ class Auth:
             return False
         expected_user, expected_password = self._basic
         return hmac.compare_digest(user, expected_user) & hmac.compare_digest(password, expected_password)
+
+
+def _raw_parameter(raw_query: str, name: str) -> str:
+    """The first ``name=`` value of a query string with %-escapes decoded but ``+`` kept as a plus."""
+    for part in raw_query.split("&"):
+        key, sep, value = part.partition("=")
+        if sep and unquote(key) == name:
+            return unquote(value)
+    return ""
 
 
 # ---------------------------------------------------------------- the server
@@ -163,7 +180,9 @@ class WebServer:
         return self._max_connections or max(MAX_CONNECTIONS, self.config.max_streams + 16)
 
     def configure(self, config: WebConfig) -> None:
-        """Apply a (reloaded) web config: auth, rate and stream limits; the socket stays."""
+        """Apply a (reloaded) web config: auth, rate and stream limits; the socket stays. Open
+        streams check their request again against the new auth and end if it no longer passes
+        (a revoked token ends the streams it opened)."""
         self.config, self.auth = config, Auth(config)
 
     def start(self) -> WebServer:
@@ -335,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
         path = url.path
+        self._raw_query = url.query
         try:
             self._route(path, query)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -352,7 +372,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_text(HTTPStatus.NOT_FOUND, "metrics are disabled (metrics.enabled: false)\n")
         if path != "/metrics" and not app.config.enabled:
             return self._send_text(HTTPStatus.NOT_FOUND, "the live view is disabled (web.enabled: false)\n")
-        how = app.auth.check(self.headers, query)
+        how = app.auth.check(self.headers, query, self._raw_query)
+        self._query = (query, self._raw_query)  # a stream checks them again after a reload
         if how is None and not (path == "/metrics" and not app.auth.protect_metrics):
             return self._unauthorized()
         self._cookie = how in ("token", "basic")
@@ -409,10 +430,22 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             app.close_stream()
 
+    def _still_allowed(self, auth: Auth) -> bool:
+        """After a reload: the stream's own request, checked against the current auth and web config."""
+        app = self.app
+        if app.auth is auth:
+            return True
+        return app.config.enabled and app.auth.check(self.headers, *self._query) is not None
+
     def _stream(self, camera: str) -> None:
         app = self.app
         sent_version, sent_at = None, 0.0
+        auth = app.auth
         while not app.closing.is_set():
+            if not self._still_allowed(auth):
+                log.info("web: ending a live stream of %s: its credentials no longer pass after a reload", camera)
+                return
+            auth = app.auth
             interval = 1.0 / app.config.max_fps
             started = time.monotonic()
             try:
@@ -426,10 +459,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(head + data + f"\r\n--{BOUNDARY}\r\n".encode())
                 self.wfile.flush()
                 sent_version, sent_at = version, started
-            if self._client_gone(max(0.0, interval - (time.monotonic() - started))):
+            if self._client_gone(max(0.0, interval - (time.monotonic() - started)), auth):
                 return
 
-    def _client_gone(self, timeout: float) -> bool:
+    def _client_gone(self, timeout: float, auth: Auth | None = None) -> bool:
         """Wait ``timeout`` s for the next frame; True as soon as the client has closed or reset the connection.
 
         Without this, a viewer who leaves while there is nothing to send (a camera without a frame)
@@ -437,7 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
         deadline = time.monotonic() + timeout
         poller = select.poll()
         poller.register(self.connection, select.POLLIN | select.POLLPRI)
-        while not self.app.closing.is_set():
+        while not self.app.closing.is_set() and (auth is None or self.app.auth is auth):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
