@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
 import yaml
 
 from surveil.config import MqttConfig, load_config
@@ -78,3 +79,65 @@ def test_daemon_announces_entities_wired_to_its_topics(tmp_path, mosquitto_broke
     for body in configs.values():
         assert body["availability_topic"] == "site/ha/available" and body["unique_id"].startswith("surveil_ha_")
         assert body["state_topic"] in topics, body["state_topic"]
+
+
+def _site(tmp_path, broker, clip, cameras: list[str]) -> dict:
+    camera = {
+        "url": str(clip),
+        "realtime": True,
+        "loop": True,
+        "zones": [{"name": "right", "polygon": RIGHT_HALF}],
+        "rules": [{"id": "intrusion", "type": "zone_intrusion", "zone": "right", "classes": ["person"]}],
+    }
+    return {
+        "cameras": [{"name": name, **camera} for name in cameras],
+        "detector": {"batch_size": 2, "max_wait_ms": 10},
+        "mqtt": {
+            "host": broker.host,
+            "port": broker.port,
+            "instance": "ha",
+            "topic_prefix": "site",
+            "spool_path": str(tmp_path / "spool.sqlite3"),
+            "home_assistant": {"enabled": True, "discovery_prefix": "hass"},
+        },
+        "metrics": {"listen": "127.0.0.1:0"},
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("removed", [["yard"], ["gate", "yard"]], ids=["one camera", "all but one"])
+def test_a_camera_removed_by_reload_loses_its_discovery_entities(
+    tmp_path, mosquitto_broker, mqtt_collector, removed
+) -> None:
+    """Issue 18, item 8: empty retained configs for the removed camera's entities (Home Assistant drops them)."""
+    clip = make_scene_clip(tmp_path / "scene.mp4")
+    names = ["gate", "yard", "dock"]
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(_site(tmp_path, mosquitto_broker, clip.path, names)))
+    daemon = Daemon(path, load_config(path), metrics=Metrics(), detector=BlobDetector())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        everything = mqtt_collector("hass/#")
+
+        def latest() -> dict[str, bytes]:
+            return {m.topic: m.payload for m in everything.messages}
+
+        assert wait_until(lambda: len(latest()) == 2 * len(names), 15), latest()
+        kept = [n for n in names if n not in removed]
+        path.write_text(yaml.safe_dump(_site(tmp_path, mosquitto_broker, clip.path, kept)))
+        old = daemon.pipeline
+        daemon._reload_requested.set()  # what SIGHUP does
+        assert wait_until(lambda: daemon.pipeline is not old, 30)
+
+        def cleared() -> bool:
+            now = latest()
+            return all(payload == b"" for topic, payload in now.items() if any(f"/{n}_" in topic for n in removed))
+
+        assert wait_until(cleared, 15), latest()
+        now = latest()
+        assert all(now[t] for t in now if any(f"/{n}_" in t for n in kept)), "a kept camera lost its entities"
+    finally:
+        daemon.stop_requested.set()
+        thread.join(timeout=15)
+    assert not thread.is_alive()

@@ -225,6 +225,7 @@ class MqttPublisher:
             lambda topic, payload: self._client.publish(topic, payload, qos=1, retain=True),
             lambda: self._delivery.ready,
         )
+        self._discovered: set[str] = set()  # discovery topics announced, cleared when their entity goes
 
     # ------------------------------------------------------------------ public API
 
@@ -303,10 +304,16 @@ class MqttPublisher:
     def publish_discovery(self, cameras: Iterable[CameraConfig]) -> int:
         """Home Assistant MQTT discovery (retained, re-published after every reconnect): a binary sensor
         per camera (up) and per alerting rule (incident open), a sensor per zone count; each one's
-        availability is this daemon's availability topic. Returns how many entities were announced."""
+        availability is this daemon's availability topic. Entities announced by an earlier call and
+        gone now (a camera or rule removed by a reload) get an empty retained config, which removes
+        them from Home Assistant. Returns how many entities were announced."""
         entities = home_assistant_entities(self._config, self._prefix, self.instance, self._available, cameras)
         for topic, body in entities:
             self._retained.set(topic, encode(body))
+        announced = {topic for topic, _body in entities}
+        for gone in sorted(self._discovered - announced):  # a camera or rule removed by a reload
+            self._retained.clear(gone)
+        self._discovered = announced
         return len(entities)
 
     def close(self) -> None:

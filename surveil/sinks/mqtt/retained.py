@@ -85,6 +85,14 @@ class RetainedState:
             if self._ready():
                 self._publish(topic, payload)
 
+    def clear(self, topic: str) -> None:
+        """Remove ``topic``'s retained message from the broker: an empty retained payload, sent now if
+        the connection is ready and again after every reconnect (clearing twice is harmless)."""
+        with self._lock:
+            self._latest[topic] = b""
+            if self._ready():
+                self._publish(topic, b"")
+
     def latest(self, topic: str) -> bytes | None:
         """The payload last set for ``topic`` (as published), or None."""
         with self._lock:
