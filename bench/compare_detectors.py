@@ -9,6 +9,8 @@ Successor of bench/compare_yolo_fastest.py for issue 10's first target. Rows:
 - default: the detector the demo config builds on this machine (``detector.backend: auto`` and
   ``openvino_precision: auto``: OpenVINO, bf16 on CPUs with native bf16), same checkpoint and input;
 - Yolo-Fastest-1.1-xl (COCO, OpenCV's Darknet reader) at 416 and 640.
+- the previous default model (``--previous``, ``models/pedestrian-mnv2.pt`` at 800, on the same runtime;
+  Penn-Fudan at its own card's close-up input, ``--previous-closeup``), so old and new stand in one run.
 
 PETS09-S2L1: all 795 frames, scored as five every-5th-frame phases (frames 1, 6, 11, ...; 2, 7, ...);
 AP50 is given as the mean over the phases with its range. Every frame goes through every detector
@@ -139,6 +141,14 @@ def main() -> int:
         help="our inputs for Penn-Fudan (model card: 640-720)",
     )
     parser.add_argument("--yolo-sizes", type=int, nargs="*", default=[416, 640])
+    parser.add_argument(
+        "--previous",
+        type=Path,
+        default=REPO / "models/pedestrian-mnv2.pt",
+        help="also this checkpoint (the previous default model), with the config's runtime; none to leave it out",
+    )
+    parser.add_argument("--previous-size", type=int, default=800, help="its PETS input (shorter side)")
+    parser.add_argument("--previous-closeup", type=int, default=640, help="its Penn-Fudan input (its model card's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--frames", type=int, default=None, help="only the first N PETS frames (a quick smoke run)")
     parser.add_argument("--cache", type=Path, default=REPO / "var" / "cache" / "models", help="the ONNX export cache")
@@ -174,6 +184,23 @@ def main() -> int:
         if isinstance(cost, str)
         else f"compute: {cost.describe()} (torch FlopCounterMode, eager, first PETS frame)"
     )
+    previous: dict[str, tuple[int, str, float]] = {}  # row name -> (PETS input, GFLOPs, Penn-Fudan AP50)
+    if str(args.previous) != "none":
+        previous_config = detector_config(args.config, args.previous_size, args.threads).model_copy(
+            update={"weights": str(args.previous)}
+        )
+        found = create_detector(previous_config, args.cache)
+        runtime = resolve_backend(previous_config) + (f" {found.precision}" if hasattr(found, "precision") else "")
+        name = f"{args.previous.name}, {runtime} (previous default)"
+        detectors[name] = ours(found)
+        previous_cost = detector_cost(previous_config, frames[0])
+        closeup = create_detector(previous_config.model_copy(update={"min_size": args.previous_closeup}), args.cache)
+        closeup_predictions = interleaved({name: ours(closeup)}, pennfudan.frames)[0][name]
+        previous[name] = (
+            args.previous_size,
+            "-" if isinstance(previous_cost, str) else f"{previous_cost.gflops:.1f}",
+            ap50(closeup_predictions, pennfudan.targets),
+        )
     for size in args.yolo_sizes:
         detectors[f"Yolo-Fastest-1.1-xl (COCO) {size}x{size}"] = yolo_fastest(args.shared_data, size)
     pets, ms = interleaved(detectors, frames)
@@ -194,16 +221,24 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|" + "---|" * len(args.closeup_sizes))
     summary = {}
-    for row, name in enumerate(names):
+    penn_rows = [name for name in names if name not in previous]  # the rows the Penn-Fudan runs hold, in order
+    for name in names:
         per_phase = phase_ap50(pets[name], targets)
-        close = [ap50(list(penn[size].values())[row], pennfudan.targets) for size in args.closeup_sizes]
+        if name in previous:
+            prev_size, row_gflops, prev_close = previous[name]
+            close = [prev_close] * len(args.closeup_sizes)
+            size, note, flops = f"shorter side {prev_size}", f" (at {args.previous_closeup})", row_gflops
+        else:
+            row = penn_rows.index(name)
+            close = [ap50(list(penn[size].values())[row], pennfudan.targets) for size in args.closeup_sizes]
+            yolo_row = name.startswith("Yolo")
+            size = "as named" if yolo_row else f"shorter side {config.min_size}"
+            note, flops = (" (own input)", "-") if yolo_row else ("", gflops)
         summary[name] = (statistics.mean(per_phase), close)
-        size = "as named" if name.startswith("Yolo") else f"shorter side {config.min_size}"
-        cells = " | ".join(f"{value:.3f}" + (" (own input)" if name.startswith("Yolo") else "") for value in close)
+        cells = " | ".join(f"{value:.3f}{note}" for value in close)
         print(
             f"| {name} | {size} | {summary[name][0]:.4f} ({min(per_phase):.3f}-{max(per_phase):.3f}) "
-            f"| {'-' if name.startswith('Yolo') else gflops} | {ms[name]:.0f} "
-            f"| {ms[baseline] / ms[name]:.1f} | {cells} |"
+            f"| {flops} | {ms[name]:.0f} | {ms[baseline] / ms[name]:.1f} | {cells} |"
         )
     delta = summary[default][0] - summary[baseline][0]
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
