@@ -139,22 +139,41 @@ def fasterrcnn_mobilenet_v2_fpn(
     ``features``: the MobileNetV2 ``features`` to build on, made with the same ``frozen_bn``
     (fine-tuning passes ImageNet ones); None = random, which is how a checkpoint is rebuilt.
     """
-    if features is None:
-        features = mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d).features
-    backbone = MobileNetV2FPN(features, out_channels)
-    anchors = _anchor_generator(anchor_sizes, aspect_ratios)
-    roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1"], output_size=7, sampling_ratio=2)
-    box_head = tv_frcnn.TwoMLPHead(out_channels * 7 * 7, representation_size)
-    predictor = tv_frcnn.FastRCNNPredictor(representation_size, num_classes)
+    backbone = MobileNetV2FPN(_features_or_random(features, frozen_bn), out_channels)
     kwargs.setdefault("min_size", 720)
     kwargs.setdefault("max_size", 1280)
+    return _faster_rcnn(backbone, 2, num_classes, representation_size, anchor_sizes, aspect_ratios, kwargs)
+
+
+def _features_or_random(features: nn.Sequential | None, frozen_bn: bool) -> nn.Sequential:
+    """The given MobileNetV2 ``features``, or random ones (how a checkpoint is rebuilt)."""
+    if features is not None:
+        return features
+    return mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d).features
+
+
+def _faster_rcnn(
+    backbone: MobileNetV2FPN | MobileNetV2FPNS8,
+    levels: int,
+    num_classes: int,
+    representation_size: int,
+    anchor_sizes: Sequence[Sequence[int]],
+    aspect_ratios: Sequence[float],
+    kwargs: dict[str, Any],
+) -> FasterRCNN:
+    """Faster R-CNN on a MobileNetV2 pyramid of ``levels`` levels: anchors, RoIAlign over every
+    level, a two-layer box head of ``representation_size`` and the class predictor."""
+    roi_pool = MultiScaleRoIAlign(
+        featmap_names=[str(level) for level in range(levels)], output_size=7, sampling_ratio=2
+    )
+    box_head = tv_frcnn.TwoMLPHead(backbone.out_channels * 7 * 7, representation_size)
     return FasterRCNN(
         backbone,
         num_classes=None,
-        rpn_anchor_generator=anchors,
+        rpn_anchor_generator=_anchor_generator(anchor_sizes, aspect_ratios),
         box_roi_pool=roi_pool,
         box_head=box_head,
-        box_predictor=predictor,
+        box_predictor=tv_frcnn.FastRCNNPredictor(representation_size, num_classes),
         **kwargs,
     )
 
@@ -174,27 +193,13 @@ def fasterrcnn_mobilenet_v2_fpn_s8(
 ) -> FasterRCNN:
     """Faster R-CNN on MobileNetV2 with a stride-8/16/32 pyramid (see the module docstring);
     ``kwargs`` go to FasterRCNN. Defaults sized for 480x360 video at its native size."""
-    if features is None:
-        features = mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d).features
-    backbone = MobileNetV2FPNS8(features, out_channels)
+    backbone = MobileNetV2FPNS8(_features_or_random(features, frozen_bn), out_channels)
     if len(anchor_sizes) != 3:
         raise ValueError(f"fasterrcnn_mobilenet_v2_fpn_s8 has 3 pyramid levels, got {len(anchor_sizes)} anchor levels")
-    anchors = _anchor_generator(anchor_sizes, aspect_ratios)
-    roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=7, sampling_ratio=2)
-    box_head = tv_frcnn.TwoMLPHead(out_channels * 7 * 7, representation_size)
-    predictor = tv_frcnn.FastRCNNPredictor(representation_size, num_classes)
     kwargs.setdefault("min_size", 360)
     kwargs.setdefault("max_size", 640)
     kwargs.setdefault("rpn_post_nms_top_n_test", 150)
-    return FasterRCNN(
-        backbone,
-        num_classes=None,
-        rpn_anchor_generator=anchors,
-        box_roi_pool=roi_pool,
-        box_head=box_head,
-        box_predictor=predictor,
-        **kwargs,
-    )
+    return _faster_rcnn(backbone, 3, num_classes, representation_size, anchor_sizes, aspect_ratios, kwargs)
 
 
 def freeze_batchnorm(module: nn.Module) -> nn.Module:
