@@ -38,14 +38,17 @@ class Frame:
 
 @dataclass(frozen=True, eq=False)
 class Detections:
-    """Detections of one frame: N boxes with score and class.
+    """Detections of one frame: N boxes with score and class, and optionally an appearance embedding.
 
-    Index with a boolean mask or an index array to get a new ``Detections``.
+    ``embedding`` (N, D) float32, rows of unit L2 norm, says what each detection looks like (for
+    re-identification by the tracker); None when the detector gives none. Index with a boolean mask
+    or an index array to get a new ``Detections``.
     """
 
     xyxy: np.ndarray  # (N, 4) float32
     confidence: np.ndarray  # (N,) float32
     class_id: np.ndarray  # (N,) int64
+    embedding: np.ndarray | None = None  # (N, D) float32, unit rows, or None
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -54,6 +57,8 @@ class Detections:
                 f"Detections arrays disagree: xyxy {self.xyxy.shape}, "
                 f"confidence {self.confidence.shape}, class_id {self.class_id.shape}"
             )
+        if self.embedding is not None and (self.embedding.ndim != 2 or len(self.embedding) != n):
+            raise ValueError(f"Detections embedding has shape {self.embedding.shape}, expected ({n}, D)")
 
     @classmethod
     def empty(cls) -> Detections:
@@ -64,21 +69,25 @@ class Detections:
         )
 
     @classmethod
-    def from_arrays(cls, xyxy: Any, confidence: Any, class_id: Any) -> Detections:
+    def from_arrays(cls, xyxy: Any, confidence: Any, class_id: Any, embedding: Any = None) -> Detections:
+        boxes = np.asarray(xyxy, np.float32).reshape(-1, 4)
         return cls(
-            xyxy=np.asarray(xyxy, np.float32).reshape(-1, 4),
+            xyxy=boxes,
             confidence=np.asarray(confidence, np.float32).reshape(-1),
             class_id=np.asarray(class_id, np.int64).reshape(-1),
+            embedding=None if embedding is None else np.asarray(embedding, np.float32).reshape(len(boxes), -1),
         )
 
     def __len__(self) -> int:
         return len(self.xyxy)
 
     def __getitem__(self, index: Any) -> Detections:
+        boxes = self.xyxy[index].reshape(-1, 4)
         return Detections(
-            xyxy=self.xyxy[index].reshape(-1, 4),
+            xyxy=boxes,
             confidence=np.atleast_1d(self.confidence[index]),
             class_id=np.atleast_1d(self.class_id[index]),
+            embedding=None if self.embedding is None else self.embedding[index].reshape(len(boxes), -1),
         )
 
 

@@ -200,10 +200,19 @@ class TrainConfig(BaseModel):
         return self.model_dump()
 
     def sha256(self) -> str:
-        """Hash of the options that change the trained model (not where it runs or writes)."""
+        """Hash of the options that change the trained model (not where it runs or writes).
+
+        Datasets and weights are named by their last path components, not their absolute paths, so
+        that the same config hashes alike in every checkout and on every machine.
+        """
         relevant = {
             k: v for k, v in self.as_dict().items() if k not in HASH_EXCLUDED and not (k in HASH_IF_SET and v is None)
         }
+        for key in DATA_KEYS:
+            if relevant.get(key):
+                relevant[key] = [_location_free_spec(spec) for spec in relevant[key]]
+        if relevant.get("backbone_weights"):
+            relevant["backbone_weights"] = _location_free_path(str(relevant["backbone_weights"]))
         return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -327,6 +336,17 @@ def _as_list(value: Any) -> list[Any]:
 def _relative_to(base: Path, value: str) -> Path:
     p = Path(os.path.expanduser(str(value)))
     return p if p.is_absolute() else (base / p).resolve()
+
+
+def _location_free_path(value: str) -> str:
+    """A dataset folder or weights file named by its parent and its own name (``MOT15/TUD-Campus``)."""
+    return "/".join(Path(value).parts[-2:]) if Path(value).is_absolute() else value
+
+
+def _location_free_spec(spec: Any) -> str:
+    parsed = parse_data_spec(spec)
+    parsed["path"] = _location_free_path(parsed["path"])
+    return format_data_spec(parsed)
 
 
 def _resolve_spec(base: Path, spec: Any) -> str:
