@@ -36,6 +36,10 @@ class Frame:
         return int(self.image.shape[1])
 
 
+def _rows(array: np.ndarray, n: int) -> np.ndarray:
+    return array.reshape(n, array.shape[-1] if array.ndim else 0)
+
+
 @dataclass(frozen=True, eq=False)
 class Detections:
     """Detections of one frame: N boxes with score and class, and optionally an appearance embedding.
@@ -75,7 +79,7 @@ class Detections:
             xyxy=boxes,
             confidence=np.asarray(confidence, np.float32).reshape(-1),
             class_id=np.asarray(class_id, np.int64).reshape(-1),
-            embedding=None if embedding is None else np.asarray(embedding, np.float32).reshape(len(boxes), -1),
+            embedding=None if embedding is None else _rows(np.asarray(embedding, np.float32), len(boxes)),
         )
 
     def __len__(self) -> int:
@@ -87,7 +91,7 @@ class Detections:
             xyxy=boxes,
             confidence=np.atleast_1d(self.confidence[index]),
             class_id=np.atleast_1d(self.class_id[index]),
-            embedding=None if self.embedding is None else self.embedding[index].reshape(len(boxes), -1),
+            embedding=None if self.embedding is None else self.embedding[index].reshape(len(boxes), self.embedding.shape[1]),
         )
 
 
