@@ -118,6 +118,7 @@ class Track:
     hits: int  # frames in which it was matched to a detection
     missed: int  # consecutive frames without a match (0 = seen in this frame)
     history: tuple[tuple[float, float], ...] = ()  # recent bottom-centre anchors, oldest first
+    embedding: np.ndarray | None = field(default=None, compare=False)  # (D,) unit appearance, or None
 
 
 @dataclass(frozen=True)
