@@ -84,7 +84,10 @@ class DetectionFilter:
         self.thresholds = np.minimum(self.operating_thresholds, config.low_score_floor)
         self.keep = keep_mask(config, class_names)
 
-    def __call__(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> Detections:
+    def __call__(
+        self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, embedding: np.ndarray | None = None
+    ) -> Detections:
+        """The kept detections; ``embedding`` (N, D), when given, stays row-aligned with its boxes."""
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         scores = np.asarray(scores, np.float32).reshape(-1)
         labels = np.asarray(labels).reshape(-1).astype(np.int64)
@@ -92,4 +95,8 @@ class DetectionFilter:
         mask = (
             self.keep[labels_in_range] & (scores >= self.thresholds[labels_in_range]) & (labels < len(self.thresholds))
         )
-        return Detections.from_arrays(boxes[mask], scores[mask], labels[mask])
+        kept = None
+        if embedding is not None:
+            rows = np.asarray(embedding, np.float32)
+            kept = rows.reshape(len(boxes), rows.shape[-1] if rows.ndim else 0)[mask]
+        return Detections.from_arrays(boxes[mask], scores[mask], labels[mask], kept)

@@ -22,10 +22,12 @@ import torch
 # torchvision ships no type information (no py.typed): its names are Any to mypy
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.config import DetectorConfig
 from surveil.detection.checkpoints import ModelLoadError, load_checkpoint_model, load_coco_model
+from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS, box_embeddings
 from surveil.detection.preprocessing import (
     DevicePreprocess,
     HostStaging,
@@ -109,6 +111,9 @@ class TorchDetector:
     ``batched`` (default: as ``optimize``): preprocess each batch on the device in batched ops
     (:class:`HostStaging`, :class:`DevicePreprocess`) and run the model's parts directly, instead of
     ``model(list_of_images)`` whose transform resizes and normalises image by image in Python.
+
+    Every detection carries an appearance embedding (``embedding_kind``, see
+    :mod:`surveil.detection.embedding`) on both paths; :meth:`embed_boxes` embeds given boxes.
     """
 
     def __init__(
@@ -118,7 +123,11 @@ class TorchDetector:
         batched: bool | None = None,
         channels_last: bool | None = None,
         input_channels_last: bool = True,
+        embedding_kind: str = DEFAULT_KIND,
     ):
+        if embedding_kind not in EMBEDDING_KINDS:
+            raise ValueError(f"embedding_kind must be one of {EMBEDDING_KINDS}, got {embedding_kind!r}")
+        self.embedding_kind = embedding_kind
         self.config = config
         self.device = select_device(config.device)
         # The model's layout: channels_last pays on the CPU (oneDNN's native layout). The batched path's
@@ -234,19 +243,40 @@ class TorchDetector:
         return torch.autocast("cuda", dtype=torch.float16) if self.precision == "fp16" else contextlib.nullcontext()
 
     def _run_per_image(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
+        """``GeneralizedRCNN.forward`` at inference (its own transform), plus the embeddings."""
+        tensors = frames_to_tensors(images, self.device)
+        if not isinstance(self.model, GeneralizedRCNN):
+            with self.autocast():
+                return self.model(tensors)
+        model: Any = self.model
         with self.autocast():
-            return self.model(frames_to_tensors(images, self.device))
+            batch, _ = model.transform(tensors)
+            features = self._features(batch)
+            proposals, _ = model.rpn(batch, features)
+            detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+            detections = self._with_embeddings(features, detections, batch.image_sizes)
+        return model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
+
+    def _features(self, batch: ImageList) -> OrderedDict[str, torch.Tensor]:
+        features = self.model.backbone(batch.tensors)  # type: ignore[operator]
+        return OrderedDict([("0", features)]) if isinstance(features, torch.Tensor) else features
+
+    def _with_embeddings(
+        self, features: dict[str, torch.Tensor], detections: list[dict[str, torch.Tensor]], sizes: list[tuple[int, int]]
+    ) -> list[dict[str, torch.Tensor]]:
+        """Each detection dict (boxes in the network input's pixels) with its boxes' ``embedding``."""
+        rows = box_embeddings(self.model, features, [d["boxes"] for d in detections], sizes, self.embedding_kind)
+        return [{**d, "embedding": e} for d, e in zip(detections, rows)]
 
     def _run_batched(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """``GeneralizedRCNN.forward`` at inference, its transform replaced by :meth:`_batch`."""
         batch = self.preprocess(images)
         model: Any = self.model  # a GeneralizedRCNN (``batched`` requires one): untyped torchvision
         with self.autocast():
-            features = model.backbone(batch.tensors)
-            if isinstance(features, torch.Tensor):
-                features = OrderedDict([("0", features)])
+            features = self._features(batch)
             proposals, _ = model.rpn(batch, features)
             detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+            detections = self._with_embeddings(features, detections, batch.image_sizes)
         return model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
 
     def preprocess(self, images: Sequence[np.ndarray]) -> ImageList:
@@ -262,9 +292,39 @@ class TorchDetector:
         return ImageList(pad_batch(resized, order, model.transform.size_divisible), image_sizes)
 
     def to_detections(self, output: dict[str, torch.Tensor]) -> Detections:
-        """One image's model output, filtered by the operating thresholds."""
+        """One image's model output, filtered by the operating thresholds (embeddings kept with their boxes)."""
+        embedding = output.get("embedding")
         return self.filter(
             output["boxes"].float().cpu().numpy(),
             output["scores"].float().cpu().numpy(),
             output["labels"].cpu().numpy(),
+            None if embedding is None else embedding.float().cpu().numpy(),
         )
+
+    def embed_boxes(self, images: Sequence[np.ndarray], boxes_per_image: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Appearance embeddings of GIVEN boxes: one (N_i, D) float32 array of unit rows per image.
+
+        ``boxes_per_image[i]`` is (N_i, 4) xyxy in image ``i``'s own pixels (e.g. public detections or
+        ground truth); the embeddings are those :meth:`detect` gives a detection with that box.
+        """
+        if len(images) != len(boxes_per_image):
+            raise ValueError(f"{len(images)} images but {len(boxes_per_image)} box arrays")
+        if not isinstance(self.model, GeneralizedRCNN):
+            raise ValueError(f"embed_boxes needs a torchvision Faster R-CNN, not {type(self.model).__name__}")
+        if not images:
+            return []
+        model: Any = self.model
+        with torch.inference_mode(), self.autocast():
+            if self.batched:
+                batch = self.preprocess(images)
+            else:
+                batch, _ = model.transform(frames_to_tensors(images, self.device))
+            features = self._features(batch)
+            boxes = [
+                resize_boxes(
+                    torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4), device=self.device), image.shape[:2], size
+                )
+                for b, image, size in zip(boxes_per_image, images, batch.image_sizes)
+            ]
+            rows = box_embeddings(model, features, boxes, batch.image_sizes, self.embedding_kind)
+        return [r.float().cpu().numpy() for r in rows]
