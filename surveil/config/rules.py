@@ -144,6 +144,14 @@ class LineCrossingRuleConfig(_TrackRuleBase):
     min_frames: int = Field(
         default=1, ge=1, le=30, description="Processed frames seen on the new side before the crossing counts."
     )
+    max_speed: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="A step faster than this many box heights per second (plus half a box height of jitter) is the "
+        "tracker jumping to somebody else, not a crossing: the track starts afresh there (0 = no check; people walk "
+        "about 1, run 3-4; raise it for vehicles).",
+    )
     severity: Severity = Field(default="info", description="Severity carried by this rule's alerts.")
     merge_window_s: float = Field(
         default=0.0,

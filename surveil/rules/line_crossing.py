@@ -1,17 +1,26 @@
 """``line_crossing``: a track's anchor crosses a directed line segment a -> b.
 
-Each track keeps a *settled side*: the side of the line where its anchor was last seen farther
-than ``band`` box heights from the line. A crossing counts when the settled side flips, the
-anchor has stayed on the new side for ``min_frames`` seen frames, and the path from the last
-settled point to the new one passes through the segment itself (not its extension). Jitter
-inside the band never counts, and a track counts once per crossing. Each crossing is an instant
-incident (``start``, then ``end`` on the next processed frame) keyed by the track, so a
-``cooldown_s`` holds back further crossings of the same object; running counts per direction
-are reported for dashboards.
+Each track keeps an *origin*: the last point where its anchor stood clearly on one side of the
+line (farther than ``band`` box heights from it), or, for a track first seen on the line (inside
+the band), the point where it appeared. The tracker's history of a new track (the positions it
+was seen at before it was confirmed) seeds the origin, so a person who walks into the picture at
+the line is followed from the first frame the detector found them. A crossing counts when the
+anchor has been clearly on the other side of the origin for ``min_frames`` seen frames and the
+path from the origin to the new point passes through the segment itself (not its extension). A
+track born on the line has no settled side; the side of the line its birth point lies on, however
+slightly, is where it came from (the direction comes from its motion away from the line).
+
+Jitter inside the band never counts, and a track counts once per crossing. A step that would
+need more than ``max_speed`` box heights per second (plus half a box height of detector jitter)
+is not a movement but the tracker jumping to somebody else: the track starts afresh at its new
+position and the step counts for no line. Each crossing is an instant incident (``start``, then
+``end`` on the next processed frame) keyed by the track, so a ``cooldown_s`` holds back further
+crossings of the same object; running counts per direction are reported for dashboards.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,13 +39,18 @@ from surveil.rules.base import (
 )
 from surveil.types import Track
 
+_JITTER_HEIGHTS = 0.5  # a step this many box heights is never a jump, however short the time
+
 
 @dataclass
-class _Side:
-    side: int  # +1 right of a->b (forward side), -1 left
-    point: tuple[float, float]  # last anchor seen on the settled side, pixels
-    pending: int = 0  # seen frames on the other side, beyond the band
-    crossings: int = 0
+class _Path:
+    origin: tuple[float, float]  # where the crossing would start from, pixels
+    side: int  # +1 right of a->b (forward side), -1 left, 0 born on the line and not settled yet
+    came_from: int  # for side 0: the side (sign) of the birth point; 0 exactly on the line
+    last: tuple[float, float]  # last seen anchor, pixels, and when and how tall (the jump check)
+    last_at: float
+    last_height: float
+    pending: int = 0  # seen frames clearly on the other side
 
 
 class LineCrossingRule(RuleBase):
@@ -56,16 +70,17 @@ class LineCrossingRule(RuleBase):
         anchor: Anchor = "bottom_center",
         band: float = 0.1,
         min_frames: int = 1,
+        max_speed: float = 5.0,
     ):
-        if band < 0 or min_frames < 1:
-            raise ValueError("band must be >= 0 and min_frames >= 1")
+        if band < 0 or min_frames < 1 or max_speed < 0:
+            raise ValueError("band must be >= 0, min_frames >= 1 and max_speed >= 0")
         super().__init__(rule_id, severity, policy, class_names)
         self.line = line.name
         self._geometry = line
         self.class_ids = class_ids
         self.directions = directions or frozenset({line.forward, line.backward})
-        self.anchor, self.band, self.min_frames = anchor, band, min_frames
-        self._sides: dict[int, _Side] = {}
+        self.anchor, self.band, self.min_frames, self.max_speed = anchor, band, min_frames, max_speed
+        self._paths: dict[int, _Path] = {}
         self.counts = {line.forward: 0, line.backward: 0}
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
@@ -75,37 +90,64 @@ class LineCrossingRule(RuleBase):
         conditions = []
         for track in tracks:
             if track.missed == 0:
-                direction = self._observe(track, a, b)
+                direction = self._observe(track, ctx.now, a, b)
                 if direction is not None:
                     self.counts[direction] += 1
                     if direction in self.directions:
                         conditions.append(self._crossing(track, direction))
         alive = {t.track_id for t in tracks}
-        self._sides = {k: v for k, v in self._sides.items() if k in alive}
+        self._paths = {k: v for k, v in self._paths.items() if k in alive}
         return conditions
 
-    def _observe(self, track: Track, a: tuple[float, float], b: tuple[float, float]) -> str | None:
-        point = anchor_point(track.xyxy, self.anchor)
+    def _observe(self, track: Track, now: float, a: tuple[float, float], b: tuple[float, float]) -> str | None:
+        point, height = anchor_point(track.xyxy, self.anchor), max(box_height(track.xyxy), 1.0)
+        path = self._paths.get(track.track_id)
+        if path is None:
+            path = self._paths[track.track_id] = self._born(track, point, height, a, b)
+        if self._jumped(path, point, height, now):
+            self._paths[track.track_id] = self._start(point, height, now, a, b)
+            return None
+        path.last, path.last_at, path.last_height = point, now, height
         distance = float(signed_side(np.array([point]), a, b)[0])
-        if abs(distance) <= self.band * max(box_height(track.xyxy), 1.0):
+        if abs(distance) <= self.band * height:
             return None  # on the line: no evidence either way
         side = 1 if distance > 0 else -1
-        state = self._sides.get(track.track_id)
-        if state is None:
-            self._sides[track.track_id] = _Side(side, point)
+        came_from = path.side or path.came_from or -side  # exactly on the line at birth: the motion says
+        if side == came_from:
+            path.origin, path.side, path.pending = point, side, 0
             return None
-        if side == state.side:
-            state.point, state.pending = point, 0
+        path.pending += 1
+        if path.pending < self.min_frames:
             return None
-        state.pending += 1
-        if state.pending < self.min_frames:
-            return None
-        crossed = segments_cross(state.point, point, a, b)
-        state.side, state.point, state.pending = side, point, 0
+        crossed = segments_cross(path.origin, point, a, b)
+        path.origin, path.side, path.pending = point, side, 0
         if not crossed:
             return None  # went round the end of the segment
-        state.crossings += 1
         return self._geometry.forward if side > 0 else self._geometry.backward
+
+    def _born(
+        self, track: Track, point: tuple[float, float], height: float, a: tuple[float, float], b: tuple[float, float]
+    ) -> _Path:
+        """A new track's path, from the first point its tracker saw it at (its history, feet only)."""
+        if track.history and self.anchor == "bottom_center":
+            point = (float(track.history[0][0]), float(track.history[0][1]))
+        return self._start(point, height, track.first_seen, a, b)
+
+    def _start(
+        self, point: tuple[float, float], height: float, now: float, a: tuple[float, float], b: tuple[float, float]
+    ) -> _Path:
+        distance = float(signed_side(np.array([point]), a, b)[0])
+        side = 0 if abs(distance) <= self.band * height else (1 if distance > 0 else -1)
+        came_from = int(np.sign(distance))
+        return _Path(origin=point, side=side, came_from=came_from, last=point, last_at=now, last_height=height)
+
+    def _jumped(self, path: _Path, point: tuple[float, float], height: float, now: float) -> bool:
+        """The step from the last seen point is faster than anybody moves: the tracker jumped."""
+        if self.max_speed <= 0:
+            return False
+        scale = max(height, path.last_height)
+        allowed = scale * (self.max_speed * max(now - path.last_at, 0.0) + _JITTER_HEIGHTS)
+        return math.dist(path.last, point) > allowed
 
     def _crossing(self, track: Track, direction: str) -> Condition:
         return self.track_condition(track, self.anchor, {"direction": direction, "counts": dict(self.counts)})

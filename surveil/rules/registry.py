@@ -158,6 +158,7 @@ def _line_crossing(c: LineCrossingRuleConfig, x: BuildContext) -> Rule:
         anchor=c.anchor,
         band=c.band,
         min_frames=c.min_frames,
+        max_speed=c.max_speed,
         **x.common(c),
     )
 

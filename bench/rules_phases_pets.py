@@ -1,0 +1,290 @@
+"""Lines, zones and loitering on PETS09-S2L1 over every sampling phase, before and after, in one run.
+
+    .venv/bin/python -m bench.rules_phases_pets [--before fc864a5] [--steps 5 2 1] [--no-model]
+
+For each processed rate (``--steps``: every 5th frame = 2 fps, every 2nd = 5 fps, every frame =
+10 fps) and each sampling phase (frames 1, 6, 11, ...; 2, 7, 12, ...), the daemon's own analyser
+(tracker, rules, incident book) runs on two detectors: the ground-truth boxes themselves and the
+shipped model's cached raw detections (bench/pets_detections.py; the demo's
+models/pedestrian-mnv2-s8.pt at input 360). Every figure is the mean over the phases with its range.
+``--before REV`` runs the same measurement a second time with the ``surveil`` package of that commit
+(extracted with ``git archive`` into /tmp; this bench and its scoring stay the current ones), so
+the before/after columns come from one run on one machine.
+
+Geometry: the demo's (configs/demo.yaml) and our own, written down here before anything was
+measured (not moved after): three more lines, two of them ending at the frame border, one more
+intrusion zone and two loitering areas with an 8-s dwell.
+
+Truth, from the ground-truth tracks on the same processed frames:
+- line crossings: per person, consecutive processed feet positions straddle the segment;
+- zone intrusions: bench/zone_alerts_pets.py's visits (its recall, duplicates, false alerts);
+- loitering: people whose feet stay in the zone for ``dwell_s`` (bench/demo_rules_pets.py); a
+  loitering start is attributed to the person its box overlaps best (IoU >= 0.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OWN_LINES = {  # name: (a, b), relative; drawn before measuring
+    "south_edge": ((0.3, 0.55), (0.3, 1.0)),  # ends at the bottom border
+    "east_edge": ((0.7, 0.5), (1.0, 0.5)),  # ends at the right border
+    "diagonal": ((0.2, 0.3), (0.55, 0.6)),
+}
+OWN_ZONES = {
+    "west_strip": [[0.0, 0.3], [0.25, 0.3], [0.25, 0.7], [0.0, 0.7]],
+    "plaza_centre": [[0.3, 0.4], [0.7, 0.4], [0.7, 0.8], [0.3, 0.8]],
+    "east_side": [[0.6, 0.25], [1.0, 0.25], [1.0, 0.75], [0.6, 0.75]],
+}
+INTRUSION_ZONES = ("lawn_entrance", "north_path", "west_strip")
+LOITERING = {
+    "east-loitering": ("east_side", 20.0),
+    "centre-loiter8": ("plaza_centre", 8.0),
+    "east-loiter8": ("east_side", 8.0),
+}
+SHIPPED = ("models/pedestrian-mnv2-s8.pt", 360)
+
+
+def camera_config():
+    """The demo camera with our geometry added and only the rules scored here."""
+    from surveil.config import load_config
+
+    camera = load_config(REPO / "configs/demo.yaml", environ={}).cameras[0]
+    zone_type, line_type = type(camera.zones[0]), type(camera.lines[0])
+    known = {z.name for z in camera.zones}
+    zones = [
+        *camera.zones,
+        *(zone_type.model_validate({"name": n, "polygon": p}) for n, p in OWN_ZONES.items() if n not in known),
+    ]
+    lines = [
+        *camera.lines,
+        *(
+            line_type.model_validate({"name": n, "a": a, "b": b, "forward": "fwd", "backward": "bwd"})
+            for n, (a, b) in OWN_LINES.items()
+        ),
+    ]
+    template = {r.type: r for r in camera.rules}
+    rules = [template["zone_intrusion"].model_copy(update={"id": f"{z}-intrusion", "zone": z}) for z in INTRUSION_ZONES]
+    rules += [
+        template["loitering"].model_copy(update={"id": i, "zone": z, "dwell_s": d}) for i, (z, d) in LOITERING.items()
+    ]
+    rules += [
+        template["line_crossing"].model_copy(update={"id": f"{ln.name}-crossing", "line": ln.name}) for ln in lines
+    ]
+    return camera.model_copy(update={"zones": zones, "lines": lines, "rules": rules}), load_config(
+        REPO / "configs/demo.yaml", environ={}
+    ).tracker
+
+
+def replay(camera, tracker, detections_at, thresholds, names, frames):
+    """Every update and the final line counts of one pass over ``frames``."""
+    from bench.zone_alerts_pets import BLANK, FPS
+    from surveil.analysis.analyzer import build_analyzer
+    from surveil.types import Frame
+
+    analyzer = build_analyzer(camera, tracker, names, operating_thresholds=thresholds)
+    updates = []
+    for number in frames:
+        t = number / FPS
+        frame = Frame(camera.name, number, t, 1_700_000_000.0 + t, BLANK)
+        updates += [(number, u) for u in analyzer.process(analyzer.context(frame, detections_at(number)))]
+    counts = {r.name: dict(r.values) for rule in analyzer.rules for r in rule.state() if r.kind == "lines"}
+    return updates, counts
+
+
+def score_phase(camera, gt, updates, counts, frames) -> dict[str, float]:
+    from bench.demo_rules_pets import gt_crossings, gt_loiterers
+    from bench.zone_alerts_pets import FPS, Start, person_at_start, score, visits
+
+    out: dict[str, float] = {}
+    for line in camera.lines:
+        truth = gt_crossings(gt, frames, line)
+        for direction in (line.forward, line.backward):
+            out[f"line {line.name} {direction} truth"] = truth[direction]
+            out[f"line {line.name} {direction} counted"] = counts[line.name][direction]
+    zones = {z.name: z for z in camera.zones}
+    for rule in (r for r in camera.rules if r.type == "zone_intrusion"):
+        one = camera.model_copy(update={"zones": [zones[rule.zone]], "rules": [rule]})
+        starts = [
+            Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), u.subjects[0].track_id)
+            for n, u in updates
+            if u.rule == rule.id and u.phase == "start"
+        ]
+        s = score(visits(gt, frames, one), starts, gt, merge_frames=int(rule.merge_window_s * FPS))
+        out |= {
+            f"zone {rule.zone} recall": s.recall,
+            f"zone {rule.zone} duplicates": s.duplicates,
+            f"zone {rule.zone} false": s.false,
+        }
+    for rule in (r for r in camera.rules if r.type == "loitering"):
+        truth = gt_loiterers(gt, frames, zones[rule.zone], rule.dwell_s)
+        people = Counter()
+        false = 0
+        for n, u in updates:
+            if u.rule == rule.id and u.phase == "start":
+                person = person_at_start(Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), 0), gt)
+                if person in truth:
+                    people[person] += 1
+                else:
+                    false += 1
+        out |= {
+            f"loiter {rule.id} stays": len(truth),
+            f"loiter {rule.id} found": len(people),
+            f"loiter {rule.id} duplicates": sum(n - 1 for n in people.values()),
+            f"loiter {rule.id} false": false,
+        }
+    return out
+
+
+def measure(args) -> dict:
+    """{detector: {step: [per-phase figures]}} with the ``surveil`` package now on sys.path."""
+    from bench.zone_alerts_pets import FRAMES, gt_frames
+    from surveil.types import Detections
+
+    camera, tracker = camera_config()
+    gt = gt_frames(args.shared_data)
+    names = ["__background__", "pedestrian"]
+
+    def oracle(n):
+        return Detections.from_arrays(gt[n][0], np.ones(len(gt[n][0])), np.ones(len(gt[n][0])))
+
+    sources = {"ground-truth boxes": (oracle, None, names)}
+    if not args.no_model:
+        from bench.pets_detections import pets_detections
+
+        found, thresholds, class_names = pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1])
+        sources[f"{Path(SHIPPED[0]).name} @ {SHIPPED[1]}"] = (found.__getitem__, thresholds, class_names)
+    result: dict = {}
+    for label, (detections_at, thresholds, class_names) in sources.items():
+        for step in args.steps:
+            phases = []
+            for phase in range(1, step + 1):
+                frames = list(range(phase, FRAMES + 1, step))
+                updates, counts = replay(camera, tracker, detections_at, thresholds, class_names, frames)
+                phases.append(score_phase(camera, gt, updates, counts, frames))
+            result.setdefault(label, {})[str(step)] = phases
+            print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
+    return result
+
+
+def extract(rev: str) -> Path:
+    """The ``surveil`` package of commit ``rev``, alone, in a temporary folder."""
+    folder = Path(tempfile.mkdtemp(prefix=f"surveil-{rev}-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "surveil"], check=True, capture_output=True
+    ).stdout
+    with tempfile.TemporaryFile() as f:
+        f.write(archive)
+        f.seek(0)
+        with tarfile.open(fileobj=f) as tar:
+            tar.extractall(folder, filter="data")
+    return folder
+
+
+def measure_with(code: Path | None, argv: list[str]) -> dict:
+    """:func:`measure` in a child process whose ``surveil`` comes from ``code`` (None: this checkout)."""
+    prelude = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
+    script = prelude + "import runpy; runpy.run_module('bench.rules_phases_pets', run_name='__main__')"
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv, "--worker"], cwd=REPO, env=env, check=True, stdout=subprocess.PIPE
+    )
+    return json.loads(done.stdout)
+
+
+def cell(values: list[float], fmt: str = ".1f") -> str:
+    return f"{np.mean(values):{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
+
+
+def error(phases: list[dict], key: str) -> tuple[float, float]:
+    """Mean and worst relative count error of a line direction over the phases."""
+    errors = [abs(p[f"{key} counted"] - p[f"{key} truth"]) / max(p[f"{key} truth"], 1) for p in phases]
+    return float(np.mean(errors)), float(max(errors))
+
+
+def tables(results: dict[str, dict], steps: list[int]) -> list[str]:
+    labels = list(results)
+    first = results[labels[-1]]
+    out = []
+    for detector in first:
+        for step in steps:
+            rows = {label: results[label][detector][str(step)] for label in labels}
+            out += [
+                "",
+                f"**{detector}, {10 / step:g} processed fps** (mean over {step} phase(s), range in brackets; {' → '.join(labels)})",
+                "",
+            ]
+            out += section(rows, labels)
+    return out
+
+
+def section(rows: dict[str, list[dict]], labels: list[str]) -> list[str]:
+    keys = rows[labels[-1]][0].keys()
+    lines = sorted({k.rsplit(" ", 1)[0] for k in keys if k.startswith("line ")})
+    out = ["| line, direction | truth | " + " | ".join(f"counted {lb} | error {lb} (worst)" for lb in labels) + " |"]
+    out.append("|---|---|" + "---|---|" * len(labels))
+    for key in lines:
+        truth = cell([p[f"{key} truth"] for p in rows[labels[-1]]])
+        parts = []
+        for lb in labels:
+            mean, worst = error(rows[lb], key)
+            parts.append(f"{cell([p[f'{key} counted'] for p in rows[lb]])} | {mean:.0%} ({worst:.0%})")
+        out.append(f"| {key[5:]} | {truth} | " + " | ".join(parts) + " |")
+    out += ["", "| zone / loitering rule | figure | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+    for key in [k for k in keys if not k.startswith("line ")]:
+        kind, name, figure = key.split(" ", 2)
+        fmt = ".2f" if figure == "recall" else ".1f"
+        out.append(
+            f"| {kind} {name} | {figure} | " + " | ".join(cell([p[key] for p in rows[lb]], fmt) for lb in labels) + " |"
+        )
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
+    parser.add_argument("--steps", type=int, nargs="+", default=[5, 2, 1], help="process every k-th frame (5 = 2 fps)")
+    parser.add_argument("--no-model", action="store_true", help="ground-truth boxes only")
+    parser.add_argument(
+        "--before", metavar="REV", help="also measure the surveil package of this commit (e.g. fc864a5)"
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(args)))
+        return
+    print(machine())
+    argv = [a for a in sys.argv[1:] if a not in ("--before",) and a != args.before]
+    results = {}
+    if args.before:
+        results[f"before ({args.before})"] = measure_with(extract(args.before), argv)
+    results["after (this checkout)"] = measure_with(None, argv)
+    print("\n".join(tables(results, args.steps)))
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def machine() -> str:
+    """The CPU's vector features and the load: the figures are counts, not speeds, but say where they ran."""
+    flags = set()
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), flags)
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return (
+        f"CPU features: {' '.join(isa) or 'none of avx2/avx512'} (counts only: no timing here); load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs (a shared, busy machine)"
+    )
+
+
+if __name__ == "__main__":
+    main()
