@@ -12,7 +12,12 @@ about). The book owns the lifecycle, for every rule alike:
   subject being lost (the tracker no longer sees it), no farther than ``merge_distance`` box
   heights from where it was last seen, it joins that incident instead of starting a new one (a
   tracker that swaps or re-births an identity inside a walking group does not make a second
-  alert for the same person); the same key returning within the window continues its incident;
+  alert for the same person); the same key returning within the window continues its incident.
+  The box height is capped at ``SCENE_CAP`` of the frame height: in a close-up, where one person
+  is half the picture tall, 1.5 box heights would cover the whole frame and fold the next person
+  who walks in. When both subjects carry an appearance embedding (``Track.embedding``), they
+  must also look alike (cosine similarity at least ``MIN_SIMILARITY``), and the most similar of
+  the candidates near enough wins;
 - after an incident ends, the same (rule, key) cannot start again for ``cooldown_s``;
 - at most ``max_starts_per_minute`` starts per rule; extra conditions are suppressed (counted).
 """
@@ -25,10 +30,16 @@ from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from surveil.rules.base import Condition, FrameContext, Rule
 from surveil.types import AlertUpdate, Subject
 
 _BORN_SLACK_S = 1.0  # a re-born identity may appear (tentatively) just before the old one is last matched
+SCENE_CAP = 0.2  # folding's yardstick: a box height, but at most this fraction of the frame height
+# Folding needs at least this cosine similarity between two embeddings. Lenient on purpose: it only
+# vetoes a subject that plainly looks different; not yet calibrated on a detector's real embeddings.
+MIN_SIMILARITY = 0.5
 
 
 @dataclass
@@ -42,6 +53,7 @@ class _Incident:
     details: dict
     position: tuple[float, float] | None
     scale: float
+    embedding: np.ndarray | None  # the subject's appearance when last seen, if the tracker gives one
     last_seen_at: float  # book clock time a subject was last seen
     last_update_at: float
     published_details: dict
@@ -146,6 +158,7 @@ class IncidentBook:
             details=dict(condition.details),
             position=condition.position,
             scale=condition.scale,
+            embedding=condition.embedding,
             last_seen_at=ctx.now,
             last_update_at=ctx.now,
             published_details=dict(condition.details),
@@ -173,7 +186,7 @@ class IncidentBook:
         if returning is not None or condition.position is None:
             return returning
         seen_now = {t.track_id for t in ctx.tracks or () if t.missed == 0}
-        best, best_distance = None, math.inf
+        candidates = []
         for incident in mine:
             if incident.position is None or any(s.track_id in seen_now for s in incident.subjects):
                 continue
@@ -181,12 +194,15 @@ class IncidentBook:
                 continue
             if condition.born is not None and condition.born < incident.last_seen_at - _BORN_SLACK_S:
                 continue  # the new subject was tracked before the lost one vanished: somebody else
-            scale = max(incident.scale, condition.scale, 1.0)
+            scale = min(max(incident.scale, condition.scale, 1.0), SCENE_CAP * max(ctx.height, 1))
             distance = math.dist(incident.position, condition.position) / scale
-            if distance <= policy.merge_distance and distance < best_distance:
-                best, best_distance = incident, distance
-        if best is not None:
-            best.merged += 1
+            similarity = _similarity(incident.embedding, condition.embedding)
+            if distance <= policy.merge_distance and similarity >= MIN_SIMILARITY:
+                candidates.append((-similarity, distance, id(incident), incident))
+        if not candidates:
+            return None
+        best = min(candidates)[-1]
+        best.merged += 1
         return best
 
     # ------------------------------------------------------------------ progress and end
@@ -208,6 +224,7 @@ class IncidentBook:
         if condition.seen:
             incident.last_seen_at = ctx.now
             incident.position, incident.scale = condition.position, condition.scale
+            incident.embedding = condition.embedding if condition.embedding is not None else incident.embedding
         interval = incident.rule.policy.update_interval_s
         if (
             interval > 0
@@ -297,3 +314,11 @@ class IncidentBook:
             subjects=incident.subjects,
             details=dict(incident.details),
         )
+
+
+def _similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Cosine similarity of two appearance embeddings; 1.0 (no veto) when either is unknown or they differ in size."""
+    if a is None or b is None or a.shape != b.shape:
+        return 1.0
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.dot(a, b)) / norm if norm > 0 else 1.0

@@ -61,6 +61,7 @@ class Condition:
     scale: float = 0.0  # pixels; the subject's box height (distance yardstick for folding)
     born: float | None = None  # when the tracker first saw the subject (a re-born identity is younger than the loss)
     details: dict[str, Any] = field(default_factory=dict)
+    embedding: np.ndarray | None = field(default=None, compare=False)  # (D,) unit appearance of the subject, if known
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class IncidentPolicy:
     max_starts_per_minute: int | None = None  # rate cap per rule; extra starts are suppressed
     update_interval_s: float = 0.0  # 0 = no `update` messages
     merge_window_s: float = 0.0  # identity-swap folding: how long a lost subject's incident waits
-    merge_distance: float = 0.0  # ... and how near (in box heights) the new subject must appear
+    merge_distance: float = 0.0  # ... and how near (in box heights, capped by the scene) the new subject must appear
 
 
 class Rule(Protocol):
@@ -181,6 +182,7 @@ class RuleBase:
             scale=box_height(track.xyxy),
             born=track.first_seen,
             details=details,
+            embedding=track.embedding,
         )
 
 

@@ -13,7 +13,9 @@ slightly, is where it came from (the direction comes from its motion away from t
 Jitter inside the band never counts, and a track counts once per crossing. A step that would
 need more than ``max_speed`` box heights per second (plus half a box height of detector jitter)
 is not a movement but the tracker jumping to somebody else: the track starts afresh at its new
-position and the step counts for no line. Each crossing is an instant incident (``start``, then
+position and the step counts for no line. A track that the tracker stops reporting keeps its
+path for ``_FORGET_AFTER_S``, so a person it re-identifies under the same id after a gap goes on
+from the side they were on. Each crossing is an instant incident (``start``, then
 ``end`` on the next processed frame) keyed by the track, so a ``cooldown_s`` holds back further
 crossings of the same object; running counts per direction are reported for dashboards.
 """
@@ -40,6 +42,7 @@ from surveil.rules.base import (
 from surveil.types import Track
 
 _JITTER_HEIGHTS = 0.5  # a step this many box heights is never a jump, however short the time
+_FORGET_AFTER_S = 10.0  # a track the tracker stopped reporting keeps its path this long (re-identified: same id)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class LineCrossingRule(RuleBase):
                     if direction in self.directions:
                         conditions.append(self._crossing(track, direction))
         alive = {t.track_id for t in tracks}
-        self._paths = {k: v for k, v in self._paths.items() if k in alive}
+        self._paths = {k: v for k, v in self._paths.items() if k in alive or ctx.now - v.last_at <= _FORGET_AFTER_S}
         return conditions
 
     def _observe(self, track: Track, now: float, a: tuple[float, float], b: tuple[float, float]) -> str | None:

@@ -37,7 +37,9 @@ class LoiteringRule(RuleBase):
         self.zone = zone.name
         self.anchor = anchor
         self.dwell_s = dwell_s
-        self._presence = ZonePresence(zone, class_ids, anchor, enter_frames, exit_frames)
+        self._presence = ZonePresence(
+            zone, class_ids, anchor, enter_frames, exit_frames, forget_after_s=policy.merge_window_s
+        )
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
         inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)

@@ -6,6 +6,11 @@ last of them *seen* (matched to a detection), and leaves after it was seen outsi
 track (``missed > 0``) but predicts it inside continues an inside run that a seen frame began; it
 never starts, ends or completes anything on its own. A missed detection is no evidence that
 somebody left, which is what keeps alerts whole at the low processed frame rates of a CPU.
+
+A track the tracker stops reporting is forgotten after ``forget_after_s`` seconds, not at once:
+a tracker that re-identifies a person after a gap gives the same id back, and that person's
+streak (when they entered, so a loitering dwell) continues where it was. The zone rules pass
+their ``merge_window_s``, the time their incident waits before it ends.
 """
 
 from __future__ import annotations
@@ -27,9 +32,19 @@ class _Streak:
 
 
 class ZonePresence:
-    def __init__(self, zone: Zone, class_ids: frozenset[int], anchor: Anchor, enter_frames: int, exit_frames: int):
-        if enter_frames < 1 or exit_frames < 1:
-            raise ValueError("enter_frames and exit_frames must be >= 1")
+    def __init__(
+        self,
+        zone: Zone,
+        class_ids: frozenset[int],
+        anchor: Anchor,
+        enter_frames: int,
+        exit_frames: int,
+        forget_after_s: float = 0.0,
+    ):
+        if enter_frames < 1 or exit_frames < 1 or forget_after_s < 0:
+            raise ValueError("enter_frames and exit_frames must be >= 1, forget_after_s >= 0")
+        self.forget_after_s = forget_after_s
+        self._gone_since: dict[int, float] = {}
         self.zone = zone
         self.class_ids = class_ids
         self.anchor = anchor
@@ -47,11 +62,18 @@ class ZonePresence:
                 self._observe(track.track_id, bool(is_inside), now)
             elif is_inside:
                 self._predicted_inside(track.track_id, now)
-        alive = {t.track_id for t in candidates}
-        for track_id in [i for i in self._streaks if i not in alive]:
-            del self._streaks[track_id]
-            self._first_inside.pop(track_id, None)
+        self._forget_gone({t.track_id for t in candidates}, now)
         return [(t, entered) for t in candidates if (entered := self._entered_at(t.track_id)) is not None]
+
+    def _forget_gone(self, alive: set[int], now: float) -> None:
+        for track_id in alive:
+            self._gone_since.pop(track_id, None)
+        for track_id in [i for i in self._streaks if i not in alive]:
+            gone = self._gone_since.setdefault(track_id, now)
+            if now - gone >= self.forget_after_s:
+                del self._streaks[track_id]
+                self._first_inside.pop(track_id, None)
+                del self._gone_since[track_id]
 
     def _observe(self, track_id: int, inside: bool, now: float) -> None:
         streak = self._streaks.setdefault(track_id, _Streak())

@@ -31,7 +31,9 @@ class ZoneIntrusionRule(RuleBase):
         self.zone = zone.name
         self.anchor = anchor
         self.schedule = schedule
-        self._presence = ZonePresence(zone, class_ids, anchor, enter_frames, exit_frames)
+        self._presence = ZonePresence(
+            zone, class_ids, anchor, enter_frames, exit_frames, forget_after_s=policy.merge_window_s
+        )
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
         inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)

@@ -57,6 +57,8 @@ class Act:
     details: Callable[[float], dict[str, Any]] = field(default=lambda t: {})
     track_id: int = 0
     born: float | None = None  # when the tracker first saw the subject (None: unknown)
+    scale: float = 50.0  # box height, pixels (the frame is 240 tall)
+    embedding: tuple[float, ...] | None = None  # appearance, when the tracker gives one
 
     def active(self, t: float) -> bool:
         return any(t0 <= t < t1 for t0, t1 in self.intervals)
@@ -71,9 +73,10 @@ class Act:
             subjects=(subject,),
             seen=self.seen(t),
             position=self.position,
-            scale=50.0,
+            scale=self.scale,
             born=self.born,
             details=self.details(t),
+            embedding=None if self.embedding is None else np.array(self.embedding) / np.linalg.norm(self.embedding),
         )
 
     def track(self, t: float) -> Track | None:
@@ -260,6 +263,41 @@ CASES = {
         [Act("a", ((1, 4),)), Act("b", ((4, 8),), position=NEAR)],
         10,
         [("start", 1, "a", 1.0), ("start", 2, "b", 4.0), ("end", 1, "a", 4.0), ("end", 2, "b", 8.0)],
+    ),
+    # a close-up: people 200 px tall in a 240-px frame; the yardstick is capped at 0.2 x 240 = 48 px (1.5 -> 72 px)
+    "no_fold_two_people_entering_a_close_up": (  # b walks in 150 px from where a was lost: 0.75 of its height
+        P(merge_window_s=3, merge_distance=1.5),
+        [Act("a", ((1, 4),), scale=200.0), Act("b", ((4.5, 8),), position=(250.0, 100.0), scale=200.0)],
+        12,
+        [("start", 1, "a", 1.0), ("start", 2, "b", 4.5), ("end", 1, "a", 4.0), ("end", 2, "b", 8.0)],
+    ),
+    "fold_one_person_flickering_in_a_close_up": (  # the same person re-born 40 px from where it was lost
+        P(merge_window_s=3, merge_distance=1.5),
+        [Act("a", ((1, 4),), scale=200.0), Act("b", ((4.5, 8),), position=(140.0, 100.0), scale=200.0)],
+        12,
+        [("start", 1, "a", 1.0), ("end", 1, "b", 8.0)],
+    ),
+    "no_fold_a_different_look": (  # near enough, but the embeddings say somebody else
+        P(merge_window_s=3, merge_distance=1.5),
+        [Act("a", ((1, 4),), embedding=(1.0, 0.0)), Act("b", ((5, 8),), position=NEAR, embedding=(0.0, 1.0))],
+        12,
+        [("start", 1, "a", 1.0), ("start", 2, "b", 5.0), ("end", 1, "a", 4.0), ("end", 2, "b", 8.0)],
+    ),
+    "fold_the_same_look": (
+        P(merge_window_s=3, merge_distance=1.5),
+        [Act("a", ((1, 4),), embedding=(1.0, 0.1)), Act("b", ((5, 8),), position=NEAR, embedding=(1.0, 0.2))],
+        12,
+        [("start", 1, "a", 1.0), ("end", 1, "b", 8.0)],
+    ),
+    "fold_into_the_most_alike_of_two_lost": (  # c is nearer a but looks like b: it continues b's incident
+        P(merge_window_s=3, merge_distance=1.5),
+        [
+            Act("a", ((1, 4),), embedding=(1.0, 0.0)),
+            Act("b", ((1, 4),), position=(150.0, 100.0), embedding=(0.0, 1.0)),
+            Act("c", ((5, 8),), position=NEAR, embedding=(0.1, 1.0)),
+        ],
+        12,
+        [("start", 1, "a", 1.0), ("start", 2, "b", 1.0), ("end", 1, "a", 4.0), ("end", 2, "c", 8.0)],
     ),
     "fold_without_position_never": (
         P(merge_window_s=3, merge_distance=1.5),

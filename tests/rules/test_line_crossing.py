@@ -1,8 +1,8 @@
 """LineCrossingRule: straddling over a short history, birth on the line, jumps, jitter, segment ends.
 
 Picture 400 x 300 pixels; people are 60 px tall (band 0.1 = 6 px), feet given in pixels. A step is
-(time s, feet x, feet y) of one track, seen (matched) unless ``missed`` is set; ``history`` is
-the tracker's record of where the track was seen before the rule first saw it (its birth).
+(time s, feet x, feet y) of one track, seen (matched) unless ``missed`` is set; frames come every
+0.5 s, and a track without a step at a frame is not reported in it; ``history`` is the tracker's record of where the track was seen before the rule first saw it (its birth).
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ def track(step: Step, first_seen: float) -> Track:
 def counts(rules: list[LineCrossingRule], steps: list[Step]) -> list[dict[str, int]]:
     first: dict[int, float] = {}
     empty = Detections.from_arrays(np.zeros((0, 4)), [], [])
-    for at in sorted({s.t for s in steps}):
+    frames = {round(k * 0.5, 6) for k in range(int(max(s.t for s in steps) / 0.5) + 1)}  # a frame every 0.5 s
+    for at in sorted(frames | {s.t for s in steps}):
         now = [s for s in steps if s.t == at]
         tracks = tuple(track(s, first.setdefault(s.track_id, s.t - 0.5 * (len(s.history) - 1))) for s in now)
         ctx = FrameContext(
@@ -169,3 +170,28 @@ def test_missed_frames_are_no_evidence_and_other_tracks_are_separate():
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gate(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        pytest.param(
+            [Step(0.0, 260, 150), Step(0.5, 230, 150), Step(3.5, 150, 150)],
+            {"westbound": 1, "eastbound": 0},
+            id="crossed-while-unreported",
+        ),
+        pytest.param(
+            [
+                Step(0.0, 260, 150),
+                Step(0.5, 230, 150),
+                Step(1.0, 170, 150),
+                Step(4.0, 150, 150, history=((260.0, 150.0), (230.0, 150.0), (170.0, 150.0), (150.0, 150.0))),
+            ],
+            {"westbound": 1, "eastbound": 0},
+            id="counted-once-when-it-comes-back",
+        ),
+    ],
+)
+def test_a_re_identified_track_goes_on_from_its_side(steps, expected):
+    """The tracker stops reporting the track for seconds and gives the same id back (re-identification)."""
+    assert counts([gate()], steps) == [expected]

@@ -79,3 +79,21 @@ def test_loitering_dwell_stops_growing_once_outside():
     assert at(0.0, IN) == [] and at(1.5, IN) == []
     assert at(2.5, OUT) == [], "outside at 2.5 s: inside for only 1.5 s"
     assert at(3.0, IN)[0].details == {"dwell_s": 3.0}, "back inside at 3 s: the run never ended (exit_frames 3)"
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "inside_on_return"),
+    [
+        pytest.param(3.0, True, id="back-within-the-grace-continues"),
+        pytest.param(6.0, False, id="back-after-the-grace-starts-afresh"),
+    ],
+)
+def test_a_re_identified_track_continues_its_streak(gap_s, inside_on_return):
+    """The tracker stops reporting a track and gives the same id back later (re-identification)."""
+    presence = ZonePresence(SQUARE, frozenset(), "bottom_center", enter_frames=2, exit_frames=1, forget_after_s=4.0)
+    for t in (0.0, 1.0):
+        presence.update([track(IN)], t, 100, 100)
+    for t in np.arange(2.0, 2.0 + gap_s):
+        assert presence.update([], float(t), 100, 100) == []
+    back = presence.update([track(IN)], 2.0 + gap_s, 100, 100)
+    assert [entered for _, entered in back] == ([0.0] if inside_on_return else [])
