@@ -9,7 +9,7 @@ import numpy as np
 from surveil.geometry import box_iou
 from surveil.types import Detections
 
-__all__ = ["detection_agreement"]
+__all__ = ["detection_agreement", "embedding_agreement"]
 
 
 def detection_agreement(
@@ -38,3 +38,21 @@ def detection_agreement(
                 best = int(np.argmax(ious))
                 matched += bool(ious[best] >= min_iou and abs(b.confidence[same][best] - score) <= max_score_diff)
     return matched, total
+
+
+def embedding_agreement(reference: Sequence[Detections], other: Sequence[Detections], min_iou: float) -> np.ndarray:
+    """The cosine similarity of the embeddings of every reference detection and its best-overlapping box of
+    the same class in ``other`` (IoU at least ``min_iou``), over all frames; both sides need embeddings."""
+    cosines: list[float] = []
+    for ref, oth in zip(reference, other):
+        if ref.embedding is None or oth.embedding is None:
+            raise ValueError("embedding_agreement needs detections with embeddings on both sides")
+        for box, cls, row in zip(ref.xyxy, ref.class_id, ref.embedding):
+            same = np.flatnonzero(oth.class_id == cls)
+            if len(same) == 0:
+                continue
+            ious = box_iou(box[None], oth.xyxy[same])[0]
+            best = int(np.argmax(ious))
+            if ious[best] >= min_iou:
+                cosines.append(float(row @ oth.embedding[same[best]]))
+    return np.asarray(cosines, np.float32)

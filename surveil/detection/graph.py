@@ -55,7 +55,10 @@ GRAPH_VERSION = 1
 INPUT_SPEC = (
     "image: float32 (1, 3, h, w) RGB, resized and normalised (sidecar: min_size/max_size, image_mean/image_std)"
 )
-OUTPUT_SPEC = "boxes (N, 4) xyxy in the resized image's pixels, labels (N,) int64 (index into labels), scores (N,)"
+OUTPUT_SPEC = (
+    "boxes (N, 4) xyxy in the resized image's pixels, labels (N,) int64 (index into labels), scores (N,), "
+    "embedding (N, D) float32 unit rows (sidecar: embedding kind and dim; absent from graphs built before it)"
+)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -101,6 +104,7 @@ class GraphSpec:
     source_sha256: str
     graph_sha256: str
     architecture: str = ""
+    embedding_kind: str | None = None  # None: a graph without the embedding output (built before issue 17)
 
     def with_input_size(self, min_size: int | None, max_size: int | None) -> GraphSpec:
         """The spec at ``detector.min_size``/``max_size`` (None = the checkpoint's own, as the torch backend)."""
@@ -165,6 +169,7 @@ def read_graph_spec(graph: str | Path, check_hash: bool = True) -> GraphSpec:
             source_sha256=str(data.get("source_sha256", "")),
             graph_sha256=str(data["graph_sha256"]),
             architecture=str(data.get("architecture", "")),
+            embedding_kind=str(data["embedding"]["kind"]) if data.get("embedding") else None,
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ModelLoadError(f"the sidecar {sidecar} is damaged ({type(exc).__name__}: {exc}); {rebuild}") from None

@@ -5,7 +5,9 @@ Needs torch and torchvision; the runtime side (:mod:`surveil.detection.graph`) d
 ``(1, 3, h, w)`` image, boxes in that image's pixels. Without the resize inside, the graph does not
 depend on ``min_size``/``max_size`` (one shipped graph serves every input size) and the resize is
 exactly the eager model's (the whole-model export rounded some output sizes one pixel short).
-BatchNorm is folded into the convolutions first (fewer nodes; the same boxes, tested).
+BatchNorm is folded into the convolutions first (fewer nodes; the same boxes, tested). A fourth
+output, ``embedding`` (N, D) unit rows, is each detection's appearance
+(:mod:`surveil.detection.embedding`, the kind named in the sidecar).
 
 The TorchScript-based exporter (``dynamo=False``) is used for the reason given in
 :mod:`surveil.detection.export`.
@@ -29,6 +31,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
 from surveil.detection.checkpoints import load_checkpoint_model, load_coco_model
+from surveil.detection.embedding import DEFAULT_KIND, box_embeddings
 from surveil.detection.graph import (
     GRAPH_FORMAT,
     GRAPH_VERSION,
@@ -49,13 +52,15 @@ DEFAULT_OPSET = 17
 
 
 class ResizedInputDetector(nn.Module):
-    """A torchvision ``GeneralizedRCNN`` from its resized, normalised input to boxes in that input's pixels."""
+    """A torchvision ``GeneralizedRCNN`` from its resized, normalised input to boxes in that input's pixels
+    (and, unless ``embedding_kind`` is None, each box's appearance embedding)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, embedding_kind: str | None = DEFAULT_KIND):
         super().__init__()
         self.model: Any = model  # a GeneralizedRCNN (untyped torchvision)
+        self.embedding_kind = embedding_kind
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         model = self.model
         image_sizes = [(image.shape[-2], image.shape[-1])]
         padded = model.transform.batch_images([image[0]], size_divisible=model.transform.size_divisible)
@@ -65,12 +70,24 @@ class ResizedInputDetector(nn.Module):
             features = OrderedDict([("0", features)])
         proposals, _ = model.rpn(images, features)
         detections, _ = model.roi_heads(features, proposals, images.image_sizes)
-        return detections[0]["boxes"], detections[0]["labels"], detections[0]["scores"]
+        boxes, labels, scores = detections[0]["boxes"], detections[0]["labels"], detections[0]["scores"]
+        if self.embedding_kind is None:
+            return boxes, labels, scores
+        rows = box_embeddings(model, features, images.tensors, [boxes], images.image_sizes, self.embedding_kind)
+        return boxes, labels, scores, rows[0]
 
 
-def export_graph(model: nn.Module, output: Path, example_hw: tuple[int, int], opset: int = DEFAULT_OPSET) -> Path:
-    """Write ``model`` (a torchvision detector in eval mode) as a :class:`ResizedInputDetector` ONNX graph."""
-    wrapper = ResizedInputDetector(model.eval()).eval()
+def export_graph(
+    model: nn.Module,
+    output: Path,
+    example_hw: tuple[int, int],
+    opset: int = DEFAULT_OPSET,
+    embedding_kind: str | None = DEFAULT_KIND,
+) -> Path:
+    """Write ``model`` (a torchvision detector in eval mode) as a :class:`ResizedInputDetector` ONNX graph
+    (``embedding_kind`` None: without the embedding output, as graphs before issue 17)."""
+    wrapper = ResizedInputDetector(model.eval(), embedding_kind).eval()
+    outputs = ["boxes", "labels", "scores"] + ([] if embedding_kind is None else ["embedding"])
     example = torch.rand(1, 3, *example_hw)
     with warnings.catch_warnings(), torch.no_grad():
         # tracing warns about every Python-side shape computation (the dynamic axes cover them)
@@ -79,8 +96,8 @@ def export_graph(model: nn.Module, output: Path, example_hw: tuple[int, int], op
         warnings.simplefilter("ignore", FutureWarning)
         torch.onnx.export(
             wrapper, (example,), str(output), dynamo=False, opset_version=opset,
-            input_names=["image"], output_names=["boxes", "labels", "scores"],
-            dynamic_axes={"image": {2: "height", 3: "width"}, **{k: {0: "detections"} for k in ("boxes", "labels", "scores")}},
+            input_names=["image"], output_names=outputs,
+            dynamic_axes={"image": {2: "height", 3: "width"}, **{k: {0: "detections"} for k in outputs}},
         )  # fmt: skip
     return output
 
@@ -113,6 +130,7 @@ def build_graph(
     try:
         export_graph(model, tmp, (side, side * 4 // 3), opset)
         sidecar = _sidecar(path, payload, transform, source_sha, file_sha256(tmp), weights, opset)
+        sidecar["embedding"] = {"kind": DEFAULT_KIND, "dim": _embedding_dim(model, DEFAULT_KIND)}
         tmp_json = sidecar_of(tmp)
         tmp_json.write_text(json.dumps(sidecar, indent=2) + "\n")
         tmp.replace(path)  # atomic: a concurrent start sees the whole file or none
@@ -122,6 +140,18 @@ def build_graph(
         sidecar_of(tmp).unlink(missing_ok=True)
     log.info("exported %s to %s in %.1f s", weights, path, time.perf_counter() - started)
     return path
+
+
+def _embedding_dim(model: Any, kind: str) -> int:
+    """D of ``kind`` for ``model``: measured on one box of a small blank input."""
+    wrapper = ResizedInputDetector(model, kind).eval()
+    images = torch.zeros(1, 3, 64, 64)
+    features = wrapper.model.backbone(images)
+    if isinstance(features, torch.Tensor):
+        features = OrderedDict([("0", features)])
+    with torch.no_grad():
+        rows = box_embeddings(model, features, images, [torch.tensor([[8.0, 8.0, 40.0, 56.0]])], [(64, 64)], kind)
+    return int(rows[0].shape[1])
 
 
 def _sidecar(

@@ -11,6 +11,11 @@ frame here too. Nothing on this path imports torch. The graph comes from, in ord
 4. exported into that cache now (about 10 s; needs torch) — else a ModelLoadError naming the fix.
 
 The post-processing (:class:`surveil.detection.protocol.DetectionFilter`) is shared with the torch backend.
+
+A graph's ``embedding`` output (each detection's appearance, for re-identification) becomes
+``Detections.embedding``. A graph built before it (no such output) still loads, with ``embedding``
+None and a warning to rebuild: a custom graph keeps detecting, and trackers ignore a missing
+embedding, so refusing it would stop a camera for a feature it can live without.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class OnnxDetector:
         self.filter = DetectionFilter(config, self.class_names, self.spec.score_thresholds)
         self.operating_thresholds = self.filter.operating_thresholds
         self.precision = "fp32"
+        self.has_embedding = False  # set when the graph is opened
         self._run = self._open_onnxruntime() if backend == "onnxruntime" else self._open_openvino()
         log.info(
             "detector ready: %s on %s (%s, %s, input %d/%d), %d classes",
@@ -86,9 +92,9 @@ class OnnxDetector:
         out = []
         for image in images:
             network_input = self.spec.preprocess(image)
-            boxes, labels, scores = self._run(network_input)
+            boxes, labels, scores, *embedding = self._run(network_input)
             boxes = self.spec.boxes_to_frame(boxes, network_input.shape[2:], image.shape[:2])
-            out.append(self.filter(boxes, scores, labels))
+            out.append(self.filter(boxes, scores, labels, embedding[0] if embedding else None))
         return out
 
     def _open_onnxruntime(self) -> Callable[[np.ndarray], tuple]:
@@ -100,8 +106,19 @@ class OnnxDetector:
         if self.config.threads:
             options.intra_op_num_threads = self.config.threads
         session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
-        names = ["boxes", "labels", "scores"]
+        names = self._output_names([output.name for output in session.get_outputs()])
         return lambda image: session.run(names, {"image": image})
+
+    def _output_names(self, available: Sequence[str]) -> list[str]:
+        """The outputs to read: the embedding too when the graph has it (else a warning to rebuild)."""
+        self.has_embedding = "embedding" in available
+        if not self.has_embedding:
+            log.warning(
+                "detector graph %s has no embedding output (built before appearance re-identification): "
+                "detections carry no embedding; rebuild it with `python -m surveil.detection.graph build <checkpoint.pt>`",
+                self.onnx_path,
+            )
+        return ["boxes", "labels", "scores"] + (["embedding"] if self.has_embedding else [])
 
     def _open_openvino(self) -> Callable[[np.ndarray], tuple]:
         import openvino as ov
@@ -125,7 +142,8 @@ class OnnxDetector:
         compiled = core.compile_model(core.read_model(str(self.onnx_path)), "CPU", properties)
         self.compiled_model = compiled  # its execution graph says which kernels ran (surveil bench)
         request = compiled.create_infer_request()
-        outputs = [compiled.output(name) for name in ("boxes", "labels", "scores")]
+        names = self._output_names([name for output in compiled.outputs for name in output.get_names()])
+        outputs = [compiled.output(name) for name in names]
 
         def run(image: np.ndarray) -> tuple:
             result = request.infer({"image": image})

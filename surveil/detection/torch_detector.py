@@ -254,7 +254,7 @@ class TorchDetector:
             features = self._features(batch)
             proposals, _ = model.rpn(batch, features)
             detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
-            detections = self._with_embeddings(features, detections, batch.image_sizes)
+            detections = self._with_embeddings(features, batch, detections)
         return model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
 
     def _features(self, batch: ImageList) -> OrderedDict[str, torch.Tensor]:
@@ -262,10 +262,11 @@ class TorchDetector:
         return OrderedDict([("0", features)]) if isinstance(features, torch.Tensor) else features
 
     def _with_embeddings(
-        self, features: dict[str, torch.Tensor], detections: list[dict[str, torch.Tensor]], sizes: list[tuple[int, int]]
+        self, features: dict[str, torch.Tensor], batch: ImageList, detections: list[dict[str, torch.Tensor]]
     ) -> list[dict[str, torch.Tensor]]:
         """Each detection dict (boxes in the network input's pixels) with its boxes' ``embedding``."""
-        rows = box_embeddings(self.model, features, [d["boxes"] for d in detections], sizes, self.embedding_kind)
+        boxes = [d["boxes"] for d in detections]
+        rows = box_embeddings(self.model, features, batch.tensors, boxes, batch.image_sizes, self.embedding_kind)
         return [{**d, "embedding": e} for d, e in zip(detections, rows)]
 
     def _run_batched(self, images: Sequence[np.ndarray]) -> list[dict[str, torch.Tensor]]:
@@ -276,7 +277,7 @@ class TorchDetector:
             features = self._features(batch)
             proposals, _ = model.rpn(batch, features)
             detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
-            detections = self._with_embeddings(features, detections, batch.image_sizes)
+            detections = self._with_embeddings(features, batch, detections)
         return model.transform.postprocess(detections, batch.image_sizes, [image.shape[:2] for image in images])
 
     def preprocess(self, images: Sequence[np.ndarray]) -> ImageList:
@@ -326,5 +327,5 @@ class TorchDetector:
                 )
                 for b, image, size in zip(boxes_per_image, images, batch.image_sizes)
             ]
-            rows = box_embeddings(model, features, boxes, batch.image_sizes, self.embedding_kind)
+            rows = box_embeddings(model, features, batch.tensors, boxes, batch.image_sizes, self.embedding_kind)
         return [r.float().cpu().numpy() for r in rows]

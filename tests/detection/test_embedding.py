@@ -69,7 +69,7 @@ def test_unit_rows_have_unit_norm(rows):
 
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="embedding kind"):
-        box_embeddings(None, {"0": torch.zeros(1, 1, 4, 4)}, [torch.zeros(0, 4)], [(4, 4)], kind="colour")
+        box_embeddings(None, {}, torch.zeros(1, 3, 4, 4), [torch.zeros(0, 4)], [(4, 4)], kind="texture")
 
 
 @pytest.fixture(scope="module")
