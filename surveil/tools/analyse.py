@@ -99,6 +99,14 @@ def check_files(videos: Sequence[str | Path]) -> list[Path]:
     return paths
 
 
+def check_sampling(every: int, offset: int) -> None:
+    """RecordingError unless ``every`` >= 1 and 0 <= ``offset`` < ``every`` (a phase of the sampling)."""
+    if every < 1:
+        raise RecordingError(f"--every must be at least 1, got {every}")
+    if not 0 <= offset < every:
+        raise RecordingError(f"--offset must be between 0 and --every - 1 ({every - 1}), got {offset}")
+
+
 # The earliest and latest --start-time: 1970 to 2100 in Unix seconds (finite, and far from float overflow).
 START_TIME_RANGE = (0.0, 4_102_444_800.0)
 
@@ -110,18 +118,19 @@ def analyse_recordings(
     *,
     camera: str | None = None,
     every: int = 1,
+    offset: int = 0,
     on_alert: Callable[[AlertUpdate], None] = lambda alert: None,
     progress: Callable[[str], None] | None = None,
     start_time: float = 0.0,
 ) -> Summary:
-    """Analyse every ``every``-th frame of each video with ``camera``'s zones and rules.
+    """Analyse every ``every``-th frame of each video, from frame ``offset`` + 1 (the sampling phase:
+    0 to ``every`` - 1), with ``camera``'s zones and rules.
 
     Alert times (``ts``) are ``start_time`` + media time. Raises RecordingError for a missing or
     unreadable file or an unknown camera (before anything is analysed, as far as it can tell)."""
     from surveil.service.pipeline import build_analyzers
 
-    if every < 1:
-        raise RecordingError(f"--every must be at least 1, got {every}")
+    check_sampling(every, offset)
     name = check_camera(config, camera)
     paths = check_files(videos)
     summary = Summary(camera=name)
@@ -138,7 +147,7 @@ def analyse_recordings(
         analyzer.on_state = state
         emit = _counting(summary, on_alert)
         media_now = 0.0
-        reader = _Reader(path, name, every, start_time)
+        reader = _Reader(path, name, every, start_time, offset)
         for frames in reader.batches(config.detector.batch_size):
             for frame, detections in zip(frames, detector.detect([f.image for f in frames])):
                 media_now = frame.ts_mono
@@ -172,10 +181,11 @@ def _counting(summary: Summary, on_alert: Callable[[AlertUpdate], None]) -> Call
 
 
 class _Reader:
-    """Batches of every ``every``-th frame of one file; seq = 1-based frame number, ts_mono = media time."""
+    """Batches of every ``every``-th frame of one file from frame ``offset`` + 1; seq = 1-based frame
+    number, ts_mono = media time (the frames skipped before the offset still count)."""
 
-    def __init__(self, path: Path, camera: str, every: int, start_time: float):
-        self.path, self.camera, self.every, self.start_time = path, camera, every, start_time
+    def __init__(self, path: Path, camera: str, every: int, start_time: float, offset: int = 0):
+        self.path, self.camera, self.every, self.start_time, self.offset = path, camera, every, start_time, offset
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise RecordingError(f"cannot open {path} as a video")
@@ -188,7 +198,7 @@ class _Reader:
             batch: list[Frame] = []
             while self.capture.grab():
                 self.read += 1
-                if (self.read - 1) % self.every:
+                if self.read - 1 < self.offset or (self.read - 1 - self.offset) % self.every:
                     continue
                 ok, image = self.capture.retrieve()
                 if not ok or image is None:
@@ -255,6 +265,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--camera", help="whose zones and rules apply (default: the first enabled camera)")
     parser.add_argument("--every", type=int, default=1, metavar="K", help="analyse every K-th frame (default 1: all)")
     parser.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        metavar="P",
+        help="sampling phase with --every: start at frame P + 1, 0 <= P < K (default 0: frames 1, K+1, 2K+1, ...)",
+    )
+    parser.add_argument(
         "--out",
         default="alerts.jsonl",
         help="alerts as JSON lines, one message per line (default: alerts.jsonl; replaced)",
@@ -295,8 +312,7 @@ def main(args) -> int:
         check_camera(config, args.camera)
         check_files(args.videos)
         check_output(args.out, args.videos, "--out")
-        if args.every < 1:
-            raise RecordingError(f"--every must be at least 1, got {args.every}")
+        check_sampling(args.every, args.offset)
     except (ConfigError, RecordingError, InputPathError) as exc:
         print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return 2
@@ -316,6 +332,7 @@ def main(args) -> int:
                 detector,
                 camera=args.camera,
                 every=args.every,
+                offset=args.offset,
                 on_alert=write,
                 progress=progress,
                 start_time=args.start_time,
