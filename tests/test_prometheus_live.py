@@ -5,11 +5,16 @@
   clip, scripted detector, real mosquitto); every expression of docs/grafana/surveil.json and of
   docs/prometheus/surveil-rules.yml is evaluated through its HTTP API and must return data. Alert
   conditions are evaluated as `bool` comparisons (every series there, whether or not it fires), so a
-  misspelt metric or a label that is never exported fails the test.
+  misspelt metric or a label that is never exported fails the test. Dashboard variables take
+  Grafana's "All" value.
+- The shipped rules (only their `for:` cut to 2 s) on a live Prometheus scraping a daemon whose
+  10 fps camera, without fps_limit, meets a detector that manages 1 frame a second and no broker:
+  the processed-fps, drop-ratio and MQTT rules reach `firing` (GET /api/v1/alerts).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -17,6 +22,7 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,7 +49,17 @@ def tool(name: str) -> str:
 
 def dashboard_expressions() -> list[tuple[str, str]]:
     panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [(panel["title"], target["expr"]) for panel in panels for target in panel["targets"]]
+    every = {"$job": ".+", "$instance": ".+", "$camera": ".+"}  # Grafana's "All" (allValue)
+    return [
+        (
+            panel["title"],
+            COMPARISON.sub(
+                lambda m: f"{m.group(1)} bool ", re.sub(r"\$\w+", lambda v: every[v.group(0)], target["expr"])
+            ),
+        )
+        for panel in panels
+        for target in panel["targets"]
+    ]
 
 
 def rule_expressions() -> list[tuple[str, str]]:
@@ -85,7 +101,8 @@ def test_dashboard_is_importable_grafana_json() -> None:
     assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dashboard["panels"])
 
 
-def daemon_config(clip: Path, broker, tmp_path: Path) -> Config:
+def daemon_config(clip: Path, broker, tmp_path: Path, fps_limit: int | None = 10, batch_size: int = 2) -> Config:
+    host, port = (broker.host, broker.port) if broker is not None else ("127.0.0.1", free_port())
     return Config.model_validate(
         {
             "cameras": [
@@ -94,7 +111,7 @@ def daemon_config(clip: Path, broker, tmp_path: Path) -> Config:
                     "url": str(clip),
                     "realtime": True,
                     "loop": True,
-                    "fps_limit": 10,
+                    "fps_limit": fps_limit,
                     "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
                     "lines": [
                         {"name": "middle", "a": [0.5, 0.0], "b": [0.5, 1.0], "forward": "east", "backward": "west"}
@@ -106,10 +123,10 @@ def daemon_config(clip: Path, broker, tmp_path: Path) -> Config:
                     ],
                 }
             ],
-            "detector": {"batch_size": 2, "max_wait_ms": 10},
+            "detector": {"batch_size": batch_size, "max_wait_ms": 10},
             "mqtt": {
-                "host": broker.host,
-                "port": broker.port,
+                "host": host,
+                "port": port,
                 "instance": "prom",
                 "topic_prefix": "prom",
                 "spool_path": str(tmp_path / "spool.sqlite3"),
@@ -127,27 +144,23 @@ def query(port: int, expr: str) -> list[dict]:
     return body["data"]["result"]
 
 
-@pytest.mark.slow
-def test_every_dashboard_and_rule_expression_returns_data_from_a_live_daemon(tmp_path, mosquitto_broker) -> None:
+@contextlib.contextmanager
+def live_prometheus(tmp_path: Path, metrics_port: int, rules: Path, job: str) -> Iterator[int]:
+    """The real Prometheus (1 s scrapes and evaluations, its own storage) scraping one daemon; yields its port."""
     prometheus = tool("prometheus")
-    clip = make_scene_clip(tmp_path / "scene.mp4")
-    with RunningDaemon(daemon_config(clip.path, mosquitto_broker, tmp_path), BlobDetector()) as running:
-        port = free_port()
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "rule_files": [str(RULES)],
-                    "scrape_configs": [
-                        {
-                            "job_name": "surveil",
-                            "static_configs": [{"targets": [f"127.0.0.1:{running.daemon.metrics_port}"]}],
-                        }
-                    ],
-                }
-            )
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "rule_files": [str(rules)],
+                "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
+            }
         )
+    )
+    log = tmp_path / "prometheus.log"
+    with open(log, "w") as stderr:
         server = subprocess.Popen(
             [
                 prometheus,
@@ -156,29 +169,95 @@ def test_every_dashboard_and_rule_expression_returns_data_from_a_live_daemon(tmp
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
             stdout=subprocess.DEVNULL,
-            stderr=open(tmp_path / "prometheus.log", "w"),  # noqa: SIM115
+            stderr=stderr,
         )
         try:
 
             def scraped() -> bool:
                 try:
-                    return (
-                        len(query(port, "surveil_frames_processed_total")) > 0
-                        and len(query(port, "rate(surveil_frames_processed_total[1m]) > 0")) > 0
-                    )
+                    return len(query(port, "rate(surveil_frames_processed_total[1m]) > 0")) > 0
                 except OSError:
                     return False
 
-            assert wait_until(scraped, 60, interval=0.5), (tmp_path / "prometheus.log").read_text()[-2000:]
-            time.sleep(4)  # a few more scrapes for rate() and deriv-style windows
-            expressions = dashboard_expressions() + rule_expressions()
-            empty = [(name, expr) for name, expr in expressions if not query(port, expr)]
-            rules = query(
-                port, "ALERTS"
-            )  # the rules loaded and evaluated (none should fire on a healthy daemon but spool ones)
+            assert wait_until(scraped, 60, interval=0.5), log.read_text()[-2000:]
+            yield port
         finally:
             server.terminate()
             server.wait(10)
+
+
+@pytest.mark.slow
+def test_every_dashboard_and_rule_expression_returns_data_from_a_live_daemon(tmp_path, mosquitto_broker) -> None:
+    clip = make_scene_clip(tmp_path / "scene.mp4")
+    with RunningDaemon(daemon_config(clip.path, mosquitto_broker, tmp_path), BlobDetector()) as running:
+        assert running.daemon.metrics_port is not None
+        with live_prometheus(tmp_path, running.daemon.metrics_port, RULES, "surveil") as port:
+            time.sleep(4)  # a few more scrapes for rate() and deriv-style windows
+            expressions = dashboard_expressions() + rule_expressions()
+            empty = [(name, expr) for name, expr in expressions if not query(port, expr)]
+            rules = query(port, "ALERTS")  # none should fire on a healthy daemon
     assert not empty, "expressions that return nothing:\n" + "\n".join(f"{name}: {expr}" for name, expr in empty)
     firing = {r["metric"]["alertname"] for r in rules if r["metric"].get("alertstate") == "firing"}
     assert not firing, firing
+
+
+class SlowBlobDetector(BlobDetector):
+    """BlobDetector that takes ``seconds`` per batch: a detector too slow for its camera."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def detect(self, images):
+        time.sleep(self.seconds)
+        return super().detect(images)
+
+
+def shipped_rules_with_short_for(path: Path) -> Path:
+    """The shipped rules, expressions, labels and annotations unchanged, with each `for:` cut to 2 s
+    (a test cannot wait 10 minutes; promtool's unit tests check the real durations)."""
+    groups = yaml.safe_load(RULES.read_text())
+    for group in groups["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "2s"
+    path.write_text(yaml.safe_dump(groups, sort_keys=False))
+    return path
+
+
+def alerts(port: int) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alerts", timeout=10) as response:
+        body = json.loads(response.read())
+    assert body["status"] == "success", body
+    return body["data"]["alerts"]
+
+
+STARVED_EXPECTED = {"SurveilCameraProcessedFpsLow", "SurveilCameraFramesDropped", "SurveilMqttDisconnected"}
+
+
+@pytest.mark.slow
+def test_shipped_rules_fire_for_a_starved_camera_without_fps_limit(tmp_path, capsys) -> None:
+    """The demo's situation: a 10 fps file camera, no fps_limit, a detector that manages 1 frame a second,
+    and no broker. The PodMonitor-style job name shows that no rule depends on the job."""
+    clip = make_scene_clip(tmp_path / "scene.mp4")
+    config = daemon_config(clip.path, None, tmp_path, fps_limit=None, batch_size=1)
+    rules = shipped_rules_with_short_for(tmp_path / "surveil-rules.yml")
+    with RunningDaemon(config, SlowBlobDetector(1.0)) as running:
+        assert running.daemon.metrics_port is not None
+        with live_prometheus(tmp_path, running.daemon.metrics_port, rules, "surveil/surveil") as port:
+
+            def firing() -> set[str]:
+                return {a["labels"]["alertname"] for a in alerts(port) if a["state"] == "firing"}
+
+            wait_until(lambda: firing() >= STARVED_EXPECTED, 90, interval=1)
+            fired = alerts(port)
+    with capsys.disabled():
+        print("\nalerts on the starved camera (shipped rules, for: 2s):")
+        for alert in sorted(fired, key=lambda a: a["labels"]["alertname"]):
+            labels = alert["labels"]
+            print(
+                f"  {alert['state']:8} {labels['alertname']:30} {labels.get('camera', '')} {alert['annotations']['summary']}"
+            )
+    states = {a["labels"]["alertname"]: a["state"] for a in fired}
+    assert {name: states.get(name) for name in STARVED_EXPECTED} == dict.fromkeys(STARVED_EXPECTED, "firing")
+    assert all(a["labels"]["job"] == "surveil/surveil" for a in fired)

@@ -182,6 +182,8 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        for stage in ("detect", "analyse", "sink"):  # at 0 from the start: a dashboard shows zeros, not gaps
+            self.stage_errors.labels(stage)
         self.analysis_errors = Counter(
             "surveil_analysis_errors_total",
             "Frames or status checks of a camera whose analysis (tracker, rules) raised.",
