@@ -3,9 +3,10 @@
     .venv/bin/python -m bench.pets_detections [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--runtime torch]
 
 Detections go down to the detector's low score floor (what the daemon's tracker sees), together
-with the per-class operating thresholds. The cache (``var/cache/``) is keyed by the checkpoint's
-SHA-256, the input size, the floor and the runtime (``--runtime``: torch, the model as trained, or
-openvino-fp32 / openvino-bf16, the daemon's CPU backends), so a new model or setting is never served stale results.
+with the per-class operating thresholds and each detection's appearance embedding (issue 17). The
+cache (``var/cache/``) is keyed by the checkpoint's SHA-256, the input size, the floor, the runtime
+(``--runtime``: torch, the model as trained, or openvino-fp32 / openvino-bf16, the daemon's CPU
+backends) and the embedding kind, so a new model or setting is never served stale results.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from surveil.config import DetectorConfig
+from surveil.detection.embedding import DEFAULT_KIND
 from surveil.evaluation.surveillance import PETS_VIDEO
 from surveil.types import Detections
 from surveil.video.clips import read_clip
@@ -29,7 +31,7 @@ RUNTIMES = ("torch", "openvino-fp32", "openvino-bf16")
 def cache_path(weights: Path, min_size: int, floor: float, runtime: str = "torch") -> Path:
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
     tag = "" if runtime == "torch" else f"-{runtime}"
-    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}.npz"
+    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}-emb-{DEFAULT_KIND}.npz"
 
 
 def pets_detections(
@@ -44,10 +46,12 @@ def pets_detections(
         _compute(weights, shared, min_size, floor, threads, path, runtime)
     data = np.load(path, allow_pickle=False)
     numbers, boxes, scores, classes = data["frame"], data["xyxy"], data["confidence"], data["class_id"]
-    out = {int(n): Detections.from_arrays(np.zeros((0, 4)), [], []) for n in range(1, int(data["frames"]) + 1)}
+    embedding = data["embedding"]
+    empty = Detections.from_arrays(np.zeros((0, 4)), [], [], np.zeros((0, embedding.shape[1])))
+    out = dict.fromkeys(range(1, int(data["frames"]) + 1), empty)
     for n in np.unique(numbers):
         mask = numbers == n
-        out[int(n)] = Detections.from_arrays(boxes[mask], scores[mask], classes[mask])
+        out[int(n)] = Detections.from_arrays(boxes[mask], scores[mask], classes[mask], embedding[mask])
     return out, data["thresholds"], [str(x) for x in data["class_names"]]
 
 
@@ -82,9 +86,16 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
         xyxy=np.concatenate([d.xyxy for _, d in rows]),
         confidence=np.concatenate([d.confidence for _, d in rows]),
         class_id=np.concatenate([d.class_id for _, d in rows]),
+        embedding=np.concatenate([_embedding(d) for _, d in rows]),
         thresholds=detector.operating_thresholds,
         class_names=np.array(detector.class_names),
     )
+
+
+def _embedding(detections: Detections) -> np.ndarray:
+    if detections.embedding is None:
+        raise SystemExit("the detector gave no embeddings: rebuild its graph (python -m surveil.detection.graph build)")
+    return detections.embedding
 
 
 def main() -> None:

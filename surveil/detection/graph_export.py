@@ -107,9 +107,11 @@ def build_graph(
     output: str | Path | None = None,
     opset: int = DEFAULT_OPSET,
     architecture: str | None = None,
+    embedding_kind: str | None = DEFAULT_KIND,
 ) -> Path:
     """Export checkpoint ``weights`` (or ``coco`` with ``architecture``) to ``output`` (default: beside it,
-    suffix .onnx) and write the sidecar; returns the graph's path. Written atomically."""
+    suffix .onnx) and write the sidecar; returns the graph's path. Written atomically. ``embedding_kind``
+    None: without the embedding output (what it costs: bench/embedding_cost.py)."""
     started = time.perf_counter()
     if str(weights) == "coco":
         if architecture is None:
@@ -128,9 +130,10 @@ def build_graph(
     side = int(transform.min_size[-1])
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.onnx")
     try:
-        export_graph(model, tmp, (side, side * 4 // 3), opset)
+        export_graph(model, tmp, (side, side * 4 // 3), opset, embedding_kind)
         sidecar = _sidecar(path, payload, transform, source_sha, file_sha256(tmp), weights, opset)
-        sidecar["embedding"] = {"kind": DEFAULT_KIND, "dim": _embedding_dim(model, DEFAULT_KIND)}
+        if embedding_kind is not None:
+            sidecar["embedding"] = {"kind": embedding_kind, "dim": _embedding_dim(model, embedding_kind)}
         tmp_json = sidecar_of(tmp)
         tmp_json.write_text(json.dumps(sidecar, indent=2) + "\n")
         tmp.replace(path)  # atomic: a concurrent start sees the whole file or none

@@ -114,6 +114,7 @@ class TorchDetector:
 
     Every detection carries an appearance embedding (``embedding_kind``, see
     :mod:`surveil.detection.embedding`) on both paths; :meth:`embed_boxes` embeds given boxes.
+    ``embedding_kind=None`` leaves it out (bench/embedding_cost.py measures what it costs).
     """
 
     def __init__(
@@ -123,9 +124,9 @@ class TorchDetector:
         batched: bool | None = None,
         channels_last: bool | None = None,
         input_channels_last: bool = True,
-        embedding_kind: str = DEFAULT_KIND,
+        embedding_kind: str | None = DEFAULT_KIND,
     ):
-        if embedding_kind not in EMBEDDING_KINDS:
+        if embedding_kind is not None and embedding_kind not in EMBEDDING_KINDS:
             raise ValueError(f"embedding_kind must be one of {EMBEDDING_KINDS}, got {embedding_kind!r}")
         self.embedding_kind = embedding_kind
         self.config = config
@@ -265,6 +266,8 @@ class TorchDetector:
         self, features: dict[str, torch.Tensor], batch: ImageList, detections: list[dict[str, torch.Tensor]]
     ) -> list[dict[str, torch.Tensor]]:
         """Each detection dict (boxes in the network input's pixels) with its boxes' ``embedding``."""
+        if self.embedding_kind is None:
+            return detections
         boxes = [d["boxes"] for d in detections]
         rows = box_embeddings(self.model, features, batch.tensors, boxes, batch.image_sizes, self.embedding_kind)
         return [{**d, "embedding": e} for d, e in zip(detections, rows)]
@@ -312,6 +315,8 @@ class TorchDetector:
             raise ValueError(f"{len(images)} images but {len(boxes_per_image)} box arrays")
         if not isinstance(self.model, GeneralizedRCNN):
             raise ValueError(f"embed_boxes needs a torchvision Faster R-CNN, not {type(self.model).__name__}")
+        if self.embedding_kind is None:
+            raise ValueError("embed_boxes on a detector made with embedding_kind=None")
         if not images:
             return []
         model: Any = self.model
