@@ -28,17 +28,40 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    from surveil.config.first_run import first_run_problems
+    from surveil.config.loader import load_config_tree
+
     status = 0
     for file in args.file:
         try:
-            config = load_config(file)
+            config, tree = load_config_tree(file)
         except ConfigError as exc:
             print(f"surveil: {redact(str(exc))}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        problems = first_run_problems(config, tree, _checkpoint_labels)
+        if problems:
+            print(
+                f"surveil: {file}: would not start or would never alert ({len(problems)} problem(s)):", file=sys.stderr
+            )
+            print(redact("\n".join(f"  {p}" for p in problems)), file=sys.stderr)
             status = EXIT_USAGE
             continue
         zones = sum(len(c.zones) for c in config.cameras)
         print(f"{file}: OK ({len(config.cameras)} camera(s), {len(config.enabled_cameras)} enabled, {zones} zone(s))")
     return status
+
+
+def _checkpoint_labels(weights: str) -> list[str] | None:
+    """A checkpoint's class names when PyTorch can read it here (check-config's fallback when no graph sidecar ships)."""
+    try:
+        from surveil.detection.checkpoints import read_checkpoint
+    except ImportError:  # a torch-free runtime install
+        return None
+    try:
+        return list(read_checkpoint(weights)["labels"])
+    except Exception:  # check-config reports what it can; `surveil run` names an unreadable checkpoint
+        return None
 
 
 def _cmd_shards(args: argparse.Namespace) -> int:

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from surveil.config.inputs import InputPathError, open_regular_file
+from surveil.config.placeholders import placeholder_options
 from surveil.config.schema import Config
 from surveil.redact import redact, secret_value, url_secrets
 from surveil.redact import remember as redact_remember
@@ -46,6 +50,7 @@ _SECRET_FIELDS = re.compile(
 # A value that looks like it carries credentials (a URL, ``user:pw@host``) is never echoed, whatever the option.
 _SECRET_LOOKING = re.compile(r"(?i)(://|@|\b(pass(word)?|pwd|token|secret|key|auth)\s*[=:])")
 _USERINFO = re.compile(r"[^\s'\"/@]*:[^\s'\"/@]*@")
+_NO_TYPE = FieldInfo(annotation=None)
 
 
 def substitute_env(value: str, environ: Mapping[str, str] | None = None, line: int | None = None) -> str:
@@ -74,9 +79,15 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
     """Read, parse, substitute and validate a config file; relative paths become absolute.
 
     Raises ConfigError with a message naming the file, the YAML line, the field and what was
-    expected, for every input (see the budgets above); the secrets of a valid config are
-    handed to :mod:`surveil.redact`.
+    expected, for every input (see the budgets above), and for a secret left at an example's
+    placeholder (surveil.config.placeholders); the secrets of a valid config are handed to
+    :mod:`surveil.redact`.
     """
+    return load_config_tree(path, environ)[0]
+
+
+def load_config_tree(path: str | Path, environ: Mapping[str, str] | None = None) -> tuple[Config, yaml.Node]:
+    """:func:`load_config`, and the YAML node tree it came from (for line numbers: :func:`line_of`)."""
     path = Path(path)
     env = os.environ if environ is None else environ
     try:
@@ -88,6 +99,7 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
         data = _construct(root)
         config = Config.model_validate(data)
         config = resolve_paths(config, path.resolve().parent, env.get("STATE_DIRECTORY"))
+        _refuse_placeholders(config, root)
     except ConfigError as exc:
         raise ConfigError(f"{path}{'' if str(exc).startswith(':') else ': '}{exc}") from None
     except ValidationError as exc:
@@ -100,7 +112,23 @@ def load_config(path: str | Path, environ: dict[str, str] | None = None) -> Conf
             f"{path}: cannot be validated ({type(exc).__name__}: {redact(str(exc))[:200]}); please report this"
         ) from None
     redact_remember(config_secrets(config))
-    return config
+    return config, root
+
+
+def _refuse_placeholders(config: Config, root: yaml.Node) -> None:
+    found = placeholder_options(config)
+    if found:
+        where = "\n".join(f"  line {_line_of(root, loc)}: {_dotted(loc)}" for loc in found)
+        raise ConfigError(
+            f"still the example's placeholder secret (surveil.config.placeholders), refused:\n{where}\n"
+            "  set real ones: the ${VAR}s these options name come from the environment "
+            "(/etc/surveil/surveil.env, the Secret surveil-credentials)"
+        )
+
+
+def line_of(root: yaml.Node, loc: tuple[str | int, ...]) -> int | None:
+    """1-based line of the option at ``loc`` (``("cameras", 0, "url")``) in a tree from :func:`load_config_tree`."""
+    return _line_of(root, loc)
 
 
 def _read_text(path: Path) -> str:
@@ -262,13 +290,18 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
     errors = exc.errors(include_url=False)
     lines = [f"{path}: invalid configuration ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
     for error in errors[:MAX_ERRORS_SHOWN]:
-        loc = tuple(error["loc"])
+        loc = _rule_loc(root, tuple(error["loc"]), error["msg"])
         field = _dotted(loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"line {line}: " if line else ""
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown option (check the spelling; see docs/config.md for the options)"
+            hint = _did_you_mean(str(loc[-1]), _options_at(loc[:-1]))
+            message = f"unknown option{hint or ' (check the spelling; see docs/config.md for the options)'}"
+        elif error["type"] == "union_tag_invalid":
+            got_tag = str(error.get("ctx", {}).get("tag", ""))
+            tags = [t.strip(" '") for t in str(error.get("ctx", {}).get("expected_tags", "")).split(",")]
+            message = f"unknown type {got_tag!r}{_did_you_mean(got_tag, tags)}; the types: {', '.join(tags)}"
         elif error["type"] == "missing":
             message = "required option is missing"
         got = error.get("input")
@@ -282,6 +315,73 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
     if len(errors) > MAX_ERRORS_SHOWN:
         lines.append(f"  ... and {len(errors) - MAX_ERRORS_SHOWN} more")
     return "\n".join(lines)
+
+
+_RULE_MESSAGE = re.compile(r"\brule (\S+): no (zone|line) named ")
+
+
+def _rule_loc(root: yaml.Node | None, loc: tuple[Any, ...], message: str) -> tuple[Any, ...]:
+    """A camera-level error about one of its rules (an unknown zone or line) belongs at that rule's
+    ``zone:``/``line:`` option: ``("cameras", 0)`` becomes ``("cameras", 0, "rules", 2, "zone")``."""
+    match = _RULE_MESSAGE.search(message)
+    if not (match and len(loc) == 2 and loc[0] == "cameras" and isinstance(loc[1], int) and root is not None):
+        return loc
+    rules = _node_at(root, (*loc, "rules"))
+    if not isinstance(rules, yaml.SequenceNode):
+        return loc
+    for index, rule in enumerate(rules.value):
+        if isinstance(rule, yaml.MappingNode) and any(
+            k.value == "id" and getattr(v, "value", None) == match.group(1) for k, v in rule.value
+        ):
+            return (*loc, "rules", index, match.group(2))
+    return loc
+
+
+def _node_at(node: yaml.Node, loc: tuple[Any, ...]) -> yaml.Node | None:
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            found = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            found = node.value[part]
+        else:
+            found = None
+        if found is None:
+            return None
+        node = found
+    return node
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through Optional, unions, lists, dicts, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+    if typing.get_origin(annotation) is dict:
+        args = args[1:]
+    return [model for arg in args for model in _models_in(arg)]
+
+
+def _options_at(loc: tuple[Any, ...]) -> list[str]:
+    """The option names of the section at ``loc`` (``("cameras", 0, "rules", 1, "loitering")``); [] if unknown."""
+    models: list[type[BaseModel]] = [Config]
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list index: the models are already the items'
+        by_tag = [m for m in models if part in typing.get_args(m.model_fields.get("type", _NO_TYPE).annotation)]
+        if by_tag:  # a tagged union's member (pydantic puts the tag in the location)
+            models = by_tag
+            continue
+        models = [
+            m for model in models if part in model.model_fields for m in _models_in(model.model_fields[part].annotation)
+        ]
+        if not models:
+            return []
+    return sorted({name for model in models for name in model.model_fields})
 
 
 def _may_be_secret(field: str, value: object) -> bool:

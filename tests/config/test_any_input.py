@@ -80,6 +80,7 @@ def _write(folder: Path, name: str, data: bytes) -> Path:
 def test_every_input_exits_0_or_2_with_a_message(tmp_path):
     """All files through one real `check-config` run; each gets its own verdict and message."""
     paths = {case_id: _write(tmp_path, case_id, data) for case_id, data, _, _ in INPUTS}
+    (tmp_path / "x.mp4").touch()  # check-config requires a file camera's video to exist
     paths["a-folder"] = tmp_path / "folder.yaml"
     paths["a-folder"].mkdir()
     paths["missing"] = tmp_path / "missing.yaml"

@@ -123,6 +123,7 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 def hostile_files(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("hostile")
+    (folder / "x.mp4").touch()  # check-config requires a file camera's video to exist
     files = {}
     for case_id, make, _, _ in HOSTILE:
         files[case_id] = folder / f"{case_id}.yaml"

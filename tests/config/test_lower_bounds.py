@@ -70,6 +70,7 @@ def test_every_lower_bound_is_accepted_by_check_config(tmp_path):
         path = tmp_path / f"{index:03d}-{name}.yaml"
         path.write_text(yaml.safe_dump(wrap({name: low})))
         files[path] = (label, name, low)
+    (tmp_path / "x.mp4").touch()  # check-config requires a file camera's video to exist
     result = check_config(*files)
     for path, (label, name, low) in files.items():
         assert "OK" in result.message_for(path), f"{label}.{name}={low}: {result.message_for(path)}"

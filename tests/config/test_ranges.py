@@ -144,6 +144,7 @@ def test_upper_bounds_are_accepted(tmp_path):
         path = tmp_path / f"{index:03d}-{name}.yaml"
         path.write_text(yaml.safe_dump(wrap({name: high})))
         files[path] = (label, name, high)
+    (tmp_path / "x.mp4").touch()  # check-config requires a file camera's video to exist
     result = check_config(*files)
     for path, (label, name, high) in files.items():
         assert "OK" in result.message_for(path), f"{label}.{name}={high}: {result.message_for(path)}"

@@ -58,10 +58,11 @@ def test_good_config_loads_with_env_and_relative_paths(tmp_path):
 
 
 def test_shipped_configs_are_valid():
+    passwords = {"GATE_PASSWORD": "gate-pw-7", "BACKYARD_PASSWORD": "yard-pw-9"}  # site-example's ${VAR}s
     for path in sorted((REPO / "configs").glob("*.yaml")):
         if path.name.startswith("train"):
             continue
-        load_config(path, environ={})
+        load_config(path, environ=passwords)
 
 
 RULES = "cameras:\n  - name: a\n    url: x.mp4\n    zones:\n      - {name: z, polygon: [[0, 0], [1, 0], [1, 1]]}\n    rules:\n"
@@ -195,6 +196,8 @@ def test_check_config_command_exits_2_without_traceback(tmp_path, text, expected
 
 def test_check_config_command_accepts_good_file(tmp_path):
     path = write(tmp_path, GOOD)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "lobby.mp4").touch()  # check-config requires a file camera's video to exist
     result = subprocess.run(
         [sys.executable, "-m", "surveil", "check-config", str(path)],
         capture_output=True,
