@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.pets_detections import pets_detections
 from bench.zone_alerts_pets import FPS, FRAMES, REPO, H, W, gt_frames
 from surveil.analysis.analyzer import build_analyzer
 from surveil.config import load_config
@@ -85,6 +84,8 @@ def main() -> None:
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--step", type=int, default=5)
     args = parser.parse_args()
+    from bench.pets_detections import pets_detections  # here: the truth helpers above serve other benches too
+
     camera = load_config(REPO / "configs/demo.yaml", environ={}).cameras[0]
     line = camera.lines[0]
     loiter = next(r for r in camera.rules if r.type == "loitering")

@@ -15,11 +15,17 @@ Geometry: the demo's (configs/demo.yaml) and our own, written down here before a
 measured (not moved after): three more lines, two of them ending at the frame border, one more
 intrusion zone and two loitering areas with an 8-s dwell.
 
+The last row of each table is the analyser's own time (tracker, every rule scored here, incident
+book; no detector) in ms per processed frame, before and after in turn on this shared machine: a
+ratio to read with the load printed beside it, not a speed figure.
+
 Truth, from the ground-truth tracks on the same processed frames:
 - line crossings: per person, consecutive processed feet positions straddle the segment;
 - zone intrusions: bench/zone_alerts_pets.py's visits (its recall, duplicates, false alerts);
-- loitering: people whose feet stay in the zone for ``dwell_s`` (bench/demo_rules_pets.py); a
-  loitering start is attributed to the person its box overlaps best (IoU >= 0.5).
+- loitering: the zone visits (as for intrusions, with the loitering rule's ``min_frames`` and
+  ``exit_frames``; a return is a new visit, as the rule's dwell clock restarts) that last ``dwell_s`` from the first frame inside to the
+  last; a start is attributed to the person its box overlaps best (IoU >= 0.5) and to that
+  person's stay; found = stays with a start, duplicates = further starts for a stay, false = the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections import Counter
+import time
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +62,12 @@ LOITERING = {
 SHIPPED = ("models/pedestrian-mnv2-s8.pt", 360)
 
 
-def camera_config():
-    """The demo camera with our geometry added and only the rules scored here."""
+def camera_config(path: Path = REPO / "configs/demo.yaml"):
+    """The demo camera with our geometry added and only the rules scored here, and the demo's tracker."""
     from surveil.config import load_config
 
-    camera = load_config(REPO / "configs/demo.yaml", environ={}).cameras[0]
+    config = load_config(path, environ={})
+    camera = config.cameras[0]
     zone_type, line_type = type(camera.zones[0]), type(camera.lines[0])
     known = {z.name for z in camera.zones}
     zones = [
@@ -82,9 +89,7 @@ def camera_config():
     rules += [
         template["line_crossing"].model_copy(update={"id": f"{ln.name}-crossing", "line": ln.name}) for ln in lines
     ]
-    return camera.model_copy(update={"zones": zones, "lines": lines, "rules": rules}), load_config(
-        REPO / "configs/demo.yaml", environ={}
-    ).tracker
+    return camera.model_copy(update={"zones": zones, "lines": lines, "rules": rules}), config.tracker
 
 
 def replay(camera, tracker, detections_at, thresholds, names, frames):
@@ -95,17 +100,22 @@ def replay(camera, tracker, detections_at, thresholds, names, frames):
 
     analyzer = build_analyzer(camera, tracker, names, operating_thresholds=thresholds)
     updates = []
+    busy = 0.0
     for number in frames:
         t = number / FPS
         frame = Frame(camera.name, number, t, 1_700_000_000.0 + t, BLANK)
-        updates += [(number, u) for u in analyzer.process(analyzer.context(frame, detections_at(number)))]
+        detections = detections_at(number)
+        started = time.perf_counter()
+        found = analyzer.process(analyzer.context(frame, detections))
+        busy += time.perf_counter() - started
+        updates += [(number, u) for u in found]
     counts = {r.name: dict(r.values) for rule in analyzer.rules for r in rule.state() if r.kind == "lines"}
-    return updates, counts
+    return updates, counts, 1000 * busy / max(len(frames), 1)
 
 
 def score_phase(camera, gt, updates, counts, frames) -> dict[str, float]:
-    from bench.demo_rules_pets import gt_crossings, gt_loiterers
-    from bench.zone_alerts_pets import FPS, Start, person_at_start, score, visits
+    from bench.demo_rules_pets import gt_crossings
+    from bench.zone_alerts_pets import FPS, Start, score, visits
 
     out: dict[str, float] = {}
     for line in camera.lines:
@@ -128,22 +138,38 @@ def score_phase(camera, gt, updates, counts, frames) -> dict[str, float]:
             f"zone {rule.zone} false": s.false,
         }
     for rule in (r for r in camera.rules if r.type == "loitering"):
-        truth = gt_loiterers(gt, frames, zones[rule.zone], rule.dwell_s)
-        people = Counter()
-        false = 0
-        for n, u in updates:
-            if u.rule == rule.id and u.phase == "start":
-                person = person_at_start(Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), 0), gt)
-                if person in truth:
-                    people[person] += 1
-                else:
-                    false += 1
+        one = camera.model_copy(update={"zones": [zones[rule.zone]], "rules": [rule]})
+        stays = loitering_stays(gt, frames, one)
+        starts = [
+            Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), 0)
+            for n, u in updates
+            if u.rule == rule.id and u.phase == "start"
+        ]
+        s = score(stays, starts, gt, merge_frames=int(rule.merge_window_s * FPS))
         out |= {
-            f"loiter {rule.id} stays": len(truth),
-            f"loiter {rule.id} found": len(people),
-            f"loiter {rule.id} duplicates": sum(n - 1 for n in people.values()),
-            f"loiter {rule.id} false": false,
+            f"loiter {rule.id} stays": s.visits,
+            f"loiter {rule.id} found": s.hit,
+            f"loiter {rule.id} duplicates": s.duplicates,
+            f"loiter {rule.id} false": s.false,
         }
+    return out
+
+
+def loitering_stays(gt, frames: list[int], camera) -> list[tuple[int, str, int, int]]:
+    """The zone visits (bench/zone_alerts_pets.py: entering after ``min_frames``, leaving after ``exit_frames``
+    processed frames; a return is a new visit, as the rule's dwell clock restarts) that last ``dwell_s`` from
+    the first frame inside to the last; each as (person, zone, frame its dwell is reached, last frame inside)."""
+    from bench.zone_alerts_pets import FPS, visits
+
+    rule = camera.rules[0]
+    step = frames[1] - frames[0] if len(frames) > 1 else 1
+    unjoined = camera.model_copy(update={"rules": [rule.model_copy(update={"merge_window_s": 0.0})]})
+    out = []
+    for person, zone, entered, last in visits(gt, frames, unjoined):  # the dwell restarts after leaving
+        first = entered - (rule.min_frames - 1) * step
+        reached = next((n for n in frames if n >= first and (n - first) / FPS >= rule.dwell_s), None)
+        if reached is not None and reached <= last:
+            out.append((person, zone, reached, last))
     return out
 
 
@@ -152,7 +178,7 @@ def measure(args) -> dict:
     from bench.zone_alerts_pets import FRAMES, gt_frames
     from surveil.types import Detections
 
-    camera, tracker = camera_config()
+    camera, tracker = camera_config(args.config)
     gt = gt_frames(args.shared_data)
     names = ["__background__", "pedestrian"]
 
@@ -160,10 +186,8 @@ def measure(args) -> dict:
         return Detections.from_arrays(gt[n][0], np.ones(len(gt[n][0])), np.ones(len(gt[n][0])))
 
     sources = {"ground-truth boxes": (oracle, None, names)}
-    if not args.no_model:
-        from bench.pets_detections import pets_detections
-
-        found, thresholds, class_names = pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1])
+    if args.detections:
+        found, thresholds, class_names = load_detections(args.detections)
         sources[f"{Path(SHIPPED[0]).name} @ {SHIPPED[1]}"] = (found.__getitem__, thresholds, class_names)
     result: dict = {}
     for label, (detections_at, thresholds, class_names) in sources.items():
@@ -171,18 +195,34 @@ def measure(args) -> dict:
             phases = []
             for phase in range(1, step + 1):
                 frames = list(range(phase, FRAMES + 1, step))
-                updates, counts = replay(camera, tracker, detections_at, thresholds, class_names, frames)
-                phases.append(score_phase(camera, gt, updates, counts, frames))
+                updates, counts, ms = replay(camera, tracker, detections_at, thresholds, class_names, frames)
+                phases.append({**score_phase(camera, gt, updates, counts, frames), "analyser ms per_frame": ms})
             result.setdefault(label, {})[str(step)] = phases
             print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
     return result
 
 
+def load_detections(path: Path):
+    """{frame number: Detections}, thresholds, class names from bench/pets_detections.py's cache file,
+    read here so that the ``surveil`` of any commit can replay them (embeddings too, when cached)."""
+    from surveil.types import Detections
+
+    data = np.load(path, allow_pickle=False)
+    embedding = data["embedding"] if "embedding" in data.files else None
+    numbers = data["frame"]
+    out = {}
+    for n in range(1, int(data["frames"]) + 1):
+        mask = numbers == n
+        rows = None if embedding is None else embedding[mask]
+        out[n] = Detections.from_arrays(data["xyxy"][mask], data["confidence"][mask], data["class_id"][mask], rows)
+    return out, data["thresholds"], [str(x) for x in data["class_names"]]
+
+
 def extract(rev: str) -> Path:
-    """The ``surveil`` package of commit ``rev``, alone, in a temporary folder."""
+    """The ``surveil`` package and the demo config of commit ``rev``, alone, in a temporary folder."""
     folder = Path(tempfile.mkdtemp(prefix=f"surveil-{rev}-"))
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", rev, "surveil"], check=True, capture_output=True
+        ["git", "-C", str(REPO), "archive", rev, "surveil", "configs/demo.yaml"], check=True, capture_output=True
     ).stdout
     with tempfile.TemporaryFile() as f:
         f.write(archive)
@@ -193,7 +233,9 @@ def extract(rev: str) -> Path:
 
 
 def measure_with(code: Path | None, argv: list[str]) -> dict:
-    """:func:`measure` in a child process whose ``surveil`` comes from ``code`` (None: this checkout)."""
+    """:func:`measure` in a child process whose ``surveil`` and demo config come from ``code`` (None: this checkout)."""
+    if code is not None:
+        argv = [*argv, "--config", str(code / "configs/demo.yaml")]
     prelude = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
     script = prelude + "import runpy; runpy.run_module('bench.rules_phases_pets', run_name='__main__')"
     env = {**os.environ, "PYTHONPATH": ""}
@@ -244,10 +286,25 @@ def section(rows: dict[str, list[dict]], labels: list[str]) -> list[str]:
     out += ["", "| zone / loitering rule | figure | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
     for key in [k for k in keys if not k.startswith("line ")]:
         kind, name, figure = key.split(" ", 2)
-        fmt = ".2f" if figure == "recall" else ".1f"
+        fmt = ".2f" if figure in ("recall", "per_frame") else ".1f"
         out.append(
             f"| {kind} {name} | {figure} | " + " | ".join(cell([p[key] for p in rows[lb]], fmt) for lb in labels) + " |"
         )
+    return out
+
+
+def verdicts(results: dict[str, dict], steps: list[int]) -> list[str]:
+    """Machine-readable: the worst line count error of any line, direction and phase, per code, detector, rate."""
+    out = []
+    for label, by_detector in results.items():
+        for detector, by_step in by_detector.items():
+            for step in steps:
+                phases = by_step[str(step)]
+                keys = sorted({k.rsplit(" ", 1)[0] for k in phases[0] if k.startswith("line ")})
+                worst = max(error(phases, key)[1] for key in keys)
+                out.append(
+                    f"line-counts code={label.split()[0]} detector={detector.split()[0]} fps={10 / step:g} worst_error={worst:.2f}"
+                )
     return out
 
 
@@ -260,17 +317,26 @@ def main() -> None:
         "--before", metavar="REV", help="also measure the surveil package of this commit (e.g. fc864a5)"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--detections", type=Path, help=argparse.SUPPRESS)  # the cache file, for the workers
+    parser.add_argument("--config", type=Path, default=REPO / "configs/demo.yaml", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args)))
         return
     print(machine())
     argv = [a for a in sys.argv[1:] if a not in ("--before",) and a != args.before]
+    if not args.no_model:
+        from bench.pets_detections import cache_path, pets_detections
+
+        pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1])  # computed once and cached
+        argv += ["--detections", str(cache_path(REPO / SHIPPED[0], SHIPPED[1], 0.1))]
     results = {}
     if args.before:
         results[f"before ({args.before})"] = measure_with(extract(args.before), argv)
     results["after (this checkout)"] = measure_with(None, argv)
     print("\n".join(tables(results, args.steps)))
+    print()
+    print("\n".join(verdicts(results, args.steps)))
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
