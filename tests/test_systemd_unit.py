@@ -35,6 +35,27 @@ def test_unit_setting(section, key, value):
     assert unit_settings()[section][key] == value
 
 
+def unit_list(key: str) -> list[str]:
+    """Every value of a list setting, across repeated lines (systemd appends them)."""
+    return [
+        word
+        for line in UNIT.read_text().splitlines()
+        if line.startswith(f"{key}=")
+        for word in line.split("=", 1)[1].split()
+    ]
+
+
+def test_supplementary_groups_exist_on_every_host():
+    """systemd has no "optional" group: one the host lacks fails the unit (status=216/GROUP). `video`
+    has a fixed gid in Debian's base-passwd, on every Debian/Ubuntu host; `render` is not there."""
+    groups = unit_list("SupplementaryGroups")
+    assert groups == ["video"]
+    master = Path("/usr/share/base-passwd/group.master")  # Debian's static groups
+    if master.is_file():
+        static = {line.split(":")[0] for line in master.read_text().splitlines()}
+        assert set(groups) <= static
+
+
 def test_watchdog_is_set():
     assert int(unit_settings()["Service"]["WatchdogSec"]) > 0
 
