@@ -22,6 +22,9 @@ ratio to read with the load printed beside it, not a speed figure.
 Truth, from the ground-truth tracks on the same processed frames:
 - line crossings: per person, consecutive processed feet positions straddle the segment;
 - zone intrusions: bench/zone_alerts_pets.py's visits (its recall, duplicates, false alerts);
+- TUD-Campus (MOT15, close-up, 25 fps, exact boxes; not PETS): a zone over the whole picture;
+  every incident start per phase at every 1st, 2nd, 5th frame: two people who walk in together
+  must be two incidents, no person twice.
 - loitering: the zone visits (as for intrusions, with the loitering rule's ``min_frames`` and
   ``exit_frames``; a return is a new visit, as the rule's dwell clock restarts) that last ``dwell_s`` from the first frame inside to the
   last; a start is attributed to the person its box overlaps best (IoU >= 0.5) and to that
@@ -199,7 +202,41 @@ def measure(args) -> dict:
                 phases.append({**score_phase(camera, gt, updates, counts, frames), "analyser ms per_frame": ms})
             result.setdefault(label, {})[str(step)] = phases
             print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
-    return result
+    return {
+        "pets": result,
+        "tud": {str(k): [tud_starts(args.shared_data, k, p) for p in range(1, k + 1)] for k in (1, 2, 5)},
+    }
+
+
+def tud_starts(shared: Path, step: int, phase: int) -> list[int]:
+    """TUD-Campus (25 fps, close-up) exact boxes, a zone_intrusion over the whole picture with the default
+    folding: the ground-truth person of every incident start (-1: none overlaps it at IoU >= 0.5)."""
+    from surveil.analysis.analyzer import build_analyzer
+    from surveil.config import CameraConfig, TrackerConfig
+    from surveil.evaluation.surveillance import read_mot_gt
+    from surveil.geometry import box_iou
+    from surveil.types import Detections, Frame
+
+    rows = read_mot_gt(shared / "MOT15/TUD-Campus/gt/gt.txt")
+    camera = CameraConfig.model_validate(
+        {
+            "name": "tud",
+            "url": "tud.mp4",
+            "zones": [{"name": "street", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
+            "rules": [{"id": "street-intrusion", "type": "zone_intrusion", "zone": "street", "min_frames": 3}],
+        }
+    )
+    analyzer = build_analyzer(camera, TrackerConfig(), ["__background__", "pedestrian"])
+    blank, people = np.zeros((480, 640, 3), np.uint8), []
+    for number in range(phase, int(rows[:, 0].max()) + 1, step):
+        mine = rows[rows[:, 0] == number]
+        boxes = np.clip(np.c_[mine[:, 2:4], mine[:, 2:4] + mine[:, 4:6]], 0, [640, 480, 640, 480]).astype(np.float32)
+        found = Detections.from_arrays(boxes, np.ones(len(boxes)), np.ones(len(boxes)))
+        for u in analyzer.process(analyzer.context(Frame("tud", number, number / 25, number / 25, blank), found)):
+            if u.phase == "start":
+                iou = box_iou(np.array([u.subjects[0].xyxy], np.float32), boxes)[0]
+                people.append(int(mine[iou.argmax(), 1]) if iou.max() >= 0.5 else -1)
+    return people
 
 
 def load_detections(path: Path):
@@ -257,11 +294,11 @@ def error(phases: list[dict], key: str) -> tuple[float, float]:
 
 def tables(results: dict[str, dict], steps: list[int]) -> list[str]:
     labels = list(results)
-    first = results[labels[-1]]
+    first = results[labels[-1]]["pets"]
     out = []
     for detector in first:
         for step in steps:
-            rows = {label: results[label][detector][str(step)] for label in labels}
+            rows = {label: results[label]["pets"][detector][str(step)] for label in labels}
             out += [
                 "",
                 f"**{detector}, {10 / step:g} processed fps** (mean over {step} phase(s), range in brackets; {' → '.join(labels)})",
@@ -283,21 +320,51 @@ def section(rows: dict[str, list[dict]], labels: list[str]) -> list[str]:
             mean, worst = error(rows[lb], key)
             parts.append(f"{cell([p[f'{key} counted'] for p in rows[lb]])} | {mean:.0%} ({worst:.0%})")
         out.append(f"| {key[5:]} | {truth} | " + " | ".join(parts) + " |")
-    out += ["", "| zone / loitering rule | figure | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
-    for key in [k for k in keys if not k.startswith("line ")]:
-        kind, name, figure = key.split(" ", 2)
-        fmt = ".2f" if figure in ("recall", "per_frame") else ".1f"
-        out.append(
-            f"| {kind} {name} | {figure} | " + " | ".join(cell([p[key] for p in rows[lb]], fmt) for lb in labels) + " |"
-        )
+    arrow = " → ".join(labels)
+    for kind, figures in (
+        ("zone", ("recall", "duplicates", "false")),
+        ("loiter", ("stays", "found", "duplicates", "false")),
+    ):
+        names = list(dict.fromkeys(k.split(" ")[1] for k in keys if k.startswith(f"{kind} ")))
+        out += ["", f"| {kind} rule | " + " | ".join(f"{f} ({arrow})" for f in figures) + " |"]
+        out.append("|---|" + "---|" * len(figures))
+        for name in names:
+            fmt = {"recall": ".2f"}
+            cells = [
+                " → ".join(cell([p[f"{kind} {name} {f}"] for p in rows[lb]], fmt.get(f, ".1f")) for lb in labels)
+                for f in figures
+            ]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+    ms = " → ".join(cell([p["analyser ms per_frame"] for p in rows[lb]], ".2f") for lb in labels)
+    out += ["", f"Analyser (tracker + these rules + incident book) ms per processed frame, {arrow}: {ms}"]
+    return out
+
+
+def tud_table(results: dict[str, dict]) -> list[str]:
+    labels = list(results)
+    out = [
+        "",
+        "**TUD-Campus, exact boxes, zone over the whole picture: incident starts per phase** (8 people; 6 leaves after 9 frames)",
+        "",
+    ]
+    out += ["| every k-th frame | " + " | ".join(f"starts {lb} | people with two starts {lb}" for lb in labels) + " |"]
+    out.append("|---|" + "---|---|" * len(labels))
+    for step in results[labels[-1]]["tud"]:
+        cells = []
+        for lb in labels:
+            phases = results[lb]["tud"][step]
+            cells.append(
+                f"{', '.join(str(len(p)) for p in phases)} | {', '.join(str(len(p) - len(set(p))) for p in phases)}"
+            )
+        out.append(f"| {step} | " + " | ".join(cells) + " |")
     return out
 
 
 def verdicts(results: dict[str, dict], steps: list[int]) -> list[str]:
     """Machine-readable: the worst line count error of any line, direction and phase, per code, detector, rate."""
     out = []
-    for label, by_detector in results.items():
-        for detector, by_step in by_detector.items():
+    for label, result in results.items():
+        for detector, by_step in result["pets"].items():
             for step in steps:
                 phases = by_step[str(step)]
                 keys = sorted({k.rsplit(" ", 1)[0] for k in phases[0] if k.startswith("line ")})
@@ -332,9 +399,10 @@ def main() -> None:
         argv += ["--detections", str(cache_path(REPO / SHIPPED[0], SHIPPED[1], 0.1))]
     results = {}
     if args.before:
-        results[f"before ({args.before})"] = measure_with(extract(args.before), argv)
-    results["after (this checkout)"] = measure_with(None, argv)
+        results[f"before {args.before}"] = measure_with(extract(args.before), argv)
+    results["after"] = measure_with(None, argv)
     print("\n".join(tables(results, args.steps)))
+    print("\n".join(tud_table(results)))
     print()
     print("\n".join(verdicts(results, args.steps)))
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
