@@ -415,7 +415,7 @@ def machine() -> str:
         flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), flags)
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
     return (
-        f"CPU features: {' '.join(isa) or 'none of avx2/avx512'} (counts only: no timing here); load average "
+        f"CPU features: {' '.join(isa) or 'none of avx2/avx512'} (counts do not depend on it; the analyser ms per frame do); load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs (a shared, busy machine)"
     )
 
