@@ -49,6 +49,16 @@ PRETRAINED_TORCHVISION: dict[str, tuple[Callable[..., FasterRCNN], WeightsEnum, 
 }
 
 
+def pretrained_weights_url(architecture: str, weights: str) -> str | None:
+    """The URL torchvision downloads for ``weights`` ('imagenet' or 'coco') of ``architecture``; None for a file."""
+    if architecture in MNV2_FPN_BUILDERS:
+        return MobileNet_V2_Weights.IMAGENET1K_V1.url if weights == "imagenet" else None
+    if architecture in PRETRAINED_TORCHVISION:
+        _builder, backbone, coco = PRETRAINED_TORCHVISION[architecture]
+        return {"imagenet": backbone.url, "coco": coco.url}.get(weights)
+    return None
+
+
 def mobilenet_v2_features(pretrained: bool | str | Path, frozen_bn: bool) -> nn.Sequential:
     """MobileNetV2 ``features``; ``pretrained`` True = torchvision's ImageNet weights (from the
     torch hub cache), a path = a state dict file with the same weights, False = random."""

@@ -131,6 +131,13 @@ def build_views(
     per_sample = per_sample_scales(scales, len(samples))
     folder = Path(cache_dir) / stem_fingerprint(model) if cache_dir is not None else None
     out, start, hits = [], time.monotonic(), 0
+    shown = start
+    log.info(
+        "feature cache: %d images x %d views each%s",
+        len(samples),
+        _views_per_sample(per_sample, flips),
+        "" if folder is None else f" ({folder})",
+    )
     for n, (sample, sample_scales) in enumerate(zip(samples, per_sample)):
         file = folder / f"{view_key(sample, sample_scales, flips, photometric, seed)}.pt" if folder else None
         if file is not None and file.is_file():
@@ -141,15 +148,26 @@ def build_views(
             if file is not None:
                 _save([v.to_dict() for v in views], file)
         out.append(views)
-        if (n + 1) % 25 == 0 or n + 1 == len(samples):
+        now = time.monotonic()
+        if now - shown >= PROGRESS_EVERY_S or n + 1 == len(samples):  # by time: a slow CPU still hears from it
+            shown = now
+            left = (now - start) / (n + 1) * (len(samples) - n - 1)
             log.info(
-                "feature cache: %d/%d images (%d from disk), %.0f s",
+                "feature cache: %d/%d images (%d from disk), %.0f s, about %.0f s left",
                 n + 1,
                 len(samples),
                 hits,
-                time.monotonic() - start,
+                now - start,
+                left,
             )
     return out
+
+
+PROGRESS_EVERY_S = 10.0
+
+
+def _views_per_sample(per_sample: Sequence[Sequence[int]], flips: bool) -> int:
+    return max((len(scales) for scales in per_sample), default=0) * (2 if flips else 1)
 
 
 def _save(obj: Any, file: Path) -> None:

@@ -42,7 +42,11 @@ from surveil.datasets import DatasetIndex, DetectionDataset, Sample, load_datase
 from surveil.detection.checkpoints import build_model, save_checkpoint
 from surveil.evaluation.metrics import EvalReport
 from surveil.training import features_cache as fc
-from surveil.training.architectures import mobilenet_v2_fpn_to_fine_tune, torchvision_to_fine_tune
+from surveil.training.architectures import (
+    mobilenet_v2_fpn_to_fine_tune,
+    pretrained_weights_url,
+    torchvision_to_fine_tune,
+)
 from surveil.training.config import (
     DEFAULTS,
     TrainConfig,
@@ -172,34 +176,45 @@ def build_for_training(config: TrainConfig, num_classes: int) -> tuple[nn.Module
     architecture = ALIASES.get(config.architecture, config.architecture)
     kwargs = arch_kwargs_for(config)
     weights = config.backbone_weights
+    if architecture in STEM_ARCHITECTURES and str(weights) == "coco":
+        raise TrainingError(f"there are no COCO weights for {architecture}; use imagenet or a file")
+    try:
+        model = _pretrained_model(config, architecture, num_classes, kwargs)
+    except (OSError, RuntimeError) as exc:  # the download failed (offline): OSError covers URLError
+        raise TrainingError(offline_message(architecture, str(weights), exc)) from None
+    return model, architecture, kwargs
+
+
+def _pretrained_model(config: TrainConfig, architecture: str, num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
+    weights = config.backbone_weights
     if architecture in STEM_ARCHITECTURES:
         pretrained: Any = {"imagenet": True, "none": False}.get(str(weights), weights)
-        if str(weights) == "coco":
-            raise TrainingError(f"there are no COCO weights for {architecture}; use imagenet or a file")
-        model = mobilenet_v2_fpn_to_fine_tune(
+        return mobilenet_v2_fpn_to_fine_tune(
             num_classes,
             pretrained_backbone=pretrained,
             trainable_stages=config.trainable_stages,
             architecture=architecture,
             **kwargs,
         )
-    elif str(weights) == "none":
-        model = build_model(architecture, num_classes, **kwargs)
-    else:
-        try:
-            model = torchvision_to_fine_tune(
-                architecture,
-                num_classes,
-                str(weights),
-                trainable_backbone_layers=config.trainable_stages,
-                **kwargs,
-            )
-        except (OSError, RuntimeError) as exc:  # torchvision's download failed (offline)
-            raise TrainingError(
-                f"cannot load the {weights} weights for {architecture}: {str(exc).splitlines()[0]}. Offline, copy "
-                f"torchvision's weight file into {Path(torch.hub.get_dir()) / 'checkpoints'} first."
-            ) from None
-    return model, architecture, kwargs
+    if str(weights) == "none":
+        return build_model(architecture, num_classes, **kwargs)
+    return torchvision_to_fine_tune(
+        architecture, num_classes, str(weights), trainable_backbone_layers=config.trainable_stages, **kwargs
+    )
+
+
+def offline_message(architecture: str, weights: str, exc: BaseException) -> str:
+    """What to do when pretrained weights cannot be downloaded: which file goes where."""
+    first = (str(exc).splitlines() or [type(exc).__name__])[0]
+    url = pretrained_weights_url(architecture, weights)
+    if url is None:  # a state-dict file given with --backbone-weights
+        return f"cannot load the {weights} weights for {architecture}: {first}"
+    target = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+    also = " (or pass that file with --backbone-weights)" if architecture in STEM_ARCHITECTURES else ""
+    return (
+        f"cannot download the {weights} weights for {architecture} ({first}). Offline: fetch {url} "
+        f"on a machine with internet and copy it to {target}{also}"
+    )
 
 
 def use_cache(config: TrainConfig, model: nn.Module) -> bool:
@@ -218,6 +233,23 @@ def make_optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.opt
     return torch.optim.SGD(
         params, lr=float(config.lr), momentum=float(config.momentum), weight_decay=float(config.weight_decay)
     )
+
+
+def warn_if_warmup_exceeds_run(config: TrainConfig, steps_per_epoch: int) -> bool:
+    """Warn (and say so) when the linear warm-up is longer than the whole run: the learning rate never reaches --lr."""
+    total = config.epochs * steps_per_epoch
+    if config.warmup_iters < total:
+        return False
+    log.warning(
+        "warm-up (--warmup-iters %d steps) is as long as the whole run or longer (%d epochs x %d steps = %d): "
+        "the learning rate never reaches --lr; lower --warmup-iters (e.g. %d, one epoch) or train longer",
+        config.warmup_iters,
+        config.epochs,
+        steps_per_epoch,
+        total,
+        steps_per_epoch,
+    )
+    return True
 
 
 def lr_factor(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
@@ -572,6 +604,7 @@ def _train(config: TrainConfig, device: torch.device, info: Dist) -> Path | None
     data = prepare_data(config, splits, model, cached, info)
     batches = math.ceil(len(data.views) / config.batch_size) if data.views is not None else len(data.loader)
     steps_per_epoch = steps_limit(batches, config)
+    warn_if_warmup_exceeds_run(config, steps_per_epoch)
     module = wrap(fc.StemDetector(model) if cached else model, device, info)
     trainer = make_trainer(config, model, module, device, info, steps_per_epoch)
     progress, start_epoch = Progress(), 0
