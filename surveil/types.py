@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-ALERT_SCHEMA_VERSION = 2
+ALERT_SCHEMA_VERSION = 3  # 3: snapshot_url and clip_url (incident review)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,7 +91,9 @@ class Detections:
             xyxy=boxes,
             confidence=np.atleast_1d(self.confidence[index]),
             class_id=np.atleast_1d(self.class_id[index]),
-            embedding=None if self.embedding is None else self.embedding[index].reshape(len(boxes), self.embedding.shape[1]),
+            embedding=None
+            if self.embedding is None
+            else self.embedding[index].reshape(len(boxes), self.embedding.shape[1]),
         )
 
 
@@ -166,6 +168,8 @@ class AlertUpdate:
     subjects: tuple[Subject, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
     snapshot_jpeg: bytes | None = None
+    snapshot_url: str | None = None  # the incident's best snapshot (review.enabled), else None
+    clip_url: str | None = None  # its clip: answers 404 until written, a few seconds after the end
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -196,6 +200,8 @@ class AlertUpdate:
             "details": self.details,
             "published_ts": published_at,
             "snapshot_jpeg_b64": snapshot,
+            "snapshot_url": self.snapshot_url,
+            "clip_url": self.clip_url,
         }
 
     def to_json(self, published_at: float) -> str:

@@ -135,3 +135,28 @@ def test_live_page_of_a_running_daemon(tmp_path):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "live-page-daemon.png"), full_page=True)
         assert "hunter2" not in page.content()
+
+
+def test_review_page_of_the_demo_lists_incidents_with_snapshot_and_playable_clip(tmp_path):
+    """`surveil run -c configs/demo.yaml`: /review lists the incidents /review/incidents.json has, a
+    snapshot <img> loads and a clip <video> reports a duration (it decoded the H.264 MP4)."""
+    require_browser()
+    from tests.support.demo_run import running_demo
+
+    with running_demo(tmp_path, clips=1) as port, chromium_page() as page:
+        base = f"http://127.0.0.1:{port}"
+        page.goto(f"{base}/review")
+        assert page.title() == "surveil — incidents"
+        listed = page.eval_on_selector_all("article.incident", "items => items.map(i => i.dataset.incident)")
+        stored = [r["incident_id"] for r in page.request.get(f"{base}/review/incidents.json").json()]
+        assert listed and listed == stored[: len(listed)]
+        assert wait_until(lambda: image_ready(page, "article.incident img"), 10), "no snapshot loaded"
+        video = page.locator("article.incident video").first
+        assert wait_until(lambda: video.evaluate("v => v.readyState >= 1 && v.duration > 0"), 20)
+        assert video.evaluate("v => v.duration") >= 1.0  # pre_s + post_s at least
+        camera_only = page.goto(f"{base}/review?camera=plaza&phase=end")
+        assert camera_only.status == 200
+        phases = page.locator("article.incident .phase").all_inner_texts()
+        assert phases and set(phases) == {"end"}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "review-page-demo.png"), full_page=True)

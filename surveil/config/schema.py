@@ -610,6 +610,51 @@ class AlertsConfig(_Model):
     snapshot: bool = Field(default=False, description="Attach a JPEG of the frame (base64) to each alert.")
 
 
+class ReviewConfig(_Model):
+    enabled: bool = Field(
+        default=False,
+        description="Keep each incident's best snapshot and a clip under `<state_dir>/<review.dir>`, listed on the "
+        "web server's /review page; alerts then carry `snapshot_url` and `clip_url` (docs/review.md).",
+    )
+    dir: str = Field(default="review", min_length=1, description="Folder of the incidents (relative to `state_dir`).")
+    pre_s: float = Field(default=5.0, ge=0, le=60, description="Clip seconds before an incident starts (0-60).")
+    post_s: float = Field(default=5.0, ge=0, le=60, description="Clip seconds after an incident ends (0-60).")
+    clip_max_s: float = Field(
+        default=30.0,
+        ge=2,
+        le=300,
+        description="Longest clip (2-300 s): a longer incident keeps its last seconds (the snapshot shows its best frame). "
+        "Also how long the per-camera frame buffer reaches back.",
+    )
+    clip_fps: float = Field(default=5.0, ge=1, le=30, description="Frame rate of the clips (1-30 fps).")
+    buffer_mb: float = Field(
+        default=32.0,
+        ge=1,
+        le=1024,
+        description="Most memory of recent annotated JPEG frames kept per camera for clips (1-1024 MiB).",
+    )
+    max_age_h: float = Field(
+        default=168.0, ge=0.01, le=87_600, description="Ended incidents older than this are deleted (0.01-87,600 h)."
+    )
+    max_size_mb: float = Field(
+        default=2048.0,
+        ge=1,
+        le=10_000_000,
+        description="Most disk for all incidents (1-10,000,000 MiB); beyond it the oldest ended ones are deleted.",
+    )
+    encode_queue: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Clips waiting for the one encoder (1-64); a clip that finds the queue full is dropped and counted.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="Prefix of the URLs in alerts, e.g. `https://nvr.example:9108`; unset = paths only (`/review/...`).",
+    )
+
+
 ShardIndex = Annotated[int, Field(ge=0, le=1023)]
 ShardPins = dict[Annotated[str, Field(pattern=NAME_PATTERN)], ShardIndex]
 
@@ -653,6 +698,9 @@ class Config(_Model):
     tracker: TrackerConfig = Field(default_factory=TrackerConfig, description="Per-camera multi-object tracker.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker for alerts and status.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert content and local sinks.")
+    review: ReviewConfig = Field(
+        default_factory=ReviewConfig, description="Incident review: snapshots and clips on disk, the /review page."
+    )
     metrics: MetricsConfig = Field(default_factory=MetricsConfig, description="Prometheus endpoint.")
     web: WebConfig = Field(default_factory=WebConfig, description="Live view in the browser, on the metrics server.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Log output.")

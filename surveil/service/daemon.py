@@ -19,6 +19,7 @@ import numpy as np
 from surveil.config import Config, ConfigError, load_config
 from surveil.detection.capacity import log_startup_capacity
 from surveil.detection.protocol import Detector
+from surveil.review.store import ReviewStore
 from surveil.service import sharding
 from surveil.service.logsetup import configure_logging
 from surveil.service.metrics import Metrics
@@ -137,6 +138,11 @@ class Daemon:
         if pipeline is None:
             raise KeyError(camera)
         return pipeline.annotated_frame(camera)
+
+    def review_store(self) -> ReviewStore | None:
+        """The incidents kept for review (surveil.web.review); None when review is off or before the first pipeline."""
+        pipeline = self._pipeline
+        return None if pipeline is None else pipeline.review.store
 
     # ------------------------------------------------------------------ Kubernetes probes (/healthz, /readyz)
 

@@ -15,6 +15,7 @@ from surveil import __version__
 from surveil.config import CameraConfig, LineConfig
 from surveil.rules import registry as rules_registry
 from surveil.rules.base import LINE_COUNTS, ZONE_COUNTS, StateReport, report_kind
+from surveil.service.review_metrics import ReviewMetrics
 from surveil.service.status import PROCESSED_FPS_WINDOW_S, ProcessedRate
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
@@ -182,7 +183,7 @@ class Metrics:
             ["stage"],
             registry=r,
         )
-        for stage in ("detect", "analyse", "sink"):  # at 0 from the start: a dashboard shows zeros, not gaps
+        for stage in ("detect", "analyse", "sink", "review"):  # at 0 from the start: a dashboard shows zeros, not gaps
             self.stage_errors.labels(stage)
         self.analysis_errors = Counter(
             "surveil_analysis_errors_total",
@@ -220,6 +221,7 @@ class Metrics:
         self.last_batch = Gauge(
             "surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r
         )
+        self.review = ReviewMetrics(r)  # surveil.review's events
 
     def init_camera(self, camera: CameraConfig) -> None:
         """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from surveil.analysis.analyzer import CameraAnalyzer, build_analyzer
+from surveil.analysis.render import encode_jpeg
 from surveil.config import Config
 from surveil.detection.factory import create_detector
 from surveil.detection.protocol import Detector, ModelLoadError
 from surveil.redact import redact
+from surveil.review.recorder import Review
 from surveil.rules import RuleBuildError, StateReport
 from surveil.service.frame_board import FrameBoard
 from surveil.service.metrics import Metrics
@@ -249,6 +251,9 @@ class Pipeline:
         self.analysis_failures = AnalysisFailures()
         for camera in cameras:
             metrics.init_camera(camera)
+        state_dir = Path(config.state_dir) if config.state_dir else None
+        self.review = Review(config.review, state_dir, metrics.review)  # snapshots and clips (surveil.review)
+        self._review_ticked = 0.0
         for fleet in self._outputs.fleet:  # retained, sent once connected (and after every reconnect)
             fleet.publish_fleet([c.name for c in cameras], config.sharding.index, config.sharding.instances)
         # for the live view (surveil.web.server.ViewProvider): camera state, analysed frames and version;
@@ -312,6 +317,7 @@ class Pipeline:
             self._put_analysis(_STOP, force=True)
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
         self._end_incidents(keep_incidents)
+        self.review.close(timeout=max(0.1, min(5.0, deadline - time.monotonic() - 1.0)))
         return self._outputs.close(deadline, hand_over=hand_over_mqtt)
 
     def _end_incidents(self, keep: Container[str]) -> None:
@@ -416,6 +422,7 @@ class Pipeline:
     def _analyse_loop(self) -> None:
         while True:
             self._drain_status()
+            self._review_tick()
             try:
                 item = self._analysis.get(timeout=0.5)
             except queue.Empty:
@@ -463,7 +470,9 @@ class Pipeline:
         analyzer = self.analyzers[frame.camera]
         ctx = analyzer.context(frame, dets)
         self._count_detections(frame.camera, dets[ctx.confident])
-        for update in analyzer.process(ctx):
+        updates = analyzer.process(ctx)
+        self._review_frame(frame, analyzer)  # first: an alert's snapshot is its own frame
+        for update in updates:
             self._emit(update)
         self.metrics.frame_processed(frame.camera, time.monotonic())  # the fps meter of the gauge and the live view
         self._frames_analysed[frame.camera] += 1
@@ -498,7 +507,35 @@ class Pipeline:
             name = names[class_id] if class_id < len(names) else str(class_id)
             self.metrics.detections.labels(camera, name).inc(int(count))
 
+    def _review_frame(self, frame: Frame, analyzer: CameraAnalyzer) -> None:
+        if not self.review.wants_frames:
+            return
+        try:
+            image = analyzer.annotated_latest()
+            jpeg = None if image is None else encode_jpeg(image, 80)
+            if jpeg is not None:
+                self.review.frame(frame.camera, frame.ts_wall, jpeg)
+        except Exception:
+            log.exception("review: could not keep a frame of camera %s", frame.camera)
+            self.metrics.stage_errors.labels("review").inc()
+
+    def _review_tick(self) -> None:
+        now = time.monotonic()
+        if now - self._review_ticked < 1.0:
+            return
+        self._review_ticked = now
+        try:
+            self.review.tick()
+        except Exception:
+            log.exception("review: housekeeping failed")
+            self.metrics.stage_errors.labels("review").inc()
+
     def _emit(self, alert: AlertUpdate) -> None:
+        try:  # the review adds the snapshot and clip URLs; its failure must not cost the alert
+            alert = self.review.alert(alert)
+        except Exception:
+            log.exception("review: could not record alert %s", alert.id)
+            self.metrics.stage_errors.labels("review").inc()
         subjects = ",".join(f"#{s.track_id} {s.class_name}" for s in alert.subjects) or "-"
         log.info(
             "alert %s %s: camera=%s rule=%s (%s) incident=%s subjects=%s details=%s",

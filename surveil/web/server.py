@@ -44,6 +44,7 @@ from surveil import __version__
 from surveil.analysis.render import encode_jpeg
 from surveil.config import WebConfig
 from surveil.service.status import CameraView
+from surveil.web import review
 from surveil.web.limits import HEAD_TIMEOUT_S, MAX_CONNECTIONS, HeadError, read_head, session_cookie
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(HTTPStatus.OK, CONTENT_TYPE_LATEST, generate_latest(registry))
         if path == "/":
             return self._index()
+        if path == "/review" or path.startswith("/review/"):  # incident review (surveil.web.review)
+            review_store = getattr(app.provider, "review_store", None)
+            return review.serve(self, review_store() if review_store else None, path, query)
         if path == "/cameras.json":
             body = json.dumps([_public(view) for view in app.provider.camera_views()]).encode()
             return self._send(HTTPStatus.OK, "application/json", body)

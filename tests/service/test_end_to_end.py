@@ -113,7 +113,7 @@ def test_one_alert_per_object_entering_a_zone(tmp_path, mosquitto_broker, mqtt_c
     assert len(alerts) == clip.objects, alerts
     assert len({a["subjects"][0]["track_id"] for a in alerts}) == clip.objects
     for alert in alerts:
-        assert alert["schema_version"] == 2
+        assert alert["schema_version"] == 3
         assert (alert["camera"], alert["rule"], alert["rule_type"], alert["zone"]) == (
             "scene",
             RULE,
