@@ -121,12 +121,12 @@ def analyse_recordings(
     offset: int = 0,
     on_alert: Callable[[AlertUpdate], None] = lambda alert: None,
     progress: Callable[[str], None] | None = None,
-    start_time: float = 0.0,
+    start_time: float | None = 0.0,
 ) -> Summary:
     """Analyse every ``every``-th frame of each video, from frame ``offset`` + 1 (the sampling phase:
     0 to ``every`` - 1), with ``camera``'s zones and rules.
 
-    Alert times (``ts``) are ``start_time`` + media time. Raises RecordingError for a missing or
+    Alert times (``ts``) are ``start_time`` (None: each file's modification time) + media time. Raises RecordingError for a missing or
     unreadable file or an unknown camera (before anything is analysed, as far as it can tell)."""
     from surveil.service.pipeline import build_analyzers
 
@@ -147,7 +147,7 @@ def analyse_recordings(
         analyzer.on_state = state
         emit = _counting(summary, on_alert)
         media_now = 0.0
-        reader = _Reader(path, name, every, start_time, offset)
+        reader = _Reader(path, name, every, path.stat().st_mtime if start_time is None else start_time, offset)
         for frames in reader.batches(config.detector.batch_size):
             for frame, detections in zip(frames, detector.detect([f.image for f in frames])):
                 media_now = frame.ts_mono
@@ -158,7 +158,7 @@ def analyse_recordings(
                 progress(_progress_line(path, frames[-1].seq, reader.total, summary, started))
         summary.frames_read += reader.read
         end = max(reader.read / reader.fps, media_now)
-        for update in analyzer.close(end, start_time + end, reason="stopped"):
+        for update in analyzer.close(end, reader.start_time + end, reason="stopped"):
             emit(update)
         for key, values in counts.items():  # totals (line counts); each file counts from zero, the summary adds them up
             if not report_kind(key[0]).cumulative:
@@ -279,9 +279,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--start-time",
         type=_start_time,
-        default=0.0,
+        default=None,
         metavar="TIME",
-        help="wall time of the first frame, Unix seconds or ISO 8601 (alert `ts` = this + media time; default 0)",
+        help="wall time of the first frame, Unix seconds or ISO 8601 (alert `ts` = this + media time; "
+        "default: each file's modification time, which a recorder sets about when the recording ended)",
     )
 
 
