@@ -53,9 +53,10 @@ def resample(frames: Sequence[RingFrame], fps: float) -> list[bytes]:
     return [frames[max(0, bisect.bisect_right(times, start + i / fps) - 1)].jpeg for i in range(count)]
 
 
-def encode_clip(frames: Sequence[RingFrame], fps: float, path: Path, ffmpeg: str) -> float:
+def encode_clip(frames: Sequence[RingFrame], fps: float, path: Path, ffmpeg: str, x264_asm: str = "") -> float:
     """Write ``frames`` as an MP4 at ``path`` (atomically: a temporary file, then a rename); returns the
-    clip's length in seconds. OSError or subprocess.SubprocessError when it cannot."""
+    clip's length in seconds. OSError or subprocess.SubprocessError when it cannot. ``x264_asm`` (e.g.
+    ``AVX2``) limits x264's SIMD, for benchmarks."""
     jpegs = resample(frames, fps)
     if not jpegs:
         raise OSError("no frames to encode")
@@ -65,7 +66,8 @@ def encode_clip(frames: Sequence[RingFrame], fps: float, path: Path, ffmpeg: str
         *nice, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
         "-f", "image2pipe", "-c:v", "mjpeg", "-framerate", f"{fps:g}", "-i", "-",
         "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-preset", "veryfast",
-        "-crf", "28", "-pix_fmt", "yuv420p", "-threads", "1", "-movflags", "+faststart", "-f", "mp4", str(partial),
+        "-crf", "28", "-pix_fmt", "yuv420p", "-threads", "1", *(["-x264-params", f"asm={x264_asm}"] if x264_asm else []),
+        "-movflags", "+faststart", "-f", "mp4", str(partial),
     ]  # fmt: skip
     try:
         done = subprocess.run(command, input=b"".join(jpegs), capture_output=True, timeout=ENCODE_TIMEOUT_S)
