@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from surveil.geometry import Anchor, anchor_point, box_height, segments_cross, signed_side
+from surveil.geometry import Anchor, anchor_point, box_height, segments_cross
 from surveil.rules.base import (
     LINE_COUNTS,
     Condition,
@@ -111,7 +111,7 @@ class LineCrossingRule(RuleBase):
             self._paths[track.track_id] = self._start(point, height, now, a, b)
             return None
         path.last, path.last_at, path.last_height = point, now, height
-        distance = float(signed_side(np.array([point]), a, b)[0])
+        distance = _signed_distance(point, a, b)
         if abs(distance) <= self.band * height:
             return None  # on the line: no evidence either way
         side = 1 if distance > 0 else -1
@@ -139,7 +139,7 @@ class LineCrossingRule(RuleBase):
     def _start(
         self, point: tuple[float, float], height: float, now: float, a: tuple[float, float], b: tuple[float, float]
     ) -> _Path:
-        distance = float(signed_side(np.array([point]), a, b)[0])
+        distance = _signed_distance(point, a, b)
         side = 0 if abs(distance) <= self.band * height else (1 if distance > 0 else -1)
         came_from = int(np.sign(distance))
         return _Path(origin=point, side=side, came_from=came_from, last=point, last_at=now, last_height=height)
@@ -157,3 +157,9 @@ class LineCrossingRule(RuleBase):
 
     def state(self) -> list[StateReport]:
         return [StateReport(LINE_COUNTS.name, self.line, dict(self.counts), rule=self.id)]
+
+
+def _signed_distance(point: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    """``surveil.geometry.signed_side`` of one point, without numpy's per-call overhead (every track, every frame)."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    return (dx * (point[1] - a[1]) - dy * (point[0] - a[0])) / max(math.hypot(dx, dy), 1e-12)

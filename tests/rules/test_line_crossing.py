@@ -195,3 +195,18 @@ def test_bad_settings(kwargs, message):
 def test_a_re_identified_track_goes_on_from_its_side(steps, expected):
     """The tracker stops reporting the track for seconds and gives the same id back (re-identification)."""
     assert counts([gate()], steps) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("point", "a", "b"),
+    [
+        ((10.0, 5.0), (0.0, 0.0), (20.0, 0.0)),
+        ((3.0, -4.0), (0.0, 0.0), (0.0, 9.0)),
+        ((7.0, 7.0), (1.0, 2.0), (1.0, 2.0)),
+    ],
+)
+def test_signed_distance_is_geometry_signed_side(point, a, b):
+    from surveil.geometry import signed_side
+    from surveil.rules.line_crossing import _signed_distance
+
+    assert _signed_distance(point, a, b) == pytest.approx(float(signed_side(np.array([point]), a, b)[0]))
