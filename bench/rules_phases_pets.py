@@ -1,6 +1,6 @@
 """Lines, zones and loitering on PETS09-S2L1 over every sampling phase, before and after, in one run.
 
-    .venv/bin/python -m bench.rules_phases_pets [--before fc864a5] [--steps 5 2 1] [--no-model]
+    .venv/bin/python -m bench.rules_phases_pets [--before fc864a5] [--steps 5 2 1] [--no-model] [--isa avx2]
 
 For each processed rate (``--steps``: every 5th frame = 2 fps, every 2nd = 5 fps, every frame =
 10 fps) and each sampling phase (frames 1, 6, 11, ...; 2, 7, 12, ...), the daemon's own analyser
@@ -63,6 +63,10 @@ LOITERING = {
     "east-loitering": ("east_side", 20.0),
     "centre-loiter8": ("plaza_centre", 8.0),
     "east-loiter8": ("east_side", 8.0),
+}
+ISA_ENV = {  # the analyser is numpy: limit its kernels (and OpenBLAS's) like an AVX2-only camera host
+    "native": {},
+    "avx2": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"},
 }
 SHIPPED = ("models/pedestrian-mnv2-s8.pt", 360)
 
@@ -206,8 +210,16 @@ def measure(args) -> dict:
             print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
     return {
         "pets": result,
+        "simd": numpy_simd(),
         "tud": {str(k): [tud_starts(args.shared_data, k, p) for p in range(1, k + 1)] for k in (1, 2, 5)},
     }
+
+
+def numpy_simd() -> list[str]:
+    """The SIMD levels numpy dispatches to in this process (after NPY_DISABLE_CPU_FEATURES)."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
 
 
 def tud_starts(shared: Path, step: int, phase: int) -> list[int]:
@@ -271,13 +283,13 @@ def extract(rev: str) -> Path:
     return folder
 
 
-def measure_with(code: Path | None, argv: list[str]) -> dict:
+def measure_with(code: Path | None, argv: list[str], isa: str = "native") -> dict:
     """:func:`measure` in a child process whose ``surveil`` and demo config come from ``code`` (None: this checkout)."""
     if code is not None:
         argv = [*argv, "--config", str(code / "configs/demo.yaml")]
     prelude = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
     script = prelude + "import runpy; runpy.run_module('bench.rules_phases_pets', run_name='__main__')"
-    env = {**os.environ, "PYTHONPATH": ""}
+    env = {**os.environ, "PYTHONPATH": "", **ISA_ENV[isa]}
     done = subprocess.run(
         [sys.executable, "-c", script, *argv, "--worker"], cwd=REPO, env=env, check=True, stdout=subprocess.PIPE
     )
@@ -400,6 +412,9 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=2, help="measure before and after in turn this often; the least time counts"
     )
+    parser.add_argument(
+        "--isa", choices=sorted(ISA_ENV), default="native", help="avx2: numpy and OpenBLAS limited to AVX2 (X86_V3)"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--detections", type=Path, help=argparse.SUPPRESS)  # the cache file, for the workers
     parser.add_argument("--config", type=Path, default=REPO / "configs/demo.yaml", help=argparse.SUPPRESS)
@@ -419,11 +434,12 @@ def main() -> None:
     runs: dict[str, list[dict]] = {label: [] for label in code}
     for _ in range(args.rounds):  # before and after in turn: the load changes under a shared machine
         for label, folder in code.items():
-            runs[label].append(measure_with(folder, argv))
+            runs[label].append(measure_with(folder, argv, args.isa))
     results = {label: fastest(found) for label, found in runs.items()}
     for folder in code.values():
         if folder is not None:
             shutil.rmtree(folder)
+    print(f"--isa {args.isa}: numpy dispatched to {' '.join(results['after']['simd'])} in the measuring processes")
     print("\n".join(tables(results, args.steps)))
     print("\n".join(tud_table(results)))
     print()
