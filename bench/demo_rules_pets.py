@@ -11,6 +11,9 @@ ground-truth tracks say, computed independently here from the ground-truth boxes
 - loitering: people whose feet stay in the zone for at least ``dwell_s`` seconds;
 - frame rules (stream_health, camera_tamper): the real video is neither frozen nor tampered
   with, so every incident they raise is a false alarm.
+
+Every phase at 2, 5 and 10 fps, lines, zones and loitering on geometry of our own too, before and
+after in one run: bench/rules_phases_pets.py (issue 17).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ false one and a miss.
   is the goal: identity swaps inside walking groups are what make them);
 - false: starts matching no person, or a person who is not on a visit of that zone.
 A second zone set (``--extra-zones``, zones a user might draw on this plaza) is scored the same way.
+Every phase at 2, 5 and 10 fps, lines, zones and loitering on geometry of our own too, before and
+after in one run: bench/rules_phases_pets.py (issue 17).
 The last line is machine-readable:
     zone-alerts detector=shipped fps=2 phases=5 recall=0.xx duplicates=N false=N
 """
