@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from surveil.analysis.incidents import IncidentBook
-from surveil.analysis.render import Overlay, draw, encode_jpeg
+from surveil.analysis.render import TRAIL_POINTS, Overlay, draw, encode_jpeg
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.rules import build_geometry, build_rules
 from surveil.rules.base import FrameContext, Line, Rule, StateReport, StreamState, Zone
@@ -27,6 +28,8 @@ from surveil.types import AlertUpdate, Detections, Frame
 
 StateCallback = Callable[[str, StateReport, dict[str, int]], None]  # (camera, report, previously reported values)
 StepObserver = Callable[[FrameContext, list[AlertUpdate]], None]  # (the context with its tracks, the step's updates)
+
+TRAIL_S = 3.0  # seconds of path drawn behind each track: short enough to stay readable at any frame rate
 
 
 class CameraAnalyzer:
@@ -58,6 +61,8 @@ class CameraAnalyzer:
         self._published_state: dict[tuple[str, str, str], dict[str, int]] = {}  # (rule, kind, name) -> values
         self._stream = StreamState(up=True, reason="", since=0.0)
         self._last: tuple[np.ndarray, Overlay] | None = None
+        self._frame_interval: float | None = None  # smoothed seconds between analysed frames (trail length)
+        self._last_now: float | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ inputs
@@ -153,7 +158,21 @@ class CameraAnalyzer:
             active_lines=frozenset(r.line for r in self.rules if r.id in open_rules and r.line),
             active_tracks=frozenset(active_tracks),
             labels=labels,
+            trail_points=self._trail_points(),
+            timestamp=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ctx.ts_wall)) if ctx.ts_wall else None,
         )
+
+    def _trail_points(self) -> int:
+        """How many of a track's newest anchor points span about TRAIL_S seconds at this camera's frame rate."""
+        if not self._frame_interval:
+            return TRAIL_POINTS
+        return max(2, min(64, round(TRAIL_S / self._frame_interval) + 1))
+
+    def _observe_interval(self, now: float) -> None:
+        if self._last_now is not None and now > self._last_now:
+            step = now - self._last_now
+            self._frame_interval = step if self._frame_interval is None else 0.8 * self._frame_interval + 0.2 * step
+        self._last_now = now
 
     def annotated_latest(self) -> np.ndarray | None:
         """The newest processed frame with everything drawn on it (None before the first frame)."""
@@ -165,6 +184,7 @@ class CameraAnalyzer:
         image = ctx.image
         if image is None:  # a tick (``is_tick``): no picture to keep or draw on
             return updates
+        self._observe_interval(ctx.now)
         overlay = self.overlay(ctx)
         self._last = (image, overlay)
         if not self.snapshots or not updates:
