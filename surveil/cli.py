@@ -20,11 +20,31 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from surveil.service.pipeline import PipelineError
     from surveil.service.startup import StartupError
 
+    _warn_first_run_problems(args.config, args.log_level)
     try:
         return run_daemon(args.config, args.log_level, shard=args.shard)
     except (ConfigError, PipelineError, StartupError) as exc:  # the user's input or machine, never a traceback: exit 2
         print(f"surveil: {redact(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _warn_first_run_problems(path: str, log_level: str | None) -> None:
+    """What check-config would report beyond the schema (e.g. a rule's class the model lacks: the rule
+    would never alert), logged as warnings in the daemon's log format: the daemon still starts, and
+    fails by itself where it must."""
+    from surveil.config.first_run import first_run_problems
+    from surveil.config.loader import load_config_tree
+    from surveil.service.logsetup import configure_logging
+
+    try:
+        config, tree = load_config_tree(path)
+    except ConfigError:
+        return  # run_daemon reports it
+    problems = first_run_problems(config, tree)
+    if problems:
+        configure_logging(log_level or config.logging.level, config.logging.format)  # as run_daemon will
+    for problem in problems:
+        logging.getLogger("surveil.config").warning("%s: %s (surveil check-config says the same)", path, problem)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ import pytest
 
 from surveil.config.first_run import did_you_mean
 from surveil.config.placeholders import PLACEHOLDERS, is_placeholder
-from tests.support.surveil_cli import REPO, check_config
+from tests.support.polling import wait_until
+from tests.support.surveil_cli import REPO, check_config, closed_port, start_surveil, stop_surveil
 
 MODEL = REPO / "models" / "pedestrian-mnv2-s8.pt"  # the demo's model: its one class is `pedestrian`
 VIDEO = REPO / "configs" / "media" / "pets2009-s2l1.mp4"
@@ -124,3 +125,24 @@ def test_did_you_mean(word, choices, expected):
 def test_placeholders(value, refused):
     assert is_placeholder(value) is refused
     assert all(p == p.lower() for p in PLACEHOLDERS)
+
+
+@pytest.mark.slow
+def test_surveil_run_warns_of_a_rule_that_could_never_alert(tmp_path):
+    """`surveil run` starts (the daemon fails itself where it must) but says what check-config says."""
+    path = tmp_path / "person.yaml"
+    body = config("      - {id: east-in, type: zone_intrusion, zone: east, classes: [person]}\n")
+    path.write_text(
+        body + f"mqtt:\n  port: {closed_port()}\n  spool_path: {tmp_path / 'spool.sqlite3'}\n"
+        "metrics:\n  listen: 127.0.0.1:0\n"
+    )
+    log = tmp_path / "run.log"
+    process = start_surveil(path, log_path=log)
+    try:
+        assert wait_until(lambda: "detector ready" in log.read_text() or process.poll() is not None, 120)
+    finally:
+        stop_surveil(process)
+    text = log.read_text()
+    assert "detector ready" in text, text[-2000:]
+    warning = next(line for line in text.splitlines() if "is not a class" in line)
+    assert "WARNING" in warning and "line 7: cameras[0].rules[0].classes: 'person'" in warning, warning
