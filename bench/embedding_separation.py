@@ -1,6 +1,6 @@
 """How well each kind of detection embedding tells people apart: PETS09-S2L1 ground truth, every phase.
 
-    .venv/bin/python -m bench.embedding_separation [--weights models/pedestrian-mnv2.pt] [--min-size 800]
+    .venv/bin/python -m bench.embedding_separation [--weights models/pedestrian-mnv2.pt] [--min-size 800] [--phases 5]
 
 Every scored ground-truth box of every frame is embedded through the shipped detector
 (``TorchDetector.embed_boxes``'s path: the detector's own features, no extra network) in each kind of
@@ -11,7 +11,8 @@ Every scored ground-truth box of every frame is embedded through the shipped det
   frame is theirs (only people present in both); ``chance``: 1 / the later frame's people, averaged.
 
 The first frames of the pairs are split into the 5 sampling phases of a 2-fps camera (frame
-numbers modulo 5); each figure is printed per phase and as the mean and range over phases. Nothing
+numbers modulo 5); each figure is printed as the mean and range over phases (``--phases K``: the
+first K only, and only their frames are embedded, for a busy machine). Nothing
 is fitted: PETS09-S2L1 is never in the detector's training data (PETS09-S3-MF1 is, a different scene).
 The figures are machine-independent; the load is printed only because the run takes minutes.
 """
@@ -41,8 +42,11 @@ FPS = 10
 PHASES = 5
 
 
-def embed_all(detector: TorchDetector, shared: Path) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, np.ndarray]]:
-    """{kind: {frame number: (N, D)}} for the scored ground-truth boxes, and {frame number: their ids}."""
+def embed_all(
+    detector: TorchDetector, shared: Path, phases: int = PHASES
+) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, np.ndarray]]:
+    """{kind: {frame number: (N, D)}} for the scored ground-truth boxes of the frames of the first ``phases``
+    phases, and {frame number: their ids}."""
     rows = read_mot_gt(shared / PETS_GT)
     embedded: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in EMBEDDING_KINDS}
     ids: dict[int, np.ndarray] = {}
@@ -50,6 +54,8 @@ def embed_all(detector: TorchDetector, shared: Path) -> tuple[dict[str, dict[int
     started = time.monotonic()
     for frame in read_clip(shared / PETS_VIDEO):
         number = frame.index + 1
+        if (number - 1) % PHASES >= phases:
+            continue
         boxes, track_ids, scored = pets_frame_boxes(rows, number)
         ids[number] = track_ids[scored]
         with torch.inference_mode():
@@ -81,7 +87,7 @@ def phase_figures(rows: dict[int, np.ndarray], ids: dict[int, np.ndarray], phase
         hits, chance, queries = 0, 0.0, 0
         for first in range(1 + phase, max(ids) + 1, PHASES):
             second = first + gap_s * FPS
-            if second not in ids or not len(ids[first]) or not len(ids[second]):
+            if first not in ids or second not in ids or not len(ids[first]) or not len(ids[second]):
                 continue
             sim = rows[first] @ rows[second].T
             match = ids[first][:, None] == ids[second][None, :]
@@ -105,20 +111,21 @@ def main() -> int:
     parser.add_argument("--min-size", type=int, default=800)
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--phases", type=int, choices=range(1, PHASES + 1), default=PHASES)
     args = parser.parse_args()
     for path in (args.shared_data / PETS_VIDEO, args.shared_data / PETS_GT):
         if not path.is_file():
             raise SystemExit(f"needs {path} (../shared/data)")
     print(f"CPU: {flags_summary(cpu_flags())}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (shared)")
     config = DetectorConfig(weights=args.weights, device="cpu", min_size=args.min_size, threads=args.threads)
-    embedded, ids = embed_all(TorchDetector(config), args.shared_data)
+    embedded, ids = embed_all(TorchDetector(config), args.shared_data, args.phases)
     print(f"\n{args.weights}, input {args.min_size}; PETS09-S2L1 ground truth, {sum(map(len, ids.values()))} boxes")
     columns = ["AUC", *(f"rank-1 {g} s" for g in GAPS_S), "same cos", "different cos"]
-    print("| kind | D | " + " | ".join(f"{c} mean (range over {PHASES} phases)" for c in columns) + " |")
+    print("| kind | D | " + " | ".join(f"{c} mean (range over {args.phases} phases)" for c in columns) + " |")
     print("|---|---|" + "---|" * len(columns))
     chance = {}
     for kind in EMBEDDING_KINDS:
-        per_phase = [phase_figures(embedded[kind], ids, p) for p in range(PHASES)]
+        per_phase = [phase_figures(embedded[kind], ids, p) for p in range(args.phases)]
         dim = next(r.shape[1] for r in embedded[kind].values())
         cells = [_cell([f[c] for f in per_phase]) for c in columns]
         print(f"| {kind} | {dim} | " + " | ".join(cells) + " |")
