@@ -99,6 +99,28 @@ def test_dashboard_is_importable_grafana_json() -> None:
     ):
         assert needed in titles, needed
     assert all(p["datasource"]["uid"] == "${DS_PROMETHEUS}" for p in dashboard["panels"])
+    for needed in ("zone occupancy", "stage errors", "detector ready", "process: cpu", "process: resident memory"):
+        assert needed in titles, needed
+
+
+def test_dashboard_is_scoped_by_job_instance_and_camera():
+    """With several replicas (and Prometheus's own process in the same Prometheus) every panel must
+    say whose series it plots: each selector carries the variables, legends name the instance."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert list(variables) == ["job", "instance", "camera"]
+    assert all(v["includeAll"] and v["allValue"] == ".+" for v in variables.values())
+    assert "surveil_build_info" in variables["job"]["query"]["query"]  # lists surveil targets only
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr, legend = target["expr"], target["legendFormat"]
+            selectors = re.findall(r"\b(?:surveil|process)_\w+(\{[^}]*\})?", expr)
+            assert selectors and all('job=~"$job"' in sel and 'instance=~"$instance"' in sel for sel in selectors), expr
+            if "camera" in legend:
+                assert all('camera=~"$camera"' in sel for sel in selectors), expr
+            assert "{{instance}}" in legend or panel["title"] == "Cameras up", (panel["title"], legend)
+    down = next(p for p in dashboard["panels"] if p["title"].startswith("Why cameras are down"))
+    assert down["targets"][0]["expr"].endswith("== 1")  # only the active reason, not every reason at 0
 
 
 def daemon_config(clip: Path, broker, tmp_path: Path, fps_limit: int | None = 10, batch_size: int = 2) -> Config:
