@@ -15,7 +15,7 @@ need more than ``max_speed`` box heights per second (plus half a box height of d
 is not a movement but the tracker jumping to somebody else: the track starts afresh at its new
 position and the step counts for no line. A track that the tracker stops reporting keeps its
 path for ``_FORGET_AFTER_S``, so a person it re-identifies under the same id after a gap goes on
-from the side they were on. Each crossing is an instant incident (``start``, then
+from the side they were on (a track first met older than ``_SEED_S`` starts where it is now). Each crossing is an instant incident (``start``, then
 ``end`` on the next processed frame) keyed by the track, so a ``cooldown_s`` holds back further
 crossings of the same object; running counts per direction are reported for dashboards.
 """
@@ -43,6 +43,7 @@ from surveil.types import Track
 
 _JITTER_HEIGHTS = 0.5  # a step this many box heights is never a jump, however short the time
 _FORGET_AFTER_S = 10.0  # a track the tracker stopped reporting keeps its path this long (re-identified: same id)
+_SEED_S = 5.0  # a track first met younger than this starts from its history (its birth); an older one from now
 
 
 @dataclass
@@ -106,7 +107,7 @@ class LineCrossingRule(RuleBase):
         point, height = anchor_point(track.xyxy, self.anchor), max(box_height(track.xyxy), 1.0)
         path = self._paths.get(track.track_id)
         if path is None:
-            path = self._paths[track.track_id] = self._born(track, point, height, a, b)
+            path = self._paths[track.track_id] = self._born(track, point, height, now, a, b)
         if self._jumped(path, point, height, now):
             self._paths[track.track_id] = self._start(point, height, now, a, b)
             return None
@@ -129,12 +130,22 @@ class LineCrossingRule(RuleBase):
         return self._geometry.forward if side > 0 else self._geometry.backward
 
     def _born(
-        self, track: Track, point: tuple[float, float], height: float, a: tuple[float, float], b: tuple[float, float]
+        self,
+        track: Track,
+        point: tuple[float, float],
+        height: float,
+        now: float,
+        a: tuple[float, float],
+        b: tuple[float, float],
     ) -> _Path:
-        """A new track's path, from the first point its tracker saw it at (its history, feet only)."""
-        if track.history and self.anchor == "bottom_center":
-            point = (float(track.history[0][0]), float(track.history[0][1]))
-        return self._start(point, height, track.first_seen, a, b)
+        """A new track's path, from the first point its tracker saw it at (its history, feet only).
+
+        Only for a young track: one met seconds after its birth (a person re-identified after the path
+        was forgotten) would replay crossings that were already counted."""
+        if track.history and self.anchor == "bottom_center" and now - track.first_seen <= _SEED_S:
+            first = (float(track.history[0][0]), float(track.history[0][1]))
+            return self._start(first, height, track.first_seen, a, b)
+        return self._start(point, height, now, a, b)
 
     def _start(
         self, point: tuple[float, float], height: float, now: float, a: tuple[float, float], b: tuple[float, float]

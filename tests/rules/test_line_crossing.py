@@ -30,6 +30,7 @@ class Step:
     track_id: int = 1
     missed: int = 0
     history: tuple[tuple[float, float], ...] = ()
+    born: float | None = None  # when the tracker first saw it (default: half a second per history point back)
 
 
 def track(step: Step, first_seen: float) -> Track:
@@ -44,7 +45,10 @@ def counts(rules: list[LineCrossingRule], steps: list[Step]) -> list[dict[str, i
     frames = {round(k * 0.5, 6) for k in range(int(max(s.t for s in steps) / 0.5) + 1)}  # a frame every 0.5 s
     for at in sorted(frames | {s.t for s in steps}):
         now = [s for s in steps if s.t == at]
-        tracks = tuple(track(s, first.setdefault(s.track_id, s.t - 0.5 * (len(s.history) - 1))) for s in now)
+        tracks = tuple(
+            track(s, first.setdefault(s.track_id, s.born if s.born is not None else s.t - 0.5 * (len(s.history) - 1)))
+            for s in now
+        )
         ctx = FrameContext(
             "cam", at, at, at, None, W, H, np.zeros((H, W, 3), np.uint8), empty, np.zeros(0, bool), tracks
         )
@@ -210,3 +214,13 @@ def test_signed_distance_is_geometry_signed_side(point, a, b):
     from surveil.rules.line_crossing import _signed_distance
 
     assert _signed_distance(point, a, b) == pytest.approx(float(signed_side(np.array([point]), a, b)[0]))
+
+
+def test_an_old_track_met_for_the_first_time_does_not_replay_its_history():
+    """Its path was forgotten (a re-identification after more than 10 s) or it was never shown to the rule:
+    the crossing its history holds may have been counted already, so it starts where it is now."""
+    history = ((260.0, 150.0), (230.0, 150.0), (170.0, 150.0))
+    old = [Step(20.0, 160, 150, history=history, born=2.0), Step(20.5, 150, 150)]
+    young = [Step(1.0, 160, 150, history=history), Step(1.5, 150, 150)]
+    assert counts([gate()], old) == [{"westbound": 0, "eastbound": 0}]
+    assert counts([gate()], young) == [{"westbound": 1, "eastbound": 0}]
