@@ -160,3 +160,25 @@ def test_review_page_of_the_demo_lists_incidents_with_snapshot_and_playable_clip
         assert phases and set(phases) == {"end"}
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "review-page-demo.png"), full_page=True)
+
+
+def test_live_page_shows_rates_mqtt_spool_and_open_incidents(live_server):
+    """What the page fills in from /status.json: the camera's offered rate and drop ratio, the frame's
+    time, the MQTT state with the spool size, the incidents in progress."""
+    server, _ = live_server()
+    incident = {"incident_id": "i1", "camera": "gate", "rule": "door", "rule_type": "zone_intrusion",
+                "started_ts": time.time() - 5, "subjects": [{"track_id": 7, "class": "person"}]}  # fmt: skip
+    server.provider.service_status = lambda: {  # type: ignore[attr-defined]
+        "mqtt": {"enabled": True, "connected": False, "spool": 20},
+        "incidents": [incident],
+    }
+    with chromium_page() as page:
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        assert wait_until(lambda: page.inner_text("#mqtt") == "disconnected", 6)
+        assert page.inner_text("#spool") == "20"
+        assert "gate · door (zone_intrusion)" in page.inner_text("#incidents")
+        assert "#7 person" in page.inner_text("#incidents")
+        assert page.inner_text("#clock") != "—"
+        assert page.locator(".legend li").count() >= 5
+        width = page.eval_on_selector('section[data-camera="gate"] img.live', "img => img.clientWidth")
+        assert width >= 600  # scaled to its card, not left at the frame's 320 px

@@ -139,6 +139,11 @@ class Daemon:
             raise KeyError(camera)
         return pipeline.annotated_frame(camera)
 
+    def service_status(self) -> dict[str, object]:
+        """MQTT state, spool size and open incidents for the live page (empty before the first pipeline)."""
+        pipeline = self._pipeline
+        return {} if pipeline is None else pipeline.service_status()
+
     def review_store(self) -> ReviewStore | None:
         """The incidents kept for review (surveil.web.review); None when review is off or before the first pipeline."""
         pipeline = self._pipeline

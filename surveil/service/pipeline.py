@@ -34,7 +34,7 @@ from surveil.review.recorder import Review
 from surveil.rules import RuleBuildError, StateReport
 from surveil.service.frame_board import FrameBoard
 from surveil.service.metrics import Metrics
-from surveil.service.status import CameraView
+from surveil.service.status import CameraView, ProcessedRate
 from surveil.sinks.outputs import Handover, Outputs, SinkSetupError
 from surveil.types import AlertUpdate, DetectedFrame, Detections, Frame
 from surveil.video.motion import MotionGate, motion_settings
@@ -67,9 +67,11 @@ class _CaptureEvents:
     def __init__(self, metrics: Metrics, status: Callable[[str, bool, str], None]):
         self._metrics = metrics
         self._status = status
+        self.offered = ProcessedRate()  # frames each camera delivers per second (the live view's "offered")
 
     def frame_read(self, camera: str) -> None:
         self._metrics.frames_captured.labels(camera).inc()
+        self.offered.tick(camera, time.monotonic())
         self._metrics.camera_last_frame.labels(camera).set_to_current_time()
 
     def frame_skipped(self, camera: str) -> None:
@@ -239,7 +241,7 @@ class Pipeline:
             self._outputs = Outputs(config, _MqttEvents(metrics), handed)
         except SinkSetupError as exc:
             raise PipelineError(str(exc)) from None
-        events = _CaptureEvents(metrics, self._camera_status)
+        events = self._capture_events = _CaptureEvents(metrics, self._camera_status)
         self._sources = [
             CameraSource(c, self._board.put, events)
             if open_capture is None
@@ -261,6 +263,7 @@ class Pipeline:
         self._camera_state = {c.name: ("starting", "") for c in cameras}
         self._frames_analysed = dict.fromkeys((c.name for c in cameras), 0)
         self._frame_versions: dict[str, int] = {}
+        self._last_wall: dict[str, float] = {}  # camera -> wall-clock time of its newest analysed frame
         self._gates = {  # motion gating (only the detect thread touches these)
             c.name: MotionGate(motion_settings(c.motion, config.tracker)) for c in cameras if c.motion.enabled
         }
@@ -476,6 +479,7 @@ class Pipeline:
             self._emit(update)
         self.metrics.frame_processed(frame.camera, time.monotonic())  # the fps meter of the gauge and the live view
         self._frames_analysed[frame.camera] += 1
+        self._last_wall[frame.camera] = frame.ts_wall
         self._frame_versions[frame.camera] = next(_FRAME_VERSIONS)
         finished = time.monotonic()
         self.metrics.stage_seconds.labels("analyse").observe(finished - started)
@@ -485,10 +489,33 @@ class Pipeline:
 
     def camera_views(self) -> list[CameraView]:
         now = time.monotonic()
-        return [
-            CameraView(name, *self._camera_state[name], fps=self.metrics.processed_fps(name, now), frames=count)
-            for name, count in self._frames_analysed.items()
-        ]
+        return [self._camera_view(name, count, now) for name, count in self._frames_analysed.items()]
+
+    def _camera_view(self, name: str, count: int, now: float) -> CameraView:
+        fps = self.metrics.processed_fps(name, now)
+        offered = self._capture_events.offered.rate(name, now)
+        return CameraView(
+            name,
+            *self._camera_state[name],
+            fps=fps,
+            frames=count,
+            offered_fps=offered,
+            drop_ratio=min(1.0, max(0.0, 1.0 - fps / offered)) if offered > 0 else 0.0,
+            last_frame_ts=self._last_wall.get(name),
+        )
+
+    def service_status(self) -> dict[str, object]:
+        """For the live page: MQTT connection and spool, and the incidents in progress."""
+        registry = self.metrics.registry
+        return {
+            "mqtt": {
+                "enabled": self.config.mqtt.enabled,
+                "connected": bool(registry.get_sample_value("surveil_mqtt_connected")),
+                "spool": int(registry.get_sample_value("surveil_alert_spool_size") or 0),
+            },
+            "incidents": self.review.open_incidents(),
+            "review": self.review.store is not None,
+        }
 
     def frame_version(self, camera: str) -> int | None:
         self.analyzers[camera]  # KeyError for a camera this pipeline does not have

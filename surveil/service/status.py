@@ -23,6 +23,9 @@ class CameraView:
     reason: str  # e.g. "streaming", "end of file"; may hold a URL: the server strips it
     fps: float  # frames analysed per second, over the last PROCESSED_FPS_WINDOW_S seconds
     frames: int  # frames analysed since the pipeline started
+    offered_fps: float = 0.0  # frames the camera delivered per second, over the same window
+    drop_ratio: float = 0.0  # 1 - fps / offered_fps: the share of delivered frames never analysed (0 to 1)
+    last_frame_ts: float | None = None  # wall-clock time of the newest analysed frame
 
 
 class ProcessedRate:

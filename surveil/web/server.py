@@ -1,7 +1,9 @@
 """The daemon's HTTP server: Prometheus text and a live view of every camera.
 
     /                              HTML: the cameras with status, processed fps and the live image
-    /cameras.json                  the same list as JSON (the page refreshes itself from it)
+    /cameras.json                  the same list as JSON
+    /status.json                   the cameras, MQTT state, spool size and open incidents (the page refreshes from it)
+    /review...                     incident review: snapshots and clips (surveil.web.review)
     /cameras/<name>/latest.jpg     the newest analysed frame, annotated (404 unknown camera, 503 before a first frame)
     /cameras/<name>/live.mjpeg     the same as multipart/x-mixed-replace, at most ``web.max_fps``
     /metrics                       Prometheus text exposition
@@ -18,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import html
 import io
 import json
 import logging
@@ -46,6 +47,7 @@ from surveil.config import WebConfig
 from surveil.service.status import CameraView
 from surveil.web import review
 from surveil.web.limits import HEAD_TIMEOUT_S, MAX_CONNECTIONS, HeadError, read_head, session_cookie
+from surveil.web.live_page import render_live_page
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/cameras.json":
             body = json.dumps([_public(view) for view in app.provider.camera_views()]).encode()
             return self._send(HTTPStatus.OK, "application/json", body)
+        if path == "/status.json":  # what the live page refreshes itself from
+            return self._send(HTTPStatus.OK, "application/json", json.dumps(_status(app.provider)).encode())
         match = _CAMERA_PATH.match(path)
         if match is None:
             return self._send_text(HTTPStatus.NOT_FOUND, "not found\n")
@@ -549,73 +553,23 @@ def public_reason(reason: str) -> str:
     return _URLISH.sub("…", reason)[:200]
 
 
+def _status(provider: ViewProvider) -> dict:
+    """The cameras, the time, and what the provider adds (``service_status()``: MQTT, spool, open incidents)."""
+    extra = getattr(provider, "service_status", None)
+    return {"now": time.time(), "cameras": [_public(v) for v in provider.camera_views()], **(extra() if extra else {})}
+
+
 def _public(view: CameraView) -> dict:
     item = asdict(view)
     item["reason"] = public_reason(view.reason)
     item["fps"] = round(view.fps, 2)
+    item["offered_fps"] = round(view.offered_fps, 2)
+    item["drop_ratio"] = round(view.drop_ratio, 3)
     base = f"/cameras/{quote(view.name, safe='')}"
     item.update(latest=f"{base}/latest.jpg", live=f"{base}/live.mjpeg")
     return item
 
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 1.5rem; background: #111; color: #eee; }
-h1 { font-size: 1.3rem; margin: 0 0 1rem; } h1 small { color: #888; font-weight: normal; }
-.cameras { display: flex; flex-wrap: wrap; gap: 1.5rem; }
-.camera { background: #1c1c1c; padding: .75rem; border-radius: 6px; }
-.camera h2 { font-size: 1.05rem; margin: 0 0 .4rem; }
-.camera img { display: block; max-width: 100%; min-width: 320px; min-height: 180px; background: #000; }
-.status { margin: 0 0 .5rem; color: #bbb; font-size: .9rem; }
-.state { font-weight: bold; padding: 0 .4rem; border-radius: 3px; }
-.state.up { background: #1d6b2f; color: #fff; } .state.down { background: #8b1d1d; color: #fff; }
-.state.starting { background: #555; color: #fff; }
-a { color: #8cf; }
-"""
-
-_SCRIPT = """
-async function refresh() {
-  try {
-    const response = await fetch('/cameras.json', {cache: 'no-store'});
-    if (!response.ok) return;
-    for (const camera of await response.json()) {
-      const section = document.querySelector(`section[data-camera="${CSS.escape(camera.name)}"]`);
-      if (!section) continue;
-      const state = section.querySelector('.state');
-      state.textContent = camera.state; state.className = 'state ' + camera.state;
-      section.querySelector('.fps').textContent = camera.fps.toFixed(1);
-      section.querySelector('.reason').textContent = camera.reason;
-    }
-  } catch (e) { /* the daemon is restarting; try again */ }
-}
-setInterval(refresh, 2000);
-// the still frame first, so that the page finishes loading; then the stream (a multipart image never does)
-window.addEventListener('load', () => {
-  for (const img of document.querySelectorAll('img[data-live]')) img.src = img.dataset.live;
-});
-"""
-
-
 def render_index(views: Sequence[CameraView], nonce: str) -> str:
-    """The live page: every value escaped, camera names only (no URLs)."""
-    sections = []
-    for view in views:
-        item = _public(view)
-        name = html.escape(view.name)
-        sections.append(
-            f'<section class="camera" data-camera="{name}">\n'
-            f"  <h2>{name}</h2>\n"
-            f'  <p class="status"><span class="state {html.escape(view.state)}">{html.escape(view.state)}</span>\n'
-            f'    <span class="fps">{view.fps:.1f}</span> fps analysed · <span class="reason">{html.escape(item["reason"])}</span></p>\n'
-            f'  <a href="{html.escape(item["latest"])}"><img class="live" src="{html.escape(item["latest"])}" data-live="{html.escape(item["live"])}" alt="live view of {name}"></a>\n'
-            "</section>"
-        )
-    cameras = "\n".join(sections) or "<p>No cameras are enabled.</p>"
-    return (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>surveil — live view</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
-        f"<h1>surveil live view <small>{html.escape(__version__)} · {len(views)} camera(s)</small></h1>\n"
-        f'<div class="cameras">\n{cameras}\n</div>\n'
-        '<p class="status"><a href="/metrics">metrics</a> · <a href="/cameras.json">cameras.json</a></p>\n'
-        f'<script nonce="{nonce}">{_SCRIPT}</script>\n</body>\n</html>\n'
-    )
+    """The live page (surveil.web.live_page): every value escaped, camera names only (no URLs)."""
+    return render_live_page([_public(view) for view in views], nonce)
