@@ -116,7 +116,9 @@ def _draw_track(canvas: np.ndarray, track: Track, overlay: Overlay) -> Label:
     names = overlay.class_names
     name = names[track.class_id] if 0 <= track.class_id < len(names) else str(track.class_id)
     short = f"#{track.track_id}"
-    return Label(f"{short} {name} {track.confidence:.2f}", (x1, y1, x2, y2), colour, short)
+    real_classes = [n for n in names if n != "__background__"]
+    text = f"{short} {track.confidence:.2f}" if len(real_classes) == 1 else f"{short} {name} {track.confidence:.2f}"
+    return Label(text, (x1, y1, x2, y2), colour, short)
 
 
 def _draw_labels(canvas: np.ndarray, labels: Sequence[Label]) -> None:

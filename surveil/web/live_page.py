@@ -35,7 +35,7 @@ a { color: #8cf; }
 """
 
 _LEGEND = [
-    ("border: 3px solid #00dc00", "tracked object: #id, class, detector score (0-1)"),
+    ("border: 3px solid #00dc00", "tracked object: #id, class (when the model has several), detector score (0-1)"),
     ("border: 3px solid #ff0000", "object in an incident; a zone or line in red has one open"),
     ("border: 1px solid #00dc00", "thin box: a track not matched in this frame (predicted)"),
     ("border: 1px solid #a0a0a0", "thin grey: a raw detection not (yet) tracked — a low score or too new"),

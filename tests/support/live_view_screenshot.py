@@ -4,8 +4,8 @@
 
 Starts `surveil run -c configs/demo.yaml` (the shipped clip and model; state in a temporary
 folder; no MQTT broker needed), waits until it has written an incident clip, then saves
-``live-view.png`` (the live page) and ``review.png`` (the incident review, its first clip
-playing) with headless Chromium. Needs chromium and playwright (see README)."""
+``live-view.png`` (the live page), ``review.png`` (the incident review) and ``review-clip.png``
+(its first incident with a clip, playing) with headless Chromium. Needs chromium and playwright (see README)."""
 
 from __future__ import annotations
 
@@ -30,14 +30,16 @@ def screenshot_demo(folder: Path) -> None:
                 raise SystemExit("the live image did not load")
             time.sleep(4)  # a few streamed frames, and the status line refreshed
             page.screenshot(path=str(folder / "live-view.png"), full_page=True)
-        with chromium_page(width=1280, height=900) as page:
+        with chromium_page(width=1280, height=800) as page:
             page.goto(f"http://127.0.0.1:{port}/review")
-            video = page.locator("video").first
+            page.screenshot(path=str(folder / "review.png"))  # the newest incidents, some clips still pending
+            card = page.locator("article.incident", has=page.locator("video")).first
+            video = card.locator("video")
             video.evaluate("v => v.play()")
             if not wait_until(lambda: video.evaluate(PLAYING), 20):
                 raise SystemExit("the first clip did not play")
-            page.screenshot(path=str(folder / "review.png"))
-    print(f"wrote {folder / 'live-view.png'} and {folder / 'review.png'}")
+            card.screenshot(path=str(folder / "review-clip.png"))  # one incident, its clip playing
+    print(f"wrote live-view.png, review.png and review-clip.png in {folder}")
 
 
 if __name__ == "__main__":
