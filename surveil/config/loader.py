@@ -294,7 +294,7 @@ def format_validation_error(path: Path, exc: ValidationError, root: yaml.Node | 
         field = _dotted(loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"line {line}: " if line else ""
-        message = error["msg"]
+        message = error["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's ValueError
         if error["type"] == "extra_forbidden":
             hint = _did_you_mean(str(loc[-1]), _options_at(loc[:-1]))
             message = f"unknown option{hint or ' (check the spelling; see docs/config.md for the options)'}"
