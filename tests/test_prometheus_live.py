@@ -254,6 +254,8 @@ def alerts(port: int) -> list[dict]:
     return body["data"]["alerts"]
 
 
+# SurveilAlertSpoolGrowing needs alerts, and this scene gave none at 1 processed fps (tried for 30 s,
+# with min_frames 1 too; not investigated further); promtool's unit tests cover that rule.
 STARVED_EXPECTED = {"SurveilCameraProcessedFpsLow", "SurveilCameraFramesDropped", "SurveilMqttDisconnected"}
 
 
