@@ -562,6 +562,14 @@ class WebConfig(_Model):
         le=100,
         description="Most `live.mjpeg` streams open at once (1-100); more are refused with 503.",
     )
+    max_connections_per_address: int = Field(
+        default=32,
+        ge=1,
+        le=1000,
+        description="Most connections open at once from one client address (1-1000), live streams included; more "
+        "are answered 503 at once, so that one client cannot take every slot of the server's overall cap (64, or "
+        "`max_streams` + 16 if more). Behind a reverse proxy every viewer shares the proxy's address: raise it there.",
+    )
     jpeg_quality: int = Field(
         default=80, ge=10, le=100, description="JPEG quality of `latest.jpg` and the live stream (10-100)."
     )

@@ -46,7 +46,14 @@ from surveil.analysis.render import encode_jpeg
 from surveil.config import WebConfig
 from surveil.service.status import CameraView
 from surveil.web import review
-from surveil.web.limits import HEAD_TIMEOUT_S, MAX_CONNECTIONS, HeadError, read_head, session_cookie
+from surveil.web.limits import (
+    HEAD_TIMEOUT_S,
+    MAX_CONNECTIONS,
+    HeadError,
+    lower_priority,
+    read_head,
+    session_cookie,
+)
 from surveil.web.live_page import render_live_page
 
 log = logging.getLogger(__name__)
@@ -252,16 +259,24 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, *args, **kwargs):
         self._connections = 0
+        self._per_address: dict[str, int] = {}  # open connections by client address (web.max_connections_per_address)
         self._connections_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        lower_priority()  # this thread accepts; the handler threads it starts inherit the lower priority
+        super().serve_forever(poll_interval)
+
     def process_request(self, request, client_address) -> None:
+        address = client_address[0]
         with self._connections_lock:
-            busy = self._connections >= self.app.connection_cap
+            mine = self._per_address.get(address, 0)
+            busy = self._connections >= self.app.connection_cap or mine >= self.app.config.max_connections_per_address
             if not busy:
                 self._connections += 1
+                self._per_address[address] = mine + 1
         if busy:
-            log.info("web %s: refused, %d connections open", client_address[0], self._connections)
+            log.info("web %s: refused, %d connections open (%d from it)", address, self._connections, mine)
             try:  # non-blocking, from the accept thread: the reply fits any socket buffer
                 request.setblocking(False)
                 request.send(_BUSY)
@@ -273,18 +288,21 @@ class _Server(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:  # the thread did not start
-            self._release()
+            self._release(address)
             raise
 
     def process_request_thread(self, request, client_address) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._release()
+            self._release(client_address[0])
 
-    def _release(self) -> None:
+    def _release(self, address: str) -> None:
         with self._connections_lock:
             self._connections -= 1
+            left = self._per_address.pop(address) - 1
+            if left:
+                self._per_address[address] = left
 
     def handle_error(self, request, client_address) -> None:
         error = sys.exc_info()[1]
