@@ -642,7 +642,10 @@ class ReviewConfig(_Model):
         description="Most memory of recent annotated JPEG frames kept per camera for clips (1-1024 MiB).",
     )
     max_age_h: float = Field(
-        default=168.0, ge=0.01, le=87_600, description="Ended incidents older than this are deleted (0.01-87,600 h)."
+        default=168.0,
+        ge=0.01,
+        le=87_600,
+        description="Incidents without a message for this long (ended, or left open by a crash) are deleted (0.01-87,600 h).",
     )
     max_size_mb: float = Field(
         default=2048.0,

@@ -120,15 +120,16 @@ class ReviewStore:
         self._account(incident_id)
 
     def retain(self, now: float | None = None) -> None:
-        """Delete incidents older than ``max_age_s``, then the oldest until the total fits ``max_bytes``."""
+        """Delete incidents without a message for ``max_age_s`` (ended ones, and any a crash left open),
+        then the oldest ended ones until the total fits ``max_bytes``."""
         now = time.time() if now is None else now
         with self._lock:
             by_age = sorted(self._records.values(), key=lambda r: r.get("updated_ts", r["started_ts"]))
-            ended = [r for r in by_age if r["phase"] == "end"]
-        old = [r for r in ended if now - r.get("updated_ts", r["started_ts"]) > self.max_age_s]
+        old = [r for r in by_age if now - r.get("updated_ts", r["started_ts"]) > self.max_age_s]
         self._delete([r["incident_id"] for r in old], "age")
         total = self.total_bytes()
-        for record in ended[len(old) :]:
+        gone = {r["incident_id"] for r in old}
+        for record in (r for r in by_age if r["phase"] == "end" and r["incident_id"] not in gone):
             if total <= self.max_bytes:
                 break
             total -= self._sizes.get(record["incident_id"], 0)
@@ -192,6 +193,19 @@ class ReviewStore:
                 log.warning("review: skipping unreadable %s", record_file)
                 continue
             if record_file.parent.name == incident_id:
-                self._records[incident_id] = record
+                self._records[incident_id] = _settled(record, record_file.parent)
                 self._account(incident_id)
         self._report(time.time())
+
+
+def _settled(record: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A record as a previous run left it: a clip it was still waiting for or encoding is ``none``
+    (or ``ready`` if its file is there); a half-written clip is removed."""
+    for partial in folder.glob(".*.part"):
+        with contextlib.suppress(OSError):
+            partial.unlink()
+    with contextlib.suppress(OSError):
+        (folder / (CLIP + ".part")).unlink(missing_ok=True)
+    if record.get("phase") == "end" and record.get("clip") in ("pending", "recording"):
+        return {**record, "clip": "ready" if (folder / CLIP).is_file() else "none"}
+    return record

@@ -74,7 +74,8 @@ def test_retention_by_age_then_size_keeps_open_incidents(tmp_path):
         ("new", 900.0, "end"),
         ("open", 10.0, "start"),
     ]:
-        store.put(_record(name, started, phase))
+        recent = {"updated_ts": 990.0} if name == "open" else {}  # started long ago, still sending updates
+        store.put({**_record(name, started, phase), **recent})
         store.write(name, SNAPSHOT, b"x" * 1000)
     store.retain(now=1000.0)
     # "old" is past 600 s; then the total (3 x ~1,1xx bytes) is above 2,500: "mid" goes; "open" is still going
@@ -106,3 +107,30 @@ def test_a_full_disk_is_counted_not_raised(tmp_path, monkeypatch):
 )
 def test_safe_id(incident_id, ok):
     assert safe_id(incident_id) is ok
+
+
+def test_an_incident_a_crash_left_open_ages_out(tmp_path):
+    store = ReviewStore(tmp_path, max_age_s=600, max_bytes=10**9, events=Events())
+    store.put(_record("stuck", 0.0, phase="update"))  # no message since 1 s
+    store.retain(now=1000.0)
+    assert store.incidents() == []
+
+
+@pytest.mark.parametrize(
+    ("phase", "clip", "clip_file", "expected"),
+    [
+        ("end", "pending", False, "none"),  # the run stopped before encoding it
+        ("end", "recording", True, "ready"),
+        ("end", "failed", False, "failed"),
+        ("start", "recording", False, "recording"),  # a reload carries it on
+    ],
+)
+def test_a_restart_settles_clips_the_previous_run_left_waiting(tmp_path, phase, clip, clip_file, expected):
+    store = ReviewStore(tmp_path, 3600, 10**9, Events())
+    store.put({**_record("a", 1.0, phase), "clip": clip})
+    if clip_file:
+        store.write("a", CLIP, b"mp4")
+    (tmp_path / "a" / "clip.mp4.part").write_bytes(b"half")
+    again = ReviewStore(tmp_path, 3600, 10**9, Events())
+    assert again.get("a")["clip"] == expected
+    assert not (tmp_path / "a" / "clip.mp4.part").exists()
