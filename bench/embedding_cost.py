@@ -9,7 +9,8 @@ with the embedding (the default) and without (``TorchDetector(embedding_kind=Non
 backends a graph exported without the embedding output). Every frame goes through every detector in
 turn, so a shared machine's load changes hit all alike; the frames are split into ``--rounds``
 sampling rounds and each figure is printed as the mean and range over rounds: ms per frame with and
-without, the difference, and the ratio with / without (the machine-independent figure).
+without, the difference, and the ratio with / without (the machine-independent figure), in wall time
+and in this process's CPU time (all its threads; less disturbed by other jobs on a busy machine).
 
 ``--isa avx2`` limits oneDNN (torch, OpenVINO) and ATen to AVX2 (:mod:`surveil.detection.isa`; the
 process re-executes itself); ONNX Runtime's MLAS ignores the limit and runs what CPUID offers.
@@ -86,25 +87,31 @@ def detectors(weights: str, min_size: int, threads: int, folder: Path) -> Iterat
         )
 
 
-def measure(pairs: list[tuple[str, object, object]], images: list[np.ndarray], rounds: int) -> dict[str, np.ndarray]:
-    """{backend: (rounds, 2) ms per frame with / without}: each frame runs with, without, without, with
-    (the faster of each pair counts: a busy machine only ever adds time), every detector in turn; per
-    round the median over its frames."""
-    per_round: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in pairs}
+def measure(
+    pairs: list[tuple[str, object, object]], images: list[np.ndarray], rounds: int
+) -> dict[str, dict[str, np.ndarray]]:
+    """{clock: {backend: (rounds, 2) ms per frame with / without}} for the wall and the CPU clock: each frame
+    runs with, without, without, with (the faster of each pair counts: a busy machine only ever adds
+    time), every detector in turn; per round the median over its frames."""
+    clocks = {"wall": time.perf_counter, "CPU": time.process_time}
+    per_round = {clock: {name: [] for name, _, _ in pairs} for clock in clocks}
     for chunk in np.array_split(np.arange(len(images)), rounds):
-        times: dict[str, list[list[float]]] = {name: [[], []] for name, _, _ in pairs}
+        times = {clock: {name: ([], []) for name, _, _ in pairs} for clock in clocks}
         for index in chunk:
             for name, with_embedding, without in pairs:
-                runs = {0: [], 1: []}
+                runs: dict[str, tuple[list[float], list[float]]] = {clock: ([], []) for clock in clocks}
                 for slot in (0, 1, 1, 0):
-                    started = time.perf_counter()
+                    started = {clock: read() for clock, read in clocks.items()}
                     (with_embedding, without)[slot].detect([images[index]])  # type: ignore[attr-defined]
-                    runs[slot].append(1000 * (time.perf_counter() - started))
-                times[name][0].append(min(runs[0]))
-                times[name][1].append(min(runs[1]))
-        for name, (a, b) in times.items():
-            per_round[name].append((float(np.median(a)), float(np.median(b))))
-    return {name: np.asarray(values) for name, values in per_round.items()}
+                    for clock, read in clocks.items():
+                        runs[clock][slot].append(1000 * (read() - started[clock]))
+                for clock in clocks:
+                    times[clock][name][0].append(min(runs[clock][0]))
+                    times[clock][name][1].append(min(runs[clock][1]))
+        for clock in clocks:
+            for name, (a, b) in times[clock].items():
+                per_round[clock][name].append((float(np.median(a)), float(np.median(b))))
+    return {clock: {n: np.asarray(v) for n, v in by_name.items()} for clock, by_name in per_round.items()}
 
 
 def embedding_step(weights: str, min_size: int, threads: int, images: list[np.ndarray]) -> tuple[float, float, int]:
@@ -169,17 +176,19 @@ def main() -> int:
             f"({100 * step / whole:.2f} %; medians over frames of the fastest of 5 / 3 runs)"
         )
         print(f"{weights} at input {min_size}; ms/frame: median per round, mean (range over rounds)")
-        print("| backend | with embedding | without | difference | with / without |")
-        print("|---|---|---|---|---|")
-        for name, rows in results.items():
-            cells = [rows[:, 0], rows[:, 1], rows[:, 0] - rows[:, 1]]
-            ratio = rows[:, 0] / rows[:, 1]
-            print(
-                f"| {name} | "
-                + " | ".join(f"{c.mean():.1f} ({c.min():.1f}–{c.max():.1f})" for c in cells)
-                + f" | {ratio.mean():.3f} ({ratio.min():.3f}–{ratio.max():.3f}) |",
-                flush=True,
-            )
+        print("| backend | clock | with embedding | without | difference | with / without |")
+        print("|---|---|---|---|---|---|")
+        for name in results["wall"]:
+            for clock, by_name in results.items():
+                rows = by_name[name]
+                cells = [rows[:, 0], rows[:, 1], rows[:, 0] - rows[:, 1]]
+                ratio = rows[:, 0] / rows[:, 1]
+                print(
+                    f"| {name} | {clock} | "
+                    + " | ".join(f"{c.mean():.1f} ({c.min():.1f}–{c.max():.1f})" for c in cells)
+                    + f" | {ratio.mean():.3f} ({ratio.min():.3f}–{ratio.max():.3f}) |",
+                    flush=True,
+                )
     print(f"\nload average at the end {_load()}")
     print(json.dumps({"isa": requested_isa(), "cpu": flags_summary(cpu_flags())}))
     return 0
