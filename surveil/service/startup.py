@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import tempfile
 import time
 from pathlib import Path
 
 from surveil.config import Config
+from surveil.config.inputs import InputPathError, check_regular_file
 from surveil.service.sharding import instance_name
 from surveil.sinks.mqtt.identity import probe_instance
 from surveil.sinks.spool import SpoolLock, SpoolLockedError
@@ -38,7 +40,8 @@ class StartupError(Exception):
 
 
 def preflight(config: Config) -> None:
-    """Raise StartupError for the first unusable output folder, output file or listen address."""
+    """Raise StartupError for the first unusable input file, output folder, output file or listen address."""
+    check_input_files(config)
     if config.state_dir:
         check_writable_dir(Path(config.state_dir), "state_dir")
     if config.mqtt.enabled:
@@ -51,6 +54,25 @@ def preflight(config: Config) -> None:
         check_listen(metrics.host, metrics.port, "metrics.listen")
     if config.mqtt.enabled:
         check_instance_free(config)
+
+
+def check_input_files(config: Config) -> None:
+    """The detector's weights and every enabled file camera's video must be regular files: a FIFO
+    would block the model loader or the camera's open for ever, a directory or device read without
+    end. A missing file is left to the model loader and the camera, which say so in their own words."""
+    weights = config.detector.weights
+    if weights != "coco" and os.path.lexists(weights):
+        try:
+            check_regular_file(weights, "detector weights")
+        except InputPathError as exc:
+            raise StartupError(f"detector.weights: {exc.reason}: {weights}") from None
+    for camera in config.enabled_cameras:
+        if camera.kind != "file" or not os.path.lexists(str(camera.url)):
+            continue
+        try:
+            check_regular_file(str(camera.url), "video file")
+        except InputPathError as exc:
+            raise StartupError(f"cameras.{camera.name}.url: {exc.reason}: {camera.url}") from None
 
 
 def claim_spool(path: Path, option: str) -> None:

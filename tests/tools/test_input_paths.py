@@ -95,6 +95,36 @@ def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path, kind, label, arg
     assert "Traceback" not in result.stderr and SECRET not in result.stdout + result.stderr
 
 
+def _config_naming(tmp_path: Path, option: str, special: Path) -> Path:
+    """A config whose detector weights or file camera is ``special`` (every other path a real file)."""
+    config = {
+        "cameras": [{"name": "cam", "url": str(REPO / "configs/media/pets2009-s2l1.mp4")}],
+        "mqtt": {"enabled": False},
+    }
+    if option == "detector.weights":
+        config["detector"] = {"weights": str(special)}
+    else:
+        config["cameras"].append({"name": "yard", "url": str(special)})
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+CONFIG_PATHS = ["detector.weights", "a file camera's url"]
+COMMANDS = [pytest.param("check-config", id="check-config"), pytest.param("run", id="run", marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("option", CONFIG_PATHS)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_model_or_video_path_that_is_not_a_regular_file_is_refused(tmp_path, kind, option, command):
+    config = _config_naming(tmp_path, option, _special(tmp_path, kind))
+    result = _surveil(command, *(["-c"] if command == "run" else []), config)
+    assert result.returncode == 2, f"{command} {option} {kind}: {result.stdout}{result.stderr}"
+    assert "not a regular file" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 OUTPUTS = [  # (label, out builder(tmp_path, video) -> --out path)
     ("same path", lambda t, v: v),
     ("another spelling", lambda t, v: t / "sub" / ".." / v.name),
