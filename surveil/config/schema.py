@@ -399,6 +399,55 @@ class TrackerConfig(_Model):
     )
     history: int = Field(default=64, ge=2, le=10_000, description="Recent anchor points kept per track.")
 
+    appearance_weight: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Re-identification (detections with embeddings only): weight (0-1) of the appearance "
+        "cosine against the motion score when assigning the pairs motion admits (0 = motion only).",
+    )
+    appearance_momentum: float = Field(
+        default=0.9,
+        ge=0,
+        le=0.99,
+        description="A track's appearance keeps this fraction (0-0.99) of itself per matched high-score detection.",
+    )
+    appearance_veto: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.9,
+        description="A track and a detection whose appearance cosine is under this (0-0.9) are never matched "
+        "(0 = no veto).",
+    )
+    reid_window_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=120,
+        description="Seconds (0-120) after its last match that a lost track with an appearance stays dormant "
+        "(not shown to rules) to be re-attached under its id; at or below `lost_after_s` = no dormancy.",
+    )
+    reid_similarity: float = Field(
+        default=0.92,
+        ge=0.5,
+        le=1,
+        description="Least cosine similarity (0.5-1) between a new detection and a lost or dormant track's "
+        "appearance to re-attach it (1 = never).",
+    )
+    reid_margin: float = Field(
+        default=0.03,
+        ge=0,
+        le=0.5,
+        description="Re-attach only when that similarity beats every other candidate pair of the track or the "
+        "detection by this much (0-0.5).",
+    )
+    reid_max_speed: float = Field(
+        default=1.0,
+        ge=0.1,
+        le=10,
+        description="Re-attach only within one box height plus this many box heights (0.1-10) per second of gap "
+        "from where the track was last seen.",
+    )
+
     @model_validator(mode="after")
     def _scores_ordered(self) -> TrackerConfig:
         if self.low_score > self.high_score:

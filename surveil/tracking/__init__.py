@@ -54,6 +54,13 @@ def _surveil(config: TrackerConfig, camera: str) -> Tracker:
         measurement_noise=config.measurement_noise,
         acceleration_noise=config.acceleration_noise,
         history=config.history,
+        appearance_weight=config.appearance_weight,
+        appearance_momentum=config.appearance_momentum,
+        appearance_veto=config.appearance_veto,
+        reid_window_s=config.reid_window_s,
+        reid_similarity=config.reid_similarity,
+        reid_margin=config.reid_margin,
+        reid_max_speed=config.reid_max_speed,
     )
 
 

@@ -36,9 +36,29 @@ def center_closeness(
     return np.where(similar_size, closeness, 0.0).astype(np.float32)
 
 
-def hungarian(score: np.ndarray, rows: list[int], cols: list[int], minimum: float) -> list[tuple[int, int]]:
-    """Best one-to-one pairs by total score, keeping pairs scoring at least ``minimum``."""
+def hungarian(
+    score: np.ndarray, rows: list[int], cols: list[int], minimum: float, ranking: np.ndarray | None = None
+) -> list[tuple[int, int]]:
+    """Best one-to-one pairs by total score, keeping pairs scoring at least ``minimum``.
+
+    ``ranking`` (same shape), if given, replaces ``score`` in the assignment among the pairs that
+    ``score`` admits: it can reorder who gets whom (appearance breaking a tie) but never admits a pair.
+    """
     if score.size == 0:
         return []
-    r, c = linear_sum_assignment(-score)
-    return [(rows[i], cols[j]) for i, j in zip(r, c) if score[i, j] >= minimum]
+    admitted = score >= minimum
+    objective = score if ranking is None else np.where(admitted, ranking, -1.0)
+    r, c = linear_sum_assignment(-objective)
+    return [(rows[i], cols[j]) for i, j in zip(r, c) if admitted[i, j]]
+
+
+def cosine(tracks: list[np.ndarray | None], embedding: np.ndarray | None) -> np.ndarray | None:
+    """(T, N) cosine similarity of unit track appearances and unit detection rows; NaN where a track has
+    no appearance (or one of another size); None when the detections carry no embedding."""
+    if embedding is None:
+        return None
+    out = np.full((len(tracks), len(embedding)), np.nan, np.float32)
+    for i, appearance in enumerate(tracks):
+        if appearance is not None and appearance.shape[0] == embedding.shape[1]:
+            out[i] = embedding @ appearance
+    return out

@@ -33,6 +33,21 @@ overlapping no confirmed track's box (matched box, or predicted box of a lost tr
 later takes the walker's identity over (its prediction overlapping the walker's box better). Both
 overlap rules hold within one class (a person beside a parked car is not a second box over the car).
 Ids count up per tracker and are never reused.
+
+Appearance (re-identification), only where the detections carry ``embedding`` rows: a track keeps an
+exponential moving average of the unit embeddings of the high-score detections it matches
+(``appearance_momentum``). In every stage above, among the pairs the motion score admits, the
+Hungarian assignment ranks pairs by ``(1 - appearance_weight) x motion + appearance_weight x
+cosine``, and a pair whose cosine is under ``appearance_veto`` is not admitted: appearance never
+admits a pair, it decides who gets whom inside a walking group. A
+confirmed track lost for longer than ``lost_after_s`` is not dropped but kept dormant (not
+returned) until ``reid_window_s`` after its last match. A birth candidate (a high-score detection
+left over, scoring at least ``birth_score``, overlapping no confirmed track) first tries the lost
+and dormant tracks: one whose appearance has cosine similarity at least ``reid_similarity`` with it,
+``reid_margin`` more than with any other candidate track, and whose last box lies within what a
+person covers at ``reid_max_speed`` box heights per second over the gap, is re-attached under its
+own id (its motion restarted at the new box) instead of starting a new track. Without embeddings
+the tracker behaves exactly as motion-only.
 """
 
 from __future__ import annotations
@@ -44,7 +59,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from surveil.geometry import anchor_point, box_iou, box_tuple
-from surveil.tracking.association import center_closeness, hungarian
+from surveil.tracking.association import center_closeness, cosine, hungarian
 from surveil.types import Detections, Track
 
 _NDIM = 4  # cx, cy, w, h
@@ -140,6 +155,7 @@ class _TrackState:
     hits: int = 1
     missed: int = 0
     history: deque = field(default_factory=deque)
+    appearance: np.ndarray | None = None  # (D,) unit EMA of matched embeddings
 
     def snapshot(self, camera: str) -> Track:
         box = self.xyxy if self.missed == 0 else self.motion.box()
@@ -154,6 +170,7 @@ class _TrackState:
             hits=self.hits,
             missed=self.missed,
             history=tuple(self.history),
+            embedding=None if self.appearance is None else self.appearance.copy(),
         )
 
 
@@ -178,6 +195,13 @@ class ByteTracker:
         acceleration_noise: float = 0.2,
         initial_speed: float = 1.0,
         history: int = 64,
+        appearance_weight: float = 0.3,
+        appearance_momentum: float = 0.9,
+        appearance_veto: float = 0.0,
+        reid_window_s: float = 20.0,
+        reid_similarity: float = 0.92,
+        reid_margin: float = 0.03,
+        reid_max_speed: float = 1.0,
     ):
         for name, value in (("high_score", high_score), ("low_score", low_score), ("birth_score", birth_score)):
             if not 0.0 <= value <= 1.0:
@@ -202,6 +226,17 @@ class ByteTracker:
             raise ValueError(f"max_size_ratio must be >= 1, got {max_size_ratio}")
         if min_hits < 1 or history < 2:
             raise ValueError(f"min_hits must be >= 1 and history >= 2, got {min_hits} and {history}")
+        for name, value in (
+            ("appearance_weight", appearance_weight),
+            ("appearance_momentum", appearance_momentum),
+            ("appearance_veto", appearance_veto),
+            ("reid_similarity", reid_similarity),
+            ("reid_margin", reid_margin),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if not (math.isfinite(reid_window_s) and reid_window_s >= 0 and reid_max_speed >= 0):
+            raise ValueError(f"reid_window_s and reid_max_speed must be >= 0, got {reid_window_s}, {reid_max_speed}")
         self.camera = camera
         self.high_score, self.low_score, self.birth_score = high_score, low_score, birth_score
         self.iou_threshold, self.low_iou_threshold = iou_threshold, low_iou_threshold
@@ -214,12 +249,17 @@ class ByteTracker:
             initial_speed,
         )
         self.history = history
+        self.appearance_weight, self.appearance_momentum = appearance_weight, appearance_momentum
+        self.appearance_veto = appearance_veto
+        self.reid_window_s, self.reid_similarity = reid_window_s, reid_similarity
+        self.reid_margin, self.reid_max_speed = reid_margin, reid_max_speed
         self._next_id = 1
         self.reset()
 
     def reset(self) -> None:
         """Forget every track and the clock; ids keep counting up (never reused)."""
         self._tracks: list[_TrackState] = []
+        self._similarity: np.ndarray | None = None  # this update's (tracks, detections) appearance cosine
         self._clock = 0.0  # the tracker's own time: sum of the non-negative steps of ``now``
         self._last_now: float | None = None
 
@@ -233,8 +273,9 @@ class ByteTracker:
         high, low = self._split(detections, confident)
         was_seen = {id(t) for t in self._tracks if t.missed == 0}
         self._predict()
-        confirmed = [i for i, t in enumerate(self._tracks) if t.hits >= self.min_hits]
+        confirmed = [i for i, t in enumerate(self._tracks) if t.hits >= self.min_hits and not self._dormant(t)]
         tentative = [i for i, t in enumerate(self._tracks) if t.hits < self.min_hits]
+        self._similarity = self._appearance_similarity(detections)
         sure = [d for d in high if detections.confidence[d] >= _SURE_SCORE]
         matches, left_confirmed, left_sure = self._match(confirmed, sure, detections, self.iou_threshold, lost_ok=True)
         rest = [d for d in high if detections.confidence[d] < _SURE_SCORE]
@@ -257,8 +298,13 @@ class ByteTracker:
                 track.missed += 1
                 track.coast_until = min(track.coast_until, self._clock)
         self._tracks = [t for t in self._tracks if self._keep(t)]
-        self._births(detections, self._unclaimed(detections, left_high), now)
-        return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits]
+        candidates = [d for d in self._unclaimed(detections, left_high) if detections.confidence[d] >= self.birth_score]
+        self._births(detections, self._reattach(detections, candidates, now), now)
+        return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits and not self._dormant(t)]
+
+    def _dormant(self, track: _TrackState) -> bool:
+        """Lost for longer than ``lost_after_s``: kept only to be re-identified, never returned."""
+        return track.missed > 0 and self._clock - track.last_seen_t > self.lost_after_s
 
     def _advance(self, now: float) -> None:
         step = 0.0 if self._last_now is None else now - self._last_now
@@ -301,8 +347,13 @@ class ByteTracker:
         boxes = detections.xyxy[dets]
         classes = np.array([self._tracks[t].class_id for t in tracks])
         same_class = classes[:, None] == detections.class_id[dets][None, :]
+        similarity = None if self._similarity is None else self._similarity[np.ix_(tracks, dets)]
+        if similarity is not None:
+            same_class &= ~(similarity < self.appearance_veto)  # NaN (no appearance) vetoes nothing
         iou = np.where(same_class, box_iou(predicted, boxes), 0.0)
-        pairs = hungarian(iou, list(range(len(tracks))), list(range(len(dets))), minimum=iou_min)
+        pairs = hungarian(
+            iou, list(range(len(tracks))), list(range(len(dets))), iou_min, self._ranking(iou, similarity)
+        )
         if self.max_center_distance > 0:
             taken_t, taken_d = {p[0] for p in pairs}, {p[1] for p in pairs}
             rows = [r for r in range(len(tracks)) if r not in taken_t]
@@ -318,10 +369,28 @@ class ByteTracker:
             closeness = self._crowd_gate(
                 closeness, [tracks[r] for r in rows], boxes[cols], detections.class_id[dets][cols]
             )
-            pairs += hungarian(closeness, rows, cols, minimum=1e-6)
+            ranking = None if similarity is None else self._ranking(closeness, similarity[np.ix_(rows, cols)])
+            pairs += hungarian(closeness, rows, cols, 1e-6, ranking)
         matches = [(tracks[r], dets[c]) for r, c in pairs]
         used_t, used_d = {m[0] for m in matches}, {m[1] for m in matches}
         return matches, [t for t in tracks if t not in used_t], [d for d in dets if d not in used_d]
+
+    def _appearance_similarity(self, detections: Detections) -> np.ndarray | None:
+        """(tracks, detections) cosine similarity for this update; None when appearance takes no part."""
+        if (
+            (self.appearance_weight == 0 and self.appearance_veto == 0)
+            or detections.embedding is None
+            or len(detections) == 0
+        ):
+            return None
+        return cosine([t.appearance for t in self._tracks], detections.embedding)
+
+    def _ranking(self, motion: np.ndarray, similarity: np.ndarray | None) -> np.ndarray | None:
+        """Motion fused with appearance where the track has one; None (motion alone) when nothing has."""
+        if similarity is None or self.appearance_weight == 0 or np.isnan(similarity).all():
+            return None
+        fused = (1.0 - self.appearance_weight) * motion + self.appearance_weight * similarity
+        return np.where(np.isnan(similarity), motion, fused)
 
     def _crowd_gate(self, closeness: np.ndarray, rows: list[int], boxes: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Zero the centre-distance scores of lost tracks (``rows``: track indices) for the detections
@@ -339,7 +408,7 @@ class ByteTracker:
 
     def _unclaimed(self, detections: Detections, candidates: list[int]) -> list[int]:
         """The birth candidates overlapping no confirmed track's box of their class at IoU >= ``_BIRTH_IOU``."""
-        claimed = [t for t in self._tracks if t.hits >= self.min_hits]
+        claimed = [t for t in self._tracks if t.hits >= self.min_hits and not self._dormant(t)]
         if not candidates or not claimed:
             return candidates
         boxes = [t.xyxy if t.missed == 0 else t.motion.box() for t in claimed]
@@ -365,18 +434,78 @@ class ByteTracker:
         track.hits += 1
         track.missed = 0
         track.history.append(anchor_point(box))
+        if detections.embedding is not None and detections.confidence[index] >= self.high_score:
+            self._learn(track, detections.embedding[index])
+
+    def _learn(self, track: _TrackState, row: np.ndarray) -> None:
+        """Blend one unit embedding into the track's appearance (low-score boxes, often occluded, are not)."""
+        row = np.asarray(row, np.float32)
+        if track.appearance is None or track.appearance.shape != row.shape:
+            track.appearance = row.copy()
+            return
+        blended = self.appearance_momentum * track.appearance + (1.0 - self.appearance_momentum) * row
+        norm = float(np.linalg.norm(blended))
+        track.appearance = blended / norm if norm > 0 else row.copy()
 
     def _keep(self, track: _TrackState) -> bool:
         if track.missed == 0:
             return True
         if track.hits < self.min_hits:
             return False  # a tentative track must be matched in every update
-        return self._clock - track.last_seen_t <= self.lost_after_s
+        lost = self._clock - track.last_seen_t
+        return lost <= self.lost_after_s or (track.appearance is not None and lost <= self.reid_window_s)
+
+    def _reattach(self, detections: Detections, candidates: list[int], now: float) -> list[int]:
+        """Re-identify lost and dormant tracks among the birth ``candidates``; returns the candidates left."""
+        waiting = [t for t in self._tracks if t.missed > 0 and t.hits >= self.min_hits and t.appearance is not None]
+        if not candidates or not waiting or detections.embedding is None:
+            return candidates
+        similarity = cosine([t.appearance for t in waiting], detections.embedding[candidates])
+        assert similarity is not None
+        score = np.nan_to_num(similarity, nan=-1.0) * self._plausible(waiting, detections, candidates)
+        distinct = score - self._runner_up(score) >= self.reid_margin
+        admitted = np.where(distinct, score, -1.0)
+        pairs = hungarian(admitted, list(range(len(waiting))), candidates, self.reid_similarity)
+        for row, d_index in pairs:
+            track = waiting[row]
+            track.motion = _Motion.start(
+                np.array(detections.xyxy[d_index], np.float32),
+                self.measurement_noise,
+                self.acceleration_noise,
+                self.initial_speed,
+            )
+            track.predicted_t = self._clock
+            self._apply_match(track, detections, d_index, now)
+        taken = {d for _, d in pairs}
+        return [d for d in candidates if d not in taken]
+
+    def _plausible(self, tracks: list[_TrackState], detections: Detections, candidates: list[int]) -> np.ndarray:
+        """(T, N) 1 where the detection is of the track's class and within reach of its last box, else 0."""
+        last = np.stack([t.xyxy for t in tracks])
+        boxes = detections.xyxy[candidates]
+        gap = np.array([self._clock - t.last_seen_t for t in tracks])[:, None]
+        height = np.maximum((last[:, 3] - last[:, 1])[:, None], (boxes[:, 3] - boxes[:, 1])[None, :])
+        centre = (last[:, None, :2] + last[:, None, 2:] - boxes[None, :, :2] - boxes[None, :, 2:]) / 2
+        reach = (1.0 + self.reid_max_speed * gap) * height
+        same = np.array([t.class_id for t in tracks])[:, None] == detections.class_id[candidates][None, :]
+        return (same & (np.linalg.norm(centre, axis=2) <= reach)).astype(np.float32)
+
+    @staticmethod
+    def _runner_up(score: np.ndarray) -> np.ndarray:
+        """(T, N) for each pair the best score of another pair sharing its track or its detection."""
+        out = np.full(score.shape, -1.0, np.float32)
+        for axis in (0, 1):
+            if score.shape[axis] < 2:
+                continue
+            ordered = np.sort(score, axis=axis)
+            first, second = np.take(ordered, -1, axis=axis), np.take(ordered, -2, axis=axis)
+            first, second = np.expand_dims(first, axis), np.expand_dims(second, axis)
+            other = np.where(score >= first, second, first)  # the best of the others on this row/column
+            out = np.maximum(out, other)
+        return out
 
     def _births(self, detections: Detections, candidates: list[int], now: float) -> None:
         for d_index in candidates:
-            if detections.confidence[d_index] < self.birth_score:
-                continue
             box = np.array(detections.xyxy[d_index], np.float32)
             state = _TrackState(
                 track_id=self._next_id,
@@ -392,4 +521,6 @@ class ByteTracker:
                 history=deque([anchor_point(box)], maxlen=self.history),
             )
             self._next_id += 1
+            if detections.embedding is not None:
+                self._learn(state, detections.embedding[d_index])
             self._tracks.append(state)
