@@ -27,6 +27,7 @@ from surveil.service.pipeline import Health, Pipeline, PipelineError, build_anal
 from surveil.service.sdnotify import Notifier
 from surveil.service.startup import preflight
 from surveil.service.status import CameraView
+from surveil.sinks.mqtt.home_assistant import discovery_topics
 from surveil.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -237,6 +238,8 @@ class Daemon:
             return
         kept = {name for name, analyzer in analyzers.items() if old_pipeline.analyzers.get(name) is analyzer}
         same_mqtt = new_config.mqtt == old_config.mqtt  # then the connection carries on: no offline/online blip
+        if not same_mqtt:
+            _withdraw_discovery(old_pipeline, new_config)
         # releases the camera handles, and the spool unless the publisher is handed over (never open twice)
         handed = old_pipeline.stop(keep_incidents=kept, hand_over_mqtt=same_mqtt)
         try:
@@ -266,6 +269,19 @@ class Daemon:
             self._http.close()
         self.notifier.close()
         log.info("stopped in %.1f s", time.monotonic() - started)
+
+
+def _withdraw_discovery(pipeline: Pipeline, new_config: Config) -> None:
+    """Before a reload that changes the mqtt section: the old publisher clears its Home Assistant
+    entities that the new one will not announce (a new discovery or topic prefix leaves them
+    retained for ever otherwise). Those it will announce again stay, without a blip."""
+    old = pipeline.outputs.mqtt
+    if old is None:
+        return
+    keep = discovery_topics(new_config.mqtt, sharding.instance_name(new_config), new_config.enabled_cameras)
+    cleared = old.withdraw_discovery(keep)
+    if cleared:
+        log.info("MQTT: cleared %d Home Assistant discovery entities of the previous mqtt section", cleared)
 
 
 def load_shard(config_path: str | Path, shard: str | None = None) -> Config:

@@ -141,3 +141,61 @@ def test_a_camera_removed_by_reload_loses_its_discovery_entities(
         daemon.stop_requested.set()
         thread.join(timeout=15)
     assert not thread.is_alive()
+
+
+MQTT_CHANGES = [  # (what changes in the mqtt section, the change, discovery prefix announced after it or None)
+    ("discovery prefix", {"home_assistant": {"enabled": True, "discovery_prefix": "homeassistant"}}, "homeassistant"),
+    ("topic prefix", {"topic_prefix": "site2"}, "hass"),
+    ("instance name", {"instance": "ha2"}, "hass"),
+    ("discovery off", {"home_assistant": {"enabled": False, "discovery_prefix": "hass"}}, None),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("what", "change", "announced"), MQTT_CHANGES, ids=[c[0] for c in MQTT_CHANGES])
+def test_a_reload_that_changes_the_mqtt_section_clears_the_old_discovery_entities(
+    tmp_path, mosquitto_broker, mqtt_collector, what, change, announced
+) -> None:
+    """Issue 18: the old retained discovery configs are cleared; the new ones are announced, pointing at
+    the new topics (each case changes one option, so a config still announced must have changed)."""
+    clip = make_scene_clip(tmp_path / "scene.mp4")
+    site = _site(tmp_path, mosquitto_broker, clip.path, ["gate"])
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(site))
+    daemon = Daemon(path, load_config(path), metrics=Metrics(), detector=BlobDetector())
+    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread.start()
+    try:
+        everything = mqtt_collector("#")
+
+        def latest() -> dict[str, bytes]:
+            return {m.topic: m.payload for m in everything.messages if "/config" in m.topic}
+
+        assert wait_until(lambda: len(latest()) == 2, 15), latest()
+        before = dict(latest())
+        site["mqtt"] = {**site["mqtt"], **change}
+        path.write_text(yaml.safe_dump(site))
+        old = daemon.pipeline
+        daemon._reload_requested.set()  # what SIGHUP does
+        assert wait_until(lambda: daemon.pipeline is not old, 30)
+
+        def settled() -> bool:
+            now = latest()
+            fresh = {t: p for t, p in now.items() if t not in before or now[t] != before[t]}
+            gone = all(now[t] == b"" for t in before if t not in fresh or not fresh[t])
+            new = [t for t, p in fresh.items() if p]
+            return gone and len(new) == (2 if announced else 0) and all(now[t] == b"" for t in before if t not in new)
+
+        assert wait_until(settled, 15), latest()
+        now = latest()
+        for topic in before:
+            if now[topic]:  # announced again: only if the new config (the same topic) has changed
+                assert json.loads(now[topic]) != json.loads(before[topic]), topic
+        current = {t: json.loads(p) for t, p in now.items() if p}
+        assert all(t.startswith(f"{announced}/") for t in current), current
+        if what == "topic prefix":
+            assert all(body["state_topic"].startswith("site2/") for body in current.values())
+    finally:
+        daemon.stop_requested.set()
+        thread.join(timeout=15)
+    assert not thread.is_alive()

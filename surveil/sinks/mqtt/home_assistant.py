@@ -16,7 +16,7 @@ from typing import Any
 from surveil.config import CameraConfig, MqttConfig
 from surveil.rules.base import ZONE_COUNTS
 from surveil.rules.registry import HaEntity, entry
-from surveil.sinks.mqtt.topics import alert_topic, state_topic, status_topic
+from surveil.sinks.mqtt.topics import alert_topic, availability_topic, state_topic, status_topic
 
 Entity = tuple[str, dict[str, Any]]  # (discovery topic, config)
 
@@ -104,3 +104,13 @@ def home_assistant_entities(
         for rule in camera.rules:
             out += [ENTITY_BUILDERS[kind](d, camera.name, rule) for kind in entry(rule).ha_entities]
     return out
+
+
+def discovery_topics(config: MqttConfig, instance: str, cameras: Iterable[CameraConfig]) -> set[str]:
+    """The discovery topics a publisher with ``config`` would announce (none when MQTT or discovery is off):
+    a reload that changes the mqtt section withdraws the old publisher's topics that are not among them."""
+    if not (config.enabled and config.home_assistant.enabled):
+        return set()
+    prefix = config.topic_prefix.rstrip("/")
+    entities = home_assistant_entities(config, prefix, instance, availability_topic(prefix, instance), cameras)
+    return {topic for topic, _body in entities}

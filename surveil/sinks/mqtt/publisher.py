@@ -316,6 +316,17 @@ class MqttPublisher:
         self._discovered = announced
         return len(entities)
 
+    def withdraw_discovery(self, keep: set[str]) -> int:
+        """Clear (empty retained config) every discovery topic this publisher announced that is not in
+        ``keep``: before it stops for a reload that changes the mqtt section (another discovery or topic
+        prefix, another broker, discovery turned off), whose new publisher announces only ``keep``.
+        Sent ahead of the ``offline`` and the disconnect. Returns how many were cleared."""
+        gone = sorted(self._discovered - keep)
+        for topic in gone:
+            self._retained.clear(topic)
+        self._discovered -= set(gone)
+        return len(gone)
+
     def close(self) -> None:
         """An :class:`surveil.sinks.base.AlertSink`'s close: :meth:`stop` with its default timeout."""
         self.stop()
