@@ -1,6 +1,23 @@
 """Trackers on MOT15 public detections, every frame and every 3rd and 5th frame, scored with motmetrics.
 
     .venv/bin/python -m bench.track_mot [--data ../shared/data/MOT15] [--jobs 2]
+    .venv/bin/python -m bench.track_mot --trackers surveil surveil+reid --thresholds 0.3   # issue 17 before/after
+    .venv/bin/python -m bench.track_mot --pets-shipped    # identity switches on the shipped model's detections
+
+Every sampling phase (issue 17): at step k the tracker is run k times, on frames 1+o, 1+o+k, ...
+for o = 0..k-1, and each figure is the MEAN over phases with the RANGE (min-max) beside it.
+
+`surveil+reid` is `surveil` (the same settings) given each public detection's appearance embedding,
+computed once by the shipped detector's ``TorchDetector.embed_boxes`` on the sequence's images and
+cached under var/cache/ (keyed by the checkpoint's SHA-256). TUD-Stadtmitte has no images in the
+shared data: there `surveil+reid` gets no embeddings and is `surveil` (motion only). Tracker update
+time (ms per processed frame, the update call only) is printed per tracker: the machine is shared,
+so the ratio between trackers measured in the same run is the figure, with the `uptime` load.
+
+`--pets-shipped`: PETS09-S2L1 with the shipped model's own detections (bench/pets_detections.py's
+cache, with embeddings, per-class operating thresholds as the daemon uses them), scored against the
+MOT15 ground truth scaled to the 480x360 video: identity switches at steps 1 and 5 (every phase),
+re-identification off (`reid_window_s` 0, `appearance_weight` 0, no embeddings) and on (defaults).
 
 Sequences PETS09-S2L1, TUD-Stadtmitte, TUD-Campus and PETS09-S3-MF1 (public detections from each
 sequence's det file). Scores: the ACF detections of the first three range from about -0.5 to 139
@@ -46,10 +63,12 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import hashlib
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,11 +87,12 @@ from surveil.types import Detections
 SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "PETS09-S3-MF1")
 RAW_SCORE_SEQUENCES = {"PETS09-S3-MF1"}  # scores already 0-1; the others are ACF scores / 100
 STEPS = (1, 3, 5)
-TRACKERS = ("surveil", "bytetrack", "ocsort", "sort", "iou-v1")
+TRACKERS = ("surveil", "surveil+reid", "bytetrack", "ocsort", "sort", "iou-v1")
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 BIRTH_MARGIN = 0.1
 LOST_S = (1.0, 2.0, 3.0)  # lost-track buffers swept for the package's trackers, in seconds
 DEFAULT_FPS = 7.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,7 @@ class Sequence:
     frames: int
     dets: dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (xyxy (N, 4), score (N,))
     gt: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # frame -> (ids, xyxy, counted (bool))
+    emb: dict[int, np.ndarray] | None = None  # frame -> (N, D) unit appearance of the public detections
 
 
 def _rows(path: Path) -> np.ndarray:
@@ -122,7 +143,7 @@ Setting = tuple[tuple[str, float], ...]  # (("T", 0.3), ("A", 0.4), ("L", 1.0)):
 
 def settings(kind: str, thresholds: list[float]) -> list[Setting]:
     """The sweep of one tracker: T (score threshold), A (ByteTrack's activation), L (lost buffer, s)."""
-    if kind in ("surveil", "iou-v1"):
+    if kind in ("surveil", "surveil+reid", "iou-v1"):
         return [(("T", t),) for t in thresholds]
     if kind == "bytetrack":
         return [
@@ -142,9 +163,9 @@ def describe(setting: Setting) -> str:
 def _ours(kind: str, setting: Setting) -> Callable:
     threshold = dict(setting)["T"]
     default = TrackerConfig()
-    if kind == "surveil":
+    if kind in ("surveil", "surveil+reid"):
         config = TrackerConfig(
-            kind=kind,
+            kind="surveil",
             high_score=threshold,
             low_score=min(default.low_score, threshold),
             birth_score=min(1.0, threshold + BIRTH_MARGIN),
@@ -153,17 +174,21 @@ def _ours(kind: str, setting: Setting) -> Callable:
         config = TrackerConfig(kind=kind)
     tracker = make_tracker(config, "bench")
 
-    def step(xyxy, scores, now):
+    def step(xyxy, scores, now, embedding=None):
         if kind == "iou-v1":
             keep = scores >= threshold
             xyxy, scores = xyxy[keep], scores[keep]
-        tracks = [
-            t for t in tracker.update(Detections.from_arrays(xyxy, scores, np.zeros(len(scores))), now) if t.missed == 0
-        ]
+        embedding = embedding if kind == "surveil+reid" else None
+        given = Detections.from_arrays(xyxy, scores, np.zeros(len(scores)), embedding)
+        started = time.perf_counter()
+        out = tracker.update(given, now)
+        step.seconds += time.perf_counter() - started  # type: ignore[attr-defined]
+        tracks = [t for t in out if t.missed == 0]
         return np.array([t.track_id for t in tracks], int), np.array([t.xyxy for t in tracks], np.float32).reshape(
             -1, 4
         )
 
+    step.seconds = 0.0  # type: ignore[attr-defined]
     return step
 
 
@@ -185,20 +210,23 @@ def _package(kind: str, setting: Setting, frame_rate: float) -> Callable:
     else:
         tracker = SORTTracker(frame_rate=frame_rate, track_activation_threshold=threshold, lost_track_buffer=buffer)
 
-    def step(xyxy, scores, now):
+    def step(xyxy, scores, now, embedding=None):
         if kind == "sort":  # no low-score stage: SORT would match every detection it is given
             keep = scores >= threshold
             xyxy, scores = xyxy[keep], scores[keep]
         given = sv.Detections(xyxy=xyxy.copy(), confidence=scores.copy(), class_id=np.zeros(len(scores), int))
+        started = time.perf_counter()
         out = tracker.update(given, timestamp=now)
+        step.seconds += time.perf_counter() - started  # type: ignore[attr-defined]
         confirmed = out.tracker_id >= 0 if out.tracker_id is not None else np.zeros(len(out), bool)
         return np.asarray(out.tracker_id[confirmed], int), np.asarray(out.xyxy[confirmed], np.float32).reshape(-1, 4)
 
+    step.seconds = 0.0  # type: ignore[attr-defined]
     return step
 
 
 def make_step(kind: str, setting: Setting, frame_rate: float) -> Callable:
-    if kind in ("surveil", "iou-v1"):
+    if kind in ("surveil", "surveil+reid", "iou-v1"):
         return _ours(kind, setting)
     return _package(kind, setting, frame_rate)
 
@@ -210,14 +238,19 @@ def _xywh(xyxy: np.ndarray) -> np.ndarray:
     return np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
 
 
-def run_one(task: tuple[str, Setting, Sequence, int]) -> tuple[str, Setting, str, int, float, float, int]:
-    kind, setting, seq, k = task
+Result = tuple[float, float, float, float]  # MOTA, IDF1, ID switches, tracker ms per processed frame
+
+
+def run_one(task: tuple[str, Setting, Sequence, int, int]) -> tuple[str, Setting, str, int, int, Result]:
+    kind, setting, seq, k, offset = task
     step = make_step(kind, setting, seq.fps / k)
     acc = mm.MOTAccumulator(auto_id=True)
     empty_box = np.zeros((0, 4), np.float32)
-    for frame in range(1, seq.frames + 1, k):
+    frames = range(1 + offset, seq.frames + 1, k)
+    for frame in frames:
         xyxy, scores = seq.dets.get(frame, (empty_box, np.zeros(0, np.float32)))
-        ids, boxes = step(xyxy, scores, (frame - 1) / seq.fps)
+        embedding = None if seq.emb is None else seq.emb.get(frame)
+        ids, boxes = step(xyxy, scores, (frame - 1) / seq.fps, embedding)
         gt_ids, gt_boxes, counted = seq.gt.get(frame, (np.zeros(0, int), empty_box, np.zeros(0, bool)))
         ignored = gt_boxes[~counted]
         if len(ignored) and len(boxes):
@@ -227,51 +260,168 @@ def run_one(task: tuple[str, Setting, Sequence, int]) -> tuple[str, Setting, str
         acc.update(gt_ids[counted].tolist(), ids.tolist(), distances)
     summary = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches"], name="x")
     row = summary.loc["x"]
-    return kind, setting, seq.name, k, float(row["mota"]), float(row["idf1"]), int(row["num_switches"])
+    ms = 1000 * step.seconds / max(len(frames), 1)  # type: ignore[attr-defined]
+    return kind, setting, seq.name, k, offset, (float(row["mota"]), float(row["idf1"]), float(row["num_switches"]), ms)
+
+
+def _phases(values: list[float], digits: int = 3) -> str:
+    """Mean over phases and the range, e.g. ``0.612 (0.598-0.630)``."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def with_embeddings(seq: Sequence, root: Path, weights: Path) -> Sequence:
+    """``seq`` with its public detections' appearance (cached), or as is where there are no images."""
+    images = _image_source(root, seq.name)
+    if images is None:
+        return seq
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    path = REPO / "var" / "cache" / f"mot15-emb-{seq.name}-{digest}.npz"
+    if not path.exists():
+        _embed(seq, images, weights, path)
+    data = np.load(path)
+    return replace(seq, emb={int(f): data[f"f{f}"] for f in seq.dets if f"f{f}" in data})
+
+
+def _image_source(root: Path, name: str) -> Callable[[int], np.ndarray] | None:
+    """frame number -> BGR image at the detections' scale; None when the shared data has no images."""
+    import cv2
+
+    folder = root / name
+    for sub, pattern in (("img1", "{:06d}.jpg"), ("img", "frame_{:04d}.jpg")):
+        if (folder / sub).is_dir():
+            return lambda n, d=folder / sub, p=pattern: cv2.imread(str(d / p.format(n)))
+    if name == "PETS09-S2L1":  # the video is the same sequence at 480x360: upscale to 768x576
+        from surveil.evaluation.surveillance import PETS_VIDEO
+        from surveil.video.clips import read_clip
+
+        frames = {f.index + 1: f.image for f in read_clip(root.parent / PETS_VIDEO)}
+        return lambda n: cv2.resize(frames[n], (768, 576))
+    return None
+
+
+def _embed(seq: Sequence, images: Callable[[int], np.ndarray], weights: Path, path: Path) -> None:
+    from surveil.config import DetectorConfig
+    from surveil.detection.torch_detector import TorchDetector
+
+    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", threads=2))
+    rows = {}
+    for frame, (xyxy, _) in sorted(seq.dets.items()):
+        rows[f"f{frame}"] = detector.embed_boxes([images(frame)], [xyxy])[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **rows)
 
 
 def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     sequences = [load_sequence(Path(args.data), name) for name in SEQUENCES]
+    if "surveil+reid" in args.trackers:
+        sequences = [with_embeddings(s, Path(args.data), Path(args.weights)) for s in sequences]
     sweeps = {kind: settings(kind, args.thresholds) for kind in args.trackers}
-    tasks = [(kind, st, seq, k) for kind in args.trackers for st in sweeps[kind] for seq in sequences for k in STEPS]
+    tasks = [
+        (kind, st, seq, k, o)
+        for kind in args.trackers
+        for st in sweeps[kind]
+        for seq in sequences
+        for k in STEPS
+        for o in range(k)
+    ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = list(pool.map(run_one, tasks, chunksize=4))
-    by_key = {(kind, st, name, k): (mota, idf1, sw) for kind, st, name, k, mota, idf1, sw in results}
-    best = {}
-    for kind in args.trackers:
-
-        def quality(st, kind=kind):
-            return (
-                np.mean(
-                    [by_key[kind, st, s.name, k][0] + by_key[kind, st, s.name, k][1] for s in sequences for k in STEPS]
-                )
-                / 2
-            )
-
-        ranked = sorted(sweeps[kind], key=quality, reverse=True)
-        best[kind] = ranked[0]
-        top = "; ".join(f"{describe(st)}: {quality(st):.3f}" for st in ranked[:3])
-        print(f"{kind}: {len(ranked)} settings; best mean (MOTA+IDF1)/2: {top}")
-    print()
-    print(
-        "| tracker | setting | step | "
-        + " | ".join(f"{s.name} MOTA / IDF1 / IDsw" for s in sequences)
-        + " | mean MOTA | mean IDF1 |"
-    )
-    print("|---|---|---|" + "---|" * len(sequences) + "---|---|")
-    for k in STEPS:
-        for kind in args.trackers:
-            cells = [by_key[kind, best[kind], s.name, k] for s in sequences]
-            text = " | ".join(f"{m:.3f} / {i:.3f} / {sw}" for m, i, sw in cells)
-            means = np.mean([c[0] for c in cells]), np.mean([c[1] for c in cells])
-            print(f"| {kind} | {describe(best[kind])} | {k} | {text} | {means[0]:.3f} | {means[1]:.3f} |")
-    print(f"\n{len(tasks)} runs in {time.perf_counter() - started:.0f} s with {args.jobs} processes\n")
+    runs: dict[tuple, list[Result]] = {}
+    for kind, st, name, k, _, result in results:
+        runs.setdefault((kind, st, name, k), []).append(result)
+    best = {kind: _best(kind, sweeps[kind], runs, sequences) for kind in args.trackers}
+    _table(args.trackers, best, runs, sequences)
+    print(f"\n{len(tasks)} runs in {time.perf_counter() - started:.0f} s with {args.jobs} processes; {_machine()}\n")
     for kind in args.trackers:
         for s in sequences:
             for k in STEPS:
-                m, i, sw = by_key[kind, best[kind], s.name, k]
-                print(f"tracker={kind} seq={s.name} step={k} MOTA={m:.3f} IDF1={i:.3f} IDsw={sw}")
+                cell = runs[kind, best[kind], s.name, k]
+                m, i, sw = (float(np.mean([c[j] for c in cell])) for j in range(3))
+                print(
+                    f"tracker={kind} seq={s.name} step={k} MOTA={m:.3f} IDF1={i:.3f} IDsw={sw:.1f} phases={len(cell)}"
+                )
+
+
+def _best(kind: str, sweep: list[Setting], runs: dict, sequences: list[Sequence]) -> Setting:
+    def quality(st: Setting) -> float:
+        cells = [c for s in sequences for k in STEPS for c in runs[kind, st, s.name, k]]
+        return float(np.mean([c[0] + c[1] for c in cells]) / 2)
+
+    ranked = sorted(sweep, key=quality, reverse=True)
+    top = "; ".join(f"{describe(st)}: {quality(st):.3f}" for st in ranked[:3])
+    print(f"{kind}: {len(ranked)} settings; best mean (MOTA+IDF1)/2 over phases: {top}")
+    return ranked[0]
+
+
+def _table(trackers: list[str], best: dict, runs: dict, sequences: list[Sequence]) -> None:
+    """MOTA / IDF1 / IDsw per sequence and the means over sequences: mean over phases (range)."""
+    print("\nEach cell: mean over every sampling phase (range over phases).\n")
+    print(
+        "| tracker | setting | step | "
+        + " | ".join(f"{s.name} IDF1 / IDsw" for s in sequences)
+        + " | mean MOTA | mean IDF1 | update ms/frame |"
+    )
+    print("|---|---|---|" + "---|" * len(sequences) + "---|---|---|")
+    for k in STEPS:
+        for kind in trackers:
+            cells = [runs[kind, best[kind], s.name, k] for s in sequences]
+            text = " | ".join(f"{_phases([c[1] for c in cell])} / {_phases([c[2] for c in cell], 1)}" for cell in cells)
+            mota = [float(np.mean([cell[o][0] for cell in cells])) for o in range(k)]
+            idf1 = [float(np.mean([cell[o][1] for cell in cells])) for o in range(k)]
+            ms = float(np.mean([c[3] for cell in cells for c in cell]))
+            print(f"| {kind} | {describe(best[kind])} | {k} | {text} | {_phases(mota)} | {_phases(idf1)} | {ms:.2f} |")
+
+
+def _machine() -> str:
+    from surveil.detection.isa import cpu_flags, flags_summary
+
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return f"ISA {flags_summary(cpu_flags())}; shared machine, uptime: {load}"
+
+
+def pets_shipped(args: argparse.Namespace) -> None:
+    """Identity switches on PETS09-S2L1 with the shipped model's detections, re-ID off and on."""
+    from bench.pets_detections import pets_detections
+    from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
+
+    shared = Path(args.data).parent
+    dets, thresholds, _ = pets_detections(Path(args.weights), shared)
+    rows = read_mot_gt(shared / PETS_GT)
+    off = TrackerConfig(reid_window_s=0, appearance_weight=0, appearance_veto=0)
+    print(
+        "| re-ID | step | IDsw mean (range) | per phase | IDF1 | MOTA | update ms/frame |\n|---|---|---|---|---|---|---|"
+    )
+    for k in (1, 5):
+        for label, config in (("off", off), ("on", TrackerConfig())):
+            res = [_pets_run(dets, thresholds, rows, config, label == "on", k, o, pets_frame_boxes) for o in range(k)]
+            sw = [r[2] for r in res]
+            print(
+                f"| {label} | {k} | {_phases(sw, 1)} | {', '.join(f'{x:.0f}' for x in sw)} | "
+                f"{_phases([r[1] for r in res])} | {_phases([r[0] for r in res])} | "
+                f"{np.mean([r[3] for r in res]):.2f} |"
+            )
+    print(f"\n{_machine()}")
+
+
+def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes) -> Result:
+    tracker = make_tracker(config, "pets")
+    acc = mm.MOTAccumulator(auto_id=True)
+    seconds, frames = 0.0, range(1 + offset, len(dets) + 1, k)
+    for n in frames:
+        d = dets[n] if reid else Detections.from_arrays(dets[n].xyxy, dets[n].confidence, dets[n].class_id)
+        confident = d.confidence >= thresholds[np.clip(d.class_id, 0, len(thresholds) - 1)]
+        started = time.perf_counter()
+        tracks = [t for t in tracker.update(d, (n - 1) / 10.0, confident) if t.missed == 0]
+        seconds += time.perf_counter() - started
+        boxes, ids, scored = frame_boxes(rows, n)
+        mine = np.array([t.xyxy for t in tracks], np.float32).reshape(-1, 4)
+        distances = mm.distances.iou_matrix(_xywh(boxes[scored]), _xywh(mine), max_iou=0.5)
+        acc.update(ids[scored].tolist(), [t.track_id for t in tracks], distances)
+    row = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches"], name="x").loc["x"]
+    return float(row["mota"]), float(row["idf1"]), float(row["num_switches"]), 1000 * seconds / len(frames)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -284,8 +434,11 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--thresholds", nargs="+", type=float, default=list(THRESHOLDS), help="score thresholds T swept (every tracker)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    parser.add_argument("--weights", default=str(REPO / "models/pedestrian-mnv2.pt"), help="detector (embeddings)")
+    parser.add_argument("--pets-shipped", action="store_true", help="only the S2L1 shipped-detector switch table")
     return parser
 
 
 if __name__ == "__main__":
-    main(get_args_parser().parse_args())
+    arguments = get_args_parser().parse_args()
+    pets_shipped(arguments) if arguments.pets_shipped else main(arguments)
