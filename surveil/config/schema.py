@@ -320,6 +320,76 @@ class DetectorConfig(_Model):
         "about 2x faster than fp32) and fp32 elsewhere. bf16 moves boxes and scores slightly (shipped model: PETS09-S2L1 AP50 "
         "-0.001, validation AP50 -0.006; docs/benchmarks.md); `fp32` gives the eager model's boxes exactly.",
     )
+    isolation: Literal["thread", "process"] = Field(
+        default="thread",
+        description="Where the model runs: `thread` (in the daemon's process) or `process` (a supervised worker process "
+        "per detector, frames through shared memory: a crash or hang in the runtime or driver kills only the worker, "
+        "which is restarted with back-off while the cameras, tracks and open incidents carry on). `thread` is the "
+        "default: docs/benchmarks.md gives the cost of `process` on the CPU.",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Detectors sharing the cameras' frames (1-16), each forming its own batches; CPU threads are "
+        "split between them unless `threads` is set. Ignored when `devices` is set.",
+    )
+    devices: list[str] = Field(
+        default_factory=list,
+        max_length=16,
+        description="One detector per entry, e.g. [cuda:0, cuda:1] for two GPUs (`cpu` entries allowed); "
+        "empty = `workers` detectors on `device`.",
+    )
+    worker_deadline_s: float = Field(
+        default=30.0,
+        ge=1,
+        le=600,
+        description="isolation process: a worker that has not answered a batch within this many seconds (1-600) "
+        "is hung: it is killed and replaced.",
+    )
+    worker_start_timeout_s: float = Field(
+        default=300.0,
+        ge=5,
+        le=3600,
+        description="isolation process: seconds (5-3600) a worker may take to load and warm up its model.",
+    )
+    worker_restart_min_s: float = Field(
+        default=0.5,
+        ge=0.05,
+        le=60,
+        description="isolation process: first restart delay after a worker died (0.05-60 s); doubles per death "
+        "up to `worker_restart_max_s`, and starts again from here once a worker has run a minute.",
+    )
+    worker_restart_max_s: float = Field(
+        default=30.0, ge=0.1, le=600, description="isolation process: longest restart delay (0.1-600 s)."
+    )
+    worker_deaths: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="isolation process: this many worker deaths (1-100) within `worker_deaths_window_s` turn /healthz "
+        "red and withhold the systemd watchdog ping.",
+    )
+    worker_deaths_window_s: float = Field(
+        default=600.0, ge=10, le=86400, description="isolation process: the window for `worker_deaths` (10-86400 s)."
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, value: list[str]) -> list[str]:
+        bad = [d for d in value if not re.fullmatch(r"cpu|cuda(:\d+)?", d)]
+        if bad:
+            raise ValueError(f"devices must be `cpu`, `cuda` or `cuda:N`, not {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _restart_delays_ordered(self) -> DetectorConfig:
+        if self.worker_restart_min_s > self.worker_restart_max_s:
+            raise ValueError(
+                f"worker_restart_min_s ({self.worker_restart_min_s:g}) must not exceed worker_restart_max_s "
+                f"({self.worker_restart_max_s:g})"
+            )
+        return self
 
     @field_validator("class_score_thresholds")
     @classmethod
@@ -398,7 +468,6 @@ class TrackerConfig(_Model):
         description="Motion filter: std of an object's acceleration, in box heights per second squared.",
     )
     history: int = Field(default=64, ge=2, le=10_000, description="Recent anchor points kept per track.")
-
     appearance_weight: float = Field(
         default=0.3,
         ge=0,

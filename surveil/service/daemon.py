@@ -166,6 +166,8 @@ class Daemon:
             return False, f"detector has finished no batch for {self.config.watchdog_stall_s:.0f} s while frames wait"
         if health.analysis_failing:
             return False, "; ".join(health.analysis_failing)
+        if health.detector_failing:
+            return False, "; ".join(health.detector_failing)
         return True, "threads alive, detector progressing"
 
     def readiness(self) -> tuple[bool, str]:
@@ -211,6 +213,12 @@ class Daemon:
                 log.error("analysis keeps failing, withholding watchdog ping: %s", "; ".join(health.analysis_failing))
                 self.notifier.status("analysis failing")
                 continue
+            if health.detector_failing:
+                log.error(
+                    "detector worker keeps dying, withholding watchdog ping: %s", "; ".join(health.detector_failing)
+                )
+                self.notifier.status("detector worker failing")
+                continue
             self.notifier.watchdog()
         return EXIT_OK
 
@@ -245,6 +253,8 @@ class Daemon:
         try:
             self._pipeline = Pipeline(new_config, self.metrics, detector=detector, analyzers=analyzers, handed=handed)
             self.config = new_config
+            if detector is not old_pipeline.detector:
+                self._close_detector(old_pipeline.detector)  # its worker processes, if any
             if self._http is not None:
                 self._http.configure(new_config.web)  # auth and limits change at once; the server keeps serving
         except PipelineError as exc:
@@ -260,11 +270,18 @@ class Daemon:
         self.notifier.ready(f"reloaded: watching {len(new_config.enabled_cameras)} camera(s)")
         log.info("reload done")
 
+    def _close_detector(self, detector: Detector) -> None:
+        """Stop the worker processes of a detector this daemon built (an injected one is its owner's)."""
+        close = getattr(detector, "close", None)
+        if close is not None and detector is not self._detector:
+            close()
+
     def _shutdown(self) -> None:
         self.notifier.stopping()
         started = time.monotonic()
         if self._pipeline is not None:
             self._pipeline.stop(timeout=8.0)
+            self._close_detector(self._pipeline.detector)
         if self._http is not None:
             self._http.close()
         self.notifier.close()

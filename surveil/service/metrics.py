@@ -221,7 +221,63 @@ class Metrics:
         self.last_batch = Gauge(
             "surveil_detector_last_batch_timestamp_seconds", "Wall-clock time of the newest finished batch.", registry=r
         )
+        self._init_detector_workers(r)
         self.review = ReviewMetrics(r)  # surveil.review's events
+
+    def _init_detector_workers(self, r: CollectorRegistry) -> None:
+        """Per detector (``worker`` label: worker-N, or <device>-N with ``detector.devices``)."""
+        self.detector_busy_seconds = Counter(
+            "surveil_detector_busy_seconds_total",
+            "Seconds a detector spent on batches, as its detect thread saw them (rate = its utilisation).",
+            ["worker"],
+            registry=r,
+        )
+        self.detector_frames_lost = Counter(
+            "surveil_detector_frames_lost_total",
+            "Frames dropped, not detected, because their detector worker was restarting.",
+            ["camera"],
+            registry=r,
+        )
+        self.worker_restarts = Counter(
+            "surveil_detector_worker_restarts_total",
+            "Detector worker processes restarted after dying or hanging.",
+            ["worker"],
+            registry=r,
+        )
+        self.worker_up = Gauge(
+            "surveil_detector_worker_up", "1 while the detector worker process is ready.", ["worker"], registry=r
+        )
+        self.worker_last_exit = Gauge(
+            "surveil_detector_worker_last_exit",
+            "1 for the kind of the worker's last exit (none, killed, exited, hung, start_failed), 0 for the others.",
+            ["worker", "reason"],
+            registry=r,
+        )
+        self.worker_wait_seconds = Histogram(
+            "surveil_detector_worker_wait_seconds",
+            "Time the detect thread waited for the worker's answer to one batch (request sent to answer read).",
+            ["worker"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.worker_compute_seconds = Counter(
+            "surveil_detector_worker_compute_seconds_total",
+            "Seconds the worker itself spent in its detector (the rest of the wait is transfer and scheduling).",
+            ["worker"],
+            registry=r,
+        )
+
+    def init_worker(self, worker: str, isolated: bool) -> None:
+        self.detector_busy_seconds.labels(worker)
+        if isolated:
+            self.worker_restarts.labels(worker)
+            self.worker_up.labels(worker).set(1)
+            self.worker_compute_seconds.labels(worker)
+            self.set_worker_exit(worker, "none")
+
+    def set_worker_exit(self, worker: str, kind: str) -> None:
+        for known in ("none", "killed", "exited", "hung", "start_failed"):
+            self.worker_last_exit.labels(worker, known).set(1 if known == kind else 0)
 
     def init_camera(self, camera: CameraConfig) -> None:
         """Create every per-camera (and per-rule, per-line) series at 0, so dashboards show zeros, not gaps."""
@@ -235,6 +291,7 @@ class Metrics:
             self.camera_reconnects,
             self.frame_latency_seconds,
             self.analysis_errors,
+            self.detector_frames_lost,
         ):
             family.labels(name)
         self.camera_up.labels(name).set(0)

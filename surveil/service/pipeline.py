@@ -32,6 +32,7 @@ from surveil.detection.protocol import Detector, ModelLoadError
 from surveil.redact import redact
 from surveil.review.recorder import Review
 from surveil.rules import RuleBuildError, StateReport
+from surveil.service.detector_worker import DetectorPool, WorkerDetector, WorkerUnavailable, lane_configs, start_pool
 from surveil.service.frame_board import FrameBoard
 from surveil.service.metrics import Metrics
 from surveil.service.status import CameraView, ProcessedRate
@@ -91,6 +92,26 @@ class _CaptureEvents:
         self._metrics.camera_reconnects.labels(camera).inc()
 
 
+class _WorkerEvents:
+    """WorkerEvents (surveil.service.detector_worker) for the detector pool: its metrics."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+
+    def worker_exited(self, worker: str, kind: str, why: str) -> None:
+        self._metrics.worker_up.labels(worker).set(0)
+        self._metrics.set_worker_exit(worker, kind)
+
+    def worker_started(self, worker: str, restart: bool) -> None:
+        self._metrics.worker_up.labels(worker).set(1)
+        if restart:
+            self._metrics.worker_restarts.labels(worker).inc()
+
+    def worker_answered(self, worker: str, waited_s: float, busy_s: float) -> None:
+        self._metrics.worker_wait_seconds.labels(worker).observe(waited_s)
+        self._metrics.worker_compute_seconds.labels(worker).inc(busy_s)
+
+
 class _MqttEvents:
     """MqttEvents (surveil.sinks.mqtt.events) for the MQTT sink: its metrics."""
 
@@ -125,6 +146,7 @@ class Health:
     detector_stalled: bool
     dead_threads: tuple[str, ...]
     analysis_failing: tuple[str, ...] = ()  # "camera: why" for each camera whose analysis keeps failing
+    detector_failing: tuple[str, ...] = ()  # why, for each detector worker that keeps dying
 
 
 class AnalysisFailures:
@@ -162,9 +184,12 @@ class AnalysisFailures:
 
 
 def load_detector(config: Config) -> Detector:
-    """The detector of ``detector.backend``; ONNX exports are cached in ``<state_dir>/model-cache``."""
+    """The detector of ``detector.backend``; ONNX exports are cached in ``<state_dir>/model-cache``. Several
+    detectors, or any in worker processes (``detector.isolation: process``), come as a started DetectorPool."""
     cache_dir = Path(config.state_dir) / "model-cache" if config.state_dir else None
     try:
+        if config.detector.isolation == "process" or len(lane_configs(config.detector)) > 1:
+            return start_pool(config.detector, cache_dir)
         return create_detector(config.detector, cache_dir)
     except ModelLoadError as exc:
         raise PipelineError(str(exc)) from None
@@ -229,12 +254,15 @@ class Pipeline:
         self.metrics = metrics
         self.detector = detector or load_detector(config)
         metrics.detector_up.set(1)
+        self._lanes, self._lane_names = self._wire_lanes(self.detector, metrics)
         cameras = config.enabled_cameras
         self.analyzers = analyzers if analyzers is not None else build_analyzers(config, self.detector, metrics)
         for analyzer in self.analyzers.values():
             analyzer.on_state = self._publish_state
         self._status_events: queue.SimpleQueue = queue.SimpleQueue()  # tiny traffic: status changes, 1 tick/s/camera
-        self._board = FrameBoard(on_drop=lambda camera: metrics.frames_dropped.labels(camera).inc())
+        self._board = FrameBoard(
+            on_drop=lambda camera: metrics.frames_dropped.labels(camera).inc(), lanes=len(self._lanes)
+        )
         self._analysis: queue.Queue = queue.Queue(maxsize=max(4, 2 * len(cameras)))
         self._stop_detect = threading.Event()
         try:  # the one place that knows the concrete sinks
@@ -268,6 +296,21 @@ class Pipeline:
             c.name: MotionGate(motion_settings(c.motion, config.tracker)) for c in cameras if c.motion.enabled
         }
 
+    @staticmethod
+    def _wire_lanes(detector: Detector, metrics: Metrics) -> tuple[list[Detector], list[str]]:
+        """The detectors with a detect thread each (a DetectorPool's, or just ``detector``), their metrics."""
+        if not isinstance(detector, DetectorPool):
+            metrics.init_worker("worker-0", isolated=False)
+            return [detector], ["worker-0"]
+        detector.set_events(_WorkerEvents(metrics))
+        for lane, name in zip(detector.lanes, detector.names):
+            isolated = isinstance(lane, WorkerDetector)
+            metrics.init_worker(name, isolated)
+            if isinstance(lane, WorkerDetector):
+                metrics.worker_up.labels(name).set(1 if lane.ready else 0)
+                metrics.set_worker_exit(name, lane.last_exit[0])
+        return list(detector.lanes), list(detector.names)
+
     @property
     def outputs(self) -> Outputs:
         """The sinks this pipeline publishes to (read-only; for tests and diagnostics)."""
@@ -290,9 +333,9 @@ class Pipeline:
     def start(self) -> None:
         self._outputs.start(self.config.enabled_cameras)
         self._threads = [
-            threading.Thread(target=self._detect_loop, name="detect", daemon=True),
-            threading.Thread(target=self._analyse_loop, name="analyse", daemon=True),
-        ]
+            threading.Thread(target=self._detect_loop, args=(lane,), name=f"detect{lane or ''}", daemon=True)
+            for lane in range(len(self._lanes))
+        ] + [threading.Thread(target=self._analyse_loop, name="analyse", daemon=True)]
         for thread in self._threads:
             thread.start()
         for source in self._sources:
@@ -315,8 +358,9 @@ class Pipeline:
             source.stop(timeout=max(0.05, min(2.0, deadline - 4.0 - time.monotonic())))
         self._stop_detect.set()
         if self._threads:
-            detect, analyse = self._threads
-            detect.join(timeout=max(0.1, deadline - time.monotonic() - 2.0))
+            *detects, analyse = self._threads
+            for detect in detects:
+                detect.join(timeout=max(0.1, deadline - time.monotonic() - 2.0))
             self._put_analysis(_STOP, force=True)
             analyse.join(timeout=max(0.1, deadline - time.monotonic() - 1.5))
         self._end_incidents(keep_incidents)
@@ -351,11 +395,15 @@ class Pipeline:
             f"capture-{s.config.name}" for s in self._sources if not s.is_alive() and self._source_should_run(s)
         )
         stalled = frames_waiting > 0 and now - self.last_batch_mono > self.config.watchdog_stall_s
+        pool = self.detector if isinstance(self.detector, DetectorPool) else None
+        if pool is not None:
+            pool.check()  # a worker that died between batches
         return Health(
             threads_alive=not dead,
             detector_stalled=stalled,
             dead_threads=dead,
             analysis_failing=self.analysis_failures.failing(),
+            detector_failing=pool.failing(now) if pool is not None else (),
         )
 
     @staticmethod
@@ -365,15 +413,18 @@ class Pipeline:
 
     # ------------------------------------------------------------------ stages
 
-    def _detect_loop(self) -> None:
+    def _detect_loop(self, lane: int = 0) -> None:
         d = self.config.detector
         while not self._stop_detect.is_set():
             frames = self._board.take_batch(d.batch_size, d.max_wait_ms / 1000.0, self._stop_detect)
             if frames:
-                self._detect_batch(frames)
-        log.debug("detect thread stopped")
+                try:
+                    self._detect_batch(frames, lane)
+                finally:
+                    self._board.release([f.camera for f in frames])
+        log.debug("detect thread %d stopped", lane)
 
-    def _detect_batch(self, frames: list[Frame]) -> None:
+    def _detect_batch(self, frames: list[Frame], lane: int = 0) -> None:
         started = time.monotonic()
         for frame in frames:
             self.metrics.stage_seconds.labels("wait").observe(max(0.0, started - frame.ts_mono))
@@ -382,7 +433,11 @@ class Pipeline:
             self.last_batch_mono = started  # progress: every frame was served without the detector
             return
         try:
-            detections = self.detector.detect([f.image for f in frames])
+            detections = self._lanes[lane].detect([f.image for f in frames])
+        except WorkerUnavailable:  # restarting: these frames are lost; tracks coast, incidents stay open
+            for frame in frames:
+                self.metrics.detector_frames_lost.labels(frame.camera).inc()
+            return
         except Exception:
             log.exception("detector failed on a batch of %d frames; skipping it", len(frames))
             self.metrics.stage_errors.labels("detect").inc()
@@ -390,6 +445,7 @@ class Pipeline:
             return
         finished = time.monotonic()
         self.last_batch_mono = finished
+        self.metrics.detector_busy_seconds.labels(self._lane_names[lane]).inc(finished - started)
         self.metrics.batch_size.observe(len(frames))
         self.metrics.inference_seconds.observe(finished - started)
         self.metrics.last_batch.set_to_current_time()
