@@ -132,17 +132,9 @@ CASES = [  # (name, attack, attack window in undisturbed windows)
     ("huge headers", huge_headers, 2),  # http.server took ~20 MB/s of heads here: long enough to show it
     ("many connections", many_connections, 1),
     ("abandoned streams", abandoned_streams("gate", f"Authorization: Bearer {TOKEN}\r\n".encode()), 1),
-    pytest.param(
-        "cookie bombs",
-        cookie_bombs,
-        1,
-        # KNOWN DEFECT, issue 18 open: on a quiet 2-core machine the analysed fps fell to 0.59-0.62x
-        # under this attack (RSS held); the cause (head reading or cookie scan holding the GIL) is not
-        # found yet. Not strict: other runs measured 0.93. RSS, serving and logging are still asserted
-        # before the fps check.
-        marks=pytest.mark.xfail(reason="cookie bombs still slow analysis to ~0.6x (issue 18)", strict=False),
-        id="cookie bombs",
-    ),
+    # the web side took 0.3-0.5 cores under this one (a thread per connection, header parsing, replies),
+    # competing with the detector for the CPU; the server's threads now run 10 nicer (surveil.web.limits)
+    ("cookie bombs", cookie_bombs, 1),
 ]
 
 

@@ -6,8 +6,9 @@ per connection: the request head is read straight from the socket into one buffe
 and measured as they arrive, and the one cookie the server needs is found by hand in a header of at
 most ``MAX_COOKIE_BYTES`` (``http.cookies`` is quadratic on some inputs).
 
-These are module constants, not config options yet (see the web hardening notes in the report of
-issue 18): the daemon serves a few operators and Prometheus, whose requests are far below them.
+These are module constants: the daemon serves a few operators and Prometheus, whose requests are
+far below them. The one cap an installation may need to change, connections per client address
+(a reverse proxy is one address for every viewer), is ``web.max_connections_per_address``.
 """
 
 from __future__ import annotations
