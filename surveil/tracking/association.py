@@ -58,7 +58,7 @@ def cosine(tracks: list[np.ndarray | None], embedding: np.ndarray | None) -> np.
     if embedding is None:
         return None
     out = np.full((len(tracks), len(embedding)), np.nan, np.float32)
-    for i, appearance in enumerate(tracks):
-        if appearance is not None and appearance.shape[0] == embedding.shape[1]:
-            out[i] = embedding @ appearance
+    known = [(i, a) for i, a in enumerate(tracks) if a is not None and a.shape[0] == embedding.shape[1]]
+    if known and len(embedding):
+        out[[i for i, _ in known]] = np.stack([a for _, a in known]) @ embedding.T
     return out

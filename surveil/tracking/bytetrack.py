@@ -63,6 +63,7 @@ from surveil.tracking.association import center_closeness, cosine, hungarian
 from surveil.types import Detections, Track
 
 _NDIM = 4  # cx, cy, w, h
+_POS, _VEL = np.arange(_NDIM), np.arange(_NDIM) + _NDIM  # state indices of the coordinates and their velocities
 _COAST_S = 1.0  # longest prediction at full velocity past a track's last match
 _GATE_RAMP_S = 0.3  # centre-distance gates reach full width only this long after a track's last match
 _SURE_SCORE = 0.6  # high-score detections scoring at least this are matched to confirmed tracks first
@@ -115,10 +116,10 @@ class _Motion:
             h = max(self.mean[3], 1.0)
             q_centre = (self.acceleration_noise * h) ** 2
             q = np.array([q_centre, q_centre, 0.1 * q_centre, 0.1 * q_centre])
-            block = np.array([[dt**3 / 3, dt**2 / 2], [dt**2 / 2, dt]])
-            noise = np.zeros((8, 8))
-            for i in range(_NDIM):
-                noise[np.ix_([i, i + _NDIM], [i, i + _NDIM])] = q[i] * block
+            noise = np.zeros((8, 8))  # per coordinate, the white-acceleration block over (position, velocity)
+            noise[_POS, _POS] = q * dt**3 / 3
+            noise[_POS, _VEL] = noise[_VEL, _POS] = q * dt**2 / 2
+            noise[_VEL, _VEL] = q * dt
             self.mean = f @ self.mean
             self.cov = f @ self.cov @ f.T + noise
         if decay < 1.0:
@@ -329,6 +330,8 @@ class ByteTracker:
         but at most ``_COAST_S`` past its last match (frames skipped between updates are predicted
         through); from then on with its velocity decaying (time constant ``velocity_decay_s``)."""
         for track in self._tracks:
+            if self._dormant(track):
+                continue  # never matched by motion: re-attaching restarts its motion where it is found
             steady = max(0.0, min(self._clock, track.coast_until) - track.predicted_t)
             damped = self._clock - track.predicted_t - steady
             track.motion.predict(steady, 1.0)
@@ -347,7 +350,7 @@ class ByteTracker:
         boxes = detections.xyxy[dets]
         classes = np.array([self._tracks[t].class_id for t in tracks])
         same_class = classes[:, None] == detections.class_id[dets][None, :]
-        similarity = None if self._similarity is None else self._similarity[np.ix_(tracks, dets)]
+        similarity = None if self._similarity is None else self._similarity[tracks][:, dets]
         if similarity is not None:
             same_class &= ~(similarity < self.appearance_veto)  # NaN (no appearance) vetoes nothing
         iou = np.where(same_class, box_iou(predicted, boxes), 0.0)
@@ -369,7 +372,7 @@ class ByteTracker:
             closeness = self._crowd_gate(
                 closeness, [tracks[r] for r in rows], boxes[cols], detections.class_id[dets][cols]
             )
-            ranking = None if similarity is None else self._ranking(closeness, similarity[np.ix_(rows, cols)])
+            ranking = None if similarity is None else self._ranking(closeness, similarity[rows][:, cols])
             pairs += hungarian(closeness, rows, cols, 1e-6, ranking)
         matches = [(tracks[r], dets[c]) for r, c in pairs]
         used_t, used_d = {m[0] for m in matches}, {m[1] for m in matches}
@@ -444,7 +447,7 @@ class ByteTracker:
             track.appearance = row.copy()
             return
         blended = self.appearance_momentum * track.appearance + (1.0 - self.appearance_momentum) * row
-        norm = float(np.linalg.norm(blended))
+        norm = math.sqrt(float(blended @ blended))
         track.appearance = blended / norm if norm > 0 else row.copy()
 
     def _keep(self, track: _TrackState) -> bool:
