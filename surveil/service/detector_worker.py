@@ -285,6 +285,8 @@ class WorkerDetector:
     def _lost(self, waiting_since: float | None) -> None:
         """The worker died, or (``waiting_since`` set and still alive) hung: kill it, restart in the background."""
         process = self._process
+        if process is not None:
+            process.join(timeout=0.5)  # a worker that just died closes its pipe a moment before it is reaped
         hung = process is not None and process.is_alive()
         self._ready.clear()
         self._reap(graceful_s=0.0)
