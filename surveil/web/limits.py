@@ -33,14 +33,16 @@ WEB_NICE = 10  # the server's threads run this much nicer than the rest of the d
 _CHUNK = 4096
 
 
-def lower_priority(nice: int = WEB_NICE) -> None:
+def lower_priority(nice: int | None = None) -> None:
     """Make the calling thread (and the threads it starts later, which inherit it) ``nice`` steps nicer.
 
     A flood of requests costs the server CPU mostly outside the GIL (accept, a thread per
     connection, socket reads): measured at about half a core under cookie bombs, taken from the
     detector on a busy 2-core host. Linux keeps a nice value per thread, so only the web threads
-    yield the CPU; the analysis threads keep theirs. Elsewhere (or if refused) nothing changes."""
-    if not hasattr(os, "setpriority"):
+    yield the CPU; the analysis threads keep theirs. Elsewhere (or if refused) nothing changes.
+    ``nice`` defaults to ``WEB_NICE`` as it is at the call (bench/web_hostile.py sets it to 0 for its A/B)."""
+    nice = WEB_NICE if nice is None else nice
+    if not nice or not hasattr(os, "setpriority"):
         return
     try:
         tid = threading.get_native_id()
