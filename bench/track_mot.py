@@ -17,7 +17,9 @@ so the ratio between trackers measured in the same run is the figure, with the `
 `--pets-shipped`: PETS09-S2L1 with the shipped model's own detections (bench/pets_detections.py's
 cache, with embeddings, per-class operating thresholds as the daemon uses them), scored against the
 MOT15 ground truth scaled to the 480x360 video: identity switches at steps 1 and 5 (every phase),
-re-identification off (`reid_window_s` 0, `appearance_weight` 0, no embeddings) and on (defaults).
+re-identification off (`reid_window_s` 0, `appearance_weight` 0, no embeddings) and on (defaults),
+and the tracker's update CPU time per frame (process time, least disturbed by the machine's load)
+off and on measured in turn for ``--rounds`` rounds.
 
 Sequences PETS09-S2L1, TUD-Stadtmitte, TUD-Campus and PETS09-S3-MF1 (public detections from each
 sequence's det file). Scores: the ACF detections of the first three range from about -0.5 to 139
@@ -64,7 +66,9 @@ from __future__ import annotations
 import argparse
 import configparser
 import hashlib
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -92,6 +96,10 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 BIRTH_MARGIN = 0.1
 LOST_S = (1.0, 2.0, 3.0)  # lost-track buffers swept for the package's trackers, in seconds
 DEFAULT_FPS = 7.0
+ISA_ENV: dict[str, dict[str, str]] = {  # as bench.rules_phases_pets: what numpy (X86_V3) and OpenBLAS (Haswell) may use
+    "native": {},
+    "avx2": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"},
+}
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -379,7 +387,9 @@ def _machine() -> str:
     from surveil.detection.isa import cpu_flags, flags_summary
 
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return f"ISA {flags_summary(cpu_flags())}; shared machine, uptime: {load}"
+    limit = os.environ.get("NPY_DISABLE_CPU_FEATURES")
+    limited = f"numpy limited (NPY_DISABLE_CPU_FEATURES={limit})" if limit else "numpy native"
+    return f"CPU {flags_summary(cpu_flags())}; {limited}; shared machine, uptime: {load}"
 
 
 def pets_shipped(args: argparse.Namespace) -> None:
@@ -403,19 +413,56 @@ def pets_shipped(args: argparse.Namespace) -> None:
                 f"{_phases([r[1] for r in res])} | {_phases([r[0] for r in res])} | "
                 f"{np.mean([r[3] for r in res]):.2f} |"
             )
+    _timing(dets, thresholds, rows, off, args.rounds, args.before)
     print(f"\n{_machine()}")
 
 
-def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes) -> Result:
-    tracker = make_tracker(config, "pets")
+def _timing(dets, thresholds, rows, off: TrackerConfig, rounds: int, before: str) -> None:
+    """Tracker update CPU ms per frame (every frame, phase 0), measured in turn per round: the tracker
+    of commit ``before`` (today's, given the same detections without embeddings), re-ID off and on."""
+    from surveil.evaluation.surveillance import pets_frame_boxes
+
+    old = _old_tracker(before)
+    times: dict[str, list[float]] = {"before": [], "off": [], "on": []}
+    for _ in range(rounds):
+        for label, config in (("before", off), ("off", off), ("on", TrackerConfig())):
+            factory = old if label == "before" else None
+            result = _pets_run(dets, thresholds, rows, config, label == "on", 1, 0, pets_frame_boxes, factory)
+            times[label].append(result[3])
+    print(f"\ntracker update CPU ms per frame, every frame, {rounds} rounds in turn (mean (range)):")
+    for label in times:
+        ratio = [b / a for a, b in zip(times["before"], times[label])]
+        print(f"  {label:6s} {_phases(times[label], 2)} ms; / before per round {_phases(ratio, 2)}")
+
+
+def _old_tracker(commit: str) -> Callable:
+    """A factory of the ``surveil`` ByteTracker as of ``commit`` (its module loaded from git)."""
+    import importlib.util
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{commit}:surveil/tracking/bytetrack.py"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / "bytetrack_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("bytetrack_before", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return lambda: module.ByteTracker("pets")
+
+
+def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes, factory=None) -> Result:
+    tracker = make_tracker(config, "pets") if factory is None else factory()
     acc = mm.MOTAccumulator(auto_id=True)
     seconds, frames = 0.0, range(1 + offset, len(dets) + 1, k)
     for n in frames:
         d = dets[n] if reid else Detections.from_arrays(dets[n].xyxy, dets[n].confidence, dets[n].class_id)
         confident = d.confidence >= thresholds[np.clip(d.class_id, 0, len(thresholds) - 1)]
-        started = time.perf_counter()
+        started = time.process_time()  # CPU time: on a busy shared machine wall time mostly measures waiting
         tracks = [t for t in tracker.update(d, (n - 1) / 10.0, confident) if t.missed == 0]
-        seconds += time.perf_counter() - started
+        seconds += time.process_time() - started
         boxes, ids, scored = frame_boxes(rows, n)
         mine = np.array([t.xyxy for t in tracks], np.float32).reshape(-1, 4)
         distances = mm.distances.iou_matrix(_xywh(boxes[scored]), _xywh(mine), max_iou=0.5)
@@ -436,9 +483,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--weights", default=str(REPO / "models/pedestrian-mnv2.pt"), help="detector (embeddings)")
     parser.add_argument("--pets-shipped", action="store_true", help="only the S2L1 shipped-detector switch table")
+    parser.add_argument("--before", default="9eb0a0c", help="--pets-shipped: commit of today's tracker (timing)")
+    parser.add_argument("--rounds", type=int, default=5, help="--pets-shipped: timing rounds, off and on in turn")
+    parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native", help="avx2: numpy/OpenBLAS limited")
     return parser
+
+
+def _limit_isa(isa: str) -> None:
+    """Re-run this process with numpy and OpenBLAS limited to ``isa`` (before they load their kernels)."""
+    wanted = ISA_ENV[isa]
+    if all(os.environ.get(k) == v for k, v in wanted.items()):
+        return
+    os.execve(sys.executable, [sys.executable, "-m", "bench.track_mot", *sys.argv[1:]], {**os.environ, **wanted})
 
 
 if __name__ == "__main__":
     arguments = get_args_parser().parse_args()
+    _limit_isa(arguments.isa)
     pets_shipped(arguments) if arguments.pets_shipped else main(arguments)
