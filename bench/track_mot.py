@@ -8,8 +8,9 @@ Every sampling phase (issue 17): at step k the tracker is run k times, on frames
 for o = 0..k-1, and each figure is the MEAN over phases with the RANGE (min-max) beside it.
 
 `surveil+reid` is `surveil` (the same settings) given each public detection's appearance embedding,
-computed once by the shipped detector's ``TorchDetector.embed_boxes`` on the sequence's images and
-cached under var/cache/ (keyed by the checkpoint's SHA-256). TUD-Stadtmitte has no images in the
+computed once by the shipped detector's ``TorchDetector.embed_boxes`` on the sequence's images
+(network input ``--embed-min-size``, 360 by default: PETS09-S2L1's video is 480x360, and the CPU is
+shared) and cached under var/cache/ (keyed by the checkpoint's SHA-256 and that size). TUD-Stadtmitte has no images in the
 shared data: there `surveil+reid` gets no embeddings and is `surveil` (motion only). Tracker update
 time (ms per processed frame, the update call only) is printed per tracker: the machine is shared,
 so the ratio between trackers measured in the same run is the figure, with the `uptime` load.
@@ -279,44 +280,50 @@ def _phases(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def with_embeddings(seq: Sequence, root: Path, weights: Path) -> Sequence:
+def with_embeddings(seq: Sequence, root: Path, weights: Path, min_size: int) -> Sequence:
     """``seq`` with its public detections' appearance (cached), or as is where there are no images."""
     images = _image_source(root, seq.name)
     if images is None:
         return seq
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = REPO / "var" / "cache" / f"mot15-emb-{seq.name}-{digest}.npz"
+    path = REPO / "var" / "cache" / f"mot15-emb-{seq.name}-{digest}-{min_size}.npz"
     if not path.exists():
-        _embed(seq, images, weights, path)
+        _embed(seq, images, weights, min_size, path)
     data = np.load(path)
     return replace(seq, emb={int(f): data[f"f{f}"] for f in seq.dets if f"f{f}" in data})
 
 
-def _image_source(root: Path, name: str) -> Callable[[int], np.ndarray] | None:
-    """frame number -> BGR image at the detections' scale; None when the shared data has no images."""
+def _image_source(root: Path, name: str) -> Callable[[int], tuple[np.ndarray, float]] | None:
+    """frame number -> (BGR image, its scale from the detections' pixels); None when there are no images."""
     import cv2
 
     folder = root / name
     for sub, pattern in (("img1", "{:06d}.jpg"), ("img", "frame_{:04d}.jpg")):
         if (folder / sub).is_dir():
-            return lambda n, d=folder / sub, p=pattern: cv2.imread(str(d / p.format(n)))
-    if name == "PETS09-S2L1":  # the video is the same sequence at 480x360: upscale to 768x576
+            return lambda n, d=folder / sub, p=pattern: (cv2.imread(str(d / p.format(n))), 1.0)
+    if name == "PETS09-S2L1":  # the video is the same sequence at 480x360 (boxes x 0.625)
         from surveil.evaluation.surveillance import PETS_VIDEO
         from surveil.video.clips import read_clip
 
         frames = {f.index + 1: f.image for f in read_clip(root.parent / PETS_VIDEO)}
-        return lambda n: cv2.resize(frames[n], (768, 576))
+        return lambda n: (frames[n], 480 / 768)
     return None
 
 
-def _embed(seq: Sequence, images: Callable[[int], np.ndarray], weights: Path, path: Path) -> None:
+def _embed(seq: Sequence, images: Callable, weights: Path, min_size: int, path: Path) -> None:
     from surveil.config import DetectorConfig
     from surveil.detection.torch_detector import TorchDetector
 
-    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", threads=2))
-    rows = {}
-    for frame, (xyxy, _) in sorted(seq.dets.items()):
-        rows[f"f{frame}"] = detector.embed_boxes([images(frame)], [xyxy])[0]
+    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", threads=2, min_size=min_size))
+    rows, started = {}, time.monotonic()
+    for i, (frame, (xyxy, _)) in enumerate(sorted(seq.dets.items())):
+        image, scale = images(frame)
+        rows[f"f{frame}"] = detector.embed_boxes([image], [xyxy * scale])[0]
+        if i % 100 == 99:
+            print(
+                f"  {seq.name}: embedded {i + 1} frames, {(time.monotonic() - started) / (i + 1):.2f} s/frame",
+                flush=True,
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **rows)
 
@@ -325,7 +332,7 @@ def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     sequences = [load_sequence(Path(args.data), name) for name in SEQUENCES]
     if "surveil+reid" in args.trackers:
-        sequences = [with_embeddings(s, Path(args.data), Path(args.weights)) for s in sequences]
+        sequences = [with_embeddings(s, Path(args.data), Path(args.weights), args.embed_min_size) for s in sequences]
     sweeps = {kind: settings(kind, args.thresholds) for kind in args.trackers}
     tasks = [
         (kind, st, seq, k, o)
@@ -482,6 +489,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")
     parser.add_argument("--weights", default=str(REPO / "models/pedestrian-mnv2.pt"), help="detector (embeddings)")
+    parser.add_argument(
+        "--embed-min-size", type=int, default=360, help="surveil+reid: detector input size for the embeddings"
+    )
     parser.add_argument("--pets-shipped", action="store_true", help="only the S2L1 shipped-detector switch table")
     parser.add_argument("--before", default="9eb0a0c", help="--pets-shipped: commit of today's tracker (timing)")
     parser.add_argument("--rounds", type=int, default=5, help="--pets-shipped: timing rounds, off and on in turn")
