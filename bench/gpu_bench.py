@@ -33,6 +33,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,7 +122,13 @@ class TimedDetector:
 
 
 def pipeline(
-    detector: TorchDetector, frames: list[np.ndarray], batch: int, seconds: float, warmup: float, camera_fps: float
+    detector: Any,
+    frames: list[np.ndarray],
+    batch: int,
+    seconds: float,
+    warmup: float,
+    camera_fps: float,
+    detector_config: DetectorConfig | None = None,
 ) -> tuple[float, str]:
     """(images/s processed, the detect calls' summary) of the pipeline with ``batch`` in-memory cameras. The warm-up
     starts after the detect thread's third call: its first warms the detector up on that thread (a CUDA stall of
@@ -129,7 +136,7 @@ def pipeline(
     config = Config.model_validate(
         {
             "cameras": [{"name": f"cam{i}", "url": f"rtsp://127.0.0.1/bench{i}"} for i in range(batch)],
-            "detector": {**detector.config.model_dump(), "batch_size": batch, "max_wait_ms": 50},
+            "detector": {**(detector_config or detector.config).model_dump(), "batch_size": batch, "max_wait_ms": 50},
             "mqtt": {"enabled": False},
             "metrics": {"enabled": False},
         }
@@ -146,6 +153,38 @@ def pipeline(
         ready=lambda: len(timed.calls) >= 3,
     )
     return result.fps, timed.summary(result.window)
+
+
+def worker_rows(
+    config: DetectorConfig,
+    frames: list[np.ndarray],
+    bare_rates: dict[int, float],
+    arch: str,
+    precision: str,
+    args,
+    dry: bool,
+) -> None:
+    """The pipeline with its detector in a worker process (frames through shared memory), at batch 8 (dry: 2),
+    against the in-process bare rate; GPU memory is the worker's, not measured here (nan)."""
+    from surveil.service.detector_worker import WorkerDetector
+
+    for batch in [b for b in ([2] if dry else [8]) if b in bare_rates]:
+        lane = config.model_copy(update={"batch_size": batch})
+        worker = WorkerDetector("worker-0", lane).start()
+        try:
+            b = bare_rates[batch]
+            camera_fps = args.camera_fps or max(5.0, 1.5 * b / batch)
+            p, calls = pipeline(
+                worker, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, camera_fps, lane
+            )
+        finally:
+            worker.close()
+        label = f"{precision}+worker"
+        print(
+            f"{arch:35s} | {label} | {batch:5d} | {b:10.1f} | {camera_fps:10.1f} | {p:14.1f} | {p / b:5.2f} | {float('nan'):11.0f} "
+            f"| {calls}",
+            flush=True,
+        )
 
 
 def _sync(detector: TorchDetector) -> None:
@@ -176,6 +215,11 @@ def main() -> int:
         "--no-warm-up",
         action="store_true",
         help="turn off the detector's warm-up (on CUDA, one pass at every batch size the first time a thread sees a frame size)",
+    )
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="also measure the pipeline with the detector in a worker process (detector.isolation: process) at batch 8",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -221,10 +265,11 @@ def main() -> int:
                     config, batched=not args.per_image, channels_last=True if args.channels_last else None
                 )
                 detector.warm_up_on_cuda = not args.no_warm_up
+                bare_rates = {}
                 for batch in batches:
                     if device == "cuda":
                         torch.cuda.reset_peak_memory_stats()
-                    b = bare(detector, frames, batch, args.seconds, 1 if dry else None)
+                    b = bare_rates[batch] = bare(detector, frames, batch, args.seconds, 1 if dry else None)
                     camera_fps = args.camera_fps or max(5.0, 1.5 * b / batch)
                     p, calls = pipeline(
                         detector, frames, batch, 1.0 if dry else args.seconds, 0.5 if dry else 2.0, camera_fps
@@ -235,6 +280,8 @@ def main() -> int:
                         f"| {calls}",
                         flush=True,
                     )
+                if args.worker:
+                    worker_rows(config, frames, bare_rates, arch, precision, args, dry)
                 del detector
                 if device == "cuda":
                     torch.cuda.empty_cache()

@@ -124,6 +124,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-size", type=int, help="override detector.min_size")
     parser.add_argument("--batch-size", type=int, help="override detector.batch_size")
     parser.add_argument("--threads", type=int, help="override detector.threads")
+    parser.add_argument("--workers", type=int, help="override detector.workers (detectors sharing the cameras)")
+    parser.add_argument(
+        "--isolation",
+        nargs="+",
+        choices=["thread", "process"],
+        help="run every camera count with each of these detector.isolation values, in one run "
+        "(default: the config's); the bare model always runs in-process",
+    )
     parser.add_argument(
         "--mqtt",
         metavar="HOST:PORT",
@@ -186,6 +194,7 @@ class BenchSetup:
     motion: bool = False  # turn cameras[].motion on for every bench camera
     quiet_cameras: int = 0  # the last ones of each run play the quiet clip
     cost: FrameCost | str = ""  # the detector's FLOPs per frame (or why not counted), set once the header printed
+    detectors: dict[str, Any] = field(default_factory=dict)  # isolation -> the pipeline's detector(s), set at start
 
     @classmethod
     def from_args(cls, base: Config, args: argparse.Namespace) -> BenchSetup:
@@ -213,6 +222,7 @@ class BenchSetup:
                 "min_size": args.min_size,
                 "batch_size": args.batch_size,
                 "threads": args.threads,
+                "workers": getattr(args, "workers", None),
             }.items()
             if v is not None
         }
@@ -300,18 +310,40 @@ def write_quiet_clip(video: str, path: Path, seed: int = 0) -> Path:
 
 
 def cpu_seconds() -> float:
+    """CPU seconds of this process and of its live detector worker processes (``detector.isolation: process``)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    total = usage.ru_utime + usage.ru_stime
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in _worker_pids():
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _worker_pids() -> list[int]:
+    import multiprocessing
+
+    return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
 
 
 def memory_mb() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MB."""
-    values = {}
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                values[line.split(":")[0]] = int(line.split()[1]) / 1024
-    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+    """(current RSS, peak RSS) in MB of this process plus its live detector worker processes."""
+    rss, peak = 0.0, 0.0
+    for pid in ["self", *_worker_pids()]:
+        values = {}
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith(("VmRSS:", "VmHWM:")):
+                        values[line.split(":")[0]] = int(line.split()[1]) / 1024
+        except OSError:
+            continue
+        rss, peak = rss + values.get("VmRSS", 0.0), peak + values.get("VmHWM", 0.0)
+    return rss, peak
 
 
 def histogram_buckets(registry, name: str, labels: dict[str, str] | None = None) -> dict[float, float]:
@@ -347,13 +379,13 @@ def quantile(buckets: dict[float, float], q: float) -> float | None:
     return lower_bound
 
 
-def counter_total(registry, name: str) -> dict[str, float]:
-    """Counter ``name`` by its ``camera`` label (or '' when it has none)."""
+def counter_total(registry, name: str, label: str = "camera") -> dict[str, float]:
+    """Counter ``name`` by its ``label`` label (or '' when it has none)."""
     out: dict[str, float] = {}
     for family in registry.collect():
         for sample in family.samples:
             if sample.name == name:
-                key = sample.labels.get("camera", "")
+                key = sample.labels.get(label, "")
                 out[key] = out.get(key, 0.0) + sample.value
     return out
 
@@ -376,6 +408,7 @@ class Snapshot:
     captured: dict[str, float]
     skipped: dict[str, float]
     histograms: dict[str, dict[float, float]]
+    busy: dict[str, float] = field(default_factory=dict)  # seconds each detector spent on batches
 
     @classmethod
     def take(cls, registry) -> Snapshot:
@@ -387,6 +420,7 @@ class Snapshot:
             captured=counter_total(registry, "surveil_frames_captured_total"),
             skipped=counter_total(registry, "surveil_detector_skipped_total"),
             histograms={label: histogram_buckets(registry, name, labels) for label, name, labels in LATENCIES},
+            busy=counter_total(registry, "surveil_detector_busy_seconds_total", "worker"),
         )
 
 
@@ -404,6 +438,8 @@ class RunResult:
     latencies: dict[str, tuple[float | None, float | None]]
     delivery: list[float] = field(default_factory=list)
     window: tuple[float, float] = (0.0, 0.0)  # time.monotonic() at the start and end of the measured window
+    utilisation: dict[str, float] = field(default_factory=dict)  # per detector: share of the window spent on batches
+    isolation: str = "thread"
 
     @property
     def fps(self) -> float:
@@ -443,6 +479,7 @@ def diff_run(
         latencies=latencies,
         delivery=delivery,
         window=(before.at, after.at),
+        utilisation={k: v / elapsed for k, v in sorted(delta(before.busy, after.busy).items())},
     )
 
 
@@ -757,7 +794,9 @@ def print_run(result: RunResult, mqtt: bool) -> None:
     )
     print(
         f"CPU {result.cpu_percent:.0f} % (100 % = one core), RSS {result.rss_mb:.0f} MB, peak RSS so far {result.peak_rss_mb:.0f} MB"
+        + (" (with the worker processes)" if result.isolation == "process" else "")
     )
+    print("detector utilisation: " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in result.utilisation.items()))
     print(f"  {'latency':34s}    p50 ms   p99 ms")
     for label, (p50, p99) in result.latencies.items():
         print(f"  {label:34s} {ms(p50)}  {ms(p99)}")
@@ -827,7 +866,15 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
         started = time.perf_counter()
         quiet = str(write_quiet_clip(bench.video, workdir / "quiet.mp4"))
         made_s = time.perf_counter() - started
-    detector = load_detector(config)  # ONNX exports cached in <state_dir>/model-cache
+    single = {"isolation": "thread", "workers": 1, "devices": []}  # the bare model: one detector, in-process
+    detector = load_detector(config.model_copy(update={"detector": d.model_copy(update=single)}))
+    bench.detectors = {
+        isolation: detector
+        if isolation == "thread" and d.workers == 1 and not d.devices
+        else load_detector(config.model_copy(update={"detector": d.model_copy(update={"isolation": isolation})}))
+        for isolation in (getattr(args, "isolation", None) or [d.isolation])
+    }
+    print("pipeline detectors: " + "; ".join(f"{k}: {_lanes(v)}" for k, v in bench.detectors.items()))
     backend = resolve_backend(d)
     device = getattr(detector, "device", "cpu")
     precision = getattr(detector, "precision", "fp32")  # the torch and ONNX backends say which they run
@@ -873,6 +920,9 @@ def run_bench(bench: BenchSetup, workdir: Path, args: argparse.Namespace) -> int
     try:
         return _measure(bench, detector, workdir, args, mqtt, watch, quiet)
     finally:
+        for pool in bench.detectors.values():
+            if hasattr(pool, "close"):
+                pool.close()
         if watch:
             watch.close()
         if broker:
@@ -928,19 +978,33 @@ def _measure_once(
     for cameras in args.cameras:
         clips = bench.clips(cameras, quiet)
         kinds = f" ({sum(clip == quiet for _, clip in clips)} on the quiet clip)" if quiet else ""
-        print(f"\n== pipeline, {cameras} camera(s){kinds} {pace}, {args.seconds:g} s measured after {args.warmup:g} s")
-        result = pipeline_run(
-            bench_config(config, clips, workdir, mqtt, bench.motion, realtime=not args.as_fast_as_possible),
-            detector,
-            cameras,
-            args.warmup,
-            args.seconds,
-            watch,
-        )
-        print_run(result, mqtt is not None)
-        results.append(result)
+        for isolation, pipeline_detector in (bench.detectors or {"thread": detector}).items():
+            print(
+                f"\n== pipeline, {cameras} camera(s){kinds} {pace}, detector isolation {isolation}, "
+                f"{args.seconds:g} s measured after {args.warmup:g} s"
+            )
+            result = pipeline_run(
+                bench_config(config, clips, workdir, mqtt, bench.motion, realtime=not args.as_fast_as_possible),
+                pipeline_detector,
+                cameras,
+                args.warmup,
+                args.seconds,
+                watch,
+            )
+            result.isolation = isolation
+            print_run(result, mqtt is not None)
+            results.append(result)
     print_summary(results, bare_fps, naive_fps)
     return BenchPass(bare_fps, naive_fps, results)
+
+
+def _lanes(detector: Any) -> str:
+    """How many detectors, and where they run."""
+    names = getattr(detector, "names", None)
+    if names is None:
+        return "1 in-process"
+    kind = "worker process" if type(detector.lanes[0]).__name__ == "WorkerDetector" else "in-process"
+    return f"{len(names)} {kind} ({', '.join(names)})"
 
 
 def measured_rows(passes: Sequence[BenchPass]) -> list[MeasuredRow]:
@@ -982,7 +1046,7 @@ def print_repeats(passes: list[BenchPass]) -> None:
 def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | None) -> None:
     print("\n== scaling (compute and memory per camera)")
     print(
-        "cameras | offered fps | processed fps | per camera (min-max) | dropped % | detector skipped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB"
+        "cameras | isolation | offered fps | processed fps | per camera (min-max) | dropped % | detector skipped % | e2e p50 ms | e2e p99 ms | CPU % | RSS MB | detector utilisation %"
     )
     for r in results:
         per = list(r.fps_per_camera.values()) or [0.0]
@@ -990,8 +1054,9 @@ def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | 
         share = 100 * r.dropped / r.captured if r.captured else 0.0
         skipped = "-" if r.skipped is None else f"{100 * sum(r.skipped.values()) / max(r.processed, 1):.0f}"
         print(
-            f"{r.cameras:7d} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | "
-            f"{skipped:>18s} | {ms(p50)}    | {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f}"
+            f"{r.cameras:7d} | {r.isolation:9s} | {r.captured / r.seconds:11.1f} | {r.fps:13.2f} | {min(per):8.2f} - {max(per):<8.2f}   | {share:9.0f} | "
+            f"{skipped:>18s} | {ms(p50)}    | {ms(p99)}    | {r.cpu_percent:5.0f} | {r.rss_mb:6.0f} | "
+            + " ".join(f"{100 * v:.0f}" for v in r.utilisation.values())
         )
     print(
         "(offered: frames the cameras decoded per second; the pipeline cannot exceed it, so pipeline/bare < 1 where it is "
@@ -1004,4 +1069,4 @@ def print_summary(results: list[RunResult], bare_fps: float, naive_fps: float | 
     )
     for r in results:
         naive = f", pipeline/naive {r.fps / naive_fps:.2f}" if naive_fps else ""
-        print(f"{r.cameras} camera(s): pipeline/bare {r.fps / bare_fps:.2f}{naive}")
+        print(f"{r.cameras} camera(s), {r.isolation}: pipeline/bare {r.fps / bare_fps:.2f}{naive}")

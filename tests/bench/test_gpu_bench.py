@@ -38,6 +38,8 @@ def test_gpu_bench_dry_run_prints_every_row():
         for arch in ("fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
         for batch in (1, 2)
     }
+    workers = {(row[0].strip(), int(row[2])) for row in rows if row[1].strip() == "fp32+worker"}
+    assert workers == {(arch, 2) for arch, _ in seen}  # the pipeline with the detector in a worker process
     for row in rows:
         [float(cell) for cell in row[3:]]  # figures are printed (their values are not checked)
 

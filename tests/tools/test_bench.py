@@ -108,6 +108,19 @@ def test_bench_prints_every_section(pedestrian_checkpoint):
 
 
 @pytest.mark.slow
+def test_bench_runs_each_camera_count_in_thread_and_in_a_worker_process(pedestrian_checkpoint):
+    result = run_bench(pedestrian_checkpoint, "--cameras", "1", "--isolation", "thread", "process", "--no-naive")
+    out = result.stdout
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "pipeline detectors: thread: 1 in-process; process: 1 worker process (worker-0)" in out, out
+    for isolation in ("thread", "process"):
+        assert f"== pipeline, 1 camera(s) at the clip's own rate, detector isolation {isolation}" in out, out
+        assert re.search(rf"^1 camera\(s\), {isolation}: pipeline/bare [\d.]+$", out, re.M), out
+    assert len(re.findall(r"^detector utilisation: worker-0 \d+ %$", out, re.M)) == 2, out
+    assert "(with the worker processes)" in out
+
+
+@pytest.mark.slow
 def test_bench_with_motion_gating_on_busy_and_quiet_cameras_twice(pedestrian_checkpoint):
     result = run_bench(
         pedestrian_checkpoint,
