@@ -75,8 +75,10 @@ class Clients:
                     self.counts["streams"] += 1
                     while time.monotonic() < ends and not self.stop.is_set():
                         self.counts["stream_bytes"] += len(stream.read1(65536))
-            except OSError:
+            except OSError as exc:  # by kind: refused before the daemon listens, 503, a timeout under load
                 self.counts["stream_errors"] += 1
+                kind = f"stream_error_{getattr(exc, 'code', None) or exc.__class__.__name__}"
+                self.counts[kind] = self.counts.get(kind, 0) + 1
                 self.stop.wait(2)
 
     def _scraper(self) -> None:
