@@ -93,7 +93,7 @@ class WorkerSettings:
 
 
 class Backoff:
-    """Restart delays: ``min_s``, doubling per consecutive death up to ``max_s``; a worker that ran
+    """Restart delays: ``min_s``, doubling per consecutive death up to ``max_s`` (``min_s`` wins if larger); a worker that ran
     ``healthy_after_s`` before it died starts the series again."""
 
     def __init__(self, min_s: float, max_s: float, healthy_after_s: float = HEALTHY_AFTER_S):
@@ -104,7 +104,7 @@ class Backoff:
         """The delay before restarting a worker that died after running ``ran_s`` seconds."""
         if ran_s >= self.healthy_after_s:
             self._consecutive = 0
-        delay = min(self.max_s, self.min_s * 2.0**self._consecutive)
+        delay = max(self.min_s, min(self.max_s, self.min_s * 2.0**self._consecutive))
         self._consecutive += 1
         return delay
 
