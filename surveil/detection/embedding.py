@@ -40,6 +40,15 @@ def unit_rows(x: torch.Tensor) -> torch.Tensor:
     return torch.where(norm > 0, x / norm.clamp_min(1e-12), uniform)
 
 
+def spatial_mean(pooled: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C), the mean over space written as a MatMul: OpenVINO runs a ReduceMean
+    tail to an output in f32, which left the RoI head's own RoIAlign 10x slower in bf16 (+22 ms a
+    frame, docs/benchmarks.md); a MatMul keeps the branch in bf16."""
+    cells = pooled.shape[2] * pooled.shape[3]
+    weights = torch.full((cells, 1), 1.0 / cells, dtype=pooled.dtype, device=pooled.device)
+    return (pooled.flatten(2) @ weights).flatten(1)
+
+
 def colour_stripes(images: torch.Tensor, boxes: Sequence[torch.Tensor]) -> torch.Tensor:
     """(sum N_i, 3 * 3): the mean input colour of each box's upper, middle and lower part."""
     grid = roi_align(images.float(), [b.float() for b in boxes], COLOUR_GRID, spatial_scale=1.0, sampling_ratio=2)
@@ -64,7 +73,7 @@ def box_embeddings(
     parts = []
     if kind != "colour":
         pooled = model.roi_heads.box_roi_pool(features, [b.to(images.dtype) for b in boxes], list(image_sizes))
-        parts.append(unit_rows(model.roi_heads.box_head(pooled) if kind == "head" else pooled.mean(dim=(2, 3))))
+        parts.append(unit_rows(model.roi_heads.box_head(pooled) if kind == "head" else spatial_mean(pooled)))
     if "colour" in kind:
         parts.append(unit_rows(colour_stripes(images, boxes)))
     rows = unit_rows(torch.cat(parts, dim=1)) if len(parts) > 1 else parts[0]
