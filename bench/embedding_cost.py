@@ -12,6 +12,10 @@ sampling rounds and each figure is printed as the mean and range over rounds: ms
 without, the difference, and the ratio with / without (the machine-independent figure), in wall time
 and in this process's CPU time (all its threads; less disturbed by other jobs on a busy machine).
 
+``--graphs-only``: only the graph backends, CPU time only, one detector of each kind per process
+step (the isolated check of docs/benchmarks.md): each frame through the graph without and with the
+embedding, ``--rounds`` passes; min / median CPU ms and the ratio of the medians.
+
 ``--isa avx2`` limits oneDNN (torch, OpenVINO) and ATen to AVX2 (:mod:`surveil.detection.isa`; the
 process re-executes itself); ONNX Runtime's MLAS ignores the limit and runs what CPUID offers.
 """
@@ -148,6 +152,33 @@ def _fastest(call: Callable[[], object], repeats: int = 5) -> float:
     return best
 
 
+def graphs_only(images: list[np.ndarray], threads: int, passes: int) -> None:
+    """CPU ms per frame of the graph backends without / with the embedding: min / median, ratio of medians."""
+    print("| model | backend | without: min / median | with: min / median | with / without (medians) |")
+    print("|---|---|---|---|---|")
+    for weights, min_size in MODELS:
+        with tempfile.TemporaryDirectory() as folder:
+            for name, make_with, make_without in detectors(str(REPO / weights), min_size, threads, Path(folder)):
+                if name.startswith("torch"):
+                    continue
+                pair = (make_without(), make_with())
+                for detector in pair:
+                    detector.detect(images[:1])
+                times: tuple[list[float], list[float]] = ([], [])
+                for _ in range(passes):
+                    for image in images:
+                        for slot, detector in enumerate(pair):
+                            started = time.process_time()
+                            detector.detect([image])
+                            times[slot].append(1000 * (time.process_time() - started))
+                without, with_ = (np.asarray(t) for t in times)
+                print(
+                    f"| {Path(weights).stem} @{min_size} | {name} | {without.min():.0f} / {np.median(without):.0f} "
+                    f"| {with_.min():.0f} / {np.median(with_):.0f} | {np.median(with_) / np.median(without):.3f} |",
+                    flush=True,
+                )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--isa", choices=ISA_CHOICES, default="native")
@@ -155,6 +186,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
+    parser.add_argument("--graphs-only", action="store_true", help="the isolated CPU-time check of the graph backends")
     args = parser.parse_args()
     apply_isa_limit(args.isa)  # before torch / OpenVINO initialise (re-executes when needed)
     logging.basicConfig(level=logging.ERROR)
@@ -162,6 +194,10 @@ def main() -> int:
     print(f"CPU: {flags_summary(cpu_flags())}; ISA limit: {requested_isa()} (ONNX Runtime: native regardless)")
     print(f"{os.cpu_count()} CPUs, shared and busy; load average at the start {_load()}")
     print(f"{len(images)} PETS09-S2L1 frames (480x360), {args.rounds} rounds, batch 1, {args.threads} threads")
+    if args.graphs_only:
+        graphs_only(images, args.threads, args.rounds)
+        print(f"\nload average at the end {_load()}")
+        return 0
     for weights, min_size in MODELS:
         with tempfile.TemporaryDirectory() as folder:
             pairs = [(n, a(), b()) for n, a, b in detectors(str(REPO / weights), min_size, args.threads, Path(folder))]
