@@ -16,29 +16,15 @@ from surveil.config import Config
 from surveil.service.metrics import Metrics
 from surveil.service.pipeline import Pipeline
 from tests.support.polling import wait_until
-from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
+from tests.support.scene import BlobDetector, make_scene_clip, right_half_config
 
 
 def _config(clip: Path, tmp_path: Path, review_dir: Path) -> Config:
-    return Config.model_validate(
-        {
-            "cameras": [
-                {
-                    "name": "scene",
-                    "url": str(clip),
-                    "realtime": True,
-                    "loop": False,
-                    "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
-                    "rules": [{"id": "right", "type": "zone_intrusion", "zone": "right_half", "classes": ["person"]}],
-                }
-            ],
-            "detector": {"batch_size": 1, "max_wait_ms": 10},
-            "tracker": {"min_hits": 2, "lost_after_s": 1.0},
-            "mqtt": {"enabled": False},
-            "alerts": {"jsonl_path": str(tmp_path / "alerts.jsonl")},
-            "review": {"enabled": True, "dir": str(review_dir), "pre_s": 1, "post_s": 1},
-            "state_dir": str(tmp_path),
-        }
+    return right_half_config(
+        clip,
+        tmp_path,
+        alerts={"jsonl_path": str(tmp_path / "alerts.jsonl")},
+        review={"enabled": True, "dir": str(review_dir), "pre_s": 1, "post_s": 1},
     )
 
 

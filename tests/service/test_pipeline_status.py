@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import time
 
-from surveil.config import Config
 from surveil.service.metrics import Metrics
 from surveil.service.pipeline import Pipeline
 from tests.support.polling import wait_until
-from tests.support.scene import RIGHT_HALF, BlobDetector, make_scene_clip
+from tests.support.scene import BlobDetector, make_scene_clip, right_half_config
 
 
 class SlowBlobs(BlobDetector):
@@ -22,24 +21,7 @@ class SlowBlobs(BlobDetector):
 
 def test_views_show_offered_processed_and_dropped_frames_and_open_incidents(tmp_path):
     clip = make_scene_clip(tmp_path / "scene.mp4")
-    config = Config.model_validate(
-        {
-            "cameras": [
-                {
-                    "name": "scene",
-                    "url": str(clip.path),
-                    "realtime": True,
-                    "loop": False,
-                    "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
-                    "rules": [{"id": "right", "type": "zone_intrusion", "zone": "right_half", "classes": ["person"]}],
-                }
-            ],
-            "detector": {"batch_size": 1, "max_wait_ms": 10},
-            "tracker": {"min_hits": 2, "lost_after_s": 1.0},
-            "mqtt": {"enabled": False},
-            "state_dir": str(tmp_path),
-        }
-    )
+    config = right_half_config(clip.path, tmp_path)
     pipeline = Pipeline(config, Metrics(), detector=SlowBlobs())
     started = time.time()
     pipeline.start()

@@ -12,11 +12,12 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
+from surveil.config import Config
 from surveil.types import Detections
 from tests.support.media import require_ffmpeg
 
@@ -55,6 +56,27 @@ def make_scene_clip(path: Path, loops: int = 1) -> SceneClip:
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg failed: {result.stderr.strip()}")
     return SceneClip(path=path, frames=FPS * seconds)
+
+
+def right_half_config(clip: Path, state_dir: Path, **sections: Any) -> Config:
+    """One camera playing ``clip`` once in real time, a person intrusion rule on its right half,
+    MQTT off; ``sections`` adds or replaces top-level sections (``review=``, ``alerts=``)."""
+    camera = {
+        "name": "scene",
+        "url": str(clip),
+        "realtime": True,
+        "loop": False,
+        "zones": [{"name": "right_half", "polygon": RIGHT_HALF}],
+        "rules": [{"id": "right", "type": "zone_intrusion", "zone": "right_half", "classes": ["person"]}],
+    }
+    site = {
+        "cameras": [camera],
+        "detector": {"batch_size": 1, "max_wait_ms": 10},
+        "tracker": {"min_hits": 2, "lost_after_s": 1.0},
+        "mqtt": {"enabled": False},
+        "state_dir": str(state_dir),
+    }
+    return Config.model_validate(site | sections)
 
 
 class BlobDetector:
