@@ -51,8 +51,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     from surveil.config.first_run import first_run_problems
     from surveil.config.loader import load_config_tree
 
+    files = [*args.file, *args.config]
+    if not files:
+        print("surveil: check-config needs a config file: surveil check-config FILE [FILE ...]", file=sys.stderr)
+        return EXIT_USAGE
     status = 0
-    for file in args.file:
+    for file in files:
         try:
             config, tree = load_config_tree(file)
         except ConfigError as exc:
@@ -201,7 +205,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("check-config", help="validate config files and exit (0 = all valid, 2 = one or more invalid)")
-    p.add_argument("file", nargs="+")
+    p.add_argument("file", nargs="*", help="YAML config files")
+    # `-c` as in `surveil run -c`: people type the run command's form, and it should not be an error.
+    p.add_argument("-c", "--config", action="append", default=[], help="a config file (repeatable), as for `run`")
     p.set_defaults(func=_cmd_check_config)
     _add_tool_commands(sub, _requested_command(argv))
     p = sub.add_parser("shards", help="print which instance of a fleet runs which camera (rendezvous hashing, pins)")

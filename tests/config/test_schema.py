@@ -209,6 +209,32 @@ def test_check_config_command_accepts_good_file(tmp_path):
     assert "OK (2 camera(s)" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("form", "returncode", "expected"),
+    [
+        (lambda f: [str(f)], 0, "OK (2 camera(s)"),
+        (lambda f: ["-c", str(f)], 0, "OK (2 camera(s)"),  # as `surveil run -c` spells it
+        (lambda f: [str(f), "--config", str(f)], 0, "OK (2 camera(s)"),
+        (lambda f: [], 2, "needs a config file"),
+    ],
+    ids=["positional", "-c", "both", "none"],
+)
+def test_check_config_takes_files_as_run_does(tmp_path, form, returncode, expected):
+    path = write(tmp_path, GOOD)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "lobby.mp4").touch()
+    result = subprocess.run(
+        [sys.executable, "-m", "surveil", "check-config", *form(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"MQTT_PASSWORD": "x", "PATH": "/usr/bin"},
+    )
+    assert result.returncode == returncode, result.stderr
+    assert expected in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml")
