@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from surveil.config import WebConfig
 from surveil.web.limits import (
+    CLIENT_LOG_LINES,
     MAX_COOKIE_BYTES,
     MAX_HEAD_BYTES,
     MAX_HEADER_LINE,
@@ -311,3 +312,19 @@ def test_many_threads_of_hostile_clients_at_once_then_normal_service(serve):
             thread.join(timeout=30)
     assert wait_for(lambda: get(server, "/metrics")[0] == 200, 50)
     assert wait_for(lambda: stream_status(server, "/cameras/gate/live.mjpeg") == 200, 50)
+
+
+def test_a_flood_of_bad_requests_logs_a_bounded_number_of_lines(serve, caplog):
+    """Junk from many connections: at most CLIENT_LOG_LINES lines about them, the rest counted in one
+    warning when the server stops; the server still answers."""
+    server, _ = serve()
+    caplog.set_level(logging.INFO, logger="surveil.web")
+    floods = CLIENT_LOG_LINES * 3
+    for _ in range(floods):
+        assert status_of(exchange(server, b"\x16\x03\x01 junk\r\n\r\n")) == 400
+    assert get(server, "/metrics")[0] == 200
+    server.close()
+    about_clients = [r for r in caplog.records if r.levelno == logging.INFO and r.getMessage().startswith("web 127.")]
+    dropped = [r.getMessage() for r in caplog.records if "client error(s) not logged" in r.getMessage()]
+    assert len(about_clients) == CLIENT_LOG_LINES
+    assert len(dropped) == 1 and dropped[0].startswith(f"web: {floods - CLIENT_LOG_LINES} more")

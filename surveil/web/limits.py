@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ HEAD_TIMEOUT_S = 10.0  # the whole head must arrive within this (slowloris); the
 MAX_CONNECTIONS = 64  # open connections (live streams included); more are answered 503 and closed at once
 MAX_COOKIE_BYTES = 4 * 1024  # a longer Cookie header is ignored (no session from it)
 WEB_NICE = 10  # the server's threads run this much nicer than the rest of the daemon (see lower_priority)
+CLIENT_LOG_LINES = 20  # client-error log lines per CLIENT_LOG_WINDOW_S, all clients together; the rest are counted
+CLIENT_LOG_WINDOW_S = 60.0
 _CHUNK = 4096
 
 
@@ -129,3 +132,48 @@ def session_cookie(header: str | None, name: str) -> str | None:
         if sep and key.strip() == name:
             return value.strip()
     return None
+
+
+class ClientErrorLog:
+    """Log lines about misbehaving clients (refused, malformed, too slow), at most ``lines`` per
+    ``window_s`` for all clients together: a flood of bad requests must not flood the journal, and a
+    budget per address would grow with the addresses an attacker has. What the budget drops is counted
+    and said in one line when the next window opens (or at ``flush``, when the server stops)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        lines: int = CLIENT_LOG_LINES,
+        window_s: float = CLIENT_LOG_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log, self._lines, self._window_s, self._clock = logger, lines, window_s, clock
+        self._lock = threading.Lock()
+        self._window_start = clock()
+        self._logged = self._dropped = 0
+
+    def info(self, message: str, *args: object) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - self._window_start >= self._window_s:
+                self._say_dropped()
+                self._window_start, self._logged = now, 0
+            if self._logged >= self._lines:
+                self._dropped += 1
+                return
+            self._logged += 1
+        self._log.info(message, *args)
+
+    def flush(self) -> None:
+        with self._lock:
+            self._say_dropped()
+
+    def _say_dropped(self) -> None:
+        if self._dropped:
+            self._log.warning(
+                "web: %d more client error(s) not logged (at most %d lines per %.0f s)",
+                self._dropped,
+                self._lines,
+                self._window_s,
+            )
+            self._dropped = 0

@@ -49,6 +49,7 @@ from surveil.web import review
 from surveil.web.limits import (
     HEAD_TIMEOUT_S,
     MAX_CONNECTIONS,
+    ClientErrorLog,
     HeadError,
     lower_priority,
     read_head,
@@ -208,6 +209,7 @@ class WebServer:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
         self._httpd.server_close()
+        self._httpd.client_log.flush()
 
     # --------------------------------------------------------- frames, shared by every watcher
 
@@ -261,6 +263,7 @@ class _Server(ThreadingHTTPServer):
         self._connections = 0
         self._per_address: dict[str, int] = {}  # open connections by client address (web.max_connections_per_address)
         self._connections_lock = threading.Lock()
+        self.client_log = ClientErrorLog(log)  # refused and malformed requests: bounded lines, not a flood
         super().__init__(*args, **kwargs)
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
@@ -276,7 +279,7 @@ class _Server(ThreadingHTTPServer):
                 self._connections += 1
                 self._per_address[address] = mine + 1
         if busy:
-            log.info("web %s: refused, %d connections open (%d from it)", address, self._connections, mine)
+            self.client_log.info("web %s: refused, %d connections open (%d from it)", address, self._connections, mine)
             try:  # non-blocking, from the accept thread: the reply fits any socket buffer
                 request.setblocking(False)
                 request.send(_BUSY)
@@ -335,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             head = read_head(self.connection, self.app.head_timeout_s)
         except HeadError as error:
-            log.info("web %s: %s", self.client_address[0], error.why)
+            self.server.client_log.info("web %s: %s", self.client_address[0], error.why)
             if error.status is not None:
                 self.connection.settimeout(5)
                 self.send_error(error.status, error.why)
@@ -366,7 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("web %s %s %s", self.client_address[0], urlsplit(self.path).path[:200], code)
 
     def log_error(self, format: str, *args) -> None:
-        log.info("web %s: %s", self.client_address[0], _one_line(format % args))
+        self.server.client_log.info("web %s: %s", self.client_address[0], _one_line(format % args))
 
     def log_message(self, format: str, *args) -> None:
         log.debug("web %s: %s", self.client_address[0], _one_line(format % args))
