@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,6 @@ from tests.support.mqtt_broker import (  # noqa: F401  (fixtures)
     mosquitto_broker_factory,
     mqtt_collector,
 )
-from tests.support.polling import free_port
 from tests.support.surveil_cli import REPO, SHIPPED_MODEL
 
 pytestmark = [
@@ -77,7 +77,7 @@ def write_config(path: Path, broker_port: int, cameras: list[str], instance: str
             "max_wait_ms": 50,
         },
         "mqtt": mqtt,
-        "metrics": {"listen": "127.0.0.1:${METRICS_PORT}"},
+        "metrics": {"listen": "127.0.0.1:0"},  # any free port: nothing here scrapes, and no race for a port
         "web": {"enabled": False},
         "sharding": {"instances": SHARDS},
         "state_dir": "${STATE}",
@@ -89,10 +89,11 @@ class Daemons:
     def __init__(self, root: Path):
         self.root = root
         self.procs: list[subprocess.Popen] = []
+        self.names: list[str] = []
 
     def start(self, config: Path, shard: int, state: str, name: str) -> subprocess.Popen:
         (self.root / state).mkdir(exist_ok=True)
-        env = {"PATH": "/usr/bin:/bin", "METRICS_PORT": str(free_port()), "STATE": str(self.root / state)}
+        env = {"PATH": "/usr/bin:/bin", "STATE": str(self.root / state)}
         env["OMP_NUM_THREADS"] = "1"
         log = open(self.root / f"{name}.log", "a")  # noqa: SIM115 (the Popen owns it)
         proc = subprocess.Popen(
@@ -103,10 +104,28 @@ class Daemons:
             cwd=REPO,
         )
         self.procs.append(proc)
+        self.names.append(name)
         return proc
 
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")[-3000:]
+
+    def wait_for(self, subscriber: MqttCollector, predicate, timeout: float, *alive: str) -> None:
+        """``subscriber.wait_for``, failing at once with the log of a daemon in ``alive`` that exited, and
+        with every one of their logs on timeout: a silent 180-s wait says nothing of why."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for name in alive:
+                proc = self.procs[self.names.index(name)]
+                if proc.poll() is not None:
+                    raise AssertionError(f"daemon {name!r} exited with {proc.returncode}:\n{self.log(name)}")
+            try:
+                subscriber.wait_for(predicate, min(1.0, max(0.0, deadline - time.monotonic())))
+                return
+            except AssertionError:
+                if time.monotonic() >= deadline:
+                    logs = "\n".join(f"--- {name}:\n{self.log(name)}" for name in alive)
+                    raise AssertionError(f"condition not met within {timeout} s\n{logs}") from None
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -154,7 +173,7 @@ def test_two_shards_on_one_host_have_their_own_identity(site, mosquitto_broker, 
             for n in names
         )
 
-    subscriber.wait_for(announced, 120)
+    daemons.wait_for(subscriber, announced, 120, "shard-0", "shard-1")
     for name in names:
         body = json.loads(last(subscriber.messages, f"{PREFIX}/fleet/{name}") or b"{}")
         assert body["instance"] == name and body["cameras"] == owned[name] and body["started"] > 0
@@ -202,7 +221,7 @@ def test_a_second_daemon_refuses_to_start(site, mosquitto_broker, mqtt_collector
     first = daemons.start(config, 0, "state-0", "first")
     name = instance(0)
     # the first is up and alerting before the second tries
-    subscriber.wait_for(lambda ms: any("/alerts/" in m.topic for m in ms), 180)
+    daemons.wait_for(subscriber, lambda ms: any("/alerts/" in m.topic for m in ms), 180, "first")
     if case == "same-spool":
         second = daemons.start(config, 0, "state-0", "second")
     else:
@@ -217,7 +236,7 @@ def test_a_second_daemon_refuses_to_start(site, mosquitto_broker, mqtt_collector
         assert f"already runs as {name!r}" in message and f"pid {first.pid}" in message, message
     # the first carries on: online, alerting, and no alert arrived twice
     seen = len(subscriber.messages)
-    subscriber.wait_for(lambda ms: any("/alerts/" in m.topic for m in ms[seen:]), 60)
+    daemons.wait_for(subscriber, lambda ms: any("/alerts/" in m.topic for m in ms[seen:]), 60, "first")
     assert last(subscriber.messages, f"{PREFIX}/{name}/available") == b"online"
     assert first.poll() is None, daemons.log("first")
     ids = [json.loads(m.payload)["id"] for m in subscriber.messages if "/alerts/" in m.topic]
