@@ -86,7 +86,7 @@ import motmetrics as mm
 
 from surveil.config import TrackerConfig
 from surveil.geometry import box_iou
-from surveil.tracking import make_tracker
+from surveil.tracking import SeesFrameEdges, make_tracker
 from surveil.types import Detections
 
 SEQUENCES = ("PETS09-S2L1", "TUD-Stadtmitte", "TUD-Campus", "PETS09-S3-MF1")
@@ -112,6 +112,7 @@ class Sequence:
     dets: dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (xyxy (N, 4), score (N,))
     gt: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]  # frame -> (ids, xyxy, counted (bool))
     emb: dict[int, np.ndarray] | None = None  # frame -> (N, D) unit appearance of the public detections
+    size: tuple[int, int] | None = None  # (width, height) of the pictures, when known
 
 
 def _rows(path: Path) -> np.ndarray:
@@ -142,7 +143,26 @@ def load_sequence(root: Path, name: str) -> Sequence:
         int(f): (gt[gt[:, 0] == f][:, 1].astype(int), _xyxy(gt[gt[:, 0] == f]), gt[gt[:, 0] == f][:, 6] != 0)
         for f in np.unique(gt[:, 0])
     }
-    return Sequence(name, fps, frames, dets, gts)
+    return Sequence(name, fps, frames, dets, gts, size=picture_size(folder))
+
+
+def picture_size(folder: Path) -> tuple[int, int] | None:
+    """(width, height) from seqinfo.ini, else from the sequence's first image; None when neither exists."""
+    info = folder / "seqinfo.ini"
+    if info.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(info)
+        if "imWidth" in parser["Sequence"] and "imHeight" in parser["Sequence"]:
+            return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
+    for images in (folder / "img1", folder / "img"):
+        first = min(images.glob("*.jpg"), default=None) if images.is_dir() else None
+        if first is not None:
+            import cv2
+
+            image = cv2.imread(str(first))
+            if image is not None:
+                return int(image.shape[1]), int(image.shape[0])
+    return None
 
 
 # --- trackers: each factory returns step(xyxy, scores, now) -> (ids, xyxy) of the tracks matched now
@@ -169,7 +189,7 @@ def describe(setting: Setting) -> str:
     return " ".join(f"{names[k]}={v:g}" for k, v in setting)
 
 
-def _ours(kind: str, setting: Setting) -> Callable:
+def _ours(kind: str, setting: Setting, size: tuple[int, int] | None = None) -> Callable:
     threshold = dict(setting)["T"]
     default = TrackerConfig()
     if kind in ("surveil", "surveil+reid"):
@@ -182,6 +202,8 @@ def _ours(kind: str, setting: Setting) -> Callable:
     else:
         config = TrackerConfig(kind=kind)
     tracker = make_tracker(config, "bench")
+    if size is not None and isinstance(tracker, SeesFrameEdges):  # as the daemon's analyser tells it
+        tracker.set_frame_size(*size)
 
     def step(xyxy, scores, now, embedding=None):
         if kind == "iou-v1":
@@ -234,9 +256,9 @@ def _package(kind: str, setting: Setting, frame_rate: float) -> Callable:
     return step
 
 
-def make_step(kind: str, setting: Setting, frame_rate: float) -> Callable:
+def make_step(kind: str, setting: Setting, frame_rate: float, size: tuple[int, int] | None = None) -> Callable:
     if kind in ("surveil", "surveil+reid", "iou-v1"):
-        return _ours(kind, setting)
+        return _ours(kind, setting, size)
     return _package(kind, setting, frame_rate)
 
 
@@ -252,7 +274,7 @@ Result = tuple[float, float, float, float]  # MOTA, IDF1, ID switches, tracker m
 
 def run_one(task: tuple[str, Setting, Sequence, int, int]) -> tuple[str, Setting, str, int, int, Result]:
     kind, setting, seq, k, offset = task
-    step = make_step(kind, setting, seq.fps / k)
+    step = make_step(kind, setting, seq.fps / k, seq.size)
     acc = mm.MOTAccumulator(auto_id=True)
     empty_box = np.zeros((0, 4), np.float32)
     frames = range(1 + offset, seq.frames + 1, k)
@@ -405,7 +427,7 @@ def pets_shipped(args: argparse.Namespace) -> None:
     from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
 
     shared = Path(args.data).parent
-    dets, thresholds, _ = pets_detections(Path(args.weights), shared)
+    dets, thresholds, _ = pets_detections(Path(args.weights), shared, min_size=args.pets_min_size)
     rows = read_mot_gt(shared / PETS_GT)
     off = TrackerConfig(reid_window_s=0, appearance_weight=0, appearance_veto=0)
     print(
@@ -462,6 +484,8 @@ def _old_tracker(commit: str) -> Callable:
 
 def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes, factory=None) -> Result:
     tracker = make_tracker(config, "pets") if factory is None else factory()
+    if isinstance(tracker, SeesFrameEdges):
+        tracker.set_frame_size(480, 360)  # the video the detections were made on
     acc = mm.MOTAccumulator(auto_id=True)
     seconds, frames = 0.0, range(1 + offset, len(dets) + 1, k)
     for n in frames:
@@ -493,6 +517,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         "--embed-min-size", type=int, default=360, help="surveil+reid: detector input size for the embeddings"
     )
     parser.add_argument("--pets-shipped", action="store_true", help="only the S2L1 shipped-detector switch table")
+    parser.add_argument(
+        "--pets-min-size", type=int, default=800, help="--pets-shipped: detector input (360 for the demo's s8 model)"
+    )
     parser.add_argument("--before", default="9eb0a0c", help="--pets-shipped: commit of today's tracker (timing)")
     parser.add_argument("--rounds", type=int, default=5, help="--pets-shipped: timing rounds, off and on in turn")
     parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native", help="avx2: numpy/OpenBLAS limited")

@@ -23,7 +23,7 @@ from surveil.analysis.render import TRAIL_POINTS, Overlay, draw, encode_jpeg
 from surveil.config import CameraConfig, TrackerConfig
 from surveil.rules import build_geometry, build_rules
 from surveil.rules.base import FrameContext, Line, Rule, StateReport, StreamState, Zone
-from surveil.tracking import Tracker, make_tracker
+from surveil.tracking import HoldsIdentities, SeesFrameEdges, Tracker, make_tracker
 from surveil.types import AlertUpdate, Detections, Frame
 
 StateCallback = Callable[[str, StateReport, dict[str, int]], None]  # (camera, report, previously reported values)
@@ -104,8 +104,11 @@ class CameraAnalyzer:
     def process(self, ctx: FrameContext) -> list[AlertUpdate]:
         with self._lock:
             if ctx.tracks is None and not ctx.is_tick:
+                if isinstance(self.tracker, SeesFrameEdges):
+                    self.tracker.set_frame_size(ctx.width, ctx.height)
                 tracks = self.tracker.update(ctx.detections, ctx.now, ctx.confident)
-                ctx = dataclasses.replace(ctx, tracks=tuple(tracks))
+                held = self.tracker.held_ids() if isinstance(self.tracker, HoldsIdentities) else frozenset()
+                ctx = dataclasses.replace(ctx, tracks=tuple(tracks), held=held)
             updates: list[AlertUpdate] = []
             for rule in self.rules:
                 if ctx.is_tick and not rule.handles_ticks:

@@ -18,6 +18,9 @@ about). The book owns the lifecycle, for every rule alike:
   who walks in. When both subjects carry an appearance embedding (``Track.embedding``), they
   must also look alike (cosine similarity at least ``MIN_SIMILARITY``), and the most similar of
   the candidates near enough wins;
+- a track-following incident whose subjects the tracker still holds for re-identification
+  (``FrameContext.held``) does not end until the tracker gives them back or lets them go; the
+  end's timestamp is still when the condition stopped;
 - after an incident ends, the same (rule, key) cannot start again for ``cooldown_s``;
 - at most ``max_starts_per_minute`` starts per rule; extra conditions are suppressed (counted).
 """
@@ -263,8 +266,20 @@ class IncidentBook:
             if i.rule is rule
             and i.closing_since is not None
             and ctx.now - i.closing_since >= rule.policy.merge_window_s
+            and not self._held(i, ctx)
         ]
         return [self._finish(incident, ctx.now) for incident in due]
+
+    @staticmethod
+    def _held(incident: _Incident, ctx: FrameContext) -> bool:
+        """The tracker still holds every subject of this track-following incident for re-identification:
+        its end waits (its timestamp stays when the condition stopped), and the person coming back under
+        the same id continues it."""
+        return (
+            incident.rule.policy.merge_window_s > 0
+            and bool(incident.subjects)
+            and all(s.track_id in ctx.held for s in incident.subjects)
+        )
 
     def _finish(self, incident: _Incident, now: float) -> AlertUpdate:
         self._open.remove(incident)

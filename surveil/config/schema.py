@@ -488,7 +488,9 @@ class TrackerConfig(_Model):
         ge=0,
         le=120,
         description="Seconds (0-120) after its last match that a lost track with an appearance stays dormant "
-        "(not shown to rules) to be re-attached under its id; at or below `lost_after_s` = no dormancy.",
+        "(not shown to rules) to be re-attached under its id; at or below `lost_after_s` = no dormancy. While it is "
+        "dormant, its zone visit, loitering dwell and open incidents wait for it: an incident's end is sent when the "
+        "tracker lets go, stamped with the time the condition stopped.",
     )
     reid_similarity: float = Field(
         default=0.92,

@@ -43,6 +43,7 @@ class FrameContext:
     detections: Detections  # raw, down to the detector's low score floor
     confident: np.ndarray  # (N,) bool: detections at or above the operating threshold
     tracks: tuple[Track, ...] | None = None  # filled by the analyser's tracker when None
+    held: frozenset[int] = frozenset()  # ids the tracker no longer returns but may re-identify (HoldsIdentities)
     stream: StreamState | None = None
 
     @property

@@ -44,7 +44,7 @@ class CrowdingRule(RuleBase):
         self._peak = 0
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
-        inside = [t for t, _ in self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)]
+        inside = [t for t, _ in self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height, ctx.held)]
         count = len(inside)
         if not self._active:
             self._advance(count >= self.min_count, ctx.now, self.for_s, becomes=True)

@@ -42,7 +42,7 @@ class LoiteringRule(RuleBase):
         )
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
-        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)
+        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height, ctx.held)
         conditions = []
         for track, entered in inside:
             dwell = (self._presence.last_inside(track.track_id) or entered) - entered  # time inside, not time since

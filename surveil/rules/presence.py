@@ -7,10 +7,11 @@ track (``missed > 0``) but predicts it inside continues an inside run that a see
 never starts, ends or completes anything on its own. A missed detection is no evidence that
 somebody left, which is what keeps alerts whole at the low processed frame rates of a CPU.
 
-A track the tracker stops reporting is forgotten after ``forget_after_s`` seconds, not at once:
-a tracker that re-identifies a person after a gap gives the same id back, and that person's
-streak (when they entered, so a loitering dwell) continues where it was. The zone rules pass
-their ``merge_window_s``, the time their incident waits before it ends.
+A track the tracker stops reporting is forgotten after ``forget_after_s`` seconds, not at once,
+and not at all while the tracker says it still holds the id for re-identification (``held``): a
+tracker that re-identifies a person after a gap gives the same id back, and that person's streak
+(when they entered, so a loitering dwell) continues where it was. The zone rules pass their
+``merge_window_s``, the time their incident waits before it ends.
 """
 
 from __future__ import annotations
@@ -53,8 +54,13 @@ class ZonePresence:
         self._streaks: dict[int, _Streak] = {}
         self._first_inside: dict[int, float] = {}
 
-    def update(self, tracks: Sequence[Track], now: float, width: int, height: int) -> list[tuple[Track, float]]:
-        """Advance with this frame's tracks; return (track, entered_at) for every track now inside."""
+    def update(
+        self, tracks: Sequence[Track], now: float, width: int, height: int, held: frozenset[int] = frozenset()
+    ) -> list[tuple[Track, float]]:
+        """Advance with this frame's tracks; return (track, entered_at) for every track now inside.
+
+        ``held``: ids the tracker no longer reports but may give back (re-identification); their
+        streaks wait, neither advanced nor forgotten, until they return or the tracker lets go."""
         candidates = class_filter(tracks, self.class_ids)
         inside = self.zone.contains([t.xyxy for t in candidates], self.anchor, width, height)
         for track, is_inside in zip(candidates, inside):
@@ -62,7 +68,7 @@ class ZonePresence:
                 self._observe(track.track_id, bool(is_inside), now)
             elif is_inside:
                 self._predicted_inside(track.track_id, now)
-        self._forget_gone({t.track_id for t in candidates}, now)
+        self._forget_gone({t.track_id for t in candidates} | held, now)
         return [(t, entered) for t in candidates if (entered := self._entered_at(t.track_id)) is not None]
 
     def _forget_gone(self, alive: set[int], now: float) -> None:

@@ -36,7 +36,7 @@ class ZoneIntrusionRule(RuleBase):
         )
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
-        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)
+        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height, ctx.held)
         if self.schedule is not None and not self.schedule.armed(ctx.ts_wall):
             return []
         return [self.track_condition(t, self.anchor, {"dwell_s": round(ctx.now - entered, 2)}) for t, entered in inside]

@@ -34,7 +34,7 @@ class ZoneOccupancyRule(RuleBase):
         self._counts: dict[str, int] = dict.fromkeys(self.counted, 0)
 
     def evaluate(self, ctx: FrameContext) -> list[Condition]:
-        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height)
+        inside = self._presence.update(ctx.tracks or (), ctx.now, ctx.width, ctx.height, ctx.held)
         counts = Counter(self.class_name(t.class_id) for t, _ in inside)
         self._counts = {name: counts.get(name, 0) for name in self.counted}
         return []

@@ -35,6 +35,27 @@ class Tracker(Protocol):
     def reset(self) -> None: ...
 
 
+@runtime_checkable
+class HoldsIdentities(Protocol):
+    """A tracker that keeps lost tracks for a while to re-identify them under the same id.
+
+    ``held_ids`` (after an ``update``): the ids of the tracks it no longer returns but may still
+    give back. The analyser passes them to the rules and the incident book, so that a zone visit, a
+    loitering dwell and an incident wait for the person instead of ending while they are hidden.
+    Trackers without re-identification need not have it.
+    """
+
+    def held_ids(self) -> frozenset[int]: ...
+
+
+@runtime_checkable
+class SeesFrameEdges(Protocol):
+    """A tracker told the picture's size before each ``update``: a track that walks out across the
+    border is gone at once, not kept to be matched to whoever walks in there next."""
+
+    def set_frame_size(self, width: int, height: int) -> None: ...
+
+
 def _surveil(config: TrackerConfig, camera: str) -> Tracker:
     from surveil.tracking.bytetrack import ByteTracker
 

@@ -26,7 +26,13 @@ class, each stage taking only what the ones before left:
 3. tentative tracks x high-score detections left: IoU then centre distance.
 
 A tentative track that misses an update is dropped; one matched ``min_hits`` times is confirmed. A
-confirmed track that goes unmatched for more than ``lost_after_s`` seconds is dropped. New tracks
+confirmed track that goes unmatched for more than ``lost_after_s`` seconds is dropped. So is, at
+once, a lost track that walked out of the picture (only when the picture's size is known:
+``set_frame_size``, which the analyser calls every frame): its last box lay within one box size of
+a border, it was moving out across that border at ``_EXIT_SPEED`` box heights per second or more,
+and at that velocity its centre would by now be past the border. At 1-5 processed fps, somebody who
+walks in where a person walked out a second or two earlier is otherwise a fresh detection right
+beside a lost track, and takes over that person's id, zone visit and loitering dwell. New tracks
 start only from high-score detections left unmatched that score at least ``birth_score`` and
 overlapping no confirmed track's box (matched box, or predicted box of a lost track) at IoU >=
 ``_BIRTH_IOU``: the detector often gives a walker two boxes, and a track born from the second one
@@ -69,6 +75,8 @@ _GATE_RAMP_S = 0.3  # centre-distance gates reach full width only this long afte
 _SURE_SCORE = 0.6  # high-score detections scoring at least this are matched to confirmed tracks first
 _CROWD_IOU = 0.2  # a lost track takes no detection by centre distance that overlaps a live track this much
 _BIRTH_IOU = 0.3  # no new track from a detection overlapping a confirmed track's box this much
+_EDGE_REACH = 1.0  # a lost box at most this many of its widths (heights) from a border may have walked out
+_EXIT_SPEED = 0.2  # ... when it moved towards that border at this many box heights per second at least
 
 
 def _xyxy_to_z(xyxy: np.ndarray) -> np.ndarray:
@@ -157,6 +165,7 @@ class _TrackState:
     missed: int = 0
     history: deque = field(default_factory=deque)
     appearance: np.ndarray | None = None  # (D,) unit EMA of matched embeddings
+    exit_velocity: tuple[float, float] | None = None  # centre velocity (px/s) when it was last lost
 
     def snapshot(self, camera: str) -> Track:
         box = self.xyxy if self.missed == 0 else self.motion.box()
@@ -254,8 +263,13 @@ class ByteTracker:
         self.appearance_veto = appearance_veto
         self.reid_window_s, self.reid_similarity = reid_window_s, reid_similarity
         self.reid_margin, self.reid_max_speed = reid_margin, reid_max_speed
+        self.frame_size: tuple[int, int] | None = None  # (width, height); None: no border is known
         self._next_id = 1
         self.reset()
+
+    def set_frame_size(self, width: int, height: int) -> None:
+        """The picture's size, for telling a track that walked out of it from one that was lost."""
+        self.frame_size = (int(width), int(height)) if width > 0 and height > 0 else None
 
     def reset(self) -> None:
         """Forget every track and the clock; ids keep counting up (never reused)."""
@@ -296,12 +310,18 @@ class ByteTracker:
         matched = {t for t, _ in matches}
         for i, track in enumerate(self._tracks):
             if i not in matched:
+                if track.missed == 0:
+                    track.exit_velocity = (float(track.motion.mean[_VEL[0]]), float(track.motion.mean[_VEL[1]]))
                 track.missed += 1
                 track.coast_until = min(track.coast_until, self._clock)
         self._tracks = [t for t in self._tracks if self._keep(t)]
         candidates = [d for d in self._unclaimed(detections, left_high) if detections.confidence[d] >= self.birth_score]
         self._births(detections, self._reattach(detections, candidates, now), now)
         return [t.snapshot(self.camera) for t in self._tracks if t.hits >= self.min_hits and not self._dormant(t)]
+
+    def held_ids(self) -> frozenset[int]:
+        """Ids of the confirmed tracks kept only to be re-identified (not returned by ``update``)."""
+        return frozenset(t.track_id for t in self._tracks if t.hits >= self.min_hits and self._dormant(t))
 
     def _dormant(self, track: _TrackState) -> bool:
         """Lost for longer than ``lost_after_s``: kept only to be re-identified, never returned."""
@@ -450,11 +470,29 @@ class ByteTracker:
         norm = math.sqrt(float(blended @ blended))
         track.appearance = blended / norm if norm > 0 else row.copy()
 
+    def _walked_out(self, track: _TrackState) -> bool:
+        """A lost track that was moving out near the picture's border, and at that speed would by now be past it."""
+        if self.frame_size is None or track.exit_velocity is None:
+            return False
+        width, height = self.frame_size
+        x1, y1, x2, y2 = (float(v) for v in track.xyxy)
+        w, h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
+        gone = self._clock - track.last_seen_t
+        vx, vy = track.exit_velocity
+        cx, cy = (x1 + x2) / 2 + vx * gone, (y1 + y2) / 2 + vy * gone
+        outward = _EXIT_SPEED * h
+        return (
+            (x1 <= _EDGE_REACH * w and vx <= -outward and cx < 0)
+            or (x2 >= width - _EDGE_REACH * w and vx >= outward and cx > width)
+            or (y1 <= _EDGE_REACH * h and vy <= -outward and cy < 0)
+            or (y2 >= height - _EDGE_REACH * h and vy >= outward and cy > height)
+        )
+
     def _keep(self, track: _TrackState) -> bool:
         if track.missed == 0:
             return True
-        if track.hits < self.min_hits:
-            return False  # a tentative track must be matched in every update
+        if track.hits < self.min_hits or self._walked_out(track):
+            return False  # a tentative track must be matched in every update; one that walked out is gone
         lost = self._clock - track.last_seen_t
         return lost <= self.lost_after_s or (track.appearance is not None and lost <= self.reid_window_s)
 

@@ -151,3 +151,17 @@ def test_config_bounds(field, value):
 )
 def test_config_bounds_inclusive(field, value):
     assert isinstance(make_tracker(TrackerConfig(**{field: value}), "cam"), ByteTracker)
+
+
+def test_held_ids_are_the_dormant_tracks_until_given_back_or_let_go():
+    tracker = ByteTracker("cam", lost_after_s=2.0, reid_window_s=10.0)
+    (first,) = walk(tracker, 0.0, 2.0, lambda t: 50 + 10 * t, RED)
+    held = {}
+    for t in (3.0, 5.0, 13.0):  # lost at 1.8 s: reported until 3.8 s, then dormant until 11.8 s, then dropped
+        tracker.update(dets([]), now=t)
+        held[t] = tracker.held_ids()
+    assert held == {3.0: frozenset(), 5.0: {first}, 13.0: frozenset()}
+    tracker = ByteTracker("cam", lost_after_s=2.0, reid_window_s=10.0)
+    walk(tracker, 0.0, 2.0, lambda t: 50 + 10 * t, RED)
+    tracker.update(dets([]), now=6.0)
+    assert walk(tracker, 6.0, 7.0, lambda t: 75.0, RED) == {first} and tracker.held_ids() == frozenset()
