@@ -493,7 +493,7 @@ class TrackerConfig(_Model):
         "tracker lets go, stamped with the time the condition stopped.",
     )
     reid_similarity: float = Field(
-        default=0.92,
+        default=0.95,
         ge=0.5,
         le=1,
         description="Least cosine similarity (0.5-1) between a new detection and a lost or dormant track's "

@@ -209,7 +209,7 @@ class ByteTracker:
         appearance_momentum: float = 0.9,
         appearance_veto: float = 0.0,
         reid_window_s: float = 20.0,
-        reid_similarity: float = 0.92,
+        reid_similarity: float = 0.95,
         reid_margin: float = 0.03,
         reid_max_speed: float = 1.0,
     ):
