@@ -192,7 +192,13 @@ def test_two_shards_on_one_host_have_their_own_identity(site, mosquitto_broker, 
     )
     late = MqttCollector(mosquitto_broker.host, mosquitto_broker.port, f"{PREFIX}/#", persistent=False)
     try:
-        late.wait_subscribed().wait_for(lambda ms: last(ms, f"{PREFIX}/fleet/{names[0]}") is not None, 10)
+        late.wait_subscribed().wait_for(  # every retained message the checks below read has arrived
+            lambda ms: all(
+                last(ms, topic) is not None
+                for topic in (f"{PREFIX}/fleet/{names[0]}", *(f"{PREFIX}/{n}/available" for n in names))
+            ),
+            10,
+        )
         assert last(late.messages, f"{PREFIX}/{names[0]}/available") == b"online"  # the survivor is still online
         assert last(late.messages, f"{PREFIX}/{names[1]}/available") == b"offline"
         survivor = json.loads(last(late.messages, f"{PREFIX}/fleet/{names[0]}") or b"{}")
