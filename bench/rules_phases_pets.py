@@ -101,16 +101,23 @@ def camera_config(path: Path = REPO / "configs/demo.yaml"):
     return camera.model_copy(update={"zones": zones, "lines": lines, "rules": rules}), config.tracker
 
 
-def replay(camera, tracker, detections_at, thresholds, names, frames):
-    """Every update and the final line counts of one pass over ``frames``."""
-    from bench.zone_alerts_pets import BLANK, FPS
+def replay(camera, tracker, detections_at, thresholds, names, frames, record: bool = False):
+    """Every update, the final line counts, the analyser's ms per frame and, with ``record``, the tracker's
+    matched boxes frame by frame (to attribute an alert to the person its track followed; not timed:
+    ``record`` passes are for scoring) of one pass over ``frames``."""
+    from bench.zone_alerts_pets import BLANK, FPS, track_recorder
     from surveil.analysis.analyzer import build_analyzer
     from surveil.types import Frame
 
     analyzer = build_analyzer(camera, tracker, names, operating_thresholds=thresholds)
+    tracks: dict = {}
+    now = [0]
+    if record:
+        analyzer.on_step = track_recorder(lambda: now[0], tracks)
     updates = []
     busy = 0.0
     for number in frames:
+        now[0] = number
         t = number / FPS
         frame = Frame(camera.name, number, t, 1_700_000_000.0 + t, BLANK)
         detections = detections_at(number)
@@ -119,10 +126,10 @@ def replay(camera, tracker, detections_at, thresholds, names, frames):
         busy += time.perf_counter() - started
         updates += [(number, u) for u in found]
     counts = {r.name: dict(r.values) for rule in analyzer.rules for r in rule.state() if r.kind == "lines"}
-    return updates, counts, 1000 * busy / max(len(frames), 1)
+    return updates, counts, 1000 * busy / max(len(frames), 1), tracks
 
 
-def score_phase(camera, gt, updates, counts, frames) -> dict[str, float]:
+def score_phase(camera, gt, updates, counts, frames, tracks) -> dict[str, float]:
     from bench.demo_rules_pets import gt_crossings
     from bench.zone_alerts_pets import FPS, Start, score, visits
 
@@ -140,26 +147,35 @@ def score_phase(camera, gt, updates, counts, frames) -> dict[str, float]:
             for n, u in updates
             if u.rule == rule.id and u.phase == "start"
         ]
-        s = score(visits(gt, frames, one), starts, gt, merge_frames=int(rule.merge_window_s * FPS))
+        merge = int(rule.merge_window_s * FPS)
+        truth = visits(gt, frames, one)
+        s = score(truth, starts, gt, merge_frames=merge)
+        t = score(truth, starts, gt, merge_frames=merge, tracks=tracks, min_frames=rule.min_frames)
         out |= {
             f"zone {rule.zone} recall": s.recall,
             f"zone {rule.zone} duplicates": s.duplicates,
             f"zone {rule.zone} false": s.false,
+            f"zone {rule.zone} recall by track": t.recall,
+            f"zone {rule.zone} false by track": t.false,
         }
     for rule in (r for r in camera.rules if r.type == "loitering"):
         one = camera.model_copy(update={"zones": [zones[rule.zone]], "rules": [rule]})
         stays = loitering_stays(gt, frames, one)
         starts = [
-            Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), 0)
+            Start(n, u.zone, np.array(u.subjects[0].xyxy, np.float32), u.subjects[0].track_id)
             for n, u in updates
             if u.rule == rule.id and u.phase == "start"
         ]
-        s = score(stays, starts, gt, merge_frames=int(rule.merge_window_s * FPS))
+        merge = int(rule.merge_window_s * FPS)
+        s = score(stays, starts, gt, merge_frames=merge)
+        t = score(stays, starts, gt, merge_frames=merge, tracks=tracks, min_frames=rule.min_frames)
         out |= {
             f"loiter {rule.id} stays": s.visits,
             f"loiter {rule.id} found": s.hit,
             f"loiter {rule.id} duplicates": s.duplicates,
             f"loiter {rule.id} false": s.false,
+            f"loiter {rule.id} found by track": t.hit,
+            f"loiter {rule.id} false by track": t.false,
         }
     return out
 
@@ -204,8 +220,11 @@ def measure(args) -> dict:
             phases = []
             for phase in range(1, step + 1):
                 frames = list(range(phase, FRAMES + 1, step))
-                updates, counts, ms = replay(camera, tracker, detections_at, thresholds, class_names, frames)
-                phases.append({**score_phase(camera, gt, updates, counts, frames), "analyser ms per_frame": ms})
+                _, _, ms, _ = replay(camera, tracker, detections_at, thresholds, class_names, frames)
+                updates, counts, _, tracks = replay(
+                    camera, tracker, detections_at, thresholds, class_names, frames, record=True
+                )
+                phases.append({**score_phase(camera, gt, updates, counts, frames, tracks), "analyser ms per_frame": ms})
             result.setdefault(label, {})[str(step)] = phases
             print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
     return {
@@ -336,14 +355,14 @@ def section(rows: dict[str, list[dict]], labels: list[str]) -> list[str]:
         out.append(f"| {key[5:]} | {truth} | " + " | ".join(parts) + " |")
     arrow = " → ".join(labels)
     for kind, figures in (
-        ("zone", ("recall", "duplicates", "false")),
-        ("loiter", ("stays", "found", "duplicates", "false")),
+        ("zone", ("recall", "duplicates", "false", "recall by track", "false by track")),
+        ("loiter", ("stays", "found", "duplicates", "false", "found by track", "false by track")),
     ):
         names = list(dict.fromkeys(k.split(" ")[1] for k in keys if k.startswith(f"{kind} ")))
         out += ["", f"| {kind} rule | " + " | ".join(f"{f} ({arrow})" for f in figures) + " |"]
         out.append("|---|" + "---|" * len(figures))
         for name in names:
-            fmt = {"recall": ".2f"}
+            fmt = {"recall": ".2f", "recall by track": ".2f"}
             cells = [
                 " → ".join(cell([p[f"{kind} {name} {f}"] for p in rows[lb]], fmt.get(f, ".1f")) for lb in labels)
                 for f in figures

@@ -1,8 +1,11 @@
 """``loitering``: an object stays inside a zone for more than ``dwell_s`` seconds (clock time, not frames).
 
-The dwell runs from the first frame of the entering run to the latest frame the object was inside,
-so a person who is on the way out (outside, but not yet for ``exit_frames``) does not start
-loitering on the strength of inertia alone.
+The dwell runs from the first frame of the entering run to the latest frame the object was *seen*
+inside, so a person who is on the way out (outside, but not yet for ``exit_frames``) does not start
+loitering on the strength of inertia alone, and neither does a track the tracker only predicts
+(``missed > 0``): at 1-2 processed fps a coasting box drifts, and a dwell that grew on it started
+alerts on empty ground or on the next person along. Seen inside again, the gap counts: the person
+was there all along.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A track enters after its anchor was inside for ``enter_frames`` processed frames
 last of them *seen* (matched to a detection), and leaves after it was seen outside for
 ``exit_frames`` frames or when the tracker drops it. A frame where the tracker could not match the
 track (``missed > 0``) but predicts it inside continues an inside run that a seen frame began; it
-never starts, ends or completes anything on its own. A missed detection is no evidence that
+never starts, ends or completes anything on its own, and it does not move ``last_inside`` (a
+loitering dwell grows only on frames the person is seen). A missed detection is no evidence that
 somebody left, which is what keeps alerts whole at the low processed frame rates of a CPU.
 
 A track the tracker stops reporting is forgotten after ``forget_after_s`` seconds, not at once,
@@ -29,7 +30,7 @@ class _Streak:
     inside_frames: int = 0
     outside_frames: int = 0
     entered_at: float | None = None  # clock time of the first of the frames that made it enter
-    last_inside_at: float | None = None  # clock time of the latest frame it was (seen or predicted) inside
+    last_inside_at: float | None = None  # clock time of the latest frame it was seen inside
 
 
 class ZonePresence:
@@ -101,10 +102,9 @@ class ZonePresence:
         streak = self._streaks.get(track_id)
         if streak is not None and streak.inside_frames > 0:
             streak.inside_frames += 1
-            streak.last_inside_at = now
 
     def last_inside(self, track_id: int) -> float | None:
-        """When the track was last (seen or predicted) inside; None if never."""
+        """When the track was last seen (matched to a detection) inside; None if never."""
         streak = self._streaks.get(track_id)
         return None if streak is None else streak.last_inside_at
 

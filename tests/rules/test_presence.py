@@ -81,6 +81,56 @@ def test_loitering_dwell_stops_growing_once_outside():
     assert at(3.0, IN)[0].details == {"dwell_s": 3.0}, "back inside at 3 s: the run never ended (exit_frames 3)"
 
 
+def loitering_at(rule, t, box, missed=0):
+    from surveil.rules.base import FrameContext
+    from surveil.types import Detections
+
+    ctx = FrameContext(
+        camera="cam",
+        now=t,
+        ts_wall=t,
+        ts_mono=t,
+        seq=0,
+        width=100,
+        height=100,
+        image=None,
+        detections=Detections.empty(),
+        confident=np.zeros(0, bool),
+        tracks=(track(box, missed),),
+    )
+    return rule.evaluate(ctx)
+
+
+@pytest.mark.parametrize(
+    ("frames", "dwell_after"),
+    [
+        pytest.param(["in"] * 4, [None, None, 2.0, 3.0], id="seen-inside-the-whole-time"),
+        pytest.param(
+            ["in", "pred-in", "pred-in", "pred-in"], [None, None, None, None], id="predicted-frames-never-reach-it"
+        ),
+        pytest.param(
+            ["in", "pred-in", "pred-in", "in"], [None, None, None, 3.0], id="seen-again-counts-the-gap-inside"
+        ),
+        pytest.param(
+            ["in", "in", "in", "pred-in", "pred-in"], [None, None, 2.0, 2.0, 2.0], id="an-alert-holds-while-predicted"
+        ),
+    ],
+)
+def test_loitering_dwell_runs_to_the_last_frame_it_was_seen_inside(frames, dwell_after):
+    """A track the tracker only predicts (missed > 0) is no evidence that somebody is still there: at
+    1-2 fps a coasting track's box drifts, and a dwell that grew on it raised alerts on empty ground
+    or on the next person along. Seen inside again, the person was there all along."""
+    from surveil.rules.loitering import LoiteringRule
+
+    rule = LoiteringRule("loiter", SQUARE, frozenset(), ["bg", "person"], dwell_s=2.0, enter_frames=1, exit_frames=3)
+    boxes = {"in": (IN, 0), "pred-in": (IN, 1)}
+    observed = []
+    for t, kind in enumerate(frames):
+        found = loitering_at(rule, float(t), *boxes[kind])
+        observed.append(found[0].details["dwell_s"] if found else None)
+    assert observed == dwell_after
+
+
 @pytest.mark.parametrize(
     ("gap_s", "inside_on_return"),
     [
