@@ -129,13 +129,9 @@ def load_sequence(root: Path, name: str) -> Sequence:
     folder = root / name
     det_path = next(p for p in (folder / "det" / "det.txt", folder / "det.txt") if p.is_file())
     det, gt = _rows(det_path), _rows(folder / "gt" / "gt.txt")
-    fps, frames = DEFAULT_FPS, int(max(det[:, 0].max(), gt[:, 0].max()))
-    info = folder / "seqinfo.ini"
-    if info.is_file():
-        parser = configparser.ConfigParser()
-        parser.read(info)
-        fps = float(parser["Sequence"].get("frameRate", DEFAULT_FPS))
-        frames = int(parser["Sequence"].get("seqLength", frames))
+    info = sequence_info(folder)
+    fps = float(info.get("framerate", DEFAULT_FPS))
+    frames = int(info.get("seqlength", max(det[:, 0].max(), gt[:, 0].max())))
     scores = det[:, 6] if name in RAW_SCORE_SEQUENCES else det[:, 6] / 100.0
     scores = np.clip(scores, 0.0, 1.0).astype(np.float32)
     dets = {int(f): (_xyxy(det[det[:, 0] == f]), scores[det[:, 0] == f]) for f in np.unique(det[:, 0])}
@@ -143,17 +139,24 @@ def load_sequence(root: Path, name: str) -> Sequence:
         int(f): (gt[gt[:, 0] == f][:, 1].astype(int), _xyxy(gt[gt[:, 0] == f]), gt[gt[:, 0] == f][:, 6] != 0)
         for f in np.unique(gt[:, 0])
     }
-    return Sequence(name, fps, frames, dets, gts, size=picture_size(folder))
+    return Sequence(name, fps, frames, dets, gts, size=picture_size(folder, info))
 
 
-def picture_size(folder: Path) -> tuple[int, int] | None:
-    """(width, height) from seqinfo.ini, else from the sequence's first image; None when neither exists."""
-    info = folder / "seqinfo.ini"
-    if info.is_file():
-        parser = configparser.ConfigParser()
-        parser.read(info)
-        if "imWidth" in parser["Sequence"] and "imHeight" in parser["Sequence"]:
-            return int(parser["Sequence"]["imWidth"]), int(parser["Sequence"]["imHeight"])
+def sequence_info(folder: Path) -> dict[str, str]:
+    """The ``[Sequence]`` section of the sequence's seqinfo.ini, keys lower-cased (configparser's way);
+    empty when there is none."""
+    path = folder / "seqinfo.ini"
+    if not path.is_file():
+        return {}
+    parser = configparser.ConfigParser()
+    parser.read(path)
+    return dict(parser["Sequence"]) if parser.has_section("Sequence") else {}
+
+
+def picture_size(folder: Path, info: dict[str, str]) -> tuple[int, int] | None:
+    """(width, height) from seqinfo.ini (``info``), else from the sequence's first image; None when neither exists."""
+    if "imwidth" in info and "imheight" in info:
+        return int(info["imwidth"]), int(info["imheight"])
     for images in (folder / "img1", folder / "img"):
         first = min(images.glob("*.jpg"), default=None) if images.is_dir() else None
         if first is not None:
@@ -485,7 +488,9 @@ def _old_tracker(commit: str) -> Callable:
 def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes, factory=None) -> Result:
     tracker = make_tracker(config, "pets") if factory is None else factory()
     if isinstance(tracker, SeesFrameEdges):
-        tracker.set_frame_size(480, 360)  # the video the detections were made on
+        from bench.zone_alerts_pets import H, W
+
+        tracker.set_frame_size(W, H)  # the video the detections were made on
     acc = mm.MOTAccumulator(auto_id=True)
     seconds, frames = 0.0, range(1 + offset, len(dets) + 1, k)
     for n in frames:
