@@ -51,37 +51,8 @@ def test_a_dropped_track_is_forgotten():
     assert presence.update([track(OUT)], 2.0, 100, 100) == []
 
 
-def test_loitering_dwell_stops_growing_once_outside():
-    """Inertia keeps a person 'in' for exit_frames, but a loitering alert never starts on a frame
-    where they are already outside: the dwell is time inside, not time since entering."""
-    from surveil.rules.base import FrameContext
-    from surveil.rules.loitering import LoiteringRule
-    from surveil.types import Detections
-
-    rule = LoiteringRule("loiter", SQUARE, frozenset(), ["bg", "person"], dwell_s=2.0, enter_frames=1, exit_frames=3)
-
-    def at(t, box):
-        ctx = FrameContext(
-            camera="cam",
-            now=t,
-            ts_wall=t,
-            ts_mono=t,
-            seq=0,
-            width=100,
-            height=100,
-            image=None,
-            detections=Detections.empty(),
-            confident=np.zeros(0, bool),
-            tracks=(track(box),),
-        )
-        return rule.evaluate(ctx)
-
-    assert at(0.0, IN) == [] and at(1.5, IN) == []
-    assert at(2.5, OUT) == [], "outside at 2.5 s: inside for only 1.5 s"
-    assert at(3.0, IN)[0].details == {"dwell_s": 3.0}, "back inside at 3 s: the run never ended (exit_frames 3)"
-
-
 def loitering_at(rule, t, box, missed=0):
+    """The conditions of ``rule`` for one 100x100 frame at time ``t`` holding one track at ``box``."""
     from surveil.rules.base import FrameContext
     from surveil.types import Detections
 
@@ -99,6 +70,19 @@ def loitering_at(rule, t, box, missed=0):
         tracks=(track(box, missed),),
     )
     return rule.evaluate(ctx)
+
+
+def test_loitering_dwell_stops_growing_once_outside():
+    """Inertia keeps a person 'in' for exit_frames, but a loitering alert never starts on a frame
+    where they are already outside: the dwell is time inside, not time since entering."""
+    from surveil.rules.loitering import LoiteringRule
+
+    rule = LoiteringRule("loiter", SQUARE, frozenset(), ["bg", "person"], dwell_s=2.0, enter_frames=1, exit_frames=3)
+    assert loitering_at(rule, 0.0, IN) == [] and loitering_at(rule, 1.5, IN) == []
+    assert loitering_at(rule, 2.5, OUT) == [], "outside at 2.5 s: inside for only 1.5 s"
+    assert loitering_at(rule, 3.0, IN)[0].details == {"dwell_s": 3.0}, (
+        "back inside at 3 s: the run never ended (exit_frames 3)"
+    )
 
 
 @pytest.mark.parametrize(
