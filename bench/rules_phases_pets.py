@@ -1,6 +1,7 @@
 """Lines, zones and loitering on PETS09-S2L1 over every sampling phase, before and after, in one run.
 
     .venv/bin/python -m bench.rules_phases_pets [--before fc864a5] [--steps 5 2 1] [--no-model] [--isa avx2]
+        [--config my-tracker.yaml]
 
 For each processed rate (``--steps``: every 5th frame = 2 fps, every 2nd = 5 fps, every frame =
 10 fps) and each sampling phase (frames 1, 6, 11, ...; 2, 7, 12, ...), the daemon's own analyser
@@ -303,7 +304,8 @@ def extract(rev: str) -> Path:
 
 
 def measure_with(code: Path | None, argv: list[str], isa: str = "native") -> dict:
-    """:func:`measure` in a child process whose ``surveil`` and demo config come from ``code`` (None: this checkout)."""
+    """:func:`measure` in a child process whose ``surveil`` and demo config come from ``code`` (None: this
+    checkout, and the ``--config`` already in ``argv``; a later ``--config`` wins)."""
     if code is not None:
         argv = [*argv, "--config", str(code / "configs/demo.yaml")]
     prelude = f"import sys; sys.path.insert(0, {str(code)!r}); " if code else ""
@@ -477,13 +479,15 @@ def main() -> None:
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--detections", type=Path, help=argparse.SUPPRESS)  # the cache file, for the workers
-    parser.add_argument("--config", type=Path, default=REPO / "configs/demo.yaml", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--config", type=Path, default=REPO / "configs/demo.yaml", help="its first camera and its tracker are measured"
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(measure(args)))
         return
     print(machine())
-    argv = ["--steps", *map(str, args.steps), "--shared-data", str(args.shared_data)]
+    argv = ["--steps", *map(str, args.steps), "--shared-data", str(args.shared_data), "--config", str(args.config)]
     argv += ["--no-model"] if args.no_model else []
     if not args.no_model:
         from bench.pets_detections import cache_path, pets_detections
