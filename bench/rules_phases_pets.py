@@ -102,10 +102,10 @@ def camera_config(path: Path = REPO / "configs/demo.yaml"):
     return camera.model_copy(update={"zones": zones, "lines": lines, "rules": rules}), config.tracker
 
 
-def replay(camera, tracker, detections_at, thresholds, names, frames, record: bool = False):
-    """Every update, the final line counts, the analyser's ms per frame and, with ``record``, the tracker's
-    matched boxes frame by frame (to attribute an alert to the person its track followed; not timed:
-    ``record`` passes are for scoring) of one pass over ``frames``."""
+def replay(camera, tracker, detections_at, thresholds, names, frames):
+    """Every update, the final line counts, the analyser's ms per frame (the recording below left out) and
+    the tracker's matched boxes frame by frame (to attribute an alert to the person its track followed)
+    of one pass over ``frames``."""
     from bench.zone_alerts_pets import BLANK, FPS, track_recorder
     from surveil.analysis.analyzer import build_analyzer
     from surveil.types import Frame
@@ -113,8 +113,15 @@ def replay(camera, tracker, detections_at, thresholds, names, frames, record: bo
     analyzer = build_analyzer(camera, tracker, names, operating_thresholds=thresholds)
     tracks: dict = {}
     now = [0]
-    if record:
-        analyzer.on_step = track_recorder(lambda: now[0], tracks)
+    record = track_recorder(lambda: now[0], tracks)
+    recording = [0.0]
+
+    def observe(ctx, found) -> None:
+        started = time.perf_counter()
+        record(ctx, found)
+        recording[0] += time.perf_counter() - started
+
+    analyzer.on_step = observe
     updates = []
     busy = 0.0
     for number in frames:
@@ -127,7 +134,7 @@ def replay(camera, tracker, detections_at, thresholds, names, frames, record: bo
         busy += time.perf_counter() - started
         updates += [(number, u) for u in found]
     counts = {r.name: dict(r.values) for rule in analyzer.rules for r in rule.state() if r.kind == "lines"}
-    return updates, counts, 1000 * busy / max(len(frames), 1), tracks
+    return updates, counts, 1000 * (busy - recording[0]) / max(len(frames), 1), tracks
 
 
 def score_phase(camera, gt, updates, counts, frames, tracks) -> dict[str, float]:
@@ -221,10 +228,7 @@ def measure(args) -> dict:
             phases = []
             for phase in range(1, step + 1):
                 frames = list(range(phase, FRAMES + 1, step))
-                _, _, ms, _ = replay(camera, tracker, detections_at, thresholds, class_names, frames)
-                updates, counts, _, tracks = replay(
-                    camera, tracker, detections_at, thresholds, class_names, frames, record=True
-                )
+                updates, counts, ms, tracks = replay(camera, tracker, detections_at, thresholds, class_names, frames)
                 phases.append({**score_phase(camera, gt, updates, counts, frames, tracks), "analyser ms per_frame": ms})
             result.setdefault(label, {})[str(step)] = phases
             print(f"  {label} every {step}: done", file=sys.stderr, flush=True)
