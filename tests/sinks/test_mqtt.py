@@ -322,6 +322,10 @@ def test_camera_status_retained_and_republished_after_reconnect(
     def retained_status(ms: list[Received]) -> bool:
         return any(m.topic == topic and m.retain for m in ms) and any(m.topic == f"{prefix}/unit/available" for m in ms)
 
+    # "connected" comes before the republish reaches the broker: a subscriber that came in between would
+    # get the status live (retain flag clear). Wait until the broker has it, then subscribe late.
+    republished = mqtt_collector(topic)
+    republished.wait_for(lambda ms: len(ms) == 1)
     after = mqtt_collector(f"{prefix}/#")
     messages = after.wait_for(retained_status)
     status = [json.loads(m.payload) for m in messages if m.topic == topic]
