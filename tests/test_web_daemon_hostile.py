@@ -149,7 +149,7 @@ def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack, windows
     assert fps_before > 0, "the camera is analysed before the attack"
 
     peak = [rss_before]
-    run_for(attack, daemon.port, windows * WINDOW_S, sample=lambda: peak.append(daemon.rss()))
+    rounds = run_for(attack, daemon.port, windows * WINDOW_S, sample=lambda: peak.append(daemon.rss()))
     count2, time2 = daemon.processed_soon()
     fps_under = (count2 - count1) / (time2 - time1)
 
@@ -162,7 +162,8 @@ def test_daemon_stays_small_fast_and_serving_under(daemon, name, attack, windows
     assert fps_before > 0, "the camera is analysed again after the attack"
     FIGURES.append(
         f"{name:18s} RSS undisturbed peak {rss_before:6.0f} MiB, peak {max(peak):6.0f}, after {rss_after:6.0f}; "
-        f"analysed fps undisturbed {fps_before:5.2f}, under attack {fps_under:5.2f} (ratio {fps_under / fps_before:.2f})"
+        f"analysed fps undisturbed {fps_before:5.2f}, under attack {fps_under:5.2f} (ratio {fps_under / fps_before:.2f}); "
+        f"{rounds} attack rounds"
     )
     assert max(peak) <= rss_before + RSS_MARGIN_MB, FIGURES[-1]
     assert rss_after <= rss_before + RSS_AFTER_MB, FIGURES[-1]
