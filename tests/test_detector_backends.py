@@ -181,6 +181,25 @@ def test_a_graph_without_the_embedding_output_still_loads(tmp_path, frames, back
     assert sum(len(d) for d in found) > 0 and all(d.embedding is None for d in found)
 
 
+@needs_onnxruntime
+def test_a_graph_built_with_the_crop_embedding_agrees_with_eager(tmp_path, frames, capsys):
+    """``python -m surveil.detection.graph build --embedding crop``: the sidecar names the kind, and ONNX
+    Runtime gives the eager model's crop embeddings; an unknown kind is exit 2 with the kinds named."""
+    from surveil.detection.graph import _main as graph_main
+
+    graph = tmp_path / "s8-crop.onnx"
+    assert graph_main(["build", str(S8_MODEL), "-o", str(graph), "--embedding", "crop"]) == 0
+    assert read_graph_spec(graph).embedding_kind == "crop"
+    s8 = config(weights=str(S8_MODEL), min_size=360)
+    eager = TorchDetector(s8, optimize=False, embedding_kind="crop")
+    reference = run(eager, frames)
+    found = run(OnnxDetector(s8.model_copy(update={"weights": str(graph)}), "onnxruntime", tmp_path), frames)
+    assert all(d.embedding is not None and d.embedding.shape[1] == 192 for d in found if len(d))
+    assert_embeddings_agree(reference, found, 0.99)
+    assert graph_main(["build", str(S8_MODEL), "-o", str(tmp_path / "x.onnx"), "--embedding", "texture"]) == 2
+    assert "crop" in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
+
+
 @pytest.mark.parametrize(
     ("requested", "capabilities", "expected"),
     [

@@ -213,6 +213,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("checkpoint", help="a checkpoint written by `surveil train`, e.g. models/pedestrian-mnv2.pt")
     build.add_argument("-o", "--output", help="the graph's path (default: beside the checkpoint, suffix .onnx)")
     build.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    build.add_argument(
+        "--embedding",
+        metavar="KIND",
+        help="the detections' appearance embedding: pooled+colour (default) or crop (MobileNetV2 backbones; "
+        "docs/tracking.md)",
+    )
     check = sub.add_parser("check", help="exit 0 when the graph beside CHECKPOINT is current, else 1")
     check.add_argument("checkpoint")
     args = parser.parse_args(argv)
@@ -225,9 +231,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
     except ImportError as exc:
         print(f"graph build needs PyTorch ({exc}): pip install 'surveil[torch]'", file=sys.stderr)
         return 2
+    kind = {} if args.embedding is None else {"embedding_kind": args.embedding}
     try:
-        path = build_graph(args.checkpoint, args.output, opset=args.opset)
-    except ModelLoadError as exc:
+        path = build_graph(args.checkpoint, args.output, opset=args.opset, **kind)
+    except (ModelLoadError, ValueError) as exc:
         print(f"graph build: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {path} and {sidecar_of(path)}")

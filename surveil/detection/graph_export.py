@@ -31,7 +31,7 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
 from surveil.detection.checkpoints import load_checkpoint_model, load_coco_model
-from surveil.detection.embedding import DEFAULT_KIND, box_embeddings
+from surveil.detection.embedding import DEFAULT_KIND, box_embeddings, kind_for
 from surveil.detection.graph import (
     GRAPH_FORMAT,
     GRAPH_VERSION,
@@ -126,6 +126,7 @@ def build_graph(
     path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     fold_batchnorm(model)
+    embedding_kind = None if embedding_kind is None else kind_for(model, embedding_kind)
     transform: Any = model.transform  # GeneralizedRCNNTransform (untyped torchvision)
     side = int(transform.min_size[-1])
     tmp = path.with_name(f"{path.stem}.tmp-{os.getpid()}.onnx")

@@ -27,7 +27,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from surveil.config import DetectorConfig
 from surveil.detection.checkpoints import ModelLoadError, load_checkpoint_model, load_coco_model
-from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS, box_embeddings
+from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS, box_embeddings, kind_for
 from surveil.detection.preprocessing import (
     DevicePreprocess,
     HostStaging,
@@ -140,6 +140,8 @@ class TorchDetector:
         try:
             self.model, self.class_names, checkpoint_thresholds = self._load(config)
             self.model.eval().to(self.device)
+            if embedding_kind is not None:
+                self.embedding_kind = kind_for(self.model, embedding_kind)
             if optimize:
                 self._optimize()
         except ModelLoadError:
