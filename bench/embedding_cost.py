@@ -1,6 +1,7 @@
 """What the detection embedding (issue 17) costs per frame on the CPU, every backend, in one run.
 
     .venv/bin/python -m bench.embedding_cost [--isa native|avx2] [--frames 40] [--rounds 4] [--threads 2]
+        [--kind crop] [--models s8]
 
 For each shipped model at its operating input (pedestrian-mnv2 at 800, the demo's pedestrian-mnv2-s8
 at 360) and each backend (torch eager as trained, torch as the `torch` backend runs it, ONNX Runtime,
@@ -15,6 +16,9 @@ and in this process's CPU time (all its threads; less disturbed by other jobs on
 ``--graphs-only``: only the graph backends, CPU time only, one detector of each kind per process
 step (the isolated check of docs/benchmarks.md): each frame through the graph without and with the
 embedding, ``--rounds`` passes; min / median CPU ms and the ratio of the medians.
+
+``--kind K``: "with" is the embedding kind K (default: the default kind); ``--models s8``: only the
+demo's model.
 
 ``--isa avx2`` limits oneDNN (torch, OpenVINO) and ATen to AVX2 (:mod:`surveil.detection.isa`; the
 process re-executes itself); ONNX Runtime's MLAS ignores the limit and runs what CPUID offers.
@@ -36,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS
 from surveil.detection.isa import ISA_CHOICES, apply_isa_limit, bf16_allowed, cpu_flags, flags_summary, requested_isa
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,9 +65,12 @@ def plain_graph(weights: str, folder: Path) -> Path:
     return build_graph(weights, folder / f"{Path(weights).stem}-plain.onnx", embedding_kind=None)
 
 
-def detectors(weights: str, min_size: int, threads: int, folder: Path) -> Iterator[tuple[str, Callable, Callable]]:
-    """(backend, make with embedding, make without)."""
+def detectors(
+    weights: str, min_size: int, threads: int, folder: Path, kind: str = DEFAULT_KIND
+) -> Iterator[tuple[str, Callable, Callable]]:
+    """(backend, make with embedding of ``kind``, make without)."""
     from surveil.config import DetectorConfig
+    from surveil.detection.graph_export import build_graph
     from surveil.detection.runtimes import OnnxDetector
     from surveil.detection.torch_detector import TorchDetector
 
@@ -70,10 +78,13 @@ def detectors(weights: str, min_size: int, threads: int, folder: Path) -> Iterat
     for name, optimize in (("torch eager (as trained)", False), ("torch (backend)", True)):
         yield (
             name,
-            lambda o=optimize: TorchDetector(config, optimize=o),
+            lambda o=optimize: TorchDetector(config, optimize=o, embedding_kind=kind),
             lambda o=optimize: TorchDetector(config, optimize=o, embedding_kind=None),
         )
     plain = plain_graph(weights, folder)
+    if kind != DEFAULT_KIND:
+        graph = build_graph(weights, folder / f"{Path(weights).stem}-{kind}.onnx", embedding_kind=kind)
+        config = config.model_copy(update={"weights": str(graph)})
     precisions = (("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"))
     for backend, precision in precisions:
         if importlib.util.find_spec(backend) is None:
@@ -118,7 +129,9 @@ def measure(
     return {clock: {n: np.asarray(v) for n, v in by_name.items()} for clock, by_name in per_round.items()}
 
 
-def embedding_step(weights: str, min_size: int, threads: int, images: list[np.ndarray]) -> tuple[float, float, int]:
+def embedding_step(
+    weights: str, min_size: int, threads: int, images: list[np.ndarray], kind: str = DEFAULT_KIND
+) -> tuple[float, float, int]:
     """The torch backend's embedding step alone: (ms for the step, ms for the whole detect, boxes embedded),
     medians over frames of the fastest of 5 (a busy machine only ever adds time)."""
     import torch
@@ -128,7 +141,7 @@ def embedding_step(weights: str, min_size: int, threads: int, images: list[np.nd
     from surveil.detection.torch_detector import TorchDetector
 
     config = DetectorConfig(weights=weights, device="cpu", min_size=min_size, batch_size=1, threads=threads)
-    detector = TorchDetector(config)
+    detector = TorchDetector(config, embedding_kind=kind)
     model: Any = detector.model
     step, whole, boxes = [], [], []
     for image in images:
@@ -137,7 +150,8 @@ def embedding_step(weights: str, min_size: int, threads: int, images: list[np.nd
             features = model.backbone(batch.tensors)
             proposals, _ = model.rpn(batch, features)
             found = [d["boxes"] for d in model.roi_heads(features, proposals, batch.image_sizes)[0]]
-            step.append(_fastest(partial(box_embeddings, model, features, batch.tensors, found, batch.image_sizes)))
+            embed = partial(box_embeddings, model, features, batch.tensors, found, batch.image_sizes, kind)
+            step.append(_fastest(embed))
         whole.append(_fastest(partial(detector.detect, [image]), 3))
         boxes.append(len(found[0]))
     return float(np.median(step)), float(np.median(whole)), int(np.median(boxes))
@@ -187,6 +201,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
     parser.add_argument("--graphs-only", action="store_true", help="the isolated CPU-time check of the graph backends")
+    parser.add_argument("--kind", choices=EMBEDDING_KINDS, default=DEFAULT_KIND, help="the embedding measured")
+    parser.add_argument("--models", choices=("all", "s8"), default="all", help="s8: only the demo's model")
     args = parser.parse_args()
     apply_isa_limit(args.isa)  # before torch / OpenVINO initialise (re-executes when needed)
     logging.basicConfig(level=logging.ERROR)
@@ -198,14 +214,16 @@ def main() -> int:
         graphs_only(images, args.threads, args.rounds)
         print(f"\nload average at the end {_load()}")
         return 0
-    for weights, min_size in MODELS:
+    print(f"embedding kind: {args.kind}")
+    for weights, min_size in MODELS if args.models == "all" else MODELS[1:]:
         with tempfile.TemporaryDirectory() as folder:
-            pairs = [(n, a(), b()) for n, a, b in detectors(str(REPO / weights), min_size, args.threads, Path(folder))]
+            made = detectors(str(REPO / weights), min_size, args.threads, Path(folder), args.kind)
+            pairs = [(n, a(), b()) for n, a, b in made]
             for _, a, b in pairs:
                 a.detect(images[:1])  # type: ignore[attr-defined]
                 b.detect(images[:1])  # type: ignore[attr-defined]
             results = measure(pairs, images, args.rounds)
-        step, whole, boxes = embedding_step(str(REPO / weights), min_size, args.threads, images)
+        step, whole, boxes = embedding_step(str(REPO / weights), min_size, args.threads, images, args.kind)
         print(
             f"\n{weights} at input {min_size}: the torch backend's embedding step alone {step:.2f} ms per frame "
             f"({boxes} boxes, the RoI head's output before the score floor) of {whole:.0f} ms per detect "

@@ -7,6 +7,8 @@ with the per-class operating thresholds and each detection's appearance embeddin
 cache (``var/cache/``) is keyed by the checkpoint's SHA-256, the input size, the floor, the runtime
 (``--runtime``: torch, the model as trained, or openvino-fp32 / openvino-bf16, the daemon's CPU
 backends) and the embedding kind, so a new model or setting is never served stale results.
+Another embedding kind than the default (``embedding_kind``, torch only) re-embeds the same boxes
+through ``TorchDetector.embed_boxes`` (cached beside them).
 """
 
 from __future__ import annotations
@@ -28,22 +30,37 @@ REPO = Path(__file__).resolve().parents[1]
 RUNTIMES = ("torch", "openvino-fp32", "openvino-bf16")
 
 
-def cache_path(weights: Path, min_size: int, floor: float, runtime: str = "torch") -> Path:
+def cache_path(
+    weights: Path, min_size: int, floor: float, runtime: str = "torch", embedding_kind: str = DEFAULT_KIND
+) -> Path:
     digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()[:16]
     tag = "" if runtime == "torch" else f"-{runtime}"
-    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}-emb-{DEFAULT_KIND}.npz"
+    return REPO / "var" / "cache" / f"pets-s2l1-{digest}-{min_size}-{floor:g}{tag}-emb-{embedding_kind}.npz"
 
 
 def pets_detections(
-    weights: Path, shared: Path, min_size: int = 800, floor: float = 0.1, threads: int = 2, runtime: str = "torch"
+    weights: Path,
+    shared: Path,
+    min_size: int = 800,
+    floor: float = 0.1,
+    threads: int = 2,
+    runtime: str = "torch",
+    embedding_kind: str = DEFAULT_KIND,
 ) -> tuple[dict[int, Detections], np.ndarray, list[str]]:
     """{frame number (1-based): Detections}, the operating thresholds per class id, and the class names.
 
     ``runtime``: ``torch`` (the model as trained, the default) or ``openvino-fp32`` / ``openvino-bf16``.
+    ``embedding_kind``: the kind of ``Detections.embedding`` (another than the default: torch only).
     """
     path = cache_path(weights, min_size, floor, runtime)
     if not path.exists():
         _compute(weights, shared, min_size, floor, threads, path, runtime)
+    if embedding_kind != DEFAULT_KIND:
+        if runtime != "torch":
+            raise SystemExit(f"embedding kind {embedding_kind}: only with the torch runtime")
+        base, path = path, cache_path(weights, min_size, floor, runtime, embedding_kind)
+        if not path.exists():
+            _re_embed(weights, shared, min_size, threads, base, embedding_kind, path)
     data = np.load(path, allow_pickle=False)
     numbers, boxes, scores, classes = data["frame"], data["xyxy"], data["confidence"], data["class_id"]
     embedding = data["embedding"]
@@ -90,6 +107,26 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
         thresholds=detector.operating_thresholds,
         class_names=np.array(detector.class_names),
     )
+
+
+def _re_embed(weights: Path, shared: Path, min_size: int, threads: int, base: Path, kind: str, path: Path) -> None:
+    """The cache ``base`` with its boxes re-embedded in kind ``kind`` (``TorchDetector.embed_boxes``), saved to ``path``."""
+    from surveil.detection.torch_detector import TorchDetector
+
+    data = dict(np.load(base, allow_pickle=False))
+    numbers, boxes = data["frame"], data["xyxy"]
+    config = DetectorConfig(weights=str(weights), device="cpu", min_size=min_size, threads=threads)
+    detector = TorchDetector(config, embedding_kind=kind)
+    rows: np.ndarray | None = None
+    for frame in read_clip(shared / PETS_VIDEO):
+        mask = numbers == frame.index + 1
+        if mask.any():
+            got = detector.embed_boxes([frame.image], [boxes[mask]])[0]
+            rows = np.zeros((len(boxes), got.shape[1]), np.float32) if rows is None else rows
+            rows[mask] = got
+    data["embedding"] = rows if rows is not None else np.zeros((0, 1), np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **data)
 
 
 def _embedding(detections: Detections) -> np.ndarray:

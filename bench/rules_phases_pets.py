@@ -481,6 +481,11 @@ def main() -> None:
     parser.add_argument(
         "--isa", choices=sorted(ISA_ENV), default="native", help="avx2: numpy and OpenBLAS limited to AVX2 (X86_V3)"
     )
+    parser.add_argument(
+        "--embedding-kind",
+        help="the shipped model's detections carry this kind of embedding, before and after alike "
+        "(default: the default kind; see surveil.detection.embedding)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--detections", type=Path, help=argparse.SUPPRESS)  # the cache file, for the workers
     parser.add_argument(
@@ -495,9 +500,13 @@ def main() -> None:
     argv += ["--no-model"] if args.no_model else []
     if not args.no_model:
         from bench.pets_detections import cache_path, pets_detections
+        from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS
 
-        pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1])  # computed once and cached
-        args.detections = cache_path(REPO / SHIPPED[0], SHIPPED[1], 0.1)
+        kind = args.embedding_kind or DEFAULT_KIND
+        if kind not in EMBEDDING_KINDS:
+            parser.error(f"--embedding-kind must be one of {', '.join(EMBEDDING_KINDS)}")
+        pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1], embedding_kind=kind)  # computed once, cached
+        args.detections = cache_path(REPO / SHIPPED[0], SHIPPED[1], 0.1, embedding_kind=kind)
         argv += ["--detections", str(args.detections)]
     code = {"after": None} if not args.before else {f"before {args.before}": extract(args.before), "after": None}
     runs: dict[str, list[dict]] = {label: [] for label in code}

@@ -85,6 +85,7 @@ if not hasattr(np, "asfarray"):
 import motmetrics as mm
 
 from surveil.config import TrackerConfig
+from surveil.detection.embedding import DEFAULT_KIND, EMBEDDING_KINDS
 from surveil.geometry import box_iou
 from surveil.tracking import SeesFrameEdges, make_tracker
 from surveil.types import Detections
@@ -102,6 +103,7 @@ ISA_ENV: dict[str, dict[str, str]] = {  # as bench.rules_phases_pets: what numpy
     "avx2": {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Haswell"},
 }
 REPO = Path(__file__).resolve().parents[1]
+TRACKER_SETTINGS: dict[str, float] = {}  # --set: tracker options of surveil+reid (set before the workers fork)
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def _ours(kind: str, setting: Setting, size: tuple[int, int] | None = None) -> C
             high_score=threshold,
             low_score=min(default.low_score, threshold),
             birth_score=min(1.0, threshold + BIRTH_MARGIN),
+            **(TRACKER_SETTINGS if kind == "surveil+reid" else {}),
         )
     else:
         config = TrackerConfig(kind=kind)
@@ -305,15 +308,15 @@ def _phases(values: list[float], digits: int = 3) -> str:
     return f"{np.mean(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
 
-def with_embeddings(seq: Sequence, root: Path, weights: Path, min_size: int) -> Sequence:
-    """``seq`` with its public detections' appearance (cached), or as is where there are no images."""
+def with_embeddings(seq: Sequence, root: Path, weights: Path, min_size: int, kind: str) -> Sequence:
+    """``seq`` with its public detections' appearance of ``kind`` (cached), or as is where there are no images."""
     images = _image_source(root, seq.name)
     if images is None:
         return seq
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    path = REPO / "var" / "cache" / f"mot15-emb-{seq.name}-{digest}-{min_size}.npz"
+    path = REPO / "var" / "cache" / f"mot15-emb-{seq.name}-{digest}-{min_size}-{kind}.npz"
     if not path.exists():
-        _embed(seq, images, weights, min_size, path)
+        _embed(seq, images, weights, min_size, path, kind)
     data = np.load(path)
     return replace(seq, emb={int(f): data[f"f{f}"] for f in seq.dets if f"f{f}" in data})
 
@@ -335,11 +338,12 @@ def _image_source(root: Path, name: str) -> Callable[[int], tuple[np.ndarray, fl
     return None
 
 
-def _embed(seq: Sequence, images: Callable, weights: Path, min_size: int, path: Path) -> None:
+def _embed(seq: Sequence, images: Callable, weights: Path, min_size: int, path: Path, kind: str) -> None:
     from surveil.config import DetectorConfig
     from surveil.detection.torch_detector import TorchDetector
 
-    detector = TorchDetector(DetectorConfig(weights=str(weights), device="cpu", threads=2, min_size=min_size))
+    config = DetectorConfig(weights=str(weights), device="cpu", threads=2, min_size=min_size)
+    detector = TorchDetector(config, embedding_kind=kind)
     rows, started = {}, time.monotonic()
     for i, (frame, (xyxy, _)) in enumerate(sorted(seq.dets.items())):
         image, scale = images(frame)
@@ -357,7 +361,11 @@ def main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     sequences = [load_sequence(Path(args.data), name) for name in SEQUENCES]
     if "surveil+reid" in args.trackers:
-        sequences = [with_embeddings(s, Path(args.data), Path(args.weights), args.embed_min_size) for s in sequences]
+        sequences = [
+            with_embeddings(s, Path(args.data), Path(args.weights), args.embed_min_size, args.embedding_kind)
+            for s in sequences
+        ]
+    TRACKER_SETTINGS.update(_overrides(args.set))
     sweeps = {kind: settings(kind, args.thresholds) for kind in args.trackers}
     tasks = [
         (kind, st, seq, k, o)
@@ -430,14 +438,17 @@ def pets_shipped(args: argparse.Namespace) -> None:
     from surveil.evaluation.surveillance import PETS_GT, pets_frame_boxes, read_mot_gt
 
     shared = Path(args.data).parent
-    dets, thresholds, _ = pets_detections(Path(args.weights), shared, min_size=args.pets_min_size)
+    dets, thresholds, _ = pets_detections(
+        Path(args.weights), shared, min_size=args.pets_min_size, embedding_kind=args.embedding_kind
+    )
     rows = read_mot_gt(shared / PETS_GT)
     off = TrackerConfig(reid_window_s=0, appearance_weight=0, appearance_veto=0)
+    on = TrackerConfig(**_overrides(args.set))
     print(
         "| re-ID | step | IDsw mean (range) | per phase | IDF1 | MOTA | update ms/frame |\n|---|---|---|---|---|---|---|"
     )
     for k in (1, 5):
-        for label, config in (("off", off), ("on", TrackerConfig())):
+        for label, config in (("off", off), ("on", on)):
             res = [_pets_run(dets, thresholds, rows, config, label == "on", k, o, pets_frame_boxes) for o in range(k)]
             sw = [r[2] for r in res]
             print(
@@ -507,6 +518,18 @@ def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes, fact
     return float(row["mota"]), float(row["idf1"]), float(row["num_switches"]), 1000 * seconds / len(frames)
 
 
+def _overrides(pairs: list[str]) -> dict[str, float]:
+    """``--set`` KEY=VALUE pairs as tracker options (validated by TrackerConfig)."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in TrackerConfig.model_fields:
+            raise SystemExit(f"--set {pair!r}: expected OPTION=VALUE with a tracker option")
+        settings[key] = float(value)
+    TrackerConfig(**settings)
+    return settings
+
+
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -528,6 +551,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--before", default="9eb0a0c", help="--pets-shipped: commit of today's tracker (timing)")
     parser.add_argument("--rounds", type=int, default=5, help="--pets-shipped: timing rounds, off and on in turn")
     parser.add_argument("--isa", choices=sorted(ISA_ENV), default="native", help="avx2: numpy/OpenBLAS limited")
+    parser.add_argument(
+        "--embedding-kind",
+        default=DEFAULT_KIND,
+        choices=EMBEDDING_KINDS,
+        help="surveil+reid and --pets-shipped: the detections' embedding kind",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a tracker option of surveil+reid and of --pets-shipped's re-ID on row (repeatable)",
+    )
     return parser
 
 
