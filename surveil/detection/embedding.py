@@ -11,9 +11,9 @@ on PETS09-S2L1 ground truth by ``bench/embedding_separation.py`` (docs/benchmark
   backbone blocks (``features[:11]``, 64 channels at stride 16 of the crop), averaged over the upper,
   middle and lower third, each third unit-normalised (D = 192). The frame-level features of a 12-20
   px wide person are 2-3 cells across; the crop gives the same blocks 4 x 2 cells per third. It tells
-  people apart clearly better (AUC 0.85 against 0.76 on PETS09-S2L1), but the tracker does not yet
-  turn that into fewer switches at 2 fps without more false loitering, so it is not the default
-  (docs/benchmarks.md, "a crop embedding");
+  people apart clearly better (AUC 0.85 against 0.76 on PETS09-S2L1), but it costs 9-37 % of a
+  frame (the default: 0-5 %), and at 2 fps the tracker does not turn it into fewer switches without
+  more false loitering, so it is opt-in (docs/benchmarks.md, "Issue 17, sixth round");
 - ``pooled``: the 7 x 7 pooled FPN features averaged over space (D = the FPN's channel count, 96-128);
 - ``colour``: the network input (the resized, normalised RGB image) averaged over the box's upper,
   middle and lower part (D = 9): clothing colour;

@@ -217,7 +217,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         "--embedding",
         metavar="KIND",
         help="the detections' appearance embedding: pooled+colour (default) or crop (MobileNetV2 backbones; "
-        "docs/tracking.md)",
+        "docs/benchmarks.md, issue 17 sixth round)",
     )
     check = sub.add_parser("check", help="exit 0 when the graph beside CHECKPOINT is current, else 1")
     check.add_argument("checkpoint")

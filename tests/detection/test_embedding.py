@@ -181,6 +181,8 @@ def test_crop_tells_people_two_seconds_apart_better_than_pooled_colour():
 
 def _separation(embedded: list[np.ndarray], ids: list[np.ndarray]) -> tuple[float, int]:
     """(AUC of same- over different-person cosines, rank-1 hits) over consecutive frames."""
+    from bench.embedding_separation import auc
+
     same, different, hits = [], [], 0
     for a in range(len(embedded) - 1):
         sim = embedded[a] @ embedded[a + 1].T
@@ -188,6 +190,4 @@ def _separation(embedded: list[np.ndarray], ids: list[np.ndarray]) -> tuple[floa
         same += sim[match].tolist()
         different += sim[~match].tolist()
         hits += sum(bool(match[i, sim[i].argmax()]) for i in np.flatnonzero(match.any(axis=1)))
-    ordered = np.sort(different)
-    below = np.searchsorted(ordered, same, side="left")
-    return float(below.sum() / (len(same) * len(different))), hits
+    return auc(np.asarray(same), np.asarray(different)), hits
