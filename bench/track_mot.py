@@ -456,19 +456,19 @@ def pets_shipped(args: argparse.Namespace) -> None:
                 f"{_phases([r[1] for r in res])} | {_phases([r[0] for r in res])} | "
                 f"{np.mean([r[3] for r in res]):.2f} |"
             )
-    _timing(dets, thresholds, rows, off, args.rounds, args.before)
+    _timing(dets, thresholds, rows, off, on, args.rounds, args.before)
     print(f"\n{_machine()}")
 
 
-def _timing(dets, thresholds, rows, off: TrackerConfig, rounds: int, before: str) -> None:
+def _timing(dets, thresholds, rows, off: TrackerConfig, on: TrackerConfig, rounds: int, before: str) -> None:
     """Tracker update CPU ms per frame (every frame, phase 0), measured in turn per round: the tracker
-    of commit ``before`` (today's, given the same detections without embeddings), re-ID off and on."""
+    of commit ``before`` (today's, given the same detections without embeddings), re-ID off and ``on``."""
     from surveil.evaluation.surveillance import pets_frame_boxes
 
     old = _old_tracker(before)
     times: dict[str, list[float]] = {"before": [], "off": [], "on": []}
     for _ in range(rounds):
-        for label, config in (("before", off), ("off", off), ("on", TrackerConfig())):
+        for label, config in (("before", off), ("off", off), ("on", on)):
             factory = old if label == "before" else None
             result = _pets_run(dets, thresholds, rows, config, label == "on", 1, 0, pets_frame_boxes, factory)
             times[label].append(result[3])
@@ -519,15 +519,27 @@ def _pets_run(dets, thresholds, rows, config, reid, k, offset, frame_boxes, fact
 
 
 def _overrides(pairs: list[str]) -> dict[str, float]:
-    """``--set`` KEY=VALUE pairs as tracker options (validated by TrackerConfig)."""
+    """``--set`` KEY=VALUE pairs as tracker options (validated by TrackerConfig); exit 2 on a bad one."""
+    from pydantic import ValidationError
+
     settings = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or key not in TrackerConfig.model_fields:
-            raise SystemExit(f"--set {pair!r}: expected OPTION=VALUE with a tracker option")
-        settings[key] = float(value)
-    TrackerConfig(**settings)
+        try:
+            if not sep or key not in TrackerConfig.model_fields:
+                raise ValueError("not a tracker option")
+            settings[key] = float(value)
+            TrackerConfig(**settings)
+        except ValidationError as exc:
+            _bad_setting(pair, exc.errors()[0]["msg"])
+        except ValueError as exc:
+            _bad_setting(pair, str(exc))
     return settings
+
+
+def _bad_setting(pair: str, why: str) -> None:
+    print(f"--set {pair!r}: expected OPTION=VALUE, a tracker option and its value ({why})", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
