@@ -476,6 +476,14 @@ class TrackerConfig(_Model):
         le=0.99,
         description="A track's appearance keeps this fraction (0-0.99) of itself per matched high-score detection.",
     )
+    appearance_gallery: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Matched embeddings (1-100) a track keeps for association: a pair's appearance cosine is the "
+        "detection's best match among them (DeepSORT's nearest neighbour); 1 = the moving average alone. Re-attaching "
+        "after a gap always compares the moving average.",
+    )
     appearance_veto: float = Field(
         default=0.0,
         ge=0,

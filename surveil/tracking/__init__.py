@@ -77,6 +77,7 @@ def _surveil(config: TrackerConfig, camera: str) -> Tracker:
         history=config.history,
         appearance_weight=config.appearance_weight,
         appearance_momentum=config.appearance_momentum,
+        appearance_gallery=config.appearance_gallery,
         appearance_veto=config.appearance_veto,
         reid_window_s=config.reid_window_s,
         reid_similarity=config.reid_similarity,

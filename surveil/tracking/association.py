@@ -62,3 +62,19 @@ def cosine(tracks: list[np.ndarray | None], embedding: np.ndarray | None) -> np.
     if known and len(embedding):
         out[[i for i, _ in known]] = np.stack([a for _, a in known]) @ embedding.T
     return out
+
+
+def nearest_cosine(galleries: list, embedding: np.ndarray | None) -> np.ndarray | None:
+    """(T, N) for each track the best cosine similarity of any unit embedding in its gallery (a sequence of
+    (D,) rows) with each unit detection row; NaN where a gallery is empty (or of another size); None when
+    the detections carry no embedding."""
+    if embedding is None:
+        return None
+    out = np.full((len(galleries), len(embedding)), np.nan, np.float32)
+    if not len(embedding):
+        return out
+    for i, gallery in enumerate(galleries):
+        rows = [g for g in gallery if g.shape[0] == embedding.shape[1]]
+        if rows:
+            out[i] = (np.stack(rows) @ embedding.T).max(axis=0)
+    return out

@@ -42,9 +42,13 @@ Ids count up per tracker and are never reused.
 
 Appearance (re-identification), only where the detections carry ``embedding`` rows: a track keeps an
 exponential moving average of the unit embeddings of the high-score detections it matches
-(``appearance_momentum``). In every stage above, among the pairs the motion score admits, the
-Hungarian assignment ranks pairs by ``(1 - appearance_weight) x motion + appearance_weight x
-cosine``, and a pair whose cosine is under ``appearance_veto`` is not admitted: appearance never
+(``appearance_momentum``), and, where ``appearance_gallery`` > 1, that many of the latest such
+embeddings themselves. In every stage above, among the pairs the motion score admits, the Hungarian
+assignment ranks pairs by ``(1 - appearance_weight) x motion + appearance_weight x cosine``, the
+cosine being with the average or, given a gallery, the detection's best match in it (DeepSORT's
+nearest-neighbour metric: a person seen from the front and the back in turn is not matched to
+somebody who looks like the average of the two), and a pair whose cosine is under
+``appearance_veto`` is not admitted: appearance never
 admits a pair, it decides who gets whom inside a walking group. A
 confirmed track lost for longer than ``lost_after_s`` is not dropped but kept dormant (not
 returned) until ``reid_window_s`` after its last match. A birth candidate (a high-score detection
@@ -65,7 +69,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from surveil.geometry import anchor_point, box_iou, box_tuple
-from surveil.tracking.association import center_closeness, cosine, hungarian
+from surveil.tracking.association import center_closeness, cosine, hungarian, nearest_cosine
 from surveil.types import Detections, Track
 
 _NDIM = 4  # cx, cy, w, h
@@ -165,6 +169,7 @@ class _TrackState:
     missed: int = 0
     history: deque = field(default_factory=deque)
     appearance: np.ndarray | None = None  # (D,) unit EMA of matched embeddings
+    gallery: deque = field(default_factory=deque)  # the latest matched unit embeddings, newest last
     exit_velocity: tuple[float, float] | None = None  # centre velocity (px/s) when it was last lost
 
     def snapshot(self, camera: str) -> Track:
@@ -207,6 +212,7 @@ class ByteTracker:
         history: int = 64,
         appearance_weight: float = 0.3,
         appearance_momentum: float = 0.9,
+        appearance_gallery: int = 1,
         appearance_veto: float = 0.0,
         reid_window_s: float = 20.0,
         reid_similarity: float = 0.95,
@@ -234,6 +240,8 @@ class ByteTracker:
             raise ValueError("max_center_distance and lost_center_growth must be >= 0")
         if max_size_ratio < 1.0:
             raise ValueError(f"max_size_ratio must be >= 1, got {max_size_ratio}")
+        if appearance_gallery < 1:
+            raise ValueError(f"appearance_gallery must be >= 1, got {appearance_gallery}")
         if min_hits < 1 or history < 2:
             raise ValueError(f"min_hits must be >= 1 and history >= 2, got {min_hits} and {history}")
         for name, value in (
@@ -260,6 +268,7 @@ class ByteTracker:
         )
         self.history = history
         self.appearance_weight, self.appearance_momentum = appearance_weight, appearance_momentum
+        self.appearance_gallery = appearance_gallery
         self.appearance_veto = appearance_veto
         self.reid_window_s, self.reid_similarity = reid_window_s, reid_similarity
         self.reid_margin, self.reid_max_speed = reid_margin, reid_max_speed
@@ -406,7 +415,9 @@ class ByteTracker:
             or len(detections) == 0
         ):
             return None
-        return cosine([t.appearance for t in self._tracks], detections.embedding)
+        if self.appearance_gallery == 1:
+            return cosine([t.appearance for t in self._tracks], detections.embedding)
+        return nearest_cosine([t.gallery for t in self._tracks], detections.embedding)
 
     def _ranking(self, motion: np.ndarray, similarity: np.ndarray | None) -> np.ndarray | None:
         """Motion fused with appearance where the track has one; None (motion alone) when nothing has."""
@@ -465,10 +476,13 @@ class ByteTracker:
         row = np.asarray(row, np.float32)
         if track.appearance is None or track.appearance.shape != row.shape:
             track.appearance = row.copy()
-            return
-        blended = self.appearance_momentum * track.appearance + (1.0 - self.appearance_momentum) * row
-        norm = math.sqrt(float(blended @ blended))
-        track.appearance = blended / norm if norm > 0 else row.copy()
+            track.gallery = deque(maxlen=self.appearance_gallery)
+        else:
+            blended = self.appearance_momentum * track.appearance + (1.0 - self.appearance_momentum) * row
+            norm = math.sqrt(float(blended @ blended))
+            track.appearance = blended / norm if norm > 0 else row.copy()
+        if self.appearance_gallery > 1:
+            track.gallery.append(row.copy())
 
     def _walked_out(self, track: _TrackState) -> bool:
         """A lost track that was moving out near the picture's border, and at that speed would by now be past it."""

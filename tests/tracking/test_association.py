@@ -1,4 +1,4 @@
-"""Association helpers: the centre-distance score on edge-case gates, without numpy warnings."""
+"""Association helpers: the centre-distance score on edge-case gates, without numpy warnings; the gallery cosine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from surveil.config import TrackerConfig
 from surveil.tracking import make_tracker
-from surveil.tracking.association import center_closeness
+from surveil.tracking.association import center_closeness, nearest_cosine
 from surveil.types import Detections
 
 TRACK = np.array([[0.0, 0.0, 10.0, 20.0]], np.float32)
@@ -43,3 +43,22 @@ def test_bytetrack_after_a_subnormal_time_step_warns_nothing():
     tracker.update(boxes([0, 0, 10, 20]), now=0.0)
     tracks = tracker.update(boxes([50, 0, 60, 20]), now=step)
     assert len(tracks) == 2  # too far in no time: a new track, not a jump
+
+
+@pytest.mark.parametrize(
+    ("galleries", "expected"),
+    [
+        ([[[1.0, 0.0]], [[0.0, 1.0], [0.6, 0.8]]], [[1.0, 0.0], [0.6, 1.0]]),  # best of each gallery
+        ([[], [[1.0, 0.0]]], [[np.nan, np.nan], [1.0, 0.0]]),  # an empty gallery: unknown
+        ([[[1.0, 0.0, 0.0]]], [[np.nan, np.nan]]),  # another embedding size: unknown
+    ],
+    ids=["nearest", "empty", "other-size"],
+)
+def test_nearest_cosine_is_the_best_match_in_each_gallery(galleries, expected):
+    detections = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    got = nearest_cosine([[np.array(row, np.float32) for row in g] for g in galleries], detections)
+    np.testing.assert_allclose(got, np.array(expected, np.float32), atol=1e-6)
+
+
+def test_nearest_cosine_without_embedding_is_none():
+    assert nearest_cosine([[np.ones(2, np.float32)]], None) is None

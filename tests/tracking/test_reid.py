@@ -97,6 +97,31 @@ def test_crossing_people_keep_ids_by_appearance(with_appearance, keeps_ids):
     assert (left_now == left_id) is keeps_ids
 
 
+GREEN = np.array([0.0, 0.0, 1.0, 0.0], np.float32)
+MIX = np.array([0.707107, 0.0, 0.707107, 0.0], np.float32)  # halfway between RED and GREEN
+
+
+@pytest.mark.parametrize(("gallery", "keeps_ids"), [(10, True), (1, False)])
+def test_a_person_with_two_views_is_told_from_one_who_looks_like_their_average(gallery, keeps_ids):
+    """A is seen front (RED) and back (GREEN) in turn, B always looks like the average of the two. They
+    meet and turn back, so motion says they swapped. A moving average of A's views is B's look; the
+    nearest of A's own recent views is not (DeepSORT's nearest-neighbour metric)."""
+    tracker = ByteTracker("cam", max_center_distance=1.5, appearance_weight=0.8, appearance_gallery=gallery)
+    path = [(0.0, 100.0, 200.0), (0.5, 120.0, 180.0), (1.0, 140.0, 160.0), (1.5, 150.0, 152.0)]
+    path += [(2.0, 150.0, 170.0), (2.5, 130.0, 190.0), (3.0, 110.0, 210.0)]  # turned back
+    ids = {}
+    for step, (t, xa, xb) in enumerate(path):
+        look_a = RED if step % 2 == 0 else GREEN
+        tracks = seen(tracker.update(dets([box(xa), box(xb)], [look_a, MIX]), now=t))
+        if t == 1.0:
+            ids = {tid: track.xyxy[0] for tid, track in tracks.items()}
+    assert len(ids) == 2
+    final = seen(tracker.update(dets([box(100.0), box(220.0)], [GREEN, MIX]), now=3.5))
+    left_id = min(ids, key=lambda tid: ids[tid])  # A, who started on the left
+    left_now = min(final, key=lambda tid: final[tid].xyxy[0])
+    assert (left_now == left_id) is keeps_ids
+
+
 def test_no_embedding_behaves_as_motion_only():
     """Without embeddings, re-identification settings change nothing."""
     rng = np.random.default_rng(3)
@@ -138,6 +163,8 @@ def test_tracks_carry_unit_embedding_and_inputs_untouched():
         ("reid_margin", 0.6),
         ("reid_max_speed", 0.0),
         ("reid_max_speed", 11),
+        ("appearance_gallery", 0),
+        ("appearance_gallery", 101),
     ],
 )
 def test_config_bounds(field, value):
