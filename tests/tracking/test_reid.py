@@ -77,15 +77,18 @@ def test_implausible_jump_gets_new_id():
     assert after and after != before
 
 
+# (time s, x of person A, x of person B): they walk towards each other, meet and turn back at 2 fps
+MEET_AND_TURN = [(0.0, 100.0, 200.0), (0.5, 120.0, 180.0), (1.0, 140.0, 160.0), (1.5, 150.0, 152.0)]
+MEET_AND_TURN += [(2.0, 150.0, 170.0), (2.5, 130.0, 190.0), (3.0, 110.0, 210.0)]
+
+
 @pytest.mark.parametrize(("with_appearance", "keeps_ids"), [(True, True), (False, False)])
 def test_crossing_people_keep_ids_by_appearance(with_appearance, keeps_ids):
     """Two people walk towards each other, meet and turn back (at 2 fps, no overlap to tell them apart
     by motion once they reverse). Their looks decide who is who."""
     tracker = ByteTracker("cam", max_center_distance=1.5, appearance_weight=0.8, appearance_veto=0.5)
-    path = [(0.0, 100.0, 200.0), (0.5, 120.0, 180.0), (1.0, 140.0, 160.0), (1.5, 150.0, 152.0)]
-    path += [(2.0, 150.0, 170.0), (2.5, 130.0, 190.0), (3.0, 110.0, 210.0)]  # turned back
     ids = {}
-    for t, xa, xb in path:
+    for t, xa, xb in MEET_AND_TURN:
         looks = [RED, BLUE] if with_appearance else None
         tracks = seen(tracker.update(dets([box(xa), box(xb)], looks), now=t))
         if t == 1.0:
@@ -107,10 +110,8 @@ def test_a_person_with_two_views_is_told_from_one_who_looks_like_their_average(g
     meet and turn back, so motion says they swapped. A moving average of A's views is B's look; the
     nearest of A's own recent views is not (DeepSORT's nearest-neighbour metric)."""
     tracker = ByteTracker("cam", max_center_distance=1.5, appearance_weight=0.8, appearance_gallery=gallery)
-    path = [(0.0, 100.0, 200.0), (0.5, 120.0, 180.0), (1.0, 140.0, 160.0), (1.5, 150.0, 152.0)]
-    path += [(2.0, 150.0, 170.0), (2.5, 130.0, 190.0), (3.0, 110.0, 210.0)]  # turned back
     ids = {}
-    for step, (t, xa, xb) in enumerate(path):
+    for step, (t, xa, xb) in enumerate(MEET_AND_TURN):
         look_a = RED if step % 2 == 0 else GREEN
         tracks = seen(tracker.update(dets([box(xa), box(xb)], [look_a, MIX]), now=t))
         if t == 1.0:
