@@ -70,7 +70,11 @@ def encode_clip(frames: Sequence[RingFrame], fps: float, path: Path, ffmpeg: str
         "-movflags", "+faststart", "-f", "mp4", str(partial),
     ]  # fmt: skip
     try:
-        done = subprocess.run(command, input=b"".join(jpegs), capture_output=True, timeout=ENCODE_TIMEOUT_S)
+        # A session of its own: Ctrl-C in a terminal signals the whole process group, and the daemon's
+        # graceful stop still finishes the queued clips (ClipEncoder.close), which needs ffmpeg alive.
+        done = subprocess.run(
+            command, input=b"".join(jpegs), capture_output=True, timeout=ENCODE_TIMEOUT_S, start_new_session=True
+        )
         if done.returncode != 0:
             raise OSError(f"ffmpeg exited with {done.returncode}: {done.stderr.decode(errors='replace')[-300:]}")
         os.replace(partial, path)

@@ -88,3 +88,52 @@ def test_without_ffmpeg_clips_fail_with_a_reason(tmp_path, monkeypatch):
     encoder.submit(ClipJob("x", _frames([0.0]), 2, tmp_path / "x.mp4"))
     encoder.close(timeout=5)
     assert [(r.ok, "libx264" in r.why) for r in results] == [(False, True)]
+
+
+FAKE_FFMPEG = """#!{python}
+import os, sys, time
+open(os.environ["FAKE_FFMPEG_READY"], "w").close()
+sys.stdin.buffer.read()
+time.sleep(1.0)  # still encoding when the terminal's Ctrl-C arrives
+open(sys.argv[-1], "wb").write(b"mp4")
+"""
+
+ENCODE_IN_A_DAEMON = """
+import signal, sys
+from pathlib import Path
+signal.signal(signal.SIGINT, lambda *_: None)  # the daemon handles Ctrl-C itself: a graceful stop
+from surveil.review.encoder import encode_clip
+from surveil.review.ring import RingFrame
+print(encode_clip((RingFrame(0.0, b"jpeg"),), 4, Path(sys.argv[1]), sys.argv[2]))
+"""
+
+
+def test_a_clip_being_encoded_survives_ctrl_c_in_the_terminal(tmp_path):
+    """Ctrl-C signals the terminal's whole process group; the daemon stops gracefully and finishes its
+    queued clips, so its ffmpeg must not get the signal too (it used to exit 255: the clip was lost)."""
+    import os
+    import signal
+    import sys
+    import time
+
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(FAKE_FFMPEG.format(python=sys.executable))
+    fake.chmod(0o755)
+    ready = tmp_path / "ready"
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", ENCODE_IN_A_DAEMON, str(tmp_path / "clip.mp4"), str(fake)],
+        env={**os.environ, "FAKE_FFMPEG_READY": str(ready)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, standing for the terminal's
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists() and daemon.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ready.exists(), daemon.communicate()
+    os.killpg(daemon.pid, signal.SIGINT)
+    out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert float(out) == pytest.approx(0.25)
+    assert (tmp_path / "clip.mp4").read_bytes() == b"mp4"
