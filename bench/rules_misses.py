@@ -218,15 +218,22 @@ def false_cause(scene: Scene, start, person: int | None, rule, visits: list, dwe
 
 def identity_changes(scene: Scene) -> Counter:
     """Every change of the track following a person (from one matched track to another, across frames without
-    one too), counted as ``alone`` or ``no own box`` as for misses."""
+    one too), counted as ``alone`` or ``no own box`` as for misses; ``alone`` ones that are half of a flip (the
+    person's next or previous change swaps the same two tracks back, within two processed frames) also count
+    as ``flip``."""
     changes: Counter = Counter()
     people = sorted({int(p) for n in scene.frames for p in scene.gt[n][1]})
     for person in people:
         ids = [(n, t) for n in scene.frames if (t := scene.track_on(person, n)) is not None]
-        for (was, before), (n, after) in pairwise(ids):
-            if after != before:
-                alone = all(scene.detected(person, m) for m in scene.span(was, n))
-                changes["alone" if alone else "no own box"] += 1
+        moves = [(was, n, before, after) for (was, before), (n, after) in pairwise(ids) if after != before]
+        for k, (was, n, before, after) in enumerate(moves):
+            if not all(scene.detected(person, m) for m in scene.span(was, n)):
+                changes["no own box"] += 1
+                continue
+            changes["alone"] += 1
+            near = [moves[j] for j in (k - 1, k + 1) if 0 <= j < len(moves)]
+            if any({m[2], m[3]} == {before, after} and len(scene.span(min(n, m[1]), max(n, m[1]))) <= 3 for m in near):
+                changes["flip"] += 1
     return changes
 
 
@@ -325,9 +332,11 @@ def main() -> None:
         print("\n".join(table(events, rules, step)))
         changes = Counter(e.cause for e in events if e.kind == "change")
         print(
-            f"\nThe track following a person changed {sum(changes.values()) / step:.1f} times per run, "
+            f"\nThe track following a person changed {(changes['alone'] + changes['no own box']) / step:.1f} times per run, "
             f"{changes['no own box'] / step:.1f} of them while the detector gave that person no confident box of their "
-            "own (in some processed frame from their last under the old track to their first under the new one)."
+            "own (in some processed frame from their last under the old track to their first under the new one); "
+            f"{changes['flip'] / step:.1f} of the other {changes['alone'] / step:.1f} are half of a flip that the "
+            "same two tracks undo within two processed frames."
         )
         if args.list:
             print("\n" + "\n".join(e.line() for e in events if e.kind != "change"))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from bench.rules_misses import Scene, _chain_spans, _has_run, false_cause, miss_cause
+from bench.rules_misses import Scene, _chain_spans, _has_run, false_cause, identity_changes, miss_cause
 from surveil.types import Detections
 
 FRAMES = list(range(10))
@@ -99,3 +100,10 @@ def test_a_chain_of_sightings_spans_the_dwell_only_without_a_long_gap(seen, max_
 )
 def test_a_run_of_frames_must_be_unbroken(good, length, found):
     assert _has_run(list(range(6)), good, length) is found
+
+
+def test_identity_changes_tell_a_flip_that_comes_back_from_a_lasting_swap():
+    flip = on({n: 2 if n == 5 else 1 for n in FRAMES}, {n: 1 if n == 5 else 2 for n in FRAMES})
+    assert identity_changes(scene(FRAMES, flip)) == Counter({"alone": 4, "flip": 4})  # two people, out and back
+    assert identity_changes(scene(FRAMES, EXCHANGED)) == Counter({"alone": 2})
+    assert identity_changes(scene([n for n in FRAMES if n != 5], EXCHANGED)) == Counter({"alone": 1, "no own box": 1})
