@@ -17,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -171,10 +173,17 @@ def _views_per_sample(per_sample: Sequence[Sequence[int]], flips: bool) -> int:
 
 
 def _save(obj: Any, file: Path) -> None:
+    """Write ``file`` whole or not at all. The temporary name is unique: two trainings sharing a cache folder
+    may write the same entry at once, and a shared name let one rename the other's file away."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(file)
+    handle, name = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(file)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def per_sample_scales(scales: Sequence[int] | Sequence[Sequence[int]], n: int) -> list[list[int]]:
