@@ -47,6 +47,12 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from bench.pets_detections import cache_path, pets_detections
+from bench.rules_phases_pets import SHIPPED, camera_config, load_detections, loitering_stays, machine, replay
+from bench.zone_alerts_pets import FPS, FRAMES, H, Start, W, gt_frames, person_of_track, visits
+from surveil.geometry import box_iou, points_in_polygon, relative_anchors
 
 REPO = Path(__file__).resolve().parents[1]
 MISS_CAUSES = (
@@ -100,27 +106,23 @@ class Scene:
         at = np.flatnonzero(ids == person)
         return boxes[at[0]] if len(at) else None
 
-    def detected_inside(self, person: int, zone: str, n: int, anchor: str) -> bool:
-        """Whether a confident detection follows ``person`` (IoU >= 0.5, the best) with its own anchor in ``zone``:
-        what the rule sees of them, whatever the tracker does."""
-        from bench.zone_alerts_pets import H, W
-        from surveil.geometry import box_iou, points_in_polygon, relative_anchors
-
+    def own_box(self, person: int, n: int) -> np.ndarray | None:
+        """The confident box that follows ``person`` alone in frame ``n`` (the best at IoU >= 0.5 with theirs)."""
         box, found = self.box_of(person, n), self.confident[n]
         if box is None or not len(found):
-            return False
+            return None
         iou = box_iou(box[None], found)[0]
-        if iou.max() < 0.5:
-            return False
-        anchors = relative_anchors([found[int(iou.argmax())]], anchor, W, H)
-        return bool(points_in_polygon(anchors, self.zones[zone])[0])
+        return found[int(iou.argmax())] if iou.max() >= 0.5 else None
 
     def detected(self, person: int, n: int) -> bool:
-        """Whether a confident box follows ``person`` alone in frame ``n`` (IoU >= 0.5 with their box)."""
-        from surveil.geometry import box_iou
+        return self.own_box(person, n) is not None
 
-        box, found = self.box_of(person, n), self.confident[n]
-        return box is not None and len(found) > 0 and float(box_iou(box[None], found).max()) >= 0.5
+    def detected_inside(self, person: int, zone: str, n: int, anchor: str) -> bool:
+        """Whether the person's own box has its anchor in ``zone``: what the rule sees of them, whatever the tracker does."""
+        box = self.own_box(person, n)
+        if box is None:
+            return False
+        return bool(points_in_polygon(relative_anchors([box], anchor, W, H), self.zones[zone])[0])
 
     def track_on(self, person: int, n: int) -> int | None:
         """The matched track following ``person`` in frame ``n``, if any (:meth:`pairs`)."""
@@ -135,10 +137,6 @@ class Scene:
         with the most overlap in all (CLEAR-MOT's per-frame matching, which two people side by side need: the
         best box for each alone may be one box twice)."""
         if n not in self._pairs:
-            from scipy.optimize import linear_sum_assignment
-
-            from surveil.geometry import box_iou
-
             boxes, people = self.gt[n]
             matched = self.tracks.get(n, {})
             found: dict[int, int] = {}
@@ -157,8 +155,6 @@ class Scene:
 
 def miss_cause(scene: Scene, person: int, zone: str, frames: list[int], rule, dwell_s: float | None) -> str:
     """The class of a missed visit (``dwell_s`` None) or stay over ``frames``, the processed frames it spans."""
-    from bench.zone_alerts_pets import FPS
-
     seen = [n for n in frames if scene.detected_inside(person, zone, n, rule.anchor)]
     if dwell_s is None:
         if not _has_run(frames, set(seen), rule.min_frames):
@@ -197,10 +193,9 @@ def _chain_spans(seen: list[int], max_gap: float, span: float) -> bool:
     return False
 
 
-def false_cause(scene: Scene, start, person: int | None, rule, visits: list, dwell_s: float | None) -> str:
-    """The class of a false start; ``visits``: the person's zone visits of any length (first, last inside)."""
-    from bench.zone_alerts_pets import FPS
-
+def false_cause(scene: Scene, start, person: int | None, rule, zone_visits: list, dwell_s: float | None) -> str:
+    """The class of a false start; ``zone_visits``: every visit to the zone, of any length (person, zone, first,
+    last inside)."""
     if person is None:
         return "on nobody"
     window = dwell_s if dwell_s is not None else rule.merge_window_s
@@ -212,7 +207,7 @@ def false_cause(scene: Scene, start, person: int | None, rule, visits: list, dwe
         handed = next((n for n, q in under if n > was and q == person), start.number)
         alone = all(scene.detected(p, m) for m in scene.span(was, handed) for p in (other, person))
         return "carried" + ("" if alone else ", no own box")
-    open_visit = any(v[0] == person and v[2] <= start.number <= v[3] for v in visits)
+    open_visit = any(v[0] == person and v[2] <= start.number <= v[3] for v in zone_visits)
     return "early" if open_visit else "elsewhere"
 
 
@@ -238,8 +233,6 @@ def identity_changes(scene: Scene) -> Counter:
 
 
 def phase_events(phase: int, step: int, camera, tracker, gt, found, thresholds, names) -> list[Event]:
-    from bench.rules_phases_pets import loitering_stays, replay
-    from bench.zone_alerts_pets import FPS, FRAMES, Start, person_of_track, visits
 
     frames = list(range(phase, FRAMES + 1, step))
     updates, _, _, tracks = replay(camera, tracker, found.__getitem__, thresholds, names, frames)
@@ -281,8 +274,6 @@ def phase_events(phase: int, step: int, camera, tracker, gt, found, thresholds, 
 
 def _entry(gt, frames: list[int], camera, person: int, reached: int) -> int:
     """The first frame of the stay whose dwell is reached at ``reached`` (its visit's first frame inside)."""
-    from bench.zone_alerts_pets import visits
-
     rule = camera.rules[0]
     unjoined = camera.model_copy(update={"rules": [rule.model_copy(update={"merge_window_s": 0.0})]})
     step = frames[1] - frames[0] if len(frames) > 1 else 1
@@ -303,9 +294,6 @@ def table(events: list[Event], rules: list[str], phases: int) -> list[str]:
 
 
 def main() -> None:
-    from bench.pets_detections import cache_path, pets_detections
-    from bench.rules_phases_pets import SHIPPED, camera_config, load_detections, machine
-    from bench.zone_alerts_pets import gt_frames
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared-data", type=Path, default=REPO.parent / "shared/data")
