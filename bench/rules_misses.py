@@ -1,8 +1,8 @@
 """Why the rules still miss at a low processed rate: the detector, or identity. Every miss and false start, by cause.
 
-    .venv/bin/python -m bench.rules_misses [--steps 5] [--list] [--config configs/demo.yaml]
+    .venv/bin/python -m bench.rules_misses [--steps 5] [--list] [--config configs/demo.yaml] [--weights W --min-size N]
 
-The shipped model's cached detections of PETS09-S2L1 (bench/pets_detections.py) are replayed through the
+The shipped model's (or ``--weights``') cached detections of PETS09-S2L1 (bench/pets_detections.py) are replayed through the
 daemon's analyser with bench/rules_phases_pets.py's geometry and its scoring, every sampling phase. Then every
 missed zone visit, missed loitering stay and false start is put in one class, from the ground truth, the
 detections at the model's operating threshold ("confident", what the tracker may start a track from) and the
@@ -300,11 +300,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, nargs="+", default=[5], help="process every k-th frame (5 = 2 fps)")
     parser.add_argument("--config", type=Path, default=REPO / "configs/demo.yaml", help="its first camera's tracker")
     parser.add_argument("--list", action="store_true", help="print every miss and false start")
+    parser.add_argument(
+        "--weights", type=Path, default=REPO / SHIPPED[0], help="the detector (default: the shipped one)"
+    )
+    parser.add_argument("--min-size", type=int, default=SHIPPED[1], help="its input's shorter side")
     args = parser.parse_args()
     if not (args.shared_data / "MOT15/PETS09-S2L1").is_dir():
         parser.exit(2, f"rules_misses: {args.shared_data}/MOT15/PETS09-S2L1 not found (--shared-data)\n")
-    pets_detections(REPO / SHIPPED[0], args.shared_data, SHIPPED[1])  # computed once, cached
-    found, thresholds, names = load_detections(cache_path(REPO / SHIPPED[0], SHIPPED[1], 0.1))
+    pets_detections(args.weights, args.shared_data, args.min_size)  # computed once, cached
+    found, thresholds, names = load_detections(cache_path(args.weights, args.min_size, 0.1))
     camera, tracker = camera_config(args.config)
     gt = gt_frames(args.shared_data)
     rules = [r.id for r in camera.rules if r.type in ("zone_intrusion", "loitering")]
@@ -314,7 +318,7 @@ def main() -> None:
             e for p in range(1, step + 1) for e in phase_events(p, step, camera, tracker, gt, found, thresholds, names)
         ]
         print(
-            f"\n**{Path(SHIPPED[0]).name} @ {SHIPPED[1]}, {10 / step:g} processed fps: misses and false starts by cause**"
+            f"\n**{args.weights.name} @ {args.min_size}, {10 / step:g} processed fps: misses and false starts by cause**"
         )
         print(f"(mean per run over {step} phase(s); {args.config.name}'s tracker)\n")
         print("\n".join(table(events, rules, step)))
