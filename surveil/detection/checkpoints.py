@@ -8,6 +8,8 @@ checkpoint is a plain dict of tensors, strings and numbers, so it loads with
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 import urllib.error
 import zipfile
@@ -93,11 +95,23 @@ def save_checkpoint(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    save_whole(payload, path)
     return path
+
+
+def save_whole(obj: Any, path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` whole or not at all (its folder made if missing). The temporary file
+    has a unique name: two trainings sharing a folder may write the same file at once, and a shared name let
+    one rename the other's file away."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        torch.save(obj, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

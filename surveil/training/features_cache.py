@@ -17,9 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +32,7 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.transforms import v2
 
 from surveil.datasets import Sample, read_rgb
+from surveil.detection.checkpoints import save_whole
 from surveil.training.transforms import crop_boxes, hflip_boxes
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def build_views(
         else:
             views = sample_views(model, sample, sample_scales, flips, photometric, seed)
             if file is not None:
-                _save([v.to_dict() for v in views], file)
+                save_whole([v.to_dict() for v in views], file)
         out.append(views)
         now = time.monotonic()
         if now - shown >= PROGRESS_EVERY_S or n + 1 == len(samples):  # by time: a slow CPU still hears from it
@@ -170,20 +169,6 @@ PROGRESS_EVERY_S = 10.0
 
 def _views_per_sample(per_sample: Sequence[Sequence[int]], flips: bool) -> int:
     return max((len(scales) for scales in per_sample), default=0) * (2 if flips else 1)
-
-
-def _save(obj: Any, file: Path) -> None:
-    """Write ``file`` whole or not at all. The temporary name is unique: two trainings sharing a cache folder
-    may write the same entry at once, and a shared name let one rename the other's file away."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=file.parent, prefix=f".{file.stem}.", suffix=".tmp")
-    os.close(handle)
-    tmp = Path(name)
-    try:
-        torch.save(obj, tmp)
-        tmp.replace(file)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def per_sample_scales(scales: Sequence[int] | Sequence[Sequence[int]], n: int) -> list[list[int]]:

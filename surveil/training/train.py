@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from surveil.datasets import DatasetIndex, DetectionDataset, Sample, load_dataset, merge_datasets, split_dataset
-from surveil.detection.checkpoints import build_model, save_checkpoint
+from surveil.detection.checkpoints import build_model, save_checkpoint, save_whole
 from surveil.evaluation.metrics import EvalReport
 from surveil.training import features_cache as fc
 from surveil.training.architectures import (
@@ -280,9 +280,7 @@ def save_state(path: Path, trainer: Trainer, epoch: int, config: TrainConfig, pr
         "config": config.as_dict(),
         **progress,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    save_whole(state, path)
 
 
 def load_state(path: Path, trainer: Trainer) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The feature cache's writes: whole files only, also when two trainings share a cache folder."""
+"""save_whole, the one torch file writer of checkpoints, training state and the feature cache: whole files only,
+also when two trainings share a folder."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from surveil.training import features_cache as fc
+from surveil.detection.checkpoints import save_whole
 
 
 def test_two_writers_of_one_entry_both_succeed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -20,10 +21,10 @@ def test_two_writers_of_one_entry_both_succeed(tmp_path: Path, monkeypatch: pyte
         save(obj, path)
         if not others:
             others.append(path)
-            fc._save({"writer": "other"}, entry)  # the other process, same entry, in between
+            save_whole({"writer": "other"}, entry)  # the other process, same entry, in between
 
     monkeypatch.setattr(torch, "save", save_then_let_the_other_finish)
-    fc._save({"writer": "this"}, entry)  # a shared temporary name lost this file: FileNotFoundError
+    save_whole({"writer": "this"}, entry)  # a shared temporary name lost this file: FileNotFoundError
     assert torch.load(entry, weights_only=True) == {"writer": "this"}
     assert [p.name for p in entry.parent.iterdir()] == ["abc.pt"]  # no temporary file left behind
 
@@ -37,5 +38,5 @@ def test_a_failed_write_leaves_neither_entry_nor_temporary_file(
 
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        fc._save({"x": 1}, tmp_path / "abc.pt")
+        save_whole({"x": 1}, tmp_path / "abc.pt")
     assert list(tmp_path.iterdir()) == []
