@@ -194,16 +194,21 @@ def describe(setting: Setting) -> str:
     return " ".join(f"{names[k]}={v:g}" for k, v in setting)
 
 
-def _ours(kind: str, setting: Setting, size: tuple[int, int] | None = None) -> Callable:
+def _ours(
+    kind: str, setting: Setting, size: tuple[int, int] | None = None, options: dict[str, float] | None = None
+) -> Callable:
+    """Our tracker at ``setting``; ``options`` (tracker options) default to ``--set``'s for surveil+reid only."""
     threshold = dict(setting)["T"]
     default = TrackerConfig()
+    if options is None:
+        options = TRACKER_SETTINGS if kind == "surveil+reid" else {}
     if kind in ("surveil", "surveil+reid"):
         config = TrackerConfig(
             kind="surveil",
             high_score=threshold,
             low_score=min(default.low_score, threshold),
             birth_score=min(1.0, threshold + BIRTH_MARGIN),
-            **(TRACKER_SETTINGS if kind == "surveil+reid" else {}),
+            **options,
         )
     else:
         config = TrackerConfig(kind=kind)
@@ -278,27 +283,43 @@ def _xywh(xyxy: np.ndarray) -> np.ndarray:
 Result = tuple[float, float, float, float]  # MOTA, IDF1, ID switches, tracker ms per processed frame
 
 
+Output = tuple[int, np.ndarray, np.ndarray]  # (frame, ids (M,), xyxy (M, 4)): what a tracker returned for one frame
+EMPTY_BOX = np.zeros((0, 4), np.float32)
+
+
 def run_one(task: tuple[str, Setting, Sequence, int, int]) -> tuple[str, Setting, str, int, int, Result]:
     kind, setting, seq, k, offset = task
     step = make_step(kind, setting, seq.fps / k, seq.size)
-    acc = mm.MOTAccumulator(auto_id=True)
-    empty_box = np.zeros((0, 4), np.float32)
-    frames = range(1 + offset, seq.frames + 1, k)
-    for frame in frames:
-        xyxy, scores = seq.dets.get(frame, (empty_box, np.zeros(0, np.float32)))
+    outputs = track(seq, step, k, offset)
+    mota, idf1, switches = score(seq, outputs)
+    ms = 1000 * step.seconds / max(len(outputs), 1)  # type: ignore[attr-defined]
+    return kind, setting, seq.name, k, offset, (mota, idf1, switches, ms)
+
+
+def track(seq: Sequence, step: Callable, k: int, offset: int) -> list[Output]:
+    """Feed frames 1 + offset, 1 + offset + k, ... to ``step``; what it returned, frame by frame."""
+    outputs = []
+    for frame in range(1 + offset, seq.frames + 1, k):
+        xyxy, scores = seq.dets.get(frame, (EMPTY_BOX, np.zeros(0, np.float32)))
         embedding = None if seq.emb is None else seq.emb.get(frame)
         ids, boxes = step(xyxy, scores, (frame - 1) / seq.fps, embedding)
-        gt_ids, gt_boxes, counted = seq.gt.get(frame, (np.zeros(0, int), empty_box, np.zeros(0, bool)))
+        outputs.append((frame, ids, boxes))
+    return outputs
+
+
+def score(seq: Sequence, outputs: list[Output]) -> tuple[float, float, float]:
+    """MOTA, IDF1 and ID switches of ``outputs`` against the ground truth of the same frames."""
+    acc = mm.MOTAccumulator(auto_id=True)
+    for frame, ids, boxes in outputs:
+        gt_ids, gt_boxes, counted = seq.gt.get(frame, (np.zeros(0, int), EMPTY_BOX, np.zeros(0, bool)))
         ignored = gt_boxes[~counted]
         if len(ignored) and len(boxes):
             dont_care = (box_iou(boxes, ignored) >= 0.5).any(axis=1)
             ids, boxes = ids[~dont_care], boxes[~dont_care]
         distances = mm.distances.iou_matrix(_xywh(gt_boxes[counted]), _xywh(boxes), max_iou=0.5)
         acc.update(gt_ids[counted].tolist(), ids.tolist(), distances)
-    summary = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches"], name="x")
-    row = summary.loc["x"]
-    ms = 1000 * step.seconds / max(len(frames), 1)  # type: ignore[attr-defined]
-    return kind, setting, seq.name, k, offset, (float(row["mota"]), float(row["idf1"]), float(row["num_switches"]), ms)
+    row = mm.metrics.create().compute(acc, metrics=["mota", "idf1", "num_switches"], name="x").loc["x"]
+    return float(row["mota"]), float(row["idf1"]), float(row["num_switches"])
 
 
 def _phases(values: list[float], digits: int = 3) -> str:
