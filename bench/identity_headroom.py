@@ -29,7 +29,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from bench.track_mot import (
     EMPTY_BOX,
@@ -42,21 +41,13 @@ from bench.track_mot import (
     _phases,
     load_sequence,
     score,
+    surveil_config,
     track,
 )
 from surveil.config import TrackerConfig
-from surveil.geometry import box_iou
+from surveil.evaluation.surveillance import pair_by_iou
 
 FIGURES = ("tracker", "tracker's boxes, true identities", "detections, true identities")
-
-
-def cover(boxes: np.ndarray, gt_boxes: np.ndarray) -> list[tuple[int, int]]:
-    """(box, person) pairs, one to one by the largest total IoU, each at IoU >= 0.5."""
-    if not len(boxes) or not len(gt_boxes):
-        return []
-    iou = box_iou(boxes, gt_boxes)
-    rows, cols = linear_sum_assignment(-iou)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= 0.5]
 
 
 def true_identities(seq: Sequence, outputs: list[Output]) -> list[Output]:
@@ -66,7 +57,7 @@ def true_identities(seq: Sequence, outputs: list[Output]) -> list[Output]:
     for frame, ids, boxes in outputs:
         gt_ids, gt_boxes, _ = seq.gt.get(frame, (np.zeros(0, int), EMPTY_BOX, np.zeros(0, bool)))
         new_ids = -1 - np.asarray(ids, int)
-        for box, person in cover(boxes, gt_boxes):
+        for box, person in pair_by_iou(boxes, gt_boxes):
             new_ids[box] = gt_ids[person]
         relabelled.append((frame, new_ids, boxes))
     return relabelled
@@ -82,7 +73,7 @@ def detections_oracle(seq: Sequence, k: int, offset: int, low_score: float, min_
         xyxy = xyxy[scores >= low_score]
         gt_ids, gt_boxes, _ = seq.gt.get(frame, (np.zeros(0, int), EMPTY_BOX, np.zeros(0, bool)))
         ids, boxes = [], []
-        for box, person in cover(xyxy, gt_boxes):
+        for box, person in pair_by_iou(xyxy, gt_boxes):
             person_id = int(gt_ids[person])
             sightings[person_id] = sightings.get(person_id, 0) + 1
             if sightings[person_id] >= min_hits:
@@ -103,12 +94,7 @@ def main(args: argparse.Namespace) -> None:
     options = _overrides(args.set)
     setting = (("T", args.threshold),)
     sequences = [load_sequence(Path(args.data), name) for name in SEQUENCES]
-    config = TrackerConfig(
-        high_score=args.threshold,
-        low_score=min(TrackerConfig().low_score, args.threshold),
-        birth_score=min(1.0, args.threshold + 0.1),
-        **options,
-    )
+    config = surveil_config(args.threshold, options)
     print(f"tracker `surveil`, T={args.threshold:g}, options {options or 'default'}; IDF1, mean over phases (range)\n")
     print("| step | sequence | " + " | ".join(FIGURES) + " |\n|---|---|---|---|---|")
     for k in args.steps:

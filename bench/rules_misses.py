@@ -47,11 +47,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from bench.pets_detections import cache_path, pets_detections
 from bench.rules_phases_pets import SHIPPED, camera_config, load_detections, loitering_stays, machine, replay
 from bench.zone_alerts_pets import FPS, FRAMES, H, Start, W, gt_frames, person_of_track, visits
+from surveil.evaluation.surveillance import pair_by_iou
 from surveil.geometry import box_iou, points_in_polygon, relative_anchors
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,20 +133,14 @@ class Scene:
         return next((p for p, t in self.pairs(n).items() if t == track), None)
 
     def pairs(self, n: int) -> dict[int, int]:
-        """{person: track} in frame ``n``: people and matched tracks paired one to one at IoU >= 0.5, the pairing
-        with the most overlap in all (CLEAR-MOT's per-frame matching, which two people side by side need: the
-        best box for each alone may be one box twice)."""
+        """{person: track} in frame ``n``: people and matched tracks paired one to one at IoU >= 0.5
+        (:func:`pair_by_iou`)."""
         if n not in self._pairs:
             boxes, people = self.gt[n]
             matched = self.tracks.get(n, {})
-            found: dict[int, int] = {}
-            if len(boxes) and matched:
-                ids = list(matched)
-                iou = box_iou(boxes, np.stack([matched[i] for i in ids]))
-                for row, col in zip(*linear_sum_assignment(np.where(iou >= 0.5, iou, 0.0), maximize=True)):
-                    if iou[row, col] >= 0.5:
-                        found[int(people[row])] = ids[col]
-            self._pairs[n] = found
+            ids = list(matched)
+            tracked = np.stack([matched[i] for i in ids]) if ids else np.zeros((0, 4), np.float32)
+            self._pairs[n] = {int(people[row]): ids[col] for row, col in pair_by_iou(boxes, tracked)}
         return self._pairs[n]
 
     def span(self, first: int, last: int) -> list[int]:

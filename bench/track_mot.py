@@ -194,22 +194,26 @@ def describe(setting: Setting) -> str:
     return " ".join(f"{names[k]}={v:g}" for k, v in setting)
 
 
+def surveil_config(threshold: float, options: dict[str, float]) -> TrackerConfig:
+    """The `surveil` tracker at score threshold T: the defaults' relation of high, birth and low scores."""
+    return TrackerConfig(
+        kind="surveil",
+        high_score=threshold,
+        low_score=min(TrackerConfig().low_score, threshold),
+        birth_score=min(1.0, threshold + BIRTH_MARGIN),
+        **options,
+    )
+
+
 def _ours(
     kind: str, setting: Setting, size: tuple[int, int] | None = None, options: dict[str, float] | None = None
 ) -> Callable:
     """Our tracker at ``setting``; ``options`` (tracker options) default to ``--set``'s for surveil+reid only."""
     threshold = dict(setting)["T"]
-    default = TrackerConfig()
     if options is None:
         options = TRACKER_SETTINGS if kind == "surveil+reid" else {}
     if kind in ("surveil", "surveil+reid"):
-        config = TrackerConfig(
-            kind="surveil",
-            high_score=threshold,
-            low_score=min(default.low_score, threshold),
-            birth_score=min(1.0, threshold + BIRTH_MARGIN),
-            **options,
-        )
+        config = surveil_config(threshold, options)
     else:
         config = TrackerConfig(kind=kind)
     tracker = make_tracker(config, "bench")

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from surveil.evaluation.metrics import Target
+from surveil.geometry import box_iou
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,17 @@ def pets_frame_boxes(rows: np.ndarray, number: int) -> tuple[np.ndarray, np.ndar
     xywh = mine[:, 2:6] * PETS_SCALE
     boxes = np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]].astype(np.float32)
     return boxes, mine[:, 1].astype(np.int64), mine[:, 6] != 0
+
+
+def pair_by_iou(a: np.ndarray, b: np.ndarray, min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """(row of ``a``, row of ``b``) pairs of xyxy boxes, one to one, each at IoU >= ``min_iou``: the pairing
+    with the most overlap in all among such pairs (CLEAR-MOT's per-frame matching; two people side by side
+    need it, as the best box for each alone may be one box twice)."""
+    if not len(a) or not len(b):
+        return []
+    iou = box_iou(a, b)
+    rows, cols = linear_sum_assignment(np.where(iou >= min_iou, iou, 0.0), maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
 
 
 def _frame_target(rows: np.ndarray, number: int) -> Target:

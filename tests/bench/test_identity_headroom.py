@@ -7,7 +7,7 @@ import argparse
 import numpy as np
 import pytest
 
-from bench.identity_headroom import _checked, cover, detections_oracle, headroom, true_identities
+from bench.identity_headroom import _checked, detections_oracle, headroom, true_identities
 from bench.track_mot import Sequence
 from surveil.config import TrackerConfig
 
@@ -31,21 +31,6 @@ def sequence(alice_scores: dict[int, float] | None = None, false_box: bool = Fal
         dets[n] = (np.array(boxes, np.float32), np.array(scores, np.float32))
         gt[n] = (np.array([1, 2]), np.array([ALICE, BOB], np.float32), np.array([True, True]))
     return Sequence("hand", 10.0, len(FRAMES), dets, gt)
-
-
-@pytest.mark.parametrize(
-    ("boxes", "expected"),
-    [
-        ([ALICE, BOB], [(0, 0), (1, 1)]),
-        ([BOB, ALICE], [(0, 1), (1, 0)]),
-        ([(100.0, 100.0, 120.0, 125.0)], []),  # under half of Alice: covers nobody
-        ([(100.0, 100.0, 320.0, 160.0)], []),  # one box over both: IoU under 0.5 with each
-        ([], []),
-    ],
-)
-def test_cover_pairs_a_box_with_the_person_it_covers_one_to_one(boxes, expected):
-    got = cover(np.array(boxes, np.float32).reshape(-1, 4), np.array([ALICE, BOB], np.float32))
-    assert sorted(got) == expected
 
 
 def test_true_identities_relabel_covering_boxes_and_keep_false_positives_apart():

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from surveil.evaluation.surveillance import load_pets_s2l1
+from surveil.evaluation.surveillance import load_pets_s2l1, pair_by_iou
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +47,28 @@ def test_every_must_be_positive(shared_data: Path):
 def test_missing_data_is_reported(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="vtest_pets2009"):
         load_pets_s2l1(tmp_path)
+
+
+ALICE, BOB = (100.0, 100.0, 120.0, 160.0), (300.0, 100.0, 320.0, 160.0)
+
+
+@pytest.mark.parametrize(
+    ("boxes", "expected"),
+    [
+        ([ALICE, BOB], [(0, 0), (1, 1)]),
+        ([BOB, ALICE], [(0, 1), (1, 0)]),
+        ([(100.0, 100.0, 120.0, 125.0)], []),  # under half of Alice: covers nobody
+        ([(100.0, 100.0, 320.0, 160.0)], []),  # one box over both: IoU under 0.5 with each
+        ([], []),
+    ],
+)
+def test_pair_by_iou_pairs_a_box_with_the_person_it_covers_one_to_one(boxes, expected):
+    got = pair_by_iou(np.array(boxes, np.float32).reshape(-1, 4), np.array([ALICE, BOB], np.float32))
+    assert sorted(got) == expected
+
+
+def test_pair_by_iou_gives_two_people_side_by_side_a_box_each():
+    left, right = (0.0, 0.0, 10.0, 20.0), (6.0, 0.0, 16.0, 20.0)
+    between = (3.0, 0.0, 13.0, 20.0)  # IoU 0.54 with each person; the first box is exactly the left one
+    got = pair_by_iou(np.array([between, left], np.float32), np.array([left, right], np.float32))
+    assert sorted(got) == [(0, 1), (1, 0)]
