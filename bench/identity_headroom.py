@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -98,11 +99,10 @@ def main(args: argparse.Namespace) -> None:
     print(f"tracker `surveil`, T={args.threshold:g}, options {options or 'default'}; IDF1, mean over phases (range)\n")
     print("| step | sequence | " + " | ".join(FIGURES) + " |\n|---|---|---|---|---|")
     for k in args.steps:
-        per_phase = {o: [] for o in range(k)}  # phase -> one (tracker, boxes, oracle) per sequence
+        per_phase: dict[int, list[tuple]] = {o: [] for o in range(k)}  # phase -> (tracker, boxes, oracle) per sequence
         for seq in sequences:
-            cells = [
-                headroom(seq, k, o, lambda s=seq: _ours("surveil", setting, s.size, options), config) for o in range(k)
-            ]
+            make = partial(_ours, "surveil", setting, seq.size, options)
+            cells = [headroom(seq, k, o, make, config) for o in range(k)]
             for o, cell in enumerate(cells):
                 per_phase[o].append(cell)
             print(f"| {k} | {seq.name} | " + " | ".join(_phases([c[j] for c in cells]) for j in range(3)) + " |")
