@@ -34,3 +34,6 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # A library's or numpy's warning goes through the same handler (format, redaction) as a WARNING of
+    # the `py.warnings` logger, instead of a raw line on stderr that breaks a JSON-lines log.
+    logging.captureWarnings(True)
