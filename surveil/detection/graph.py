@@ -128,6 +128,17 @@ class GraphSpec:
         return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
 
     @staticmethod
+    def plausible_boxes(boxes: np.ndarray, network_hw: Sequence[int]) -> np.ndarray:
+        """(N,) which boxes the graph can really have returned: finite and inside the network input (the
+        graph clips boxes to it, as torchvision does), with a pixel of slack for rounding. Anything else is
+        a fault of the runtime, such as a reduced-precision overflow, not a detection."""
+        xyxy = np.asarray(boxes, np.float32).reshape(-1, 4)
+        height, width = float(network_hw[0]), float(network_hw[1])
+        with np.errstate(invalid="ignore"):  # NaN compares False: implausible
+            inside = (xyxy >= -1.0).all(axis=1) & (xyxy[:, [0, 2]] <= width + 1.0).all(axis=1)
+            return np.asarray(inside & (xyxy[:, [1, 3]] <= height + 1.0).all(axis=1), bool)
+
+    @staticmethod
     def boxes_to_frame(boxes: np.ndarray, network_hw: Sequence[int], frame_hw: Sequence[int]) -> np.ndarray:
         """Boxes in the network input's pixels -> the frame's (torchvision's ``resize_boxes``, float32)."""
         ratio_h = np.float32(frame_hw[0]) / np.float32(network_hw[0])

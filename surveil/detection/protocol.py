@@ -72,7 +72,8 @@ def keep_mask(config: DetectorConfig, class_names: Sequence[str]) -> np.ndarray:
 
 
 class DetectionFilter:
-    """Every backend's post-processing: class filter, score floor, per-class operating thresholds.
+    """Every backend's post-processing: class filter, score floor, per-class operating thresholds, and no
+    box with a non-finite coordinate.
 
     ``operating_thresholds`` (per class id) is what rules count as confident; ``thresholds`` (the
     lower of that and ``low_score_floor``) is what reaches the tracker.
@@ -95,6 +96,7 @@ class DetectionFilter:
         mask = (
             self.keep[labels_in_range] & (scores >= self.thresholds[labels_in_range]) & (labels < len(self.thresholds))
         )
+        mask &= np.isfinite(boxes).all(axis=1)  # a NaN box (a reduced-precision fault) would poison the tracker's costs
         kept = None
         if embedding is not None:
             rows = np.asarray(embedding, np.float32)

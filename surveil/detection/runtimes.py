@@ -76,6 +76,7 @@ class OnnxDetector:
         self.operating_thresholds = self.filter.operating_thresholds
         self.precision = "fp32"
         self.has_embedding = False  # set when the graph is opened
+        self.implausible_boxes = 0  # boxes the runtime returned that the graph cannot have made (dropped)
         self._run = self._open_onnxruntime() if backend == "onnxruntime" else self._open_openvino()
         log.info(
             "detector ready: %s on %s (%s, %s, input %d/%d), %d classes",
@@ -93,9 +94,26 @@ class OnnxDetector:
         for image in images:
             network_input = self.spec.preprocess(image)
             boxes, labels, scores, *embedding = self._run(network_input)
+            plausible = self.spec.plausible_boxes(boxes, network_input.shape[2:])
+            if not plausible.all():
+                self._drop_implausible(int((~plausible).sum()))
+                boxes, labels, scores = (np.asarray(a)[plausible] for a in (boxes, labels, scores))
+                embedding = [np.asarray(rows)[plausible] for rows in embedding]
             boxes = self.spec.boxes_to_frame(boxes, network_input.shape[2:], image.shape[:2])
             out.append(self.filter(boxes, scores, labels, embedding[0] if embedding else None))
         return out
+
+    def _drop_implausible(self, count: int) -> None:
+        """Count boxes the runtime returned outside the picture or not finite; say so at the first and at
+        every power of ten, so that a runtime fault is visible without flooding the log."""
+        before, self.implausible_boxes = self.implausible_boxes, self.implausible_boxes + count
+        if before == 0 or len(str(before)) < len(str(self.implausible_boxes)):
+            log.warning(
+                "detector: %s returned %d box(es) outside the picture or not finite so far (dropped); if this "
+                "keeps growing with openvino_precision bf16, try `detector.openvino_precision: fp32`",
+                self.backend,
+                self.implausible_boxes,
+            )
 
     def _open_onnxruntime(self) -> Callable[[np.ndarray], tuple]:
         import onnxruntime as ort
