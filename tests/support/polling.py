@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PORTS_BELOW = 8000  # how many ports under the ephemeral range free_port draws from
+_draw = random.Random()  # its own generator: a test seeding `random` must not make every port the same
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of local ports for outgoing connections (Linux's default where unreadable)."""
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE.read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (bound to port 0, then closed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago, drawn from below the kernel's ephemeral range.
+
+    Port 0 would give one inside that range, where any outgoing connection may take it as its local
+    port: a broker restarted on its port after an outage then finds it in use, and a client that
+    keeps reconnecting to a closed port in that range may connect to itself (seen in CI).
+    """
+    low, _ = ephemeral_range()
+    first = max(1024, low - PORTS_BELOW)
+    for _ in range(100):
+        port = _draw.randrange(first, low) if low > first else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError(f"no free TCP port on {host} in {first}-{low - 1} after 100 draws")
 
 
 def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.02) -> bool:

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.polling import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_MODEL = REPO / "models" / "pedestrian-mnv2.pt"
 
@@ -85,10 +87,9 @@ def stop_surveil(process: subprocess.Popen, timeout: float = 20) -> int:
 
 
 def closed_port() -> int:
-    """A loopback port nobody listens on (connection refused at once)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on (connection refused at once), outside the ephemeral range so
+    that a client retrying it cannot connect to itself (:func:`free_port`)."""
+    return free_port()
 
 
 class NotifyListener:
