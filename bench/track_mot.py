@@ -195,14 +195,14 @@ def describe(setting: Setting) -> str:
 
 
 def surveil_config(threshold: float, options: dict[str, float]) -> TrackerConfig:
-    """The `surveil` tracker at score threshold T: the defaults' relation of high, birth and low scores."""
-    return TrackerConfig(
-        kind="surveil",
-        high_score=threshold,
-        low_score=min(TrackerConfig().low_score, threshold),
-        birth_score=min(1.0, threshold + BIRTH_MARGIN),
-        **options,
-    )
+    """The `surveil` tracker at score threshold T: the defaults' relation of high, birth and low scores,
+    each of which ``options`` may override."""
+    derived = {
+        "high_score": threshold,
+        "low_score": min(TrackerConfig().low_score, threshold),
+        "birth_score": min(1.0, threshold + BIRTH_MARGIN),
+    }
+    return TrackerConfig(kind="surveil", **(derived | options))  # an option given with --set wins
 
 
 def _ours(
