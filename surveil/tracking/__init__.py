@@ -9,7 +9,7 @@ Kinds: ``surveil`` (the default, ByteTrack-class association in seconds: ``bytet
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -56,34 +56,39 @@ class SeesFrameEdges(Protocol):
     def set_frame_size(self, width: int, height: int) -> None: ...
 
 
+def surveil_options(config: TrackerConfig) -> dict[str, Any]:
+    """The keyword arguments of kind ``surveil``'s ``ByteTracker`` (after the camera) for ``config``."""
+    names = (
+        "high_score",
+        "low_score",
+        "birth_score",
+        "iou_threshold",
+        "low_iou_threshold",
+        "max_center_distance",
+        "lost_center_growth",
+        "max_size_ratio",
+        "min_hits",
+        "lost_after_s",
+        "velocity_decay_s",
+        "measurement_noise",
+        "acceleration_noise",
+        "history",
+        "appearance_weight",
+        "appearance_momentum",
+        "appearance_gallery",
+        "appearance_veto",
+        "reid_window_s",
+        "reid_similarity",
+        "reid_margin",
+        "reid_max_speed",
+    )
+    return {name: getattr(config, name) for name in names}
+
+
 def _surveil(config: TrackerConfig, camera: str) -> Tracker:
     from surveil.tracking.bytetrack import ByteTracker
 
-    return ByteTracker(
-        camera,
-        high_score=config.high_score,
-        low_score=config.low_score,
-        birth_score=config.birth_score,
-        iou_threshold=config.iou_threshold,
-        low_iou_threshold=config.low_iou_threshold,
-        max_center_distance=config.max_center_distance,
-        lost_center_growth=config.lost_center_growth,
-        max_size_ratio=config.max_size_ratio,
-        min_hits=config.min_hits,
-        lost_after_s=config.lost_after_s,
-        velocity_decay_s=config.velocity_decay_s,
-        measurement_noise=config.measurement_noise,
-        acceleration_noise=config.acceleration_noise,
-        history=config.history,
-        appearance_weight=config.appearance_weight,
-        appearance_momentum=config.appearance_momentum,
-        appearance_gallery=config.appearance_gallery,
-        appearance_veto=config.appearance_veto,
-        reid_window_s=config.reid_window_s,
-        reid_similarity=config.reid_similarity,
-        reid_margin=config.reid_margin,
-        reid_max_speed=config.reid_max_speed,
-    )
+    return ByteTracker(camera, **surveil_options(config))
 
 
 def _iou_v1(config: TrackerConfig, camera: str) -> Tracker:
@@ -130,4 +135,4 @@ def make_tracker(config: TrackerConfig, camera: str) -> Tracker:
     return build(config, camera)
 
 
-__all__ = ["TRACKER_KINDS", "Tracker", "make_tracker"]
+__all__ = ["TRACKER_KINDS", "Tracker", "make_tracker", "surveil_options"]
