@@ -21,11 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 
+from bench.images import read_bgr
 from surveil.evaluation import Prediction, Target, evaluate
 from surveil.evaluation.cli import align_labels, remap_prediction
 from surveil.evaluation.predict import bgr_to_tensor, predict, set_input_size
@@ -72,7 +74,7 @@ def load_pennfudan_test(shared: Path) -> TestSet:
     from surveil.datasets import load_dataset
 
     index = load_dataset(shared / "PennFudanPed", fmt="yolo", split="test")
-    frames = [cv2.imread(str(s.image_path), cv2.IMREAD_COLOR) for s in index.samples]
+    frames = [read_bgr(s.image_path) for s in index.samples]
     # one class in the file (pedestrian): label 1, our 'person'
     targets = [Target(s.boxes, np.ones(len(s.labels), np.int64)) for s in index.samples]
     return TestSet("Penn-Fudan test", frames, targets)
@@ -88,10 +90,18 @@ def yolo_fastest(shared: Path, size: int) -> Detector:
     yolo layer zeroes class scores below the layer's ``thresh`` (0.2 unless the cfg says
     otherwise), so the cfg is read with ``thresh`` lowered to see the low-score detections.
     """
+    if not hasattr(cv2.dnn, "readNetFromDarknet"):
+        raise SystemExit(
+            f"OpenCV {cv2.__version__} has no Darknet reader (5.x dropped it); install 'opencv-python-headless<5' "
+            "(and 'opencv-python<5' where another package pulls it in, as the `bench` extra does)"
+        )
     folder = shared / YOLO_DIR
     cfg = (folder / YOLO_CFG).read_text().replace("[yolo]", f"[yolo]\nthresh={MIN_SCORE / 2}")
     weights = np.fromfile(folder / YOLO_WEIGHTS, dtype=np.uint8)
-    net = cv2.dnn.readNetFromDarknet(np.frombuffer(cfg.encode(), np.uint8), weights)
+    # OpenCV 5's stubs have no Darknet reader, 4's do: the ignore is used under one and not the other
+    net = cv2.dnn.readNetFromDarknet(  # type: ignore[attr-defined, unused-ignore]
+        np.frombuffer(cfg.encode(), np.uint8), weights
+    )
     outputs = net.getUnconnectedOutLayersNames()
 
     def detect(frame: np.ndarray) -> Prediction:
@@ -120,7 +130,8 @@ def torch_detector(weights: Path, min_size: int) -> Detector:
 
     model, payload = load_checkpoint_model(weights)
     set_input_size(model, min_size)
-    model.roi_heads.score_thresh = min(float(model.roi_heads.score_thresh), MIN_SCORE)
+    heads: Any = model.roi_heads
+    heads.score_thresh = min(float(heads.score_thresh), MIN_SCORE)
     mapping = align_labels(payload["labels"], list(CLASS_NAMES))
     if not mapping:
         raise SystemExit(f"{weights} has no person/pedestrian class: labels {payload['labels']}")

@@ -46,8 +46,8 @@ def gt_crossings(gt, frames: list[int], line) -> Counter:
         feet = relative_anchors(boxes, "bottom_center", W, H) * [W, H]
         for person, point in zip(ids.tolist(), feet):
             before = last.get(person)
-            if before is not None and segments_cross(before, point, a, b):
-                side = signed_side(point[None], a, b)[0]
+            if before is not None and segments_cross(tuple(before), tuple(point), tuple(a), tuple(b)):
+                side = signed_side(point[None], tuple(a), tuple(b))[0]
                 if side != 0:
                     counts[line.forward if side > 0 else line.backward] += 1
             last[person] = point

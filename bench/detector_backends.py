@@ -29,6 +29,7 @@ from surveil.detection.factory import OnnxDetector, detection_agreement
 from surveil.detection.torch_detector import TorchDetector
 from surveil.evaluation.metrics import Prediction, evaluate
 from surveil.evaluation.surveillance import CLASS_NAMES, load_pets_s2l1
+from surveil.types import Detections
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,8 +81,8 @@ def main() -> int:
             detector.detect(frames[:1])  # warm-up
         # interleaved: every frame through every runtime in turn, so a shared machine's load changes
         # slow all of them alike and the ratios stay fair
-        times = {name: [] for name, _ in detectors}
-        dets = {name: [] for name, _ in detectors}
+        times: dict[str, list[float]] = {name: [] for name, _ in detectors}
+        dets: dict[str, list[Detections]] = {name: [] for name, _ in detectors}
         for frame in frames:
             for name, detector in detectors:
                 started = time.perf_counter()

@@ -109,9 +109,13 @@ def measure(
     runs with, without, without, with (the faster of each pair counts: a busy machine only ever adds
     time), every detector in turn; per round the median over its frames."""
     clocks = {"wall": time.perf_counter, "CPU": time.process_time}
-    per_round = {clock: {name: [] for name, _, _ in pairs} for clock in clocks}
+    per_round: dict[str, dict[str, list[tuple[float, float]]]] = {
+        clock: {name: [] for name, _, _ in pairs} for clock in clocks
+    }
     for chunk in np.array_split(np.arange(len(images)), rounds):
-        times = {clock: {name: ([], []) for name, _, _ in pairs} for clock in clocks}
+        times: dict[str, dict[str, tuple[list[float], list[float]]]] = {
+            clock: {name: ([], []) for name, _, _ in pairs} for clock in clocks
+        }
         for index in chunk:
             for name, with_embedding, without in pairs:
                 runs: dict[str, tuple[list[float], list[float]]] = {clock: ([], []) for clock in clocks}
@@ -220,8 +224,8 @@ def main() -> int:
             made = detectors(str(REPO / weights), min_size, args.threads, Path(folder), args.kind)
             pairs = [(n, a(), b()) for n, a, b in made]
             for _, a, b in pairs:
-                a.detect(images[:1])  # type: ignore[attr-defined]
-                b.detect(images[:1])  # type: ignore[attr-defined]
+                a.detect(images[:1])
+                b.detect(images[:1])
             results = measure(pairs, images, args.rounds)
         step, whole, boxes = embedding_step(str(REPO / weights), min_size, args.threads, images, args.kind)
         print(

@@ -24,6 +24,7 @@ import os
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ def embed_all(
     rows = read_mot_gt(shared / PETS_GT)
     embedded: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in EMBEDDING_KINDS}
     ids: dict[int, np.ndarray] = {}
-    model = detector.model
+    model: Any = detector.model
     started = time.monotonic()
     for frame in read_clip(shared / PETS_VIDEO):
         number = frame.index + 1

@@ -258,8 +258,14 @@ def main() -> int:
             )
             for precision in precisions:
                 sizes = {"min_size": 64, "max_size": 128} if dry else {}
-                config = DetectorConfig(
-                    weights=str(weights), device=device, half=precision == "fp16", batch_size=max(batches), **sizes
+                config = DetectorConfig.model_validate(
+                    {
+                        "weights": str(weights),
+                        "device": device,
+                        "half": precision == "fp16",
+                        "batch_size": max(batches),
+                        **sizes,
+                    }
                 )
                 detector = TorchDetector(
                     config, batched=not args.per_image, channels_last=True if args.channels_last else None

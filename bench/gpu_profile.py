@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +52,9 @@ def detector(
         weights=str(args.weights), device=device, half=half, min_size=args.min_size, batch_size=args.batch
     )
     # the input's layout apart from the model's: channels_last by default (the NHWC frames' natural view)
-    layout = {} if input_channels_last is None else {"input_channels_last": input_channels_last}
-    return TorchDetector(config, batched=batched, channels_last=channels_last, **layout)
+    if input_channels_last is None:
+        return TorchDetector(config, batched=batched, channels_last=channels_last)
+    return TorchDetector(config, batched=batched, channels_last=channels_last, input_channels_last=input_channels_last)
 
 
 def rate(found: TorchDetector, frames: list[np.ndarray], seconds: float, dry: bool) -> float:
@@ -71,26 +73,25 @@ def stages(found: TorchDetector, frames: list[np.ndarray], repeats: int) -> dict
     totals: dict[str, float] = OrderedDict(
         (name, 0.0) for name in ("upload+preprocess", "backbone", "rpn", "roi heads", "postprocess")
     )
+    model: Any = found.model
     for _ in range(repeats):
         with torch.inference_mode():
-            holder = {}
+            holder: dict[str, Any] = {}
             totals["upload+preprocess"] += timed(lambda: holder.update(batch=found.preprocess(frames)))
             batch = holder["batch"]
             with found.autocast():
-                totals["backbone"] += timed(lambda: holder.update(features=found.model.backbone(batch.tensors)))
+                totals["backbone"] += timed(lambda: holder.update(features=model.backbone(batch.tensors)))
                 features = holder["features"]
                 if isinstance(features, torch.Tensor):
                     features = OrderedDict([("0", features)])
-                totals["rpn"] += timed(lambda: holder.update(proposals=found.model.rpn(batch, features)[0]))
+                totals["rpn"] += timed(lambda: holder.update(proposals=model.rpn(batch, features)[0]))
                 totals["roi heads"] += timed(
-                    lambda: holder.update(
-                        found=found.model.roi_heads(features, holder["proposals"], batch.image_sizes)[0]
-                    )
+                    lambda: holder.update(found=model.roi_heads(features, holder["proposals"], batch.image_sizes)[0])
                 )
             totals["postprocess"] += timed(
                 lambda: [
                     found.to_detections(o)
-                    for o in found.model.transform.postprocess(
+                    for o in model.transform.postprocess(
                         holder["found"], batch.image_sizes, [f.shape[:2] for f in frames]
                     )
                 ]

@@ -39,7 +39,7 @@ from surveil.config import TrackerConfig
 from surveil.evaluation.surveillance import pair_by_iou
 from surveil.geometry import box_iou
 from surveil.tracking import surveil_options
-from surveil.tracking.bytetrack import ByteTracker
+from surveil.tracking.bytetrack import ByteTracker, _TrackState
 from surveil.types import Detections
 
 LASTING = 3  # processed frames on the new person that make an identity change "lasting"
@@ -76,7 +76,9 @@ class RecordingTracker(ByteTracker):
         self._seen_before = {t.track_id for t in self._tracks if t.missed == 0}
         return super().update(detections, now, confident)
 
-    def _match(self, tracks, dets, detections, iou_min, lost_ok):  # type: ignore[no-untyped-def]
+    def _match(
+        self, tracks: list[int], dets: list[int], detections: Detections, iou_min: float, lost_ok: bool
+    ) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         before = {t: self._tracks[t].motion.box() for t in tracks}  # the predicted boxes the stage compared
         matches, left_tracks, left_dets = super()._match(tracks, dets, detections, iou_min, lost_ok)
         for t_index, d_index in matches:
@@ -86,7 +88,7 @@ class RecordingTracker(ByteTracker):
             self.matches.append(Match(track.track_id, d_index, self._stage(track, by_iou, low)))
         return matches, left_tracks, left_dets
 
-    def _stage(self, track, by_iou: bool, low: bool) -> str:  # type: ignore[no-untyped-def]
+    def _stage(self, track: _TrackState, by_iou: bool, low: bool) -> str:
         """``track`` as it was before this match (hits not yet counted)."""
         how = "IoU" if by_iou else "centre"
         if track.hits < self.min_hits:
@@ -164,13 +166,13 @@ def tally(frames: list[Frame]) -> Counter:
                 last_person[match.track_id] = None
             trail.setdefault(match.track_id, []).append(person)
     for stage, track_id, person, start in changes:
-        kept = 0
+        run = 0
         for later in trail[track_id][start:]:
             if later != person:
                 break
-            kept += 1
-        cells[stage, "frames kept"] += kept
-        cells[stage, "wrong, lasting"] += kept >= LASTING
+            run += 1
+        cells[stage, "frames kept"] += run
+        cells[stage, "wrong, lasting"] += run >= LASTING
     return cells
 
 

@@ -20,12 +20,12 @@ import random
 import statistics
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from bench.compare_detectors import PHASES, ap50, interleaved, phase_ap50
 from bench.compare_yolo_fastest import load_pennfudan_test
+from bench.images import read_bgr
 from bench.operating_threshold import training_config
 from surveil.config import DetectorConfig
 from surveil.detection.factory import cached_onnx
@@ -45,7 +45,7 @@ def model_input(frame: np.ndarray) -> np.ndarray:
 def calibration_inputs(count: int, seed: int) -> list[np.ndarray]:
     samples = list(load_splits(training_config(REPO / "configs/train-pedestrian.yaml")).train.samples)
     random.Random(seed).shuffle(samples)
-    return [model_input(cv2.imread(str(sample.image_path))) for sample in samples[:count]]
+    return [model_input(read_bgr(sample.image_path)) for sample in samples[:count]]
 
 
 def quantised(core, onnx: Path, calibration: list[np.ndarray], backbone_only: bool):

@@ -20,8 +20,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-import cv2
-
+from bench.images import read_bgr
 from surveil.config import DetectorConfig
 from surveil.detection.checkpoints import read_checkpoint
 from surveil.detection.factory import OnnxDetector
@@ -62,7 +61,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     val = validation_split(args.config)
-    images = [cv2.imread(str(sample.image_path)) for sample in val.samples]
+    images = [read_bgr(sample.image_path) for sample in val.samples]
     targets = [Target(sample.boxes, sample.labels) for sample in val.samples]
     stored = dict(read_checkpoint(args.weights).get("score_thresholds", {}))
     names = list(val.label_map)

@@ -77,14 +77,16 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
 
     backend, _, precision = runtime.partition("-")
     detector = create_detector(
-        DetectorConfig(
-            weights=str(weights),
-            device="cpu",
-            min_size=min_size,
-            low_score_floor=floor,
-            threads=threads,
-            backend=backend,
-            openvino_precision=precision or "auto",
+        DetectorConfig.model_validate(
+            {
+                "weights": str(weights),
+                "device": "cpu",
+                "min_size": min_size,
+                "low_score_floor": floor,
+                "threads": threads,
+                "backend": backend,
+                "openvino_precision": precision or "auto",
+            }
         ),
         REPO / "var" / "cache" / "models",
     )
@@ -95,6 +97,9 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
         rows.append((number, detector.detect([frame.image])[0]))
         if number % 100 == 0:
             print(f"  detected {number} frames, {(time.monotonic() - started) / number:.2f} s/frame", flush=True)
+    thresholds = getattr(detector, "operating_thresholds", None)
+    if thresholds is None:
+        raise RuntimeError(f"the {runtime} detector reports no operating thresholds to cache")
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path,
@@ -104,7 +109,7 @@ def _compute(weights: Path, shared: Path, min_size: int, floor: float, threads: 
         confidence=np.concatenate([d.confidence for _, d in rows]),
         class_id=np.concatenate([d.class_id for _, d in rows]),
         embedding=np.concatenate([_embedding(d) for _, d in rows]),
-        thresholds=detector.operating_thresholds,
+        thresholds=thresholds,
         class_names=np.array(detector.class_names),
     )
 

@@ -36,8 +36,10 @@ def recording_tracker(tracker, person_at, notes: list[dict]):
     def observed(detections, candidates, now):
         waiting = [t for t in tracker._tracks if t.missed > 0 and t.hits >= tracker.min_hits]
         waiting = [t for t in waiting if t.appearance is not None]
+        similarity = None
         if candidates and waiting and detections.embedding is not None:
             similarity = cosine([t.appearance for t in waiting], detections.embedding[candidates])
+        if similarity is not None:
             owners = [person_at(t.last_seen, t.xyxy) for t in waiting]
             for column, index in enumerate(candidates):
                 person = person_at(now, detections.xyxy[index])

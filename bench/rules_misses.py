@@ -52,7 +52,7 @@ from bench.pets_detections import cache_path, pets_detections
 from bench.rules_phases_pets import SHIPPED, camera_config, load_detections, loitering_stays, machine, replay
 from bench.zone_alerts_pets import FPS, FRAMES, H, Start, W, gt_frames, person_of_track, visits
 from surveil.evaluation.surveillance import pair_by_iou
-from surveil.geometry import box_iou, points_in_polygon, relative_anchors
+from surveil.geometry import Anchor, box_iou, points_in_polygon, relative_anchors
 
 REPO = Path(__file__).resolve().parents[1]
 MISS_CAUSES = (
@@ -117,12 +117,12 @@ class Scene:
     def detected(self, person: int, n: int) -> bool:
         return self.own_box(person, n) is not None
 
-    def detected_inside(self, person: int, zone: str, n: int, anchor: str) -> bool:
+    def detected_inside(self, person: int, zone: str, n: int, anchor: Anchor) -> bool:
         """Whether the person's own box has its anchor in ``zone``: what the rule sees of them, whatever the tracker does."""
         box = self.own_box(person, n)
         if box is None:
             return False
-        return bool(points_in_polygon(relative_anchors([box], anchor, W, H), self.zones[zone])[0])
+        return bool(points_in_polygon(relative_anchors([box.tolist()], anchor, W, H), self.zones[zone])[0])
 
     def track_on(self, person: int, n: int) -> int | None:
         """The matched track following ``person`` in frame ``n``, if any (:meth:`pairs`)."""
@@ -258,11 +258,11 @@ def phase_events(phase: int, step: int, camera, tracker, gt, found, thresholds, 
         any_length = visits(
             gt, frames, one.model_copy(update={"rules": [rule.model_copy(update={"merge_window_s": 0.0})]})
         )
-        for start, person in attributed:
-            hit = any(v[0] == person and v[2] - merge <= start.number <= v[3] + merge for v in truth)
+        for start, owner in attributed:
+            hit = any(v[0] == owner and v[2] - merge <= start.number <= v[3] + merge for v in truth)
             if not hit:
-                cause = false_cause(scene, start, person, rule, any_length, dwell)
-                events.append(Event(phase, rule.id, "false", cause, person, (start.number, start.number)))
+                cause = false_cause(scene, start, owner, rule, any_length, dwell)
+                events.append(Event(phase, rule.id, "false", cause, owner, (start.number, start.number)))
     return events
 
 

@@ -143,9 +143,9 @@ def score_phase(camera, gt, updates, counts, frames, tracks) -> dict[str, float]
 
     out: dict[str, float] = {}
     for line in camera.lines:
-        truth = gt_crossings(gt, frames, line)
+        crossings = gt_crossings(gt, frames, line)
         for direction in (line.forward, line.backward):
-            out[f"line {line.name} {direction} truth"] = truth[direction]
+            out[f"line {line.name} {direction} truth"] = crossings[direction]
             out[f"line {line.name} {direction} counted"] = counts[line.name][direction]
     zones = {z.name: z for z in camera.zones}
     for rule in (r for r in camera.rules if r.type == "zone_intrusion"):
@@ -241,7 +241,10 @@ def measure(args) -> dict:
 
 def numpy_simd() -> list[str]:
     """The SIMD levels numpy dispatches to in this process (after NPY_DISABLE_CPU_FEATURES)."""
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    from numpy._core._multiarray_umath import (  # type: ignore[import-not-found]  # numpy ships no stub for it
+        __cpu_dispatch__,
+        __cpu_features__,
+    )
 
     return [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
 
@@ -529,7 +532,7 @@ def main() -> None:
 
 def machine() -> str:
     """The CPU's vector features and the load: the figures are counts, not speeds, but say where they ran."""
-    flags = set()
+    flags: set[str] = set()
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         flags = next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), flags)
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
+from bench.images import read_bgr
 from surveil.geometry import box_iou
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def composites(shared: Path, copies: int, per_image: int, seed: int):
     """Yield (image, boxes) for every training frame ``copies`` times, with up to ``per_image`` people pasted."""
     folder = shared / SOURCE
     gt = np.loadtxt(folder / "gt/gt.txt", delimiter=",", ndmin=2)
-    images = {f: cv2.imread(str(folder / f"img/frame_{f:04d}.jpg")) for f in TRAINING_FRAMES}
+    images = {f: read_bgr(folder / f"img/frame_{f:04d}.jpg") for f in TRAINING_FRAMES}
     boxes_of = {f: _xyxy(gt[gt[:, 0] == f]) for f in TRAINING_FRAMES}
     height, width = next(iter(images.values())).shape[:2]
     cuts = [

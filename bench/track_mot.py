@@ -75,12 +75,15 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from bench.images import read_bgr
+
 # motmetrics 1.4.0 calls np.asfarray, which NumPy 2 removed; put it back before importing motmetrics
 if not hasattr(np, "asfarray"):
-    np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)
+    np.asfarray = lambda a, dtype=float: np.asarray(a, dtype=dtype)  # type: ignore[attr-defined]
 
 import motmetrics as mm
 
@@ -202,7 +205,7 @@ def surveil_config(threshold: float, options: dict[str, float]) -> TrackerConfig
         "low_score": min(TrackerConfig().low_score, threshold),
         "birth_score": min(1.0, threshold + BIRTH_MARGIN),
     }
-    return TrackerConfig(kind="surveil", **(derived | options))  # an option given with --set wins
+    return TrackerConfig.model_validate({"kind": "surveil", **derived, **options})  # an option given with --set wins
 
 
 def _ours(
@@ -215,7 +218,7 @@ def _ours(
     if kind in ("surveil", "surveil+reid"):
         config = surveil_config(threshold, options)
     else:
-        config = TrackerConfig(kind=kind)
+        config = TrackerConfig.model_validate({"kind": kind})
     tracker = make_tracker(config, "bench")
     if size is not None and isinstance(tracker, SeesFrameEdges):  # as the daemon's analyser tells it
         tracker.set_frame_size(*size)
@@ -243,6 +246,7 @@ def _package(kind: str, setting: Setting, frame_rate: float) -> Callable:
     from trackers import ByteTrackTracker, OCSORTTracker, SORTTracker
 
     knobs = dict(setting)
+    tracker: Any
     threshold, buffer = knobs["T"], round(30 * knobs["L"])  # lost_track_buffer: 30-fps frames, scaled by frame_rate
     if kind == "bytetrack":
         tracker = ByteTrackTracker(
@@ -264,8 +268,9 @@ def _package(kind: str, setting: Setting, frame_rate: float) -> Callable:
         started = time.perf_counter()
         out = tracker.update(given, timestamp=now)
         step.seconds += time.perf_counter() - started  # type: ignore[attr-defined]
-        confirmed = out.tracker_id >= 0 if out.tracker_id is not None else np.zeros(len(out), bool)
-        return np.asarray(out.tracker_id[confirmed], int), np.asarray(out.xyxy[confirmed], np.float32).reshape(-1, 4)
+        ids = out.tracker_id if out.tracker_id is not None else np.full(len(out), -1)
+        confirmed = ids >= 0
+        return np.asarray(ids[confirmed], int), np.asarray(out.xyxy[confirmed], np.float32).reshape(-1, 4)
 
     step.seconds = 0.0  # type: ignore[attr-defined]
     return step
@@ -348,12 +353,16 @@ def with_embeddings(seq: Sequence, root: Path, weights: Path, min_size: int, kin
 
 def _image_source(root: Path, name: str) -> Callable[[int], tuple[np.ndarray, float]] | None:
     """frame number -> (BGR image, its scale from the detections' pixels); None when there are no images."""
-    import cv2
 
     folder = root / name
     for sub, pattern in (("img1", "{:06d}.jpg"), ("img", "frame_{:04d}.jpg")):
         if (folder / sub).is_dir():
-            return lambda n, d=folder / sub, p=pattern: (cv2.imread(str(d / p.format(n))), 1.0)
+            images = folder / sub
+
+            def from_file(n: int, images: Path = images, pattern: str = pattern) -> tuple[np.ndarray, float]:
+                return read_bgr(images / pattern.format(n)), 1.0
+
+            return from_file
     if name == "PETS09-S2L1":  # the video is the same sequence at 480x360 (boxes x 0.625)
         from surveil.evaluation.surveillance import PETS_VIDEO
         from surveil.video.clips import read_clip
@@ -379,7 +388,7 @@ def _embed(seq: Sequence, images: Callable, weights: Path, min_size: int, path: 
                 flush=True,
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **rows)
+    np.savez_compressed(path, **rows)  # type: ignore[arg-type]  # numpy's stub reads **rows as allow_pickle
 
 
 def main(args: argparse.Namespace) -> None:
@@ -468,7 +477,7 @@ def pets_shipped(args: argparse.Namespace) -> None:
     )
     rows = read_mot_gt(shared / PETS_GT)
     off = TrackerConfig(reid_window_s=0, appearance_weight=0, appearance_veto=0)
-    on = TrackerConfig(**_overrides(args.set))
+    on = TrackerConfig.model_validate(_overrides(args.set))
     print(
         "| re-ID | step | IDsw mean (range) | per phase | IDF1 | MOTA | update ms/frame |\n|---|---|---|---|---|---|---|"
     )
@@ -554,7 +563,7 @@ def _overrides(pairs: list[str]) -> dict[str, float]:
             if not sep or key not in TrackerConfig.model_fields:
                 raise ValueError("not a tracker option")
             settings[key] = float(value)
-            TrackerConfig(**settings)
+            TrackerConfig.model_validate(settings)
         except ValidationError as exc:
             _bad_setting(pair, exc.errors()[0]["msg"])
         except ValueError as exc:

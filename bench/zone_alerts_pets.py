@@ -40,7 +40,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -98,7 +98,7 @@ def visits(gt, frames: list[int], camera: CameraConfig) -> list[tuple[int, str, 
     here; the frames the real pipeline happened to take in bench/zone_alerts_pipeline.py): the
     rule's ``min_frames`` and ``exit_frames`` count processed frames, its ``merge_window_s`` is
     taken as frame numbers / FPS, as a camera playing the clip in real time stamps them."""
-    rule = camera.rules[0]
+    rule: Any = camera.rules[0]  # zone_intrusion or loitering: anchor, min_frames, exit_frames, merge_window_s
     found = []
     for zone in camera.zones:
         streak: dict[int, list] = {}  # person -> [inside run, outside run, visit start or None, last inside frame]
@@ -180,7 +180,8 @@ def run(
         for update in analyzer.process(analyzer.context(frame, detections_at(number))):
             if update.phase == "start":
                 subject = update.subjects[0]
-                starts.append(Start(number, update.zone, np.array(subject.xyxy, np.float32), subject.track_id))
+                zone = update.zone or ""  # a zone_intrusion update always names its zone
+                starts.append(Start(number, zone, np.array(subject.xyxy, np.float32), subject.track_id))
     return starts
 
 
@@ -341,6 +342,7 @@ def main() -> None:
         )
         print(row(f"{args.weights.name} @ {args.min_size}", label, args.step, s), flush=True)
         final = final or s
+    assert final is not None
     print(
         f"zone-alerts detector=shipped fps={FPS / args.step:g} phases={args.step} recall={final['recall'][0]:.2f} "
         f"duplicates={final['duplicates'][0]:g} false={final['false'][0]:g}"

@@ -91,7 +91,7 @@ class Recorder:
 
     def __call__(self, ctx: FrameContext, updates: list[AlertUpdate]) -> None:
         if ctx.seq is not None:  # a frame, not a status tick (ticks pass through: their updates count)
-            if ctx.seq >= len(self.hashes) or frame_hash(ctx.image) != self.hashes[ctx.seq]:
+            if ctx.seq >= len(self.hashes) or ctx.image is None or frame_hash(ctx.image) != self.hashes[ctx.seq]:
                 self.mismatched.append(ctx.seq)
             self.frames.append(ctx.seq + 1)
             self.tracks[self.frames[-1]] = matched_boxes(ctx)
