@@ -33,6 +33,9 @@ class Detector(Protocol):
 
     ``operating_thresholds`` (optional attribute, per class id) says which detections are
     confident enough for rules; detectors without it count every detection as confident.
+    ``implausible_boxes`` (optional attribute, a count that only grows) is how many boxes the
+    detector's runtime returned that its graph cannot have made and the detector dropped (a runtime
+    fault: the daemon exports it as ``surveil_detector_implausible_boxes_total``).
     """
 
     class_names: list[str]  # index = class id; 0 = background

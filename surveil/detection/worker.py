@@ -10,7 +10,8 @@ per worker, so the worker's views of the slots are never overwritten while it re
 Messages (tuples, first item the kind):
     worker -> daemon  ("ready", class_names, operating_thresholds | None)  once, after warm-up
                       ("failed", why)                                      the model could not load
-                      ("result", seq, [(xyxy, confidence, class_id, embedding | None), ...], seconds)
+                      ("result", seq, [(xyxy, confidence, class_id, embedding | None), ...], seconds,
+                       implausible)  implausible: boxes the detector dropped as implausible in this batch
                       ("error", seq, why)                                  the detector raised
     daemon -> worker  ("detect", seq, segment, slot_bytes, shapes)
                       ("stop",)
@@ -172,9 +173,11 @@ def serve(conn: Connection, detector: Detector) -> None:
 
 def _answer(detector: Detector, slots: FrameSlots, seq: int, shapes: Sequence[Shape]) -> tuple[Any, ...]:
     started = time.perf_counter()
+    dropped_before = int(getattr(detector, "implausible_boxes", 0))
     try:
         images = [image if image.shape[2] != 1 else image[:, :, 0] for image in slots.read(shapes)]
         results = detector.detect(images)
     except Exception as exc:  # the detector's failure, not the worker's: the daemon logs it and skips the batch
         return ("error", seq, f"{type(exc).__name__}: {exc}"[:500])
-    return ("result", seq, [pack(d) for d in results], time.perf_counter() - started)
+    dropped = int(getattr(detector, "implausible_boxes", 0)) - dropped_before
+    return ("result", seq, [pack(d) for d in results], time.perf_counter() - started, dropped)

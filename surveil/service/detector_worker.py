@@ -160,6 +160,7 @@ class WorkerDetector:
         self.events: WorkerEvents = _NoEvents()
         self.class_names: list[str] = []
         self.operating_thresholds: np.ndarray | None = None
+        self.implausible_boxes = 0  # boxes the worker's detector dropped as implausible, every worker summed
         self.restarts = 0
         self.last_exit = ("none", "")
         self._backoff = Backoff(self.settings.restart_min_s, self.settings.restart_max_s)
@@ -271,6 +272,7 @@ class WorkerDetector:
         if answer[0] != "result" or answer[1] != seq:
             raise WorkerError(f"detector worker {self.name} answered out of turn: {answer[:2]}")
         self.events.worker_answered(self.name, waited_s, answer[3])
+        self.implausible_boxes += int(answer[4])
         return [unpack(packed) for packed in answer[2]]
 
     # ------------------------------------------------------------------ supervision

@@ -260,6 +260,13 @@ class Metrics:
             buckets=STAGE_BUCKETS,
             registry=r,
         )
+        self.implausible_boxes = Counter(
+            "surveil_detector_implausible_boxes_total",
+            "Boxes the detector's runtime returned that its graph cannot have made (not finite, or outside the "
+            "network input), dropped: above 0 means a runtime fault, named in the log.",
+            ["worker"],
+            registry=r,
+        )
         self.worker_compute_seconds = Counter(
             "surveil_detector_worker_compute_seconds_total",
             "Seconds the worker itself spent in its detector (the rest of the wait is transfer and scheduling).",
@@ -269,6 +276,7 @@ class Metrics:
 
     def init_worker(self, worker: str, isolated: bool) -> None:
         self.detector_busy_seconds.labels(worker)
+        self.implausible_boxes.labels(worker)
         if isolated:
             self.worker_restarts.labels(worker)
             self.worker_up.labels(worker).set(1)

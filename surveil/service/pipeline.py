@@ -255,6 +255,7 @@ class Pipeline:
         self.detector = detector or load_detector(config)
         metrics.detector_up.set(1)
         self._lanes, self._lane_names = self._wire_lanes(self.detector, metrics)
+        self._implausible_seen = [_implausible_boxes(lane) for lane in self._lanes]  # a handed detector's count so far
         cameras = config.enabled_cameras
         self.analyzers = analyzers if analyzers is not None else build_analyzers(config, self.detector, metrics)
         for analyzer in self.analyzers.values():
@@ -446,6 +447,7 @@ class Pipeline:
         finished = time.monotonic()
         self.last_batch_mono = finished
         self.metrics.detector_busy_seconds.labels(self._lane_names[lane]).inc(finished - started)
+        self._count_implausible(lane)
         self.metrics.batch_size.observe(len(frames))
         self.metrics.inference_seconds.observe(finished - started)
         self.metrics.last_batch.set_to_current_time()
@@ -453,6 +455,13 @@ class Pipeline:
             if (gate := self._gates.get(frame.camera)) is not None:
                 gate.detected(len(dets))
             self._put_analysis(DetectedFrame(frame=frame, detections=dets, ts_detected=finished))
+
+    def _count_implausible(self, lane: int) -> None:
+        """Add the boxes the lane's detector dropped as implausible since the last batch to the metric."""
+        total = _implausible_boxes(self._lanes[lane])
+        if total > self._implausible_seen[lane]:
+            self.metrics.implausible_boxes.labels(self._lane_names[lane]).inc(total - self._implausible_seen[lane])
+        self._implausible_seen[lane] = total
 
     def _skip_still(self, frames: list[Frame], now: float) -> list[Frame]:
         """Motion gating: frames without motion (and no keep-alive due) go to their analyser with no
@@ -642,3 +651,8 @@ class Pipeline:
         if alert.phase == "start":
             self.metrics.alerts.labels(alert.camera, alert.rule).inc()
             self.metrics.alert_latency_seconds.observe(max(0.0, time.monotonic() - alert.ts_mono))
+
+
+def _implausible_boxes(detector: Detector) -> int:
+    """The detector's running count of implausible boxes dropped (0 for a detector that keeps none)."""
+    return int(getattr(detector, "implausible_boxes", 0))

@@ -130,8 +130,8 @@ def test_the_request_loop_answers_each_frame_in_order(served):
     conn, slots, _ = served
     images = [image(64, 64, seed=s) for s in range(3)]
     conn.send(("detect", 7, slots.name, slots.slot_bytes, slots.write(images)))
-    kind, seq, packed, seconds = conn.recv()
-    assert (kind, seq, len(packed)) == ("result", 7, 3)
+    kind, seq, packed, seconds, implausible = conn.recv()
+    assert (kind, seq, len(packed), implausible) == ("result", 7, 3, 0)  # a detector that keeps no count: 0
     assert seconds >= 0
     for original, result in zip(images, map(unpack, packed)):
         assert result.confidence[0] == pytest.approx(original.mean() / 255, rel=1e-5)
@@ -144,7 +144,7 @@ def test_the_request_loop_follows_a_new_segment(served):
     try:
         frame = image(128, 128, seed=9)
         conn.send(("detect", 1, bigger.name, bigger.slot_bytes, bigger.write([frame])))
-        _, _, packed, _ = conn.recv()
+        _, _, packed, _, _ = conn.recv()
         assert unpack(packed[0]).xyxy[0].tolist() == [0, 0, 128, 128]
     finally:
         bigger.close()
@@ -158,6 +158,20 @@ def test_a_detector_error_is_answered_not_fatal(served):
     detector.fail = False
     conn.send(("detect", 3, slots.name, slots.slot_bytes, slots.write([image(8, 8)])))
     assert conn.recv()[:2] == ("result", 3)
+
+
+def test_each_answer_carries_the_boxes_the_detector_dropped_in_that_batch(served):
+    conn, slots, detector = served
+    detector.implausible_boxes = 40  # dropped before these batches: not this batch's
+
+    def dropping(images, detect=detector.detect):
+        detector.implausible_boxes += 2 * len(images)
+        return detect(images)
+
+    detector.detect = dropping
+    for seq, count in ((1, 3), (2, 1)):
+        conn.send(("detect", seq, slots.name, slots.slot_bytes, slots.write([image(8, 8)] * count)))
+        assert conn.recv()[4] == 2 * count
 
 
 @pytest.mark.parametrize(

@@ -35,6 +35,20 @@ def blob_factory(config, cache_dir):  # runs in the worker (imported by name the
     return BlobDetector()
 
 
+class DroppingBlobs(BlobDetector):
+    """Blobs, and one box per frame that its runtime got wrong and it dropped."""
+
+    implausible_boxes = 0
+
+    def detect(self, images):
+        self.implausible_boxes += len(images)
+        return super().detect(images)
+
+
+def dropping_factory(config, cache_dir):
+    return DroppingBlobs()
+
+
 def broken_factory(config, cache_dir):
     raise ModelLoadError("no such weights")
 
@@ -81,6 +95,19 @@ def test_a_killed_worker_is_restarted_and_counted(worker):
     assert worker.last_exit[0] == "killed" and "SIGKILL" in worker.last_exit[1]
     assert len(detect_until_back(worker, blank_with_box(10))[0]) == 1
     assert worker.restarts == 1
+
+
+def test_implausible_boxes_are_summed_over_batches_and_worker_restarts():
+    worker = WorkerDetector("worker-0", DetectorConfig(), factory=dropping_factory, settings=FAST).start()
+    try:
+        worker.detect([blank_with_box(10)] * 3)
+        worker.detect([blank_with_box(10)])
+        assert worker.implausible_boxes == 4
+        os.kill(worker.pid, signal.SIGKILL)  # its replacement's detector counts from 0 again
+        detect_until_back(worker, blank_with_box(10))
+        assert worker.implausible_boxes == 5
+    finally:
+        worker.close()
 
 
 def test_a_hung_worker_is_detected_killed_and_replaced(worker):
