@@ -19,9 +19,10 @@ person: an identity change), ``wrong, own box`` (of those, the track's previous 
 their own in this frame: the association, not the detector, failed), ``wrong, lasting`` (the track then
 stayed on the new person for at least three processed frames: the changes IDF1 pays for), and ``frames kept``
 (processed frames the track followed the new person from the change on). Matches of a detection or track
-that covers nobody are counted apart (``with a false box``). A last row counts ``births for a tracked
-person``: a new track started for somebody whom an earlier track had followed. Counts are summed over every
-phase and the four sequences; every figure is machine-independent.
+that covers nobody are counted apart (``with a false box``). A last line counts each new track started for
+somebody whom an earlier track had followed, by what became of that earlier track: gone on with another
+person, lost but still kept (not matched), dropped, or matched to a box on nobody. Counts are summed over
+every phase and the four sequences; every figure is machine-independent.
 """
 
 from __future__ import annotations

@@ -43,6 +43,11 @@ class Detector(Protocol):
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]: ...
 
 
+def implausible_boxes(detector: Detector) -> int:
+    """The detector's running count of implausible boxes dropped (0 for a detector that keeps none)."""
+    return int(getattr(detector, "implausible_boxes", 0))
+
+
 def resolve_thresholds(
     config: DetectorConfig, class_names: Sequence[str], checkpoint_thresholds: dict[str, float]
 ) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from surveil.config import DetectorConfig
-from surveil.detection.protocol import Detector
+from surveil.detection.protocol import Detector, implausible_boxes
 from surveil.types import Detections
 
 Shape = tuple[int, int, int]
@@ -173,11 +173,11 @@ def serve(conn: Connection, detector: Detector) -> None:
 
 def _answer(detector: Detector, slots: FrameSlots, seq: int, shapes: Sequence[Shape]) -> tuple[Any, ...]:
     started = time.perf_counter()
-    dropped_before = int(getattr(detector, "implausible_boxes", 0))
+    dropped_before = implausible_boxes(detector)
     try:
         images = [image if image.shape[2] != 1 else image[:, :, 0] for image in slots.read(shapes)]
         results = detector.detect(images)
     except Exception as exc:  # the detector's failure, not the worker's: the daemon logs it and skips the batch
         return ("error", seq, f"{type(exc).__name__}: {exc}"[:500])
-    dropped = int(getattr(detector, "implausible_boxes", 0)) - dropped_before
+    dropped = implausible_boxes(detector) - dropped_before
     return ("result", seq, [pack(d) for d in results], time.perf_counter() - started, dropped)

@@ -28,7 +28,7 @@ from surveil.analysis.analyzer import CameraAnalyzer, build_analyzer
 from surveil.analysis.render import encode_jpeg
 from surveil.config import Config
 from surveil.detection.factory import create_detector
-from surveil.detection.protocol import Detector, ModelLoadError
+from surveil.detection.protocol import Detector, ModelLoadError, implausible_boxes
 from surveil.redact import redact
 from surveil.review.recorder import Review
 from surveil.rules import RuleBuildError, StateReport
@@ -255,7 +255,7 @@ class Pipeline:
         self.detector = detector or load_detector(config)
         metrics.detector_up.set(1)
         self._lanes, self._lane_names = self._wire_lanes(self.detector, metrics)
-        self._implausible_seen = [_implausible_boxes(lane) for lane in self._lanes]  # a handed detector's count so far
+        self._implausible_seen = [implausible_boxes(lane) for lane in self._lanes]  # a handed detector's count so far
         cameras = config.enabled_cameras
         self.analyzers = analyzers if analyzers is not None else build_analyzers(config, self.detector, metrics)
         for analyzer in self.analyzers.values():
@@ -458,7 +458,7 @@ class Pipeline:
 
     def _count_implausible(self, lane: int) -> None:
         """Add the boxes the lane's detector dropped as implausible since the last batch to the metric."""
-        total = _implausible_boxes(self._lanes[lane])
+        total = implausible_boxes(self._lanes[lane])
         if total > self._implausible_seen[lane]:
             self.metrics.implausible_boxes.labels(self._lane_names[lane]).inc(total - self._implausible_seen[lane])
         self._implausible_seen[lane] = total
@@ -651,8 +651,3 @@ class Pipeline:
         if alert.phase == "start":
             self.metrics.alerts.labels(alert.camera, alert.rule).inc()
             self.metrics.alert_latency_seconds.observe(max(0.0, time.monotonic() - alert.ts_mono))
-
-
-def _implausible_boxes(detector: Detector) -> int:
-    """The detector's running count of implausible boxes dropped (0 for a detector that keeps none)."""
-    return int(getattr(detector, "implausible_boxes", 0))
