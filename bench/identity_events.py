@@ -28,13 +28,14 @@ every phase and the four sequences; every figure is machine-independent.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from bench.identity_headroom import _checked
+from bench.identity_headroom import get_args_parser as headroom_parser
 from bench.track_mot import EMPTY_BOX, SEQUENCES, Sequence, _overrides, load_sequence, surveil_config
 from surveil.config import TrackerConfig
 from surveil.evaluation.surveillance import pair_by_iou
@@ -220,22 +221,11 @@ def main(args: argparse.Namespace) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="../shared/data/MOT15", help="MOT15 folder (relative to the repo root)")
-    parser.add_argument("--steps", nargs="+", type=int, default=[5], help="every k-th frame (1-50)")
-    parser.add_argument("--threshold", type=float, default=0.3, help="the tracker's high_score T (0-1)")
-    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE", help="a tracker option")
+    """bench.identity_headroom's options (same data, threshold and ``--set``), at step 5 unless told."""
+    parser = headroom_parser()
+    parser.description = __doc__.split("\n\n")[0]
+    parser.set_defaults(steps=[5])
     return parser
-
-
-def _checked(args: argparse.Namespace) -> argparse.Namespace:
-    problems = [f"--steps {k}: expected 1-50" for k in args.steps if not 1 <= k <= 50]
-    problems += [f"--threshold {args.threshold}: expected 0-1"] if not 0 <= args.threshold <= 1 else []
-    problems += [f"--data {args.data}: no such folder"] if not Path(args.data).is_dir() else []
-    if problems:
-        print("; ".join(problems), file=sys.stderr)
-        raise SystemExit(2)
-    return args
 
 
 if __name__ == "__main__":
